@@ -1,0 +1,94 @@
+/*
+ * common.h - error codes, allocation and the per-thread error message.
+ *
+ * Every fallible function in hfmirror returns int: 0 (HFM_OK) on success or
+ * one of the negative HFM_E* codes below.  A function that fails may leave a
+ * human-readable reason with hfm_error_set(); the HTTP layer turns the code
+ * into the Hub's status and X-Error-Code and the reason into X-Error-Message.
+ *
+ * Allocation never fails from the caller's point of view: hfm_malloc() and
+ * friends abort the process on out-of-memory, as Redis's zmalloc does.
+ * Inputs from the network are bounded long before memory runs out (see
+ * buf.h), so OOM here means the machine is broken, not that a client is
+ * hostile.
+ */
+#ifndef HFM_COMMON_H
+#define HFM_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+enum hfm_error {
+	HFM_OK = 0,
+	HFM_ERROR = -1,        /* generic failure, see hfm_error_last() */
+	HFM_ENOREPO = -2,      /* repository not found         -> 404 RepoNotFound */
+	HFM_ENOREV = -3,       /* revision not found           -> 404 RevisionNotFound */
+	HFM_ENOENT = -4,       /* path not found in a revision -> 404 EntryNotFound */
+	HFM_EAGAIN = -5,       /* not ready; a waiter was armed and will be woken */
+	HFM_EINVAL = -6,       /* malformed input              -> 400 */
+	HFM_ETOOBIG = -7,      /* a bound was exceeded         -> 413 / 431 */
+	HFM_EUPSTREAM = -8,    /* upstream failed or lied      -> 502 */
+	HFM_ETIMEOUT = -9,     /* upstream unreachable / slow  -> 504 */
+	HFM_EGATED = -10,      /* gated repo, no access        -> 401/403 GatedRepo */
+	HFM_EIO = -11,         /* local disk error             -> 500 */
+	HFM_EOFFLINE = -12,    /* not in this mirror, offline  -> 404 + code */
+	HFM_EDENIED = -13,     /* access rules deny the repo   -> 404 RepoNotFound */
+	HFM_ECORRUPT = -14,    /* stored data failed verification */
+	HFM_EUNAVAIL = -15,    /* content known but missing locally (e.g. LFS object) */
+};
+
+#define HFM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define HFM_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define HFM_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#if defined(__GNUC__)
+#define HFM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define HFM_NORETURN __attribute__((noreturn))
+#else
+#define HFM_PRINTF(f, a)
+#define HFM_NORETURN
+#endif
+
+/* Allocation: abort on OOM, never return NULL. */
+void *hfm_malloc(size_t n);
+void *hfm_calloc(size_t nmemb, size_t n);
+void *hfm_realloc(void *p, size_t n);
+char *hfm_strdup(const char *s);
+char *hfm_strndup(const char *s, size_t n);
+char *hfm_asprintf(const char *fmt, ...) HFM_PRINTF(1, 2);
+
+/*
+ * Per-thread error message.  hfm_error_set() formats a reason and returns
+ * `code` so it can be used as `return hfm_error_set(HFM_ENOENT, "...")`.
+ * hfm_error_last() returns the last message of this thread ("" if none); it
+ * stays valid until the next hfm_error_set()/hfm_error_clear() on the thread.
+ */
+int hfm_error_set(int code, const char *fmt, ...) HFM_PRINTF(2, 3);
+void hfm_error_clear(void);
+const char *hfm_error_last(void);
+const char *hfm_strerror(int code);
+
+/* Wall clock in milliseconds since the epoch, and a monotonic clock in ns. */
+int64_t hfm_now_ms(void);
+uint64_t hfm_mono_ns(void);
+
+/*
+ * Format a millisecond timestamp as the Hub does: "YYYY-MM-DDTHH:MM:SS.mmmZ"
+ * (UTC).  `out` must hold HFM_ISO_DATE_LEN + 1 bytes.
+ */
+#define HFM_ISO_DATE_LEN 24
+void hfm_iso_date(char *out, int64_t ms);
+
+/* Case-insensitive ASCII comparison helpers. */
+int hfm_strieq(const char *a, const char *b);
+int hfm_strnieq(const char *a, const char *b, size_t n);
+
+/*
+ * Parse a boolean query value the way Python and JS clients spell it:
+ * "true"/"True"/"1"/"yes" and "false"/"False"/"0"/"no" (any case).
+ * Returns `dflt` for NULL or anything else.
+ */
+int hfm_parse_bool(const char *s, int dflt);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * store.h - the content-addressed store that the importer writes and the
+ * online cache fills.
+ *
+ *   <root>/objects/<first 2 hex>/<oid>    complete blobs, named by Hub id:
+ *                                         sha256 (64 hex) for LFS content,
+ *                                         git blob sha1 (40 hex) otherwise
+ *   <root>/partial/<oid>{,.map}           blobs still arriving (cache)
+ *   <root>/mirrors/{models,datasets,spaces}/<org>/<name>.git
+ *                                         bare git mirrors
+ *   <root>/meta/...                       cached API answers, indexes
+ *   <root>/tmp/                           staging; same filesystem as objects/
+ *
+ * Invariant: a file under objects/ is complete and was verified against its
+ * name before it got that name.  Writers stage under tmp/ (or partial/),
+ * fsync, then rename(2) into place and fsync the directory, so a crash never
+ * leaves a half object under its final name.  Everything under tmp/ may be
+ * deleted when no writer runs (hfm_store_open() removes stale staging files
+ * older than a day).
+ *
+ * A struct hfm_store is immutable after open and safe to share between
+ * threads; it holds directory fds so lookups are openat() calls.
+ */
+#ifndef HFM_STORE_H
+#define HFM_STORE_H
+
+#include <stdint.h>
+#include "buf.h"
+#include "path.h"
+
+struct hfm_store {
+	char *root;          /* absolute path */
+	int root_fd;
+	int objects_fd;
+	int tmp_fd;
+};
+
+/* Open (and with `create`, make) the store at `root`. */
+int hfm_store_open(struct hfm_store **out, const char *root, int create);
+void hfm_store_free(struct hfm_store *s);
+
+/* 1 for a 40- or 64-hex lowercase oid. */
+int hfm_store_oid_valid(const char *oid);
+
+/* "<root>/objects/xx/<oid>" */
+void hfm_store_object_path(struct hfm_buf *out, const struct hfm_store *s, const char *oid);
+/* Open a complete object read-only; HFM_ENOENT if absent. */
+int hfm_store_object_open(int *fd, uint64_t *size, const struct hfm_store *s, const char *oid);
+int hfm_store_object_exists(const struct hfm_store *s, const char *oid);
+
+/*
+ * Verify that the open file `fd` of `size` bytes has id `oid` (sha256 for 64
+ * hex, git blob sha1 for 40).  0, HFM_ECORRUPT (with a message) or HFM_EIO.
+ */
+int hfm_store_verify_fd(int fd, uint64_t size, const char *oid);
+
+/*
+ * Stage a new file under tmp/.  *fd is open for writing, `tmp_name` receives
+ * its name relative to tmp/ (pass it to commit or abort).
+ */
+int hfm_store_stage(int *fd, struct hfm_buf *tmp_name, const struct hfm_store *s);
+/*
+ * Publish a staged file as object `oid`: fsync, verify (unless `verified`),
+ * rename into objects/, fsync the directory.  On any failure the staged file
+ * is removed.  If the object already exists the staged file is dropped and 0
+ * returned.
+ */
+int hfm_store_commit(const struct hfm_store *s, const char *tmp_name, const char *oid,
+		     int verified);
+void hfm_store_abort(const struct hfm_store *s, const char *tmp_name);
+
+/*
+ * Add the file at `path` as object `oid`: a hard link when on the same
+ * filesystem (the inode is shared, nothing is copied), else a copy through
+ * tmp/.  The content is verified first.  *linked tells which happened.
+ * 0, HFM_ECORRUPT (content does not match oid), HFM_EIO.
+ */
+int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *oid,
+		       int *linked);
+
+/* "<root>/mirrors/<plural>/<name>.git" */
+void hfm_store_mirror_path(struct hfm_buf *out, const struct hfm_store *s,
+			   const struct hfm_repo_id *id);
+
+/* mkdir -p relative to the store root (mode 0755). */
+int hfm_store_mkdirs(const struct hfm_store *s, const char *rel);
+
+#endif

@@ -1,0 +1,262 @@
+/* buf.c - bounded growable buffers and the escapers built on them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfm/buf.h"
+
+void hfm_buf_init(struct hfm_buf *b, size_t max)
+{
+	b->ptr = NULL;
+	b->len = b->cap = 0;
+	b->max = max;
+	b->err = 0;
+}
+
+void hfm_buf_dispose(struct hfm_buf *b)
+{
+	free(b->ptr);
+	hfm_buf_init(b, b->max);
+}
+
+char *hfm_buf_detach(struct hfm_buf *b)
+{
+	char *p = b->ptr;
+
+	if (!p)
+		p = hfm_strdup("");
+	hfm_buf_init(b, b->max);
+	return p;
+}
+
+void hfm_buf_reset(struct hfm_buf *b)
+{
+	b->len = 0;
+	b->err = 0;
+	if (b->ptr)
+		b->ptr[0] = '\0';
+}
+
+char *hfm_buf_reserve(struct hfm_buf *b, size_t n)
+{
+	size_t need, ncap;
+
+	if (b->err)
+		return NULL;
+	if (n > b->max - b->len) {
+		b->err = HFM_ETOOBIG;
+		return NULL;
+	}
+	need = b->len + n + 1;
+	if (need > b->cap) {
+		ncap = b->cap ? b->cap : 64;
+		while (ncap < need)
+			ncap *= 2;
+		if (ncap > b->max + 1)
+			ncap = b->max + 1;
+		b->ptr = hfm_realloc(b->ptr, ncap);
+		b->cap = ncap;
+	}
+	return b->ptr + b->len;
+}
+
+int hfm_buf_put(struct hfm_buf *b, const void *data, size_t n)
+{
+	char *dst = hfm_buf_reserve(b, n);
+
+	if (!dst)
+		return b->err;
+	if (n)
+		memcpy(dst, data, n);
+	b->len += n;
+	b->ptr[b->len] = '\0';
+	return 0;
+}
+
+int hfm_buf_puts(struct hfm_buf *b, const char *s)
+{
+	return hfm_buf_put(b, s, strlen(s));
+}
+
+int hfm_buf_putc(struct hfm_buf *b, char c)
+{
+	return hfm_buf_put(b, &c, 1);
+}
+
+int hfm_buf_vprintf(struct hfm_buf *b, const char *fmt, va_list ap)
+{
+	char small[256];
+	va_list ap2;
+	int n;
+	char *dst;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(small, sizeof(small), fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return b->err = HFM_ERROR;
+	if ((size_t)n < sizeof(small))
+		return hfm_buf_put(b, small, (size_t)n);
+	dst = hfm_buf_reserve(b, (size_t)n);
+	if (!dst)
+		return b->err;
+	vsnprintf(dst, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int hfm_buf_printf(struct hfm_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = hfm_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int hfm_buf_put_u64(struct hfm_buf *b, uint64_t v)
+{
+	char tmp[24];
+	char *p = tmp + sizeof(tmp);
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return hfm_buf_put(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+void hfm_buf_truncate(struct hfm_buf *b, size_t len)
+{
+	if (len < b->len) {
+		b->len = len;
+		b->ptr[len] = '\0';
+	}
+}
+
+/*
+ * Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if the
+ * bytes there are not valid UTF-8 (overlongs, surrogates and > U+10FFFF are
+ * invalid).
+ */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t len, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+int hfm_buf_json_strn(struct hfm_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, run = 0;
+
+	hfm_buf_putc(b, '"');
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t seq;
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			run++;
+			i++;
+			continue;
+		}
+		if (run)
+			hfm_buf_put(b, p + i - run, run);
+		run = 0;
+		if (c >= 0x80) {
+			seq = utf8_seq(p + i, n - i);
+			if (seq) {
+				hfm_buf_put(b, p + i, seq);
+				i += seq;
+			} else {
+				hfm_buf_puts(b, "\\ufffd");
+				i++;
+			}
+			continue;
+		}
+		switch (c) {
+		case '"': hfm_buf_puts(b, "\\\""); break;
+		case '\\': hfm_buf_puts(b, "\\\\"); break;
+		case '\n': hfm_buf_puts(b, "\\n"); break;
+		case '\r': hfm_buf_puts(b, "\\r"); break;
+		case '\t': hfm_buf_puts(b, "\\t"); break;
+		default: {
+			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+			hfm_buf_put(b, esc, 6);
+		}
+		}
+		i++;
+	}
+	if (run)
+		hfm_buf_put(b, p + i - run, run);
+	return hfm_buf_putc(b, '"');
+}
+
+int hfm_buf_json_str(struct hfm_buf *b, const char *s)
+{
+	return hfm_buf_json_strn(b, s, strlen(s));
+}
+
+int hfm_buf_html(struct hfm_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': hfm_buf_puts(b, "&amp;"); break;
+		case '<': hfm_buf_puts(b, "&lt;"); break;
+		case '>': hfm_buf_puts(b, "&gt;"); break;
+		case '"': hfm_buf_puts(b, "&quot;"); break;
+		case '\'': hfm_buf_puts(b, "&#39;"); break;
+		default: hfm_buf_putc(b, *s);
+		}
+	}
+	return b->err;
+}
+
+int hfm_buf_urlenc(struct hfm_buf *b, const char *s, int keep_slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+		    c == '~' || (c == '/' && keep_slash)) {
+			hfm_buf_putc(b, (char)c);
+		} else {
+			char esc[3] = { '%', hex[c >> 4], hex[c & 15] };
+			hfm_buf_put(b, esc, 3);
+		}
+	}
+	return b->err;
+}

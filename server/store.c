@@ -1,0 +1,352 @@
+/* store.c - content-addressed objects with staged, verified, atomic publish. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hfm/hash.h"
+#include "hfm/store.h"
+
+static int mkdir_p(int dirfd, const char *rel)
+{
+	char *p = hfm_strdup(rel), *s;
+	int rc = 0;
+
+	for (s = p; ; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (*p && mkdirat(dirfd, p, 0755) < 0 && errno != EEXIST) {
+				rc = hfm_error_set(HFM_EIO, "mkdir %s: %s", p, strerror(errno));
+				break;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	free(p);
+	return rc;
+}
+
+int hfm_store_mkdirs(const struct hfm_store *s, const char *rel)
+{
+	return mkdir_p(s->root_fd, rel);
+}
+
+/* Remove staging files older than a day: leftovers of a crash. */
+static void sweep_tmp(int tmp_fd)
+{
+	int fd = dup(tmp_fd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	time_t cutoff = time(NULL) - 86400;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && st.st_mtime < cutoff)
+			unlinkat(tmp_fd, de->d_name, 0);
+	}
+	closedir(d);
+}
+
+int hfm_store_open(struct hfm_store **out, const char *root, int create)
+{
+	struct hfm_store *s;
+	char real[PATH_MAX];
+	int rc;
+
+	if (create && mkdir_p(AT_FDCWD, root))
+		return HFM_EIO;
+	if (!realpath(root, real))
+		return hfm_error_set(HFM_EIO, "store %s: %s", root, strerror(errno));
+	s = hfm_calloc(1, sizeof(*s));
+	s->root = hfm_strdup(real);
+	s->objects_fd = s->tmp_fd = -1;
+	s->root_fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->root_fd < 0) {
+		rc = hfm_error_set(HFM_EIO, "store %s: %s", real, strerror(errno));
+		goto fail;
+	}
+	if (create && (mkdir_p(s->root_fd, "objects") || mkdir_p(s->root_fd, "tmp") ||
+		       mkdir_p(s->root_fd, "partial") || mkdir_p(s->root_fd, "meta") ||
+		       mkdir_p(s->root_fd, "mirrors"))) {
+		rc = HFM_EIO;
+		goto fail;
+	}
+	s->objects_fd = openat(s->root_fd, "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	s->tmp_fd = openat(s->root_fd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->objects_fd < 0 || s->tmp_fd < 0) {
+		rc = hfm_error_set(HFM_EIO, "store %s: not a store (objects/ and tmp/ "
+				   "missing); create it with hfmirror-import --store", real);
+		goto fail;
+	}
+	sweep_tmp(s->tmp_fd);
+	*out = s;
+	return 0;
+fail:
+	hfm_store_free(s);
+	return rc;
+}
+
+void hfm_store_free(struct hfm_store *s)
+{
+	if (!s)
+		return;
+	if (s->root_fd >= 0)
+		close(s->root_fd);
+	if (s->objects_fd >= 0)
+		close(s->objects_fd);
+	if (s->tmp_fd >= 0)
+		close(s->tmp_fd);
+	free(s->root);
+	free(s);
+}
+
+int hfm_store_oid_valid(const char *oid)
+{
+	size_t n = strlen(oid);
+
+	return (n == 40 || n == 64) && hfm_is_hex(oid, n);
+}
+
+static void object_rel(char *out, const char *oid)
+{
+	snprintf(out, 80, "%.2s/%s", oid, oid);
+}
+
+void hfm_store_object_path(struct hfm_buf *out, const struct hfm_store *s, const char *oid)
+{
+	hfm_buf_printf(out, "%s/objects/%.2s/%s", s->root, oid, oid);
+}
+
+int hfm_store_object_open(int *fd, uint64_t *size, const struct hfm_store *s, const char *oid)
+{
+	char rel[80];
+	struct stat st;
+	int f;
+
+	if (!hfm_store_oid_valid(oid))
+		return HFM_EINVAL;
+	object_rel(rel, oid);
+	f = openat(s->objects_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (f < 0)
+		return errno == ENOENT ? HFM_ENOENT
+				       : hfm_error_set(HFM_EIO, "open object %s: %s", oid,
+						       strerror(errno));
+	if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(f);
+		return hfm_error_set(HFM_EIO, "object %s is not a regular file", oid);
+	}
+	*fd = f;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+int hfm_store_object_exists(const struct hfm_store *s, const char *oid)
+{
+	char rel[80];
+	struct stat st;
+
+	if (!hfm_store_oid_valid(oid))
+		return 0;
+	object_rel(rel, oid);
+	return fstatat(s->objects_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+int hfm_store_verify_fd(int fd, uint64_t size, const char *oid)
+{
+	char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
+	int is256 = strlen(oid) == 64, rc;
+
+	rc = hfm_hash_fd(fd, size, is256 ? NULL : sha1, is256 ? sha256 : NULL, NULL);
+	if (rc)
+		return rc;
+	if (strcmp(is256 ? sha256 : sha1, oid))
+		return hfm_error_set(HFM_ECORRUPT, "content hashes to %s, expected %s",
+				     is256 ? sha256 : sha1, oid);
+	return 0;
+}
+
+int hfm_store_stage(int *fd, struct hfm_buf *tmp_name, const struct hfm_store *s)
+{
+	static atomic_uint seq;
+	unsigned n;
+	int tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		n = atomic_fetch_add(&seq, 1);
+		hfm_buf_reset(tmp_name);
+		hfm_buf_printf(tmp_name, "stage-%ld-%u-%u", (long)getpid(), n,
+			       (unsigned)(hfm_mono_ns() & 0xffffff));
+		*fd = openat(s->tmp_fd, tmp_name->ptr,
+			     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (*fd >= 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	return hfm_error_set(HFM_EIO, "cannot create a staging file in %s/tmp: %s", s->root,
+			     strerror(errno));
+}
+
+void hfm_store_abort(const struct hfm_store *s, const char *tmp_name)
+{
+	unlinkat(s->tmp_fd, tmp_name, 0);
+}
+
+int hfm_store_commit(const struct hfm_store *s, const char *tmp_name, const char *oid,
+		     int verified)
+{
+	char rel[80], dir[3];
+	struct stat st;
+	int fd, rc = 0, dfd;
+
+	if (!hfm_store_oid_valid(oid)) {
+		hfm_store_abort(s, tmp_name);
+		return hfm_error_set(HFM_EINVAL, "invalid object id %s", oid);
+	}
+	fd = openat(s->tmp_fd, tmp_name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = hfm_error_set(HFM_EIO, "staged %s: %s", tmp_name, strerror(errno));
+		goto out;
+	}
+	if (!verified && (rc = hfm_store_verify_fd(fd, (uint64_t)st.st_size, oid)))
+		goto out;
+	if (fsync(fd) < 0) {
+		rc = hfm_error_set(HFM_EIO, "fsync %s: %s", tmp_name, strerror(errno));
+		goto out;
+	}
+	memcpy(dir, oid, 2);
+	dir[2] = '\0';
+	if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST) {
+		rc = hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	object_rel(rel, oid);
+	if (renameat(s->tmp_fd, tmp_name, s->objects_fd, rel) < 0) {
+		rc = hfm_error_set(HFM_EIO, "publish %s: %s", oid, strerror(errno));
+		goto out;
+	}
+	dfd = openat(s->objects_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	tmp_name = NULL;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp_name)
+		hfm_store_abort(s, tmp_name);
+	return rc;
+}
+
+static int copy_fd(int out, int in, uint64_t size)
+{
+	char *buf = hfm_malloc(1 << 20);
+	uint64_t off = 0;
+	int rc = 0;
+
+	while (off < size) {
+		ssize_t n = pread(in, buf, 1 << 20, (off_t)off), w = 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = hfm_error_set(HFM_EIO, "read: %s", n ? strerror(errno) : "short file");
+			break;
+		}
+		while (w < n) {
+			ssize_t k = write(out, buf + w, (size_t)(n - w));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0) {
+				rc = hfm_error_set(HFM_EIO, "write: %s", strerror(errno));
+				goto done;
+			}
+			w += k;
+		}
+		off += (uint64_t)n;
+	}
+done:
+	free(buf);
+	return rc;
+}
+
+int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *oid,
+		       int *linked)
+{
+	struct hfm_buf tmp = HFM_BUF_INIT(256);
+	struct stat st;
+	char rel[80], dir[3];
+	int in, out = -1, rc;
+
+	*linked = 0;
+	if (!hfm_store_oid_valid(oid))
+		return hfm_error_set(HFM_EINVAL, "invalid object id %s", oid);
+	if (hfm_store_object_exists(s, oid))
+		return 0;
+	in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return hfm_error_set(HFM_EIO, "%s: %s", path, strerror(errno));
+	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(in);
+		return hfm_error_set(HFM_EIO, "%s: not a regular file", path);
+	}
+	if ((rc = hfm_store_verify_fd(in, (uint64_t)st.st_size, oid))) {
+		close(in);
+		return rc;
+	}
+	memcpy(dir, oid, 2);
+	dir[2] = '\0';
+	if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST) {
+		close(in);
+		return hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir, strerror(errno));
+	}
+	object_rel(rel, oid);
+	/* linkat() publishes atomically: the name appears with full content */
+	if (linkat(AT_FDCWD, path, s->objects_fd, rel, 0) == 0) {
+		*linked = 1;
+		close(in);
+		return 0;
+	}
+	if (errno == EEXIST) {
+		close(in);
+		return 0;
+	}
+	if ((rc = hfm_store_stage(&out, &tmp, s)))
+		goto done;
+	if ((rc = copy_fd(out, in, (uint64_t)st.st_size))) {
+		close(out);
+		hfm_store_abort(s, tmp.ptr);
+		goto done;
+	}
+	close(out);
+	rc = hfm_store_commit(s, tmp.ptr, oid, 1);
+done:
+	close(in);
+	hfm_buf_dispose(&tmp);
+	return rc;
+}
+
+void hfm_store_mirror_path(struct hfm_buf *out, const struct hfm_store *s,
+			   const struct hfm_repo_id *id)
+{
+	hfm_buf_printf(out, "%s/mirrors/%s/%s.git", s->root, hfm_repo_type_plural(id->type),
+		       id->name);
+}

@@ -1,0 +1,68 @@
+/* Hub ids: git blob ids, sha256, LFS pointers; and the bounded buffer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfm/buf.h"
+#include "hfm/hash.h"
+#include "tap.h"
+
+int main(void)
+{
+	char sha1[41], sha256[65], oid[65];
+	struct hfm_buf b = HFM_BUF_INIT(16);
+	uint64_t size = 0;
+
+	/* `git hash-object` of "hello\n" and of the empty blob */
+	hfm_git_blob_id(sha1, "hello\n", 6);
+	TAP_IS_STR(sha1, "ce013625030ba8dba906f756967f9e9ca394464a", "git blob id of hello");
+	hfm_git_blob_id(sha1, "", 0);
+	TAP_IS_STR(sha1, "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391", "git blob id of empty");
+	hfm_sha256_hex(sha256, "hello\n", 6);
+	TAP_IS_STR(sha256, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03",
+		   "sha256 of hello");
+
+	/* a pointer for a known oid, as git-lfs writes it */
+	{
+		struct hfm_buf p = HFM_BUF_INIT(1024);
+		const char *o = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+
+		hfm_lfs_pointer(&p, o, 6);
+		TAP_IS_STR(p.ptr, "version https://git-lfs.github.com/spec/v1\noid sha256:"
+			   "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03\nsize 6\n",
+			   "pointer text");
+		TAP_IS_INT(hfm_lfs_pointer_len(6), p.len, "pointer length");
+		TAP_IS_INT(hfm_lfs_pointer_len(1234567890123ull),
+			   p.len - 1 + 13, "pointer length for a 13-digit size");
+		TAP_IS_INT(hfm_lfs_pointer_parse(oid, &size, p.ptr, p.len), 0, "pointer parses");
+		TAP_IS_STR(oid, o, "pointer oid");
+		TAP_IS_INT(size, 6, "pointer size");
+		hfm_lfs_pointer_id(sha1, o, 6);
+		{
+			char want[41];
+			hfm_git_blob_id(want, p.ptr, p.len);
+			TAP_IS_STR(sha1, want, "pointer id is the blob id of the pointer text");
+		}
+		TAP_OK(hfm_lfs_pointer_parse(oid, &size, "hello\n", 6) == HFM_EINVAL,
+		       "plain text is not a pointer");
+		TAP_OK(hfm_lfs_pointer_parse(oid, &size, p.ptr, p.len - 1) == HFM_EINVAL,
+		       "truncated pointer is rejected");
+		hfm_buf_dispose(&p);
+	}
+
+	/* bounded buffers: the cap is hard and errors are sticky */
+	TAP_IS_INT(hfm_buf_puts(&b, "0123456789"), 0, "append within cap");
+	TAP_IS_INT(hfm_buf_puts(&b, "0123456789"), HFM_ETOOBIG, "append past cap fails");
+	TAP_IS_INT(hfm_buf_puts(&b, "x"), HFM_ETOOBIG, "error is sticky");
+	TAP_IS_INT(b.len, 10, "content kept");
+	hfm_buf_dispose(&b);
+	{
+		struct hfm_buf j = HFM_BUF_INIT(1024);
+		hfm_buf_json_str(&j, "a\"b\\c\n\x01\xff\xc3\xa9");
+		TAP_IS_STR(j.ptr, "\"a\\\"b\\\\c\\n\\u0001\\ufffd\xc3\xa9\"", "json escaping");
+		hfm_buf_dispose(&j);
+		hfm_buf_urlenc(&j, "refs/pr/1 x", 0);
+		TAP_IS_STR(j.ptr, "refs%2Fpr%2F1%20x", "url encoding");
+		hfm_buf_dispose(&j);
+	}
+	return tap_done();
+}

@@ -1,0 +1,26 @@
+#!/bin/sh
+# deps.sh [build|test|all] - install what hfmirror needs from Debian.
+# Runs apt-get through sudo when not root.  Safe to run again.
+set -e
+what=${1:-all}
+build="meson ninja-build pkg-config gcc g++ libmicrohttpd-dev libgit2-dev libssl-dev
+ libcjson-dev libpcre2-dev libcurl4-openssl-dev libtomlplusplus-dev"
+test="curl git git-lfs python3 nodejs npm openssl procps"
+case $what in
+build) pkgs=$build ;;
+test) pkgs=$test ;;
+all) pkgs="$build $test" ;;
+*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "deps.sh: installing$missing" >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,136 @@
+# lib.sh - TAP helpers for end-to-end tests (sourced by tests/e2e/*.sh).
+#
+# Environment (set by meson, or by hand):
+#   HFMIRROR         path to the hfmirror binary
+#   HFMIRROR_IMPORT  path to hfmirror-import
+#   SRCDIR           the source tree
+# Every test gets a private $T (temp dir) that is removed on exit, and every
+# server it starts listens on 127.0.0.1 with a kernel-chosen port and is
+# stopped on exit.
+
+set -u
+: "${SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${HFMIRROR:=$SRCDIR/build/server/hfmirror}"
+: "${HFMIRROR_IMPORT:=$SRCDIR/build/importer/hfmirror-import}"
+
+TAP_N=0
+TAP_FAILED=0
+T=$(mktemp -d "${TMPDIR:-/tmp}/hfm-e2e.XXXXXX")
+SERVER_PIDS=""
+
+cleanup() {
+	for p in $SERVER_PIDS; do
+		kill "$p" 2>/dev/null
+	done
+	for p in $SERVER_PIDS; do
+		wait "$p" 2>/dev/null
+	done
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() {
+	TAP_N=$((TAP_N + 1))
+	echo "ok $TAP_N - $*"
+}
+
+not_ok() {
+	TAP_N=$((TAP_N + 1))
+	TAP_FAILED=$((TAP_FAILED + 1))
+	echo "not ok $TAP_N - $*"
+}
+
+diag() {
+	echo "$*" | sed 's/^/#   /'
+}
+
+# check "description" command args...  (passes when the command succeeds)
+check() {
+	desc=$1
+	shift
+	if "$@" >"$T/.check.out" 2>&1; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		diag "command: $*"
+		diag "$(tail -n 20 "$T/.check.out")"
+	fi
+}
+
+# is "got" "want" "description"
+is() {
+	if [ "$1" = "$2" ]; then
+		ok "$3"
+	else
+		not_ok "$3"
+		diag "got:  '$1'"
+		diag "want: '$2'"
+	fi
+}
+
+# like "got" "extended-regex" "description"
+like() {
+	if printf '%s' "$1" | grep -Eq -- "$2"; then
+		ok "$3"
+	else
+		not_ok "$3"
+		diag "got:  '$1'"
+		diag "want: /$2/"
+	fi
+}
+
+done_testing() {
+	echo "1..$TAP_N"
+	[ "$TAP_FAILED" -eq 0 ]
+}
+
+# start_server NAME args...: runs "$HFMIRROR args... --host 127.0.0.1 --port 0",
+# waits until it listens, and sets ${NAME}_URL and ${NAME}_PID.  The server's
+# stderr (including the access log) goes to $T/NAME.log.
+start_server() {
+	name=$1
+	shift
+	log="$T/$name.log"
+	: >"$log"
+	"$HFMIRROR" "$@" --host 127.0.0.1 --port 0 2>"$log" &
+	pid=$!
+	SERVER_PIDS="$SERVER_PIDS $pid"
+	i=0
+	while [ $i -lt 200 ]; do
+		url=$(sed -n 's/.*listening on \(http[s]*:\/\/[0-9.:]*\).*/\1/p' "$log" | head -n 1)
+		if [ -n "$url" ]; then
+			eval "${name}_URL=\$url"
+			eval "${name}_PID=\$pid"
+			return 0
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			diag "server $name exited:"
+			diag "$(cat "$log")"
+			return 1
+		fi
+		sleep 0.05
+		i=$((i + 1))
+	done
+	diag "server $name did not start:"
+	diag "$(cat "$log")"
+	return 1
+}
+
+stop_server() {
+	eval "pid=\${${1}_PID:-}"
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# hdr FILE NAME: the value of response header NAME in a curl -D dump.
+hdr() {
+	tr -d '\r' <"$1" | awk -v n="$(echo "$2" | tr 'A-Z' 'a-z')" -F': ' \
+		'{ k = tolower($1) } k == n { sub(/^[^:]*: /, ""); v = $0 } END { print v }'
+}
+
+# status FILE: the status code of the last response in a curl -D dump.
+status() {
+	tr -d '\r' <"$1" | awk '/^HTTP\// { s = $2 } END { print s }'
+}

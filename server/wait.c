@@ -1,12 +1,18 @@
 /* wait.c - refcounted one-shot waiters and lock-free-of-their-own queues. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #include "hfm/common.h"
 #include "hfm/wait.h"
 
-enum { W_ARMED, W_FIRED, W_CANCELLED };
+/*
+ * ARMED -> FIRING (callback running) -> FIRED, or ARMED -> CANCELLED.
+ * cancel() waits out FIRING, so once it returns the callback is not running
+ * and will never run: the owner may free what the callback touches.
+ */
+enum { W_ARMED, W_FIRING, W_FIRED, W_CANCELLED };
 
 struct hfm_waiter {
 	atomic_int refs;
@@ -47,8 +53,10 @@ void hfm_waiter_wake(struct hfm_waiter *w)
 {
 	int expect = W_ARMED;
 
-	if (atomic_compare_exchange_strong(&w->state, &expect, W_FIRED))
+	if (atomic_compare_exchange_strong(&w->state, &expect, W_FIRING)) {
 		w->fn(w->cls);
+		atomic_store(&w->state, W_FIRED);
+	}
 }
 
 int hfm_waiter_cancel(struct hfm_waiter *w)
@@ -57,12 +65,16 @@ int hfm_waiter_cancel(struct hfm_waiter *w)
 
 	if (atomic_compare_exchange_strong(&w->state, &expect, W_CANCELLED))
 		return 0;
-	return expect == W_FIRED;
+	while (atomic_load(&w->state) == W_FIRING)
+		sched_yield();
+	return atomic_load(&w->state) == W_FIRED;
 }
 
 int hfm_waiter_fired(struct hfm_waiter *w)
 {
-	return atomic_load(&w->state) == W_FIRED;
+	int s = atomic_load(&w->state);
+
+	return s == W_FIRING || s == W_FIRED;
 }
 
 void hfm_waitq_add(struct hfm_waitq *q, struct hfm_waiter *w)

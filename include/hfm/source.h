@@ -209,6 +209,10 @@ struct hfm_source_ops {
 	int (*open)(struct hfm_body *out, struct hfm_repo *r, const char *commit,
 		    const struct hfm_entry *e, unsigned flags, struct hfm_ctx *ctx);
 
+	/* Optional: call cb for every repo of type t this source holds. */
+	void (*list_repos)(struct hfm_source *src, enum hfm_repo_type t,
+			   void (*cb)(void *cls, const char *name), void *cls);
+
 	void (*free)(struct hfm_source *src);
 };
 

@@ -29,8 +29,10 @@ void hfm_waiter_unref(struct hfm_waiter *w);
 /* Fire the callback unless already fired or cancelled. */
 void hfm_waiter_wake(struct hfm_waiter *w);
 /*
- * Make later wakes no-ops.  Returns 1 if the waiter had already fired (the
- * callback ran or is running), 0 if this call cancelled it.
+ * Make later wakes no-ops.  Returns 1 if the waiter had already fired, 0 if
+ * this call cancelled it.  Either way the callback is not running when this
+ * returns (a callback in progress is waited for), so the owner may then free
+ * what the callback uses.  Must not be called from the callback itself.
  */
 int hfm_waiter_cancel(struct hfm_waiter *w);
 /* 1 once the waiter has fired. */

@@ -1,13 +1,7 @@
-/* main.c - placeholder entry point, replaced by the CLI in cli.c. */
-#include <stdio.h>
-#include <string.h>
+/* main.c - the hfmirror daemon; everything is in the core library. */
+#include "hfm/cli.h"
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && !strcmp(argv[1], "--version")) {
-		printf("hfmirror %s\n", HFM_VERSION);
-		return 0;
-	}
-	fprintf(stderr, "hfmirror: not implemented yet\n");
-	return 2;
+	return hfm_cli_main(argc, argv);
 }

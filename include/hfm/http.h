@@ -61,6 +61,8 @@ struct hfm_req;
 enum hfm_method hfm_req_method(const struct hfm_req *r);
 const struct hfm_route *hfm_req_route(const struct hfm_req *r);
 const char *hfm_req_header(struct hfm_req *r, const char *name);
+/* The raw query string (after '?'), "" if none. */
+const char *hfm_req_query(const struct hfm_req *r);
 /* Query argument, percent- and '+'-decoded; NULL if absent. Owned by r. */
 const char *hfm_req_arg(struct hfm_req *r, const char *name);
 const struct hfm_buf *hfm_req_body(const struct hfm_req *r);
@@ -95,6 +97,14 @@ int hfm_reply_not_found(struct hfm_req *r);
  */
 int hfm_reply_file(struct hfm_req *r, const struct hfm_entry *e, struct hfm_body *body,
 		   const char *commit, int raw);
+
+/*
+ * Split an application/x-www-form-urlencoded string (a query or a POST
+ * body) and call cb with each decoded key and value (malloc'd; cb owns
+ * them).  Pairs with bad escapes are skipped.
+ */
+void hfm_form_parse(const char *s, size_t n, void (*cb)(void *cls, char *key, char *val),
+		    void *cls);
 
 /* Sources and counters for handlers and /metrics. */
 size_t hfm_server_sources(struct hfm_server *s, struct hfm_source ***out);

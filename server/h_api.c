@@ -1,0 +1,712 @@
+/*
+ * h_api.c - the Hub's JSON API: info/revision, tree, paths-info, refs,
+ * commits, repo listing, whoami.
+ *
+ * Shapes follow hub-contract.md §3-§7.  JSON is written straight into a
+ * capped hfm_buf (no cJSON tree for listings); request bodies (paths-info
+ * JSON) are parsed with cJSON.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "hfm/handlers.h"
+#include "hfm/lookup.h"
+
+#define JSON_MAX (256u << 20)            /* one answer: 100k-file repos fit */
+#define TREE_PAGE 1000                   /* the Hub's page size */
+#define TREE_PAGE_EXPAND 100             /* lastCommit is costly: smaller pages */
+#define TREE_PAGE_MAX 10000
+#define PATHS_MAX 10000
+#define COMMITS_PAGE 50
+#define COMMITS_PAGE_MAX 1000
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void put_date(struct hfm_buf *b, int64_t ms)
+{
+	char d[HFM_ISO_DATE_LEN + 1];
+	hfm_iso_date(d, ms);
+	hfm_buf_putc(b, '"');
+	hfm_buf_puts(b, d);
+	hfm_buf_putc(b, '"');
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void put_b64(struct hfm_buf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		hfm_buf_putc(b, b64url[(v >> 18) & 63]);
+		hfm_buf_putc(b, b64url[(v >> 12) & 63]);
+		if (i + 1 < n)
+			hfm_buf_putc(b, b64url[(v >> 6) & 63]);
+		if (i + 2 < n)
+			hfm_buf_putc(b, b64url[v & 63]);
+	}
+}
+
+/* Decode base64url (also accepts the +/ alphabet and padding); NULL if bad. */
+static char *b64_decode(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = hfm_malloc(n + 1);
+	size_t o = 0;
+	unsigned acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		int v;
+		if (c == '=')
+			break;
+		if (c == '+')
+			v = 62;
+		else if (c == '/')
+			v = 63;
+		else {
+			const char *q = strchr(b64url, c);
+			if (!q || !c) {
+				free(out);
+				return NULL;
+			}
+			v = (int)(q - b64url);
+		}
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[o] = '\0';
+	if (memchr(out, '\0', o)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static int arg_bool(struct hfm_req *r, const char *name)
+{
+	return hfm_parse_bool(hfm_req_arg(r, name), 0);
+}
+
+static long arg_long(struct hfm_req *r, const char *name, long dflt, long min, long max)
+{
+	const char *s = hfm_req_arg(r, name);
+	if (!s || !*s)
+		return dflt;
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*end)
+		return dflt;
+	return v < min ? min : v > max ? max : v;
+}
+
+static const char *author_of(const struct hfm_repo_id *id, char *out, size_t n)
+{
+	const char *slash = strchr(id->name, '/');
+	if (!slash)
+		return NULL;
+	size_t k = (size_t)(slash - id->name);
+	if (k >= n)
+		k = n - 1;
+	memcpy(out, id->name, k);
+	out[k] = '\0';
+	return out;
+}
+
+/* The /api/T/name prefix of this repo, absolute. */
+static void api_base(struct hfm_buf *b, struct hfm_req *r, const struct hfm_repo_id *id)
+{
+	hfm_buf_puts(b, hfm_req_base_url(r));
+	hfm_buf_puts(b, "/api/");
+	hfm_buf_puts(b, hfm_repo_type_plural(id->type));
+	hfm_buf_putc(b, '/');
+	hfm_buf_puts(b, id->name);
+}
+
+/* ---- one tree / paths-info item --------------------------------------- */
+
+static void put_entry(struct hfm_buf *b, const struct hfm_entry *e, int expand)
+{
+	if (e->is_dir) {
+		hfm_buf_puts(b, "{\"type\":\"directory\",\"oid\":\"");
+		hfm_buf_puts(b, e->oid);
+		hfm_buf_puts(b, "\",\"size\":0,\"path\":");
+		hfm_buf_json_str(b, e->path);
+	} else {
+		hfm_buf_puts(b, "{\"type\":\"file\",\"oid\":\"");
+		hfm_buf_puts(b, e->oid);
+		hfm_buf_puts(b, "\",\"size\":");
+		hfm_buf_put_u64(b, e->size);
+		hfm_buf_puts(b, ",\"path\":");
+		hfm_buf_json_str(b, e->path);
+		if (e->is_lfs) {
+			hfm_buf_puts(b, ",\"lfs\":{\"oid\":\"");
+			hfm_buf_puts(b, e->lfs_oid);
+			hfm_buf_puts(b, "\",\"size\":");
+			hfm_buf_put_u64(b, e->size);
+			hfm_buf_puts(b, ",\"pointerSize\":");
+			hfm_buf_put_u64(b, e->pointer_size);
+			hfm_buf_putc(b, '}');
+		}
+	}
+	if (expand && e->last_commit) {
+		hfm_buf_puts(b, ",\"lastCommit\":{\"id\":\"");
+		hfm_buf_puts(b, e->last_commit->id);
+		hfm_buf_puts(b, "\",\"title\":");
+		hfm_buf_json_str(b, e->last_commit->title ? e->last_commit->title : "");
+		hfm_buf_puts(b, ",\"date\":");
+		put_date(b, e->last_commit->date_ms);
+		hfm_buf_putc(b, '}');
+	}
+	hfm_buf_putc(b, '}');
+}
+
+static int reply_json_buf(struct hfm_req *r, struct hfm_buf *b)
+{
+	if (b->err) {
+		hfm_buf_dispose(b);
+		return hfm_reply_error(r, HFM_ETOOBIG, "The answer is too large", NULL);
+	}
+	return hfm_reply_json(r, 200, b);
+}
+
+/* ---- info / revision ------------------------------------------------------- */
+
+static int h_info(struct hfm_req *r, struct hfm_found *f)
+{
+	const struct hfm_route *rt = hfm_req_route(r);
+	const struct hfm_source_ops *ops = f->repo->src->ops;
+	struct hfm_ctx *ctx = hfm_req_ctx(r);
+	const char *bs = hfm_req_arg(r, "blobs");
+	int blobs = hfm_parse_bool(bs, 0);
+	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
+	struct hfm_list *l = NULL;
+	int rc;
+
+	if (ops->info) {
+		rc = ops->info(&b, f->repo, &f->rc, blobs ? HFM_INFO_BLOBS : 0, ctx);
+		if (rc) {
+			hfm_buf_dispose(&b);
+			return rc;
+		}
+		return reply_json_buf(r, &b);
+	}
+	rc = ops->list(&l, f->repo, f->rc.commit, "", HFM_LIST_RECURSIVE | (blobs ? HFM_LIST_IDS : 0),
+		       ctx);
+	if (rc)
+		return rc;
+
+	const struct hfm_repo_id *id = &rt->repo;
+	char idhex[HFM_SHA1_HEX + 1], author[HFM_REPO_NAME_MAX + 1];
+	char seed[HFM_REPO_NAME_MAX + 16];
+	snprintf(seed, sizeof(seed), "%s/%s", hfm_repo_type_plural(id->type), id->name);
+	hfm_sha1_hex(idhex, seed, strlen(seed));
+	idhex[24] = '\0';                    /* the Hub's _id is a 24-hex object id */
+
+	hfm_buf_puts(&b, "{\"_id\":\"");
+	hfm_buf_puts(&b, idhex);
+	hfm_buf_puts(&b, "\",\"id\":");
+	hfm_buf_json_str(&b, id->name);
+	if (id->type == HFM_MODEL) {
+		hfm_buf_puts(&b, ",\"modelId\":");
+		hfm_buf_json_str(&b, id->name);
+	}
+	if (author_of(id, author, sizeof(author))) {
+		hfm_buf_puts(&b, ",\"author\":");
+		hfm_buf_json_str(&b, author);
+	}
+	hfm_buf_puts(&b, ",\"sha\":\"");
+	hfm_buf_puts(&b, f->rc.commit);
+	hfm_buf_puts(&b, "\",\"lastModified\":");
+	put_date(&b, f->rc.date_ms);
+	hfm_buf_puts(&b, ",\"createdAt\":");
+	put_date(&b, f->rc.created_ms ? f->rc.created_ms : f->rc.date_ms);
+	hfm_buf_puts(&b, ",\"private\":false,\"gated\":false,\"disabled\":false,"
+			 "\"downloads\":0,\"likes\":0,\"tags\":[]");
+	if (id->type == HFM_SPACE)
+		hfm_buf_puts(&b, ",\"sdk\":\"static\",\"runtime\":{\"stage\":\"STOPPED\"}");
+	hfm_buf_puts(&b, ",\"siblings\":[");
+	int first = 1;
+	uint64_t used = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		const struct hfm_entry *e = l->items[i];
+		if (e->is_dir)
+			continue;
+		if (!first)
+			hfm_buf_putc(&b, ',');
+		first = 0;
+		hfm_buf_puts(&b, "{\"rfilename\":");
+		hfm_buf_json_str(&b, e->path);
+		if (blobs) {
+			hfm_buf_puts(&b, ",\"size\":");
+			hfm_buf_put_u64(&b, e->size);
+			hfm_buf_puts(&b, ",\"blobId\":\"");
+			hfm_buf_puts(&b, e->oid);
+			hfm_buf_putc(&b, '"');
+			if (e->is_lfs) {
+				hfm_buf_puts(&b, ",\"lfs\":{\"sha256\":\"");
+				hfm_buf_puts(&b, e->lfs_oid);
+				hfm_buf_puts(&b, "\",\"size\":");
+				hfm_buf_put_u64(&b, e->size);
+				hfm_buf_puts(&b, ",\"pointerSize\":");
+				hfm_buf_put_u64(&b, e->pointer_size);
+				hfm_buf_putc(&b, '}');
+			}
+		}
+		hfm_buf_putc(&b, '}');
+		used += e->size;
+	}
+	hfm_buf_puts(&b, "]");
+	hfm_buf_puts(&b, ",\"usedStorage\":");
+	hfm_buf_put_u64(&b, used);
+	hfm_buf_puts(&b, "}");
+	hfm_list_free(l);
+	return reply_json_buf(r, &b);
+}
+
+/* ---- tree ------------------------------------------------------------------- */
+
+/* First index whose path sorts after `after` (items are in byte order). */
+static size_t first_after(const struct hfm_list *l, const char *after)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(l->items[mid]->path, after) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int h_tree(struct hfm_req *r, struct hfm_found *f)
+{
+	const struct hfm_route *rt = hfm_req_route(r);
+	const struct hfm_source_ops *ops = f->repo->src->ops;
+	int recursive = arg_bool(r, "recursive");
+	int expand = arg_bool(r, "expand");
+	long limit = arg_long(r, "limit", expand ? TREE_PAGE_EXPAND : TREE_PAGE, 1, TREE_PAGE_MAX);
+	const char *cursor = hfm_req_arg(r, "cursor");
+	char *after = NULL;
+	struct hfm_list *l = NULL;
+	int rc;
+
+	if (cursor && *cursor && !(after = b64_decode(cursor)))
+		return hfm_error_set(HFM_EINVAL, "Invalid cursor");
+	unsigned flags = HFM_LIST_IDS | (recursive ? HFM_LIST_RECURSIVE : 0) |
+			 (expand ? HFM_LIST_EXPAND : 0);
+	rc = ops->list(&l, f->repo, f->rc.commit, rt->path, flags, hfm_req_ctx(r));
+	if (rc == HFM_ENOENT) {
+		free(after);
+		return hfm_reply_error(r, HFM_ENOENT, NULL, f->rc.commit);
+	}
+	if (rc) {
+		free(after);
+		return rc;
+	}
+	size_t from = after ? first_after(l, after) : 0;
+	size_t to = from + (size_t)limit < l->n ? from + (size_t)limit : l->n;
+	free(after);
+
+	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
+	hfm_buf_putc(&b, '[');
+	for (size_t i = from; i < to; i++) {
+		if (i > from)
+			hfm_buf_putc(&b, ',');
+		put_entry(&b, l->items[i], expand);
+	}
+	hfm_buf_putc(&b, ']');
+
+	if (to < l->n) {
+		struct hfm_buf link = HFM_BUF_INIT(HFM_PATH_MAX * 4);
+		hfm_buf_putc(&link, '<');
+		api_base(&link, r, &rt->repo);
+		hfm_buf_puts(&link, "/tree/");
+		hfm_buf_urlenc(&link, rt->rev, 0);
+		if (rt->path[0]) {
+			hfm_buf_putc(&link, '/');
+			hfm_buf_urlenc(&link, rt->path, 1);
+		}
+		hfm_buf_printf(&link, "?recursive=%s&expand=%s&limit=%ld&cursor=",
+			       recursive ? "true" : "false", expand ? "true" : "false", limit);
+		put_b64(&link, l->items[to - 1]->path);
+		hfm_buf_puts(&link, ">; rel=\"next\"");
+		if (!link.err)
+			hfm_req_add_header(r, "Link", link.ptr);
+		hfm_buf_dispose(&link);
+	}
+	hfm_list_free(l);
+	return reply_json_buf(r, &b);
+}
+
+/* ---- paths-info ------------------------------------------------------------ */
+
+struct paths {
+	char **v;
+	size_t n;
+	int expand;
+	int too_many;
+};
+
+static void paths_add(struct paths *p, char *s)
+{
+	if (p->n >= PATHS_MAX) {
+		p->too_many = 1;
+		free(s);
+		return;
+	}
+	p->v = hfm_realloc(p->v, (p->n + 1) * sizeof(*p->v));
+	p->v[p->n++] = s;
+}
+
+static void form_cb(void *cls, char *key, char *val)
+{
+	struct paths *p = cls;
+	if (!strcmp(key, "paths") || !strcmp(key, "paths[]"))
+		paths_add(p, val);
+	else {
+		if (!strcmp(key, "expand"))
+			p->expand = hfm_parse_bool(val, 0);
+		free(val);
+	}
+	free(key);
+}
+
+static int parse_paths_json(struct paths *p, const struct hfm_buf *body)
+{
+	cJSON *root = cJSON_ParseWithLength(hfm_buf_cstr(body), body->len);
+	if (!root)
+		return hfm_error_set(HFM_EINVAL, "The body is not valid JSON");
+	int rc = 0;
+	cJSON *paths = cJSON_GetObjectItemCaseSensitive(root, "paths");
+	cJSON *expand = cJSON_GetObjectItemCaseSensitive(root, "expand");
+	if (cJSON_IsString(paths)) {
+		paths_add(p, hfm_strdup(paths->valuestring));
+	} else if (cJSON_IsArray(paths)) {
+		cJSON *it;
+		cJSON_ArrayForEach(it, paths) {
+			if (!cJSON_IsString(it)) {
+				rc = hfm_error_set(HFM_EINVAL, "\"paths\" must be a list of strings");
+				break;
+			}
+			paths_add(p, hfm_strdup(it->valuestring));
+		}
+	} else {
+		rc = hfm_error_set(HFM_EINVAL, "The body needs \"paths\": a list of strings");
+	}
+	if (cJSON_IsBool(expand))
+		p->expand = cJSON_IsTrue(expand);
+	else if (cJSON_IsString(expand))
+		p->expand = hfm_parse_bool(expand->valuestring, 0);
+	cJSON_Delete(root);
+	return rc;
+}
+
+static int h_paths_info(struct hfm_req *r, struct hfm_found *f)
+{
+	const struct hfm_source_ops *ops = f->repo->src->ops;
+	const struct hfm_buf *body = hfm_req_body(r);
+	const char *ct = hfm_req_header(r, "Content-Type");
+	struct paths p = { 0 };
+	struct hfm_list *l = NULL;
+	int rc = 0;
+
+	/* npm sends JSON; Python sends a form.  Sniff when the type is missing. */
+	const char *s = hfm_buf_cstr(body);
+	while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
+		s++;
+	if ((ct && strstr(ct, "json")) || (!ct && *s == '{'))
+		rc = parse_paths_json(&p, body);
+	else
+		hfm_form_parse(hfm_buf_cstr(body), body->len, form_cb, &p);
+	if (!rc && p.too_many)
+		rc = hfm_error_set(HFM_EINVAL, "Too many paths (at most %d)", PATHS_MAX);
+	if (rc)
+		goto cleanup;
+	/* Leading/trailing slashes are tolerated, invalid paths are just absent. */
+	size_t k = 0;
+	for (size_t i = 0; i < p.n; i++) {
+		char *q = p.v[i];
+		while (*q == '/')
+			q++;
+		size_t n = strlen(q);
+		while (n > 0 && q[n - 1] == '/')
+			q[--n] = '\0';
+		if (*q && hfm_path_valid(q)) {
+			memmove(p.v[i], q, n + 1);
+			p.v[k++] = p.v[i];
+		} else {
+			free(p.v[i]);
+		}
+	}
+	p.n = k;
+	rc = ops->stat(&l, f->repo, f->rc.commit, (const char *const *)p.v, p.n,
+		       HFM_LIST_IDS | (p.expand ? HFM_LIST_EXPAND : 0), hfm_req_ctx(r));
+	if (rc)
+		goto cleanup;
+	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
+	hfm_buf_putc(&b, '[');
+	for (size_t i = 0; i < l->n; i++) {
+		if (i)
+			hfm_buf_putc(&b, ',');
+		put_entry(&b, l->items[i], p.expand);
+	}
+	hfm_buf_putc(&b, ']');
+	rc = reply_json_buf(r, &b);
+
+cleanup:
+	if (l)
+		hfm_list_free(l);
+	for (size_t i = 0; i < p.n; i++)
+		free(p.v[i]);
+	free(p.v);
+	return rc;
+}
+
+/* ---- refs ------------------------------------------------------------------- */
+
+static void put_refs(struct hfm_buf *b, const struct hfm_refs *refs, int kind)
+{
+	hfm_buf_putc(b, '[');
+	for (size_t i = 0; i < refs->n[kind]; i++) {
+		const struct hfm_ref *x = &refs->v[kind][i];
+		if (i)
+			hfm_buf_putc(b, ',');
+		hfm_buf_puts(b, "{\"name\":");
+		hfm_buf_json_str(b, x->name);
+		hfm_buf_puts(b, ",\"ref\":");
+		hfm_buf_json_str(b, x->ref);
+		hfm_buf_puts(b, ",\"targetCommit\":\"");
+		hfm_buf_puts(b, x->target);
+		hfm_buf_puts(b, "\"}");
+	}
+	hfm_buf_putc(b, ']');
+}
+
+static int h_refs(struct hfm_req *r, struct hfm_found *f)
+{
+	struct hfm_refs *refs = NULL;
+	int rc = f->repo->src->ops->refs(&refs, f->repo, hfm_req_ctx(r));
+	if (rc)
+		return rc;
+	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
+	hfm_buf_puts(&b, "{\"branches\":");
+	put_refs(&b, refs, HFM_REFS_BRANCH);
+	hfm_buf_puts(&b, ",\"converts\":");
+	put_refs(&b, refs, HFM_REFS_CONVERT);
+	hfm_buf_puts(&b, ",\"tags\":");
+	put_refs(&b, refs, HFM_REFS_TAG);
+	if (arg_bool(r, "include_prs")) {
+		hfm_buf_puts(&b, ",\"pullRequests\":");
+		put_refs(&b, refs, HFM_REFS_PR);
+	}
+	hfm_buf_putc(&b, '}');
+	hfm_refs_free(refs);
+	return reply_json_buf(r, &b);
+}
+
+/* ---- commits ----------------------------------------------------------------- */
+
+static int h_commits(struct hfm_req *r, struct hfm_found *f)
+{
+	const struct hfm_route *rt = hfm_req_route(r);
+	long limit = arg_long(r, "limit", COMMITS_PAGE, 1, COMMITS_PAGE_MAX);
+	long page = arg_long(r, "p", 0, 0, 1000000);
+	struct hfm_commits *c = NULL;
+	int rc = f->repo->src->ops->commits(&c, f->repo, f->rc.commit, (size_t)(page * limit),
+					    (size_t)limit, hfm_req_ctx(r));
+	if (rc)
+		return rc;
+	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
+	hfm_buf_putc(&b, '[');
+	for (size_t i = 0; i < c->n; i++) {
+		const struct hfm_commit *x = &c->v[i];
+		if (i)
+			hfm_buf_putc(&b, ',');
+		hfm_buf_puts(&b, "{\"id\":\"");
+		hfm_buf_puts(&b, x->id);
+		hfm_buf_puts(&b, "\",\"title\":");
+		hfm_buf_json_str(&b, x->title ? x->title : "");
+		hfm_buf_puts(&b, ",\"message\":");
+		hfm_buf_json_str(&b, x->message ? x->message : "");
+		hfm_buf_puts(&b, ",\"date\":");
+		put_date(&b, x->date_ms);
+		hfm_buf_puts(&b, ",\"authors\":[");
+		if (x->author) {
+			hfm_buf_puts(&b, "{\"user\":");
+			hfm_buf_json_str(&b, x->author);
+			hfm_buf_putc(&b, '}');
+		}
+		hfm_buf_puts(&b, "]}");
+	}
+	hfm_buf_putc(&b, ']');
+	if (c->more) {
+		struct hfm_buf link = HFM_BUF_INIT(4096);
+		hfm_buf_putc(&link, '<');
+		api_base(&link, r, &rt->repo);
+		hfm_buf_puts(&link, "/commits/");
+		hfm_buf_urlenc(&link, rt->rev, 0);
+		hfm_buf_printf(&link, "?limit=%ld&p=%ld>; rel=\"next\"", limit, page + 1);
+		if (!link.err)
+			hfm_req_add_header(r, "Link", link.ptr);
+		hfm_buf_dispose(&link);
+	}
+	hfm_commits_free(c);
+	return reply_json_buf(r, &b);
+}
+
+/* ---- repo listing -------------------------------------------------------------- */
+
+struct names {
+	char **v;
+	size_t n;
+};
+
+static void names_add(void *cls, const char *name)
+{
+	struct names *ns = cls;
+	if (ns->n >= 1000000)
+		return;
+	ns->v = hfm_realloc(ns->v, (ns->n + 1) * sizeof(*ns->v));
+	ns->v[ns->n++] = hfm_strdup(name);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every repo name of type t across sources, sorted and unique. */
+void hfm_api_repo_names(struct hfm_server *srv, enum hfm_repo_type t, char ***out, size_t *n)
+{
+	struct hfm_source **srcs;
+	size_t nsrc = hfm_server_sources(srv, &srcs);
+	struct names ns = { 0 };
+	for (size_t i = 0; i < nsrc; i++)
+		if (srcs[i]->ops->list_repos)
+			srcs[i]->ops->list_repos(srcs[i], t, names_add, &ns);
+	if (ns.n)
+		qsort(ns.v, ns.n, sizeof(*ns.v), cmp_str);
+	size_t k = 0;
+	for (size_t i = 0; i < ns.n; i++) {
+		if (k && !strcmp(ns.v[k - 1], ns.v[i]))
+			free(ns.v[i]);
+		else
+			ns.v[k++] = ns.v[i];
+	}
+	*out = ns.v;
+	*n = k;
+}
+
+static int h_list(struct hfm_req *r)
+{
+	const struct hfm_route *rt = hfm_req_route(r);
+	const char *search = hfm_req_arg(r, "search");
+	const char *author = hfm_req_arg(r, "author");
+	long limit = arg_long(r, "limit", 1000000, 1, 1000000);
+	char **names;
+	size_t n;
+	hfm_api_repo_names(hfm_req_server(r), rt->repo.type, &names, &n);
+
+	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
+	hfm_buf_putc(&b, '[');
+	long out = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = names[i];
+		const char *slash = strchr(name, '/');
+		if (search && *search && !strstr(name, search))
+			continue;
+		if (author && *author &&
+		    !(slash && (size_t)(slash - name) == strlen(author) && !strncmp(name, author, (size_t)(slash - name))))
+			continue;
+		if (out >= limit)
+			break;
+		if (out++)
+			hfm_buf_putc(&b, ',');
+		hfm_buf_puts(&b, "{\"id\":");
+		hfm_buf_json_str(&b, name);
+		if (rt->repo.type == HFM_MODEL) {
+			hfm_buf_puts(&b, ",\"modelId\":");
+			hfm_buf_json_str(&b, name);
+		}
+		if (slash) {
+			hfm_buf_puts(&b, ",\"author\":");
+			hfm_buf_json_strn(&b, name, (size_t)(slash - name));
+		}
+		hfm_buf_puts(&b, ",\"private\":false,\"gated\":false,\"downloads\":0,\"likes\":0,\"tags\":[]}");
+	}
+	hfm_buf_putc(&b, ']');
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return reply_json_buf(r, &b);
+}
+
+static int h_whoami(struct hfm_req *r)
+{
+	/* No accounts here: clients take 401 as "not logged in". */
+	struct hfm_buf b = HFM_BUF_INIT(256);
+	hfm_buf_puts(&b, "{\"error\":\"Invalid credentials in Authorization header\"}");
+	return hfm_reply_json(r, 401, &b);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------- */
+
+int hfm_h_api(struct hfm_req *r)
+{
+	const struct hfm_route *rt = hfm_req_route(r);
+	struct hfm_source **srcs;
+	size_t nsrc = hfm_server_sources(hfm_req_server(r), &srcs);
+	struct hfm_found f;
+	int rc;
+
+	switch (rt->kind) {
+	case HFM_R_API_LIST:
+		return h_list(r);
+	case HFM_R_API_WHOAMI:
+		return h_whoami(r);
+	default:
+		break;
+	}
+	/* refs has no revision: any source holding the repo answers. */
+	const char *rev = rt->rev ? rt->rev : "HEAD";
+	if ((rc = hfm_lookup(&f, srcs, nsrc, &rt->repo, rev, hfm_req_ctx(r))))
+		return rc;
+	hfm_req_set_source(r, f.repo->src->ops->kind);
+	switch (rt->kind) {
+	case HFM_R_API_INFO:
+	case HFM_R_API_REVISION:
+		rc = h_info(r, &f);
+		break;
+	case HFM_R_API_TREE:
+		rc = h_tree(r, &f);
+		break;
+	case HFM_R_API_PATHS_INFO:
+		rc = h_paths_info(r, &f);
+		break;
+	case HFM_R_API_REFS:
+		rc = h_refs(r, &f);
+		break;
+	case HFM_R_API_COMMITS:
+		rc = h_commits(r, &f);
+		break;
+	default:
+		rc = hfm_reply_not_found(r);
+		break;
+	}
+	hfm_found_dispose(&f);
+	return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * h_files.c - /{repo}/resolve/{rev}/{path} and /{repo}/raw/{rev}/{path}.
+ *
+ * Both answer the file at the resolved commit; /resolve/ answers an LFS
+ * file's content (etag = sha256, X-Linked-*), /raw/ its git blob (the
+ * pointer).  Bytes come from the source's body (an fd for zero-copy).
+ */
+#include "hfm/handlers.h"
+#include "hfm/lookup.h"
+
+int hfm_h_file(struct hfm_req *r)
+{
+	const struct hfm_route *rt = hfm_req_route(r);
+	struct hfm_server *srv = hfm_req_server(r);
+	struct hfm_ctx *ctx = hfm_req_ctx(r);
+	struct hfm_source **srcs;
+	size_t nsrc = hfm_server_sources(srv, &srcs);
+	int raw = rt->kind == HFM_R_RAW;
+	struct hfm_found f;
+	struct hfm_list *l = NULL;
+	struct hfm_body body = { .fd = -1 };
+	int rc;
+
+	if ((rc = hfm_lookup(&f, srcs, nsrc, &rt->repo, rt->rev, ctx)))
+		return rc;
+	const struct hfm_source_ops *ops = f.repo->src->ops;
+	hfm_req_set_source(r, ops->kind);
+	const char *path = rt->path;
+	rc = ops->stat(&l, f.repo, f.rc.commit, &path, 1, HFM_LIST_IDS, ctx);
+	if (rc == HFM_ENOENT || (!rc && (l->n == 0 || l->items[0]->is_dir))) {
+		rc = hfm_reply_error(r, HFM_ENOENT, "Entry not found", f.rc.commit);
+		goto cleanup;
+	}
+	if (rc)
+		goto cleanup;
+	const struct hfm_entry *e = l->items[0];
+	rc = ops->open(&body, f.repo, f.rc.commit, e, raw ? HFM_OPEN_RAW : 0, ctx);
+	if (rc == HFM_ENOENT || rc == HFM_EUNAVAIL) {
+		rc = hfm_reply_error(r, rc, NULL, f.rc.commit);
+		goto cleanup;
+	}
+	if (rc)
+		goto cleanup;
+	rc = hfm_reply_file(r, e, &body, f.rc.commit, raw);
+
+cleanup:
+	if (l)
+		hfm_list_free(l);
+	hfm_found_dispose(&f);
+	return rc;
+}

@@ -1,0 +1,1096 @@
+/*
+ * http.c - the libmicrohttpd daemon, request lifecycle and replies.
+ *
+ * Lifecycle of a request (struct hfm_req):
+ *  - MHD's URI log callback allocates it with the raw request URI, before
+ *    MHD decodes anything; we route on that raw string ourselves.
+ *  - The access handler reads the body (POST, capped at HFM_MAX_BODY), then
+ *    runs hfm_handle().  A handler that returns HFM_EAGAIN has armed the
+ *    request's waiter: the connection is suspended (no thread is held).
+ *  - The waiter's callback resumes the connection; MHD calls the access
+ *    handler again and the handler runs from the top.
+ *  - A deadline thread resumes requests that waited longer than
+ *    wait_timeout; they are answered 503 with Retry-After.
+ *  - MHD's completion callback writes the access-log line and frees it.
+ *
+ * `slock` (one per server) serialises the suspend/resume handshake: a wake
+ * that arrives before the handler managed to suspend sets `woken`, and the
+ * handler then retries at once instead of suspending.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "hfm/handlers.h"
+#include "hfm/http.h"
+#include "hfm/range.h"
+
+#define SMALL_BODY (64u * 1024)          /* copied into the response */
+#define PREAD_BLOCK (256u * 1024)        /* pread+send block */
+#define MAX_HEADERS 16
+
+struct hfm_server {
+	struct MHD_Daemon *d;
+	struct hfm_server_opts o;
+	int port;
+	int tls;
+	char url[300];
+	char *key_pem, *cert_pem;
+
+	pthread_mutex_t slock;               /* suspend/resume handshake, list */
+	struct hfm_req *suspended;           /* doubly linked */
+	int stopping;
+	pthread_t timer;
+	pthread_cond_t timer_cond;
+	int timer_started;
+
+	atomic_ullong n_requests, n_bytes, n_waits, n_timeouts;
+	atomic_ullong n_status[6];           /* 1xx..5xx, [0] other */
+	atomic_uint inflight;
+	uint64_t started_ns;
+};
+
+struct arg {
+	char *key, *val;
+};
+
+struct hfm_req {
+	struct hfm_server *srv;
+	struct MHD_Connection *conn;
+	char *uri;                           /* raw, as sent */
+	char *path;                          /* raw path, no query */
+	const char *query;                   /* raw query after '?', or "" */
+	enum hfm_method method;
+	const char *method_str;
+	struct hfm_route route;
+	int started, routed;
+	struct hfm_buf body;
+	int body_too_big;
+	struct hfm_ctx ctx;
+	struct hfm_waiter *waiter;
+
+	/* under srv->slock */
+	int suspended, woken, timed_out;
+	uint64_t deadline_ns;
+	struct hfm_req *prev, *next;
+
+	struct arg *args;
+	size_t nargs;
+	int args_parsed;
+	struct arg hdrs[MAX_HEADERS];
+	size_t nhdrs;
+	char *base_url;
+
+	int replied;
+	unsigned status;
+	uint64_t bytes;
+	const char *src_kind;
+	uint64_t t0_ns;
+	uint64_t wait_ns;
+	uint64_t susp_ns;                    /* when it was last suspended */
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static enum hfm_method method_of(const char *m)
+{
+	if (!strcmp(m, "GET"))
+		return HFM_M_GET;
+	if (!strcmp(m, "HEAD"))
+		return HFM_M_HEAD;
+	if (!strcmp(m, "POST"))
+		return HFM_M_POST;
+	if (!strcmp(m, "OPTIONS"))
+		return HFM_M_OPTIONS;
+	return HFM_M_OTHER;
+}
+
+enum hfm_method hfm_req_method(const struct hfm_req *r) { return r->method; }
+const struct hfm_route *hfm_req_route(const struct hfm_req *r) { return &r->route; }
+const struct hfm_buf *hfm_req_body(const struct hfm_req *r) { return &r->body; }
+struct hfm_ctx *hfm_req_ctx(struct hfm_req *r) { return &r->ctx; }
+struct hfm_server *hfm_req_server(struct hfm_req *r) { return r->srv; }
+void hfm_req_set_source(struct hfm_req *r, const char *kind) { r->src_kind = kind; }
+const char *hfm_req_query(const struct hfm_req *r) { return r->query; }
+
+const char *hfm_req_header(struct hfm_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+void hfm_form_parse(const char *s, size_t n, void (*cb)(void *cls, char *key, char *val),
+		    void *cls)
+{
+	const char *end = s + n;
+	while (s < end) {
+		const char *amp = memchr(s, '&', (size_t)(end - s));
+		const char *e = amp ? amp : end;
+		const char *eq = memchr(s, '=', (size_t)(e - s));
+		const char *ke = eq ? eq : e;
+		if (ke > s) {
+			char *k = hfm_malloc((size_t)(ke - s) + 1);
+			long kl = hfm_pct_decode(k, s, (size_t)(ke - s), 1);
+			const char *vs = eq ? eq + 1 : e;
+			char *v = hfm_malloc((size_t)(e - vs) + 1);
+			long vl = hfm_pct_decode(v, vs, (size_t)(e - vs), 1);
+			if (kl < 0 || vl < 0) {
+				free(k);
+				free(v);
+			} else {
+				cb(cls, k, v);
+			}
+		}
+		s = e + 1;
+	}
+}
+
+static void add_arg(void *cls, char *key, char *val)
+{
+	struct hfm_req *r = cls;
+	if (r->nargs >= 64) {                /* bound what a query can make us keep */
+		free(key);
+		free(val);
+		return;
+	}
+	r->args = hfm_realloc(r->args, (r->nargs + 1) * sizeof(*r->args));
+	r->args[r->nargs].key = key;
+	r->args[r->nargs].val = val;
+	r->nargs++;
+}
+
+const char *hfm_req_arg(struct hfm_req *r, const char *name)
+{
+	if (!r->args_parsed) {
+		r->args_parsed = 1;
+		hfm_form_parse(r->query, strlen(r->query), add_arg, r);
+	}
+	for (size_t i = 0; i < r->nargs; i++)
+		if (!strcmp(r->args[i].key, name))
+			return r->args[i].val;
+	return NULL;
+}
+
+void hfm_req_add_header(struct hfm_req *r, const char *name, const char *value)
+{
+	if (r->nhdrs >= MAX_HEADERS)
+		return;
+	r->hdrs[r->nhdrs].key = hfm_strdup(name);
+	r->hdrs[r->nhdrs].val = hfm_strdup(value);
+	r->nhdrs++;
+}
+
+/* A Host header we are willing to echo into absolute URLs. */
+static int host_ok(const char *h)
+{
+	size_t n = strlen(h);
+	if (n == 0 || n > 255)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)h[i];
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+		    !strchr(".-:[]_", c))
+			return 0;
+	}
+	return 1;
+}
+
+const char *hfm_req_base_url(struct hfm_req *r)
+{
+	if (r->base_url)
+		return r->base_url;
+	if (r->srv->o.public_url) {
+		r->base_url = hfm_strdup(r->srv->o.public_url);
+		size_t n = strlen(r->base_url);
+		while (n > 0 && r->base_url[n - 1] == '/')
+			r->base_url[--n] = '\0';
+	} else {
+		const char *h = hfm_req_header(r, "Host");
+		if (h && host_ok(h))
+			r->base_url = hfm_asprintf("%s://%s", r->srv->tls ? "https" : "http", h);
+		else
+			r->base_url = hfm_strdup(r->srv->url);
+	}
+	return r->base_url;
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+static void common_headers(struct hfm_req *r, struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+	MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+		"X-Repo-Commit,X-Linked-Etag,X-Linked-Size,ETag,Content-Range,"
+		"Accept-Ranges,Content-Length,Link,X-Error-Code,X-Error-Message,X-Request-Id");
+	const char *trace = hfm_req_header(r, "X-Amzn-Trace-Id");
+	if (trace && strlen(trace) < 200 && !strpbrk(trace, "\r\n"))
+		MHD_add_response_header(resp, "X-Request-Id", trace);
+	for (size_t i = 0; i < r->nhdrs; i++)
+		MHD_add_response_header(resp, r->hdrs[i].key, r->hdrs[i].val);
+}
+
+static int queue(struct hfm_req *r, unsigned status, struct MHD_Response *resp, uint64_t bytes)
+{
+	if (!resp) {
+		r->replied = 1;
+		r->status = 500;
+		return HFM_EIO;
+	}
+	common_headers(r, resp);
+	enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	r->replied = 1;
+	r->status = status;
+	r->bytes = r->method == HFM_M_HEAD ? 0 : bytes;
+	return ok == MHD_YES ? 0 : HFM_EIO;
+}
+
+static struct MHD_Response *buf_response(struct hfm_buf *b)
+{
+	size_t len = b->len;
+	char *p = hfm_buf_detach(b);
+	if (!p)
+		return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	return MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
+}
+
+int hfm_reply_text(struct hfm_req *r, unsigned status, const char *content_type,
+		   struct hfm_buf *body)
+{
+	size_t len = body->len;
+	struct MHD_Response *resp = buf_response(body);
+	if (resp && content_type)
+		MHD_add_response_header(resp, "Content-Type", content_type);
+	return queue(r, status, resp, len);
+}
+
+int hfm_reply_json(struct hfm_req *r, unsigned status, struct hfm_buf *body)
+{
+	return hfm_reply_text(r, status, "application/json; charset=utf-8", body);
+}
+
+int hfm_reply_html(struct hfm_req *r, unsigned status, struct hfm_buf *body)
+{
+	return hfm_reply_text(r, status, "text/html; charset=utf-8", body);
+}
+
+int hfm_reply_not_found(struct hfm_req *r)
+{
+	struct hfm_buf b = HFM_BUF_INIT(256);
+	hfm_buf_puts(&b, "{\"error\":\"Not Found\"}");
+	return hfm_reply_json(r, 404, &b);
+}
+
+struct err_map {
+	int code;
+	unsigned status;
+	const char *hub_code;        /* X-Error-Code or NULL */
+	const char *dflt;
+};
+
+static const struct err_map err_maps[] = {
+	{ HFM_ENOREPO, 404, "RepoNotFound", "Repository not found" },
+	{ HFM_EDENIED, 404, "RepoNotFound", "Repository not found" },
+	{ HFM_ENOREV, 404, "RevisionNotFound", "Invalid rev id" },
+	{ HFM_ENOENT, 404, "EntryNotFound", "Entry not found" },
+	{ HFM_EUNAVAIL, 404, "EntryNotFound", "The content of this file is not in this mirror" },
+	{ HFM_EGATED, 401, "GatedRepo", "Access to this repository is restricted" },
+	{ HFM_EINVAL, 400, NULL, "Bad request" },
+	{ HFM_ETOOBIG, 413, NULL, "Request too large" },
+	{ HFM_EUPSTREAM, 502, NULL, "Upstream hub error" },
+	{ HFM_ETIMEOUT, 504, NULL, "Upstream hub timed out" },
+	{ HFM_EOFFLINE, 503, NULL, "This mirror is offline" },
+	{ HFM_EAGAIN, 503, NULL, "The request waited too long; retry later" },
+	{ HFM_ECORRUPT, 500, NULL, "Stored content is corrupt" },
+};
+
+int hfm_reply_error(struct hfm_req *r, int code, const char *message, const char *commit)
+{
+	const struct err_map *m = NULL;
+	for (size_t i = 0; i < HFM_ARRAY_SIZE(err_maps); i++)
+		if (err_maps[i].code == code)
+			m = &err_maps[i];
+	unsigned status = m ? m->status : 500;
+	if (code == HFM_EGATED && r->ctx.authorization)
+		status = 403;
+	if (!message || !*message) {
+		const char *last = hfm_error_last();
+		message = last && *last ? last : (m ? m->dflt : "Internal error");
+	}
+	/* Header values must be one line of printable bytes. */
+	char hmsg[512];
+	size_t k = 0;
+	for (const char *p = message; *p && k < sizeof(hmsg) - 1; p++)
+		hmsg[k++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? ' ' : *p;
+	hmsg[k] = '\0';
+
+	struct hfm_buf b = HFM_BUF_INIT(4096);
+	hfm_buf_puts(&b, "{\"error\":");
+	hfm_buf_json_str(&b, message);
+	hfm_buf_puts(&b, "}");
+	size_t len = b.len;
+	struct MHD_Response *resp = buf_response(&b);
+	if (!resp)
+		return queue(r, status, NULL, 0);
+	MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+	if (m && m->hub_code)
+		MHD_add_response_header(resp, "X-Error-Code", m->hub_code);
+	MHD_add_response_header(resp, "X-Error-Message", hmsg);
+	if (commit && *commit)
+		MHD_add_response_header(resp, "X-Repo-Commit", commit);
+	if (status == 503)
+		MHD_add_response_header(resp, "Retry-After", "5");
+	return queue(r, status, resp, len);
+}
+
+/* ---- file replies --------------------------------------------------------- */
+
+struct pread_cls {
+	int fd;
+	uint64_t base;
+	uint64_t len;
+	struct hfm_req *r;
+};
+
+static ssize_t pread_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct pread_cls *c = cls;
+	if (pos >= c->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	size_t want = (size_t)HFM_MIN((uint64_t)max, c->len - pos);
+	ssize_t n;
+	do {
+		n = pread(c->fd, buf, want, (off_t)(c->base + pos));
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)           /* the file shrank or broke: end the response early */
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n;
+}
+
+static void pread_free(void *cls)
+{
+	struct pread_cls *c = cls;
+	close(c->fd);
+	free(c);
+}
+
+static ssize_t never_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls; (void)pos; (void)buf; (void)max;
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* A body slice [start, start+len) as an MHD response; takes over b. */
+static struct MHD_Response *body_response(struct hfm_req *r, struct hfm_body *b,
+					  uint64_t start, uint64_t len)
+{
+	struct MHD_Response *resp = NULL;
+	if (r->method == HFM_M_HEAD) {
+		/* MHD sends the headers (with this Content-Length) and no body. */
+		resp = MHD_create_response_from_callback(len, 1024, never_reader, NULL, NULL);
+		hfm_body_dispose(b);
+		return resp;
+	}
+	switch (b->kind) {
+	case HFM_BODY_MEM:
+		resp = MHD_create_response_from_buffer((size_t)len, (void *)(b->mem + start),
+						       MHD_RESPMEM_MUST_COPY);
+		hfm_body_dispose(b);
+		return resp;
+	case HFM_BODY_FD:
+		if (len <= SMALL_BODY) {
+			char *p = hfm_malloc(len ? len : 1);
+			ssize_t n = pread(b->fd, p, len, (off_t)(b->offset + start));
+			hfm_body_dispose(b);
+			if (n < 0 || (uint64_t)n != len) {
+				free(p);
+				hfm_error_set(HFM_EIO, "the file changed while it was read");
+				return NULL;
+			}
+			return MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
+		}
+		if (r->srv->o.body_io == HFM_IO_SENDFILE) {
+			resp = MHD_create_response_from_fd_at_offset64(len, b->fd, b->offset + start);
+			if (resp)
+				b->fd = -1;          /* MHD closes it */
+			hfm_body_dispose(b);
+			return resp;
+		} else {
+			struct pread_cls *c = hfm_malloc(sizeof(*c));
+			c->fd = b->fd;
+			c->base = b->offset + start;
+			c->len = len;
+			c->r = r;
+			b->fd = -1;
+			hfm_body_dispose(b);
+			resp = MHD_create_response_from_callback(len, PREAD_BLOCK, pread_reader, c,
+								 pread_free);
+			if (!resp)
+				pread_free(c);
+			return resp;
+		}
+	case HFM_BODY_STREAM:
+		break;
+	}
+	hfm_body_dispose(b);
+	hfm_error_set(HFM_EIO, "streamed bodies are not supported here");
+	return NULL;
+}
+
+/* Does an If-None-Match / If-Range value name our etag? */
+static int etag_matches(const char *hdr, const char *etag)
+{
+	if (!hdr)
+		return 0;
+	size_t el = strlen(etag);
+	const char *p = hdr;
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '*')
+			return 1;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		int q = *p == '"';
+		if (q)
+			p++;
+		const char *s = p;
+		while (*p && *p != ',' && (q ? *p != '"' : *p != ' '))
+			p++;
+		if ((size_t)(p - s) == el && !memcmp(s, etag, el))
+			return 1;
+		if (q && *p == '"')
+			p++;
+		while (*p && *p != ',')
+			p++;
+	}
+	return 0;
+}
+
+static const char *content_type_for(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	const char *dot = strrchr(base, '.');
+	if (!dot)
+		return "application/octet-stream";
+	dot++;
+	static const struct { const char *ext, *type; } types[] = {
+		{ "json", "application/json" },
+		{ "txt", "text/plain; charset=utf-8" },
+		{ "md", "text/plain; charset=utf-8" },
+		{ "py", "text/plain; charset=utf-8" },
+		{ "csv", "text/csv; charset=utf-8" },
+		{ "yaml", "text/plain; charset=utf-8" },
+		{ "yml", "text/plain; charset=utf-8" },
+		/* Never let a repo's HTML or SVG run in a browser on our origin. */
+		{ "html", "text/plain; charset=utf-8" },
+		{ "htm", "text/plain; charset=utf-8" },
+		{ "svg", "text/plain; charset=utf-8" },
+		{ "png", "image/png" },
+		{ "jpg", "image/jpeg" },
+		{ "jpeg", "image/jpeg" },
+	};
+	for (size_t i = 0; i < HFM_ARRAY_SIZE(types); i++)
+		if (hfm_strieq(dot, types[i].ext))
+			return types[i].type;
+	return "application/octet-stream";
+}
+
+int hfm_reply_file(struct hfm_req *r, const struct hfm_entry *e, struct hfm_body *body,
+		   const char *commit, int raw)
+{
+	int lfs_view = e->is_lfs && !raw;
+	const char *etag = lfs_view ? e->lfs_oid : e->oid;
+	char qetag[HFM_SHA256_HEX + 3];
+	snprintf(qetag, sizeof(qetag), "\"%s\"", etag);
+	uint64_t size = body->size;
+	char num[32];
+
+	hfm_req_add_header(r, "X-Repo-Commit", commit);
+	hfm_req_add_header(r, "ETag", qetag);
+	if (lfs_view) {
+		hfm_req_add_header(r, "X-Linked-Etag", qetag);
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)size);
+		hfm_req_add_header(r, "X-Linked-Size", num);
+	}
+	hfm_req_add_header(r, "Accept-Ranges", "bytes");
+	if (body->source_kind)
+		r->src_kind = body->source_kind;
+
+	if (etag_matches(hfm_req_header(r, "If-None-Match"), etag)) {
+		hfm_body_dispose(body);
+		struct MHD_Response *resp =
+			MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		return queue(r, 304, resp, 0);
+	}
+
+	const char *range = hfm_req_header(r, "Range");
+	const char *if_range = hfm_req_header(r, "If-Range");
+	if (range && if_range && !etag_matches(if_range, etag))
+		range = NULL;                /* representation changed: send it whole */
+	uint64_t start = 0, len = size;
+	unsigned status = 200;
+	switch (hfm_range_parse(range, size, &start, &len)) {
+	case HFM_RANGE_NONE:
+		break;
+	case HFM_RANGE_PARTIAL: {
+		char cr[80];
+		snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)start,
+			 (unsigned long long)(start + len - 1), (unsigned long long)size);
+		hfm_req_add_header(r, "Content-Range", cr);
+		status = 206;
+		break;
+	}
+	case HFM_RANGE_UNSATISFIABLE: {
+		char cr[48];
+		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
+		hfm_req_add_header(r, "Content-Range", cr);
+		hfm_body_dispose(body);
+		struct MHD_Response *resp =
+			MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		return queue(r, 416, resp, 0);
+	}
+	case HFM_RANGE_EMPTY_FILE:
+		hfm_req_add_header(r, "Content-Range", "bytes */0");
+		break;
+	}
+	struct MHD_Response *resp = body_response(r, body, start, len);
+	if (!resp) {
+		r->nhdrs = 0;
+		return hfm_reply_error(r, HFM_EIO, NULL, NULL);
+	}
+	MHD_add_response_header(resp, "Content-Type", content_type_for(e->path));
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	return queue(r, status, resp, len);
+}
+
+/* ---- waiting ------------------------------------------------------------- */
+
+static void list_remove(struct hfm_server *s, struct hfm_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->suspended = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static void req_wake(void *cls)
+{
+	struct hfm_req *r = cls;
+	struct hfm_server *s = r->srv;
+	pthread_mutex_lock(&s->slock);
+	if (r->suspended) {
+		r->suspended = 0;
+		list_remove(s, r);
+		MHD_resume_connection(r->conn);
+	} else {
+		r->woken = 1;
+	}
+	pthread_mutex_unlock(&s->slock);
+}
+
+static void *timer_main(void *arg)
+{
+	struct hfm_server *s = arg;
+	pthread_mutex_lock(&s->slock);
+	while (!s->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&s->timer_cond, &s->slock, &ts);
+		uint64_t now = hfm_mono_ns();
+		struct hfm_req *r = s->suspended;
+		while (r) {
+			struct hfm_req *next = r->next;
+			if (s->stopping || r->deadline_ns <= now) {
+				r->suspended = 0;
+				r->timed_out = 1;
+				list_remove(s, r);
+				MHD_resume_connection(r->conn);
+				atomic_fetch_add(&s->n_timeouts, 1);
+			}
+			r = next;
+		}
+	}
+	/* Stopping: let every waiting request finish with 503. */
+	while (s->suspended) {
+		struct hfm_req *r = s->suspended;
+		r->suspended = 0;
+		r->timed_out = 1;
+		list_remove(s, r);
+		MHD_resume_connection(r->conn);
+	}
+	pthread_mutex_unlock(&s->slock);
+	return NULL;
+}
+
+static void drop_waiter(struct hfm_req *r)
+{
+	if (r->waiter) {
+		hfm_waiter_cancel(r->waiter);   /* waits out a callback in progress */
+		hfm_waiter_unref(r->waiter);
+		r->waiter = NULL;
+		r->ctx.waiter = NULL;
+	}
+}
+
+/* Run the handler; suspend on HFM_EAGAIN.  Returns MHD_YES/NO. */
+static enum MHD_Result run(struct hfm_req *r)
+{
+	struct hfm_server *s = r->srv;
+	if (r->susp_ns) {
+		r->wait_ns += hfm_mono_ns() - r->susp_ns;
+		r->susp_ns = 0;
+	}
+	for (;;) {
+		drop_waiter(r);
+		if (r->timed_out) {
+			hfm_reply_error(r, HFM_EAGAIN, s->stopping ? "The server is stopping" : NULL,
+					NULL);
+			break;
+		}
+		r->waiter = hfm_waiter_new(req_wake, r);
+		r->ctx.waiter = r->waiter;
+		pthread_mutex_lock(&s->slock);
+		r->woken = 0;
+		pthread_mutex_unlock(&s->slock);
+		hfm_error_clear();
+		int rc = hfm_handle(r);
+		if (r->replied)
+			break;
+		if (rc == HFM_EAGAIN) {
+			pthread_mutex_lock(&s->slock);
+			if (r->woken) {               /* already done: go again */
+				pthread_mutex_unlock(&s->slock);
+				continue;
+			}
+			if (s->stopping) {
+				pthread_mutex_unlock(&s->slock);
+				r->timed_out = 1;
+				continue;
+			}
+			if (!r->deadline_ns) {
+				unsigned t = s->o.wait_timeout ? s->o.wait_timeout : 600;
+				r->deadline_ns = hfm_mono_ns() + (uint64_t)t * 1000000000ull;
+			}
+			MHD_suspend_connection(r->conn);
+			r->suspended = 1;
+			r->susp_ns = hfm_mono_ns();
+			r->next = s->suspended;
+			r->prev = NULL;
+			if (s->suspended)
+				s->suspended->prev = r;
+			s->suspended = r;
+			pthread_mutex_unlock(&s->slock);
+			atomic_fetch_add(&s->n_waits, 1);
+			return MHD_YES;
+		}
+		hfm_reply_error(r, rc ? rc : HFM_EIO, NULL, NULL);
+		break;
+	}
+	drop_waiter(r);
+	return MHD_YES;
+}
+
+/* ---- MHD callbacks --------------------------------------------------------- */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct hfm_req *r = hfm_calloc(1, sizeof(*r));
+	r->srv = cls;
+	r->conn = conn;
+	r->uri = hfm_strdup(uri ? uri : "");
+	char *q = strchr(r->uri, '?');
+	if (q) {
+		r->path = hfm_strndup(r->uri, (size_t)(q - r->uri));
+		r->query = q + 1;
+	} else {
+		r->path = hfm_strdup(r->uri);
+		r->query = "";
+	}
+	hfm_buf_init(&r->body, HFM_MAX_BODY);
+	r->t0_ns = hfm_mono_ns();
+	atomic_fetch_add(&r->srv->inflight, 1);
+	return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct hfm_server *s = cls;
+	struct hfm_req *r = *con_cls;
+	(void)url; (void)version;
+	if (!r) {                             /* no URI callback: should not happen */
+		r = on_uri(s, url, conn);
+		*con_cls = r;
+	}
+	if (!r->started) {
+		r->started = 1;
+		r->conn = conn;
+		r->method = method_of(method);
+		r->method_str = method;
+		r->ctx.authorization = hfm_req_header(r, "Authorization");
+		int rc = hfm_route_parse(&r->route, r->path);
+		r->routed = 1;
+		if (rc) {
+			hfm_reply_error(r, HFM_EINVAL, hfm_error_last(), NULL);
+			return MHD_YES;
+		}
+		if (r->method == HFM_M_POST) {
+			const char *cl = hfm_req_header(r, "Content-Length");
+			if (cl && strtoull(cl, NULL, 10) > HFM_MAX_BODY) {
+				hfm_reply_error(r, HFM_ETOOBIG, "Request body too large", NULL);
+				return MHD_YES;
+			}
+		}
+		/*
+		 * Answer on the next call, once MHD has the whole request: a
+		 * response queued while MHD still expects a body makes it close
+		 * the connection, and keep-alive matters more than one call.
+		 */
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!r->body_too_big && hfm_buf_put(&r->body, upload_data, *upload_data_size))
+			r->body_too_big = 1;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->replied)
+		return MHD_YES;
+	if (r->body_too_big) {
+		hfm_reply_error(r, HFM_ETOOBIG, "Request body too large", NULL);
+		return MHD_YES;
+	}
+	return run(r);
+}
+
+static void log_line(struct hfm_server *s, struct hfm_req *r, enum MHD_RequestTerminationCode toe)
+{
+	char ts[HFM_ISO_DATE_LEN + 1];
+	hfm_iso_date(ts, hfm_now_ms());
+	char addr[INET6_ADDRSTRLEN] = "-";
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr) {
+		const struct sockaddr *sa = ci->client_addr;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
+	}
+	struct hfm_buf b = HFM_BUF_INIT(16384);
+	hfm_buf_puts(&b, "{\"ts\":\"");
+	hfm_buf_puts(&b, ts);
+	hfm_buf_puts(&b, "\",\"remote\":\"");
+	hfm_buf_puts(&b, addr);
+	hfm_buf_puts(&b, "\",\"method\":");
+	hfm_buf_json_str(&b, r->method_str ? r->method_str : "-");
+	hfm_buf_puts(&b, ",\"url\":");
+	hfm_buf_json_strn(&b, r->uri, HFM_MIN(strlen(r->uri), (size_t)4096));
+	hfm_buf_printf(&b, ",\"status\":%u,\"bytes\":%llu,\"ms\":%.3f,\"wait_ms\":%.3f",
+		       r->status, (unsigned long long)r->bytes,
+		       (double)(hfm_mono_ns() - r->t0_ns) / 1e6, (double)r->wait_ns / 1e6);
+	hfm_buf_printf(&b, ",\"complete\":%s", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false");
+	if (r->src_kind) {
+		hfm_buf_puts(&b, ",\"src\":");
+		hfm_buf_json_str(&b, r->src_kind);
+	}
+	const char *ua = r->started ? hfm_req_header(r, "User-Agent") : NULL;
+	if (ua) {
+		hfm_buf_puts(&b, ",\"ua\":");
+		hfm_buf_json_strn(&b, ua, HFM_MIN(strlen(ua), (size_t)512));
+	}
+	const char *trace = r->started ? hfm_req_header(r, "X-Amzn-Trace-Id") : NULL;
+	if (trace) {
+		hfm_buf_puts(&b, ",\"trace\":");
+		hfm_buf_json_strn(&b, trace, HFM_MIN(strlen(trace), (size_t)200));
+	}
+	hfm_buf_puts(&b, "}\n");
+	if (!b.err) {
+		/* One write per line: O_APPEND keeps lines whole across threads. */
+		ssize_t n = write(s->o.access_log_fd, b.ptr, b.len);
+		(void)n;
+	}
+	hfm_buf_dispose(&b);
+}
+
+static void req_free(struct hfm_req *r)
+{
+	drop_waiter(r);
+	if (r->routed)
+		hfm_route_dispose(&r->route);
+	hfm_buf_dispose(&r->body);
+	for (size_t i = 0; i < r->nargs; i++) {
+		free(r->args[i].key);
+		free(r->args[i].val);
+	}
+	free(r->args);
+	for (size_t i = 0; i < r->nhdrs; i++) {
+		free(r->hdrs[i].key);
+		free(r->hdrs[i].val);
+	}
+	free(r->base_url);
+	free(r->path);
+	free(r->uri);
+	free(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct hfm_server *s = cls;
+	struct hfm_req *r = *con_cls;
+	(void)conn;
+	if (!r)
+		return;
+	*con_cls = NULL;
+	atomic_fetch_add(&s->n_requests, 1);
+	atomic_fetch_add(&s->n_bytes, r->bytes);
+	unsigned cls_i = r->status >= 100 && r->status < 600 ? r->status / 100 : 0;
+	atomic_fetch_add(&s->n_status[cls_i], 1);
+	atomic_fetch_sub(&s->inflight, 1);
+	if (s->o.access_log_fd >= 0)
+		log_line(s, r, toe);
+	req_free(r);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	/* MHD logs every client that hangs up mid-response; keep stderr useful. */
+	char line[512];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (strstr(line, "closed connection") || strstr(line, "Connection reset") ||
+	    strstr(line, "Broken pipe") || strstr(line, "timed out"))
+		return;
+	fprintf(stderr, "hfmirror: http: %s", line);
+	size_t n = strlen(line);
+	if (n == 0 || line[n - 1] != '\n')
+		fputc('\n', stderr);
+}
+
+/* ---- start / stop ----------------------------------------------------------- */
+
+static int read_file(char **out, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return hfm_error_set(HFM_EIO, "%s: %s", path, strerror(errno));
+	struct hfm_buf b = HFM_BUF_INIT(1u << 20);
+	char tmp[4096];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		hfm_buf_put(&b, tmp, n);
+	int err = ferror(f);
+	fclose(f);
+	if (err || b.err || b.len == 0) {
+		hfm_buf_dispose(&b);
+		return hfm_error_set(HFM_EIO, "%s: cannot read (empty, unreadable or over 1 MiB)", path);
+	}
+	*out = hfm_buf_detach(&b);
+	return 0;
+}
+
+static int resolve_bind(struct sockaddr_storage *ss, socklen_t *len, const char *host, int port)
+{
+	struct addrinfo hints, *res = NULL, *ai, *pick = NULL;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	char ps[16];
+	snprintf(ps, sizeof(ps), "%d", port);
+	const char *h = host;
+	char stripped[256];
+	size_t hl = strlen(host);
+	if (hl > 2 && host[0] == '[' && host[hl - 1] == ']' && hl < sizeof(stripped)) {
+		memcpy(stripped, host + 1, hl - 2);
+		stripped[hl - 2] = '\0';
+		h = stripped;
+	}
+	int rc = getaddrinfo(h, ps, &hints, &res);
+	if (rc)
+		return hfm_error_set(HFM_EINVAL, "cannot resolve --host %s: %s", host, gai_strerror(rc));
+	/* "localhost" resolves to ::1 and 127.0.0.1; clients try 127.0.0.1 first. */
+	for (ai = res; ai; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET) {
+			pick = ai;
+			break;
+		}
+	if (!pick)
+		pick = res;
+	memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+	*len = pick->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
+{
+	struct hfm_server *s = hfm_calloc(1, sizeof(*s));
+	int rc = 0;
+	s->o = *o;
+	if (!s->o.host)
+		s->o.host = "localhost";
+	pthread_mutex_init(&s->slock, NULL);
+	pthread_cond_init(&s->timer_cond, NULL);
+	s->started_ns = hfm_mono_ns();
+
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	if ((rc = resolve_bind(&ss, &sslen, s->o.host, o->port)))
+		goto cleanup;
+
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (o->ssl_key || o->ssl_cert) {
+		if (!o->ssl_key || !o->ssl_cert) {
+			rc = hfm_error_set(HFM_EINVAL, "--ssl-key and --ssl-cert go together");
+			goto cleanup;
+		}
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			rc = hfm_error_set(HFM_EINVAL, "this libmicrohttpd has no TLS support");
+			goto cleanup;
+		}
+		if ((rc = read_file(&s->key_pem, o->ssl_key)) || (rc = read_file(&s->cert_pem, o->ssl_cert)))
+			goto cleanup;
+		flags |= MHD_USE_TLS;
+		s->tls = 1;
+	}
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned threads = o->threads > 0 ? (unsigned)o->threads : (unsigned)(ncpu > 0 ? ncpu : 2);
+	unsigned maxconn = o->max_connections ? o->max_connections : 4096;
+	unsigned idle = o->idle_timeout ? o->idle_timeout : 120;
+
+	struct MHD_OptionItem opts[16];
+	size_t k = 0;
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, maxconn, NULL };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, idle, NULL };
+	/* Request line + headers must fit: this is the header size limit. */
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s };
+	if (s->tls) {
+		opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem };
+		opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem };
+	}
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+				MHD_OPTION_END);
+	if (!s->d) {
+		rc = hfm_error_set(HFM_EIO, "cannot listen on %s:%d (address in use, bad TLS key/cert, "
+				   "or not permitted)", s->o.host, o->port);
+		goto cleanup;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di ? di->port : o->port;
+	const char *h = s->o.host;
+	int v6 = strchr(h, ':') && h[0] != '[';
+	snprintf(s->url, sizeof(s->url), "%s://%s%s%s:%d", s->tls ? "https" : "http", v6 ? "[" : "", h,
+		 v6 ? "]" : "", s->port);
+	if (pthread_create(&s->timer, NULL, timer_main, s)) {
+		rc = hfm_error_set(HFM_EIO, "cannot start the timer thread");
+		goto cleanup;
+	}
+	s->timer_started = 1;
+	*out = s;
+	return 0;
+
+cleanup:
+	if (s->d)
+		MHD_stop_daemon(s->d);
+	free(s->key_pem);
+	free(s->cert_pem);
+	pthread_mutex_destroy(&s->slock);
+	pthread_cond_destroy(&s->timer_cond);
+	free(s);
+	return rc;
+}
+
+int hfm_server_port(const struct hfm_server *s) { return s->port; }
+const char *hfm_server_url(const struct hfm_server *s) { return s->url; }
+const char *hfm_server_mode(const struct hfm_server *s) { return s->o.mode_label ? s->o.mode_label : ""; }
+
+size_t hfm_server_sources(struct hfm_server *s, struct hfm_source ***out)
+{
+	*out = s->o.sources;
+	return s->o.nsources;
+}
+
+void hfm_server_stop(struct hfm_server *s)
+{
+	if (!s)
+		return;
+	MHD_quiesce_daemon(s->d);             /* stop accepting */
+	pthread_mutex_lock(&s->slock);
+	s->stopping = 1;
+	pthread_cond_signal(&s->timer_cond);
+	pthread_mutex_unlock(&s->slock);
+	if (s->timer_started)
+		pthread_join(s->timer, NULL);     /* resumed every waiting request */
+	/* Give resumed requests a moment to be answered before MHD closes them. */
+	for (int i = 0; i < 50 && atomic_load(&s->inflight) > 0; i++) {
+		pthread_mutex_lock(&s->slock);
+		int waiting = s->suspended != NULL;
+		while (s->suspended) {
+			struct hfm_req *r = s->suspended;
+			r->suspended = 0;
+			r->timed_out = 1;
+			list_remove(s, r);
+			MHD_resume_connection(r->conn);
+		}
+		pthread_mutex_unlock(&s->slock);
+		if (!waiting)
+			break;
+		usleep(10000);
+	}
+	MHD_stop_daemon(s->d);
+	free(s->key_pem);
+	free(s->cert_pem);
+	pthread_mutex_destroy(&s->slock);
+	pthread_cond_destroy(&s->timer_cond);
+	free(s);
+}
+
+void hfm_server_metrics(struct hfm_server *s, struct hfm_buf *out)
+{
+	hfm_buf_printf(out, "# TYPE hfmirror_requests_total counter\n");
+	static const char *cls[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	for (int i = 0; i < 6; i++)
+		hfm_buf_printf(out, "hfmirror_requests_total{class=\"%s\"} %llu\n", cls[i],
+			       (unsigned long long)atomic_load(&s->n_status[i]));
+	hfm_buf_printf(out, "# TYPE hfmirror_body_bytes_total counter\nhfmirror_body_bytes_total %llu\n",
+		       (unsigned long long)atomic_load(&s->n_bytes));
+	hfm_buf_printf(out, "# TYPE hfmirror_waits_total counter\nhfmirror_waits_total %llu\n",
+		       (unsigned long long)atomic_load(&s->n_waits));
+	hfm_buf_printf(out, "# TYPE hfmirror_wait_timeouts_total counter\nhfmirror_wait_timeouts_total %llu\n",
+		       (unsigned long long)atomic_load(&s->n_timeouts));
+	hfm_buf_printf(out, "# TYPE hfmirror_requests_in_flight gauge\nhfmirror_requests_in_flight %u\n",
+		       atomic_load(&s->inflight));
+	hfm_buf_printf(out, "# TYPE hfmirror_uptime_seconds gauge\nhfmirror_uptime_seconds %.0f\n",
+		       (double)(hfm_mono_ns() - s->started_ns) / 1e9);
+}

@@ -298,7 +298,8 @@ static int build_snapshot(struct mb_snap **out, struct mb_repo *r)
 	w.stack[0].dev = rst.st_dev;
 	w.stack[0].ino = rst.st_ino;
 	walk_dir(&w, repo_fd, "");
-	qsort(w.files, w.n, sizeof(*w.files), cmp_file);
+	if (w.n)
+		qsort(w.files, w.n, sizeof(*w.files), cmp_file);
 
 	/* every ancestor directory of a file is an entry */
 	for (i = 0; i < w.n; i++) {
@@ -319,7 +320,8 @@ static int build_snapshot(struct mb_snap **out, struct mb_repo *r)
 			dirs[ndirs++] = d;
 		}
 	}
-	qsort(dirs, ndirs, sizeof(*dirs), cmp_str);
+	if (ndirs)
+		qsort(dirs, ndirs, sizeof(*dirs), cmp_str);
 	for (i = 0, j = 0; i < ndirs; i++) {
 		if (j && !strcmp(dirs[j - 1], dirs[i])) {
 			free(dirs[i]);

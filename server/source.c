@@ -99,7 +99,7 @@ struct hfm_list *hfm_list_new(struct hfm_snapshot *snap, size_t cap)
 void hfm_list_push(struct hfm_list *l, const struct hfm_entry *e)
 {
 	if (l->n == l->cap) {
-		l->cap *= 2;
+		l->cap = l->cap ? l->cap * 2 : 16;
 		l->items = hfm_realloc(l->items, l->cap * sizeof(*l->items));
 	}
 	l->items[l->n++] = e;

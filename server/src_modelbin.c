@@ -733,7 +733,7 @@ static int mb_list(struct hfm_list **out, struct hfm_repo *repo, const char *com
 {
 	struct mb_repo *r = (struct mb_repo *)repo;
 	struct mb_snap *s;
-	struct hfm_list *l;
+	struct hfm_list *l = NULL;
 	int rc;
 
 	if ((rc = snapshot_for(&s, r, commit)))
@@ -755,7 +755,7 @@ static int mb_stat(struct hfm_list **out, struct hfm_repo *repo, const char *com
 {
 	struct mb_repo *r = (struct mb_repo *)repo;
 	struct mb_snap *s;
-	struct hfm_list *l;
+	struct hfm_list *l = NULL;
 	int rc;
 
 	if ((rc = snapshot_for(&s, r, commit)))

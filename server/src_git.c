@@ -435,7 +435,8 @@ static struct gs_snap *snap_assemble(struct tree_walk *w, const char *commit, in
 	size_t i, len = 0;
 	char *arena;
 
-	qsort(w->v, w->n, sizeof(*w->v), cmp_item);
+	if (w->n)
+		qsort(w->v, w->n, sizeof(*w->v), cmp_item);
 	for (i = 0; i < w->n; i++)
 		len += strlen(w->v[i].path) + 1;
 	arena = s->arena = hfm_malloc(len ? len : 1);
@@ -1095,7 +1096,8 @@ static int gs_refs(struct hfm_refs **out, struct hfm_repo *repo, struct hfm_ctx 
 			hfm_refs_add(refs, HFM_REFS_BRANCH, b->name, b->ref, b->target);
 	}
 	for (k = 0; k < 4; k++)
-		qsort(refs->v[k], refs->n[k], sizeof(struct hfm_ref), cmp_ref);
+		if (refs->n[k])
+			qsort(refs->v[k], refs->n[k], sizeof(struct hfm_ref), cmp_ref);
 cleanup:
 	hfm_refs_free(remote);
 	if (rc) {
@@ -1509,7 +1511,8 @@ static void gs_list_repos(struct hfm_source *src, enum hfm_repo_type t,
 		scan_type_dir(&ns, base, t);
 		free(base);
 	}
-	qsort(ns.v, ns.n, sizeof(*ns.v), cmp_str);
+	if (ns.n)
+		qsort(ns.v, ns.n, sizeof(*ns.v), cmp_str);
 	for (i = 0; i < ns.n; i++) {
 		if (!i || strcmp(ns.v[i], ns.v[i - 1]))
 			cb(cls, ns.v[i]);

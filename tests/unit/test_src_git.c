@@ -134,6 +134,7 @@ static int make_fixtures(void)
 		"git clone -q --mirror $W $T/m2/models/acme/bare.git\n"
 		"cp -r .git/lfs $T/m2/models/acme/bare.git/lfs\n"
 		"git clone -q --mirror $W $T/m2/models/canon.git\n"
+		"git clone -q --bare --depth 1 file://$W $T/m2/models/acme/shallow.git\n"
 		"GIT_LFS_SKIP_SMUDGE=1 git clone -q $W $T/m2/datasets/acme/ds\n"
 		"git clone -q --mirror $W $T/store/mirrors/spaces/acme/sp.git\n"
 		"o=$(sha256sum gone.bin | cut -c1-64)\n"
@@ -431,6 +432,27 @@ static void test_commits(struct hfm_repo *r)
 		   HFM_ENOREV, "commits of an unknown commit");
 }
 
+/* History ends where a shallow clone was cut: no errors, the cut is the root. */
+static void test_shallow(struct hfm_repo *r)
+{
+	const char *p = "config.json";
+	struct hfm_resolved res;
+	struct hfm_commits *c = NULL;
+	struct hfm_list *l = NULL;
+	int rc;
+
+	rc = src->ops->resolve(&res, r, "main", NULL);
+	TAP_OK(rc == 0 && !strcmp(res.commit, c3), "shallow: resolve main");
+	TAP_IS_INT(rc ? 0 : res.created_ms, 1709251200000LL, "shallow: created at the cut");
+	rc = src->ops->commits(&c, r, c3, 0, 10, NULL);
+	TAP_OK(rc == 0 && c->n == 1 && !c->more, "shallow: one commit, no more");
+	hfm_commits_free(c);
+	rc = src->ops->stat(&l, r, c3, &p, 1, HFM_LIST_EXPAND, NULL);
+	TAP_OK(rc == 0 && l->n == 1 && l->items[0]->last_commit &&
+	       !strcmp(l->items[0]->last_commit->id, c3), "shallow: lastCommit at the cut");
+	hfm_list_free(l);
+}
+
 static int open_path(struct hfm_body *b, struct hfm_repo *r, const char *commit,
 		     const char *path, unsigned flags)
 {
@@ -601,7 +623,7 @@ static void collect(void *cls, const char *name)
 
 static void test_list_repos(void)
 {
-	static const char *want[] = { "acme/bare,acme/tiny,canon", "acme/ds", "acme/sp" };
+	static const char *want[] = { "acme/bare,acme/shallow,acme/tiny,canon", "acme/ds", "acme/sp" };
 	int t;
 
 	for (t = 0; t < HFM_REPO_TYPES; t++) {
@@ -707,6 +729,11 @@ int main(void)
 	TAP_IS_INT(rc, 0, "open a canonical repo");
 	if (rc == 0)
 		check_resolve(r, "v1.0", c2);
+
+	r = open_repo(HFM_MODEL, "acme/shallow", &rc);
+	TAP_IS_INT(rc, 0, "open a shallow clone");
+	if (rc == 0)
+		test_shallow(r);
 
 	open_repo(HFM_MODEL, "acme/nope", &rc);
 	TAP_IS_INT(rc, HFM_ENOREPO, "unknown repo ENOREPO");

@@ -603,6 +603,7 @@ static int lc_walk_history(struct lc_walk *w, unsigned max)
 		p = first_parent(c);
 		if (git_commit_tree(&t, c) < 0 || (p && git_commit_tree(&pt, p) < 0)) {
 			rc = git_fail(HFM_EIO, w->s->commit);
+			git_tree_free(t);
 			break;
 		}
 		if (!pt || !git_oid_equal(git_tree_id(t), git_tree_id(pt)))
@@ -704,15 +705,31 @@ static struct gs_slot *slot_victim(struct gs_repo *r)
 	return v;
 }
 
+static int commit_check(struct gs_repo *r, const char *commit)
+{
+	git_repository *g;
+	git_commit *c = NULL;
+	int rc;
+
+	if ((rc = handle_get(&g, r)))
+		return rc;
+	rc = commit_lookup_hex(&c, g, commit);
+	git_commit_free(c);
+	handle_put(r, g);
+	return rc;
+}
+
 /*
  * The snapshot of `commit` (40 hex), built on first use; with `expand`, its
- * lastCommit-filled twin.  One thread builds, the others wait for it.
+ * lastCommit-filled twin.  One thread builds, the others wait for it.  A
+ * commit is checked to exist before it may evict a cached snapshot, so
+ * requests for made-up commits cannot flush the cache.
  */
 static int snap_get(struct gs_snap **out, struct gs_repo *r, const char *commit, int expand)
 {
 	struct gs_snap *old[2], *made = NULL, *plain;
 	struct gs_slot *slot;
-	int rc;
+	int rc, checked = 0;
 
 	if (!hfm_is_hex(commit, HFM_SHA1_HEX))
 		return hfm_error_set(HFM_ENOREV, "Invalid rev id: %s", commit);
@@ -721,6 +738,14 @@ again:
 	slot = slot_find(r, commit);
 	if (slot && slot->building) {
 		pthread_cond_wait(&r->snap_cond, &r->lock);
+		goto again;
+	}
+	if (!slot && !checked) {
+		pthread_mutex_unlock(&r->lock);
+		if ((rc = commit_check(r, commit)))
+			return rc;
+		checked = 1;
+		pthread_mutex_lock(&r->lock);
 		goto again;
 	}
 	if (!slot) {
@@ -1306,7 +1331,7 @@ static int open_big_blob(struct hfm_body *out, struct gs_repo *r, const char *oi
 	struct gitsrc *gs = r->gs;
 	uint64_t ssize;
 	char *data = NULL;
-	size_t len = 0;
+	size_t len = (size_t)size;
 	int fd, rc = 0;
 
 	if (gs->store && hfm_store_object_open(&fd, &ssize, gs->store, oid) == 0) {

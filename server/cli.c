@@ -22,7 +22,9 @@
 #include "hfm/hasher.h"
 #include "hfm/hashindex.h"
 #include "hfm/http.h"
+#include "hfm/src_git.h"
 #include "hfm/src_modelbin.h"
+#include "hfm/store.h"
 
 #ifndef HFM_VERSION
 #define HFM_VERSION "0.1.0"
@@ -33,6 +35,9 @@ struct run_opts {
 	const char *prog;
 	char **modelbin;                 /* --path, repeatable */
 	size_t nmodelbin;
+	char **mirrors;                  /* -m/--mirrors-path, repeatable */
+	size_t nmirrors;
+	const char *repos_path;          /* the store (--repos-path) */
 	const char *host;
 	int port;
 	const char *ssl_key, *ssl_cert;
@@ -55,6 +60,7 @@ static void usage_main(FILE *f, const char *prog)
 		"\n"
 		"commands:\n"
 		"  model-bin --path DIR   serve a directory of downloaded repos, offline\n"
+		"  mirror -m DIR          serve git clones (bare or not, with LFS objects)\n"
 		"\n"
 		"Run '%s <command> --help' for the options of a command.\n"
 		"'%s --version' prints the version.\n",
@@ -104,6 +110,24 @@ static void usage_modelbin(FILE *f, const char *prog)
 	usage_common(f);
 }
 
+static void usage_mirror(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"usage: %s mirror -m DIR [-m DIR...] [options]\n"
+		"\n"
+		"Serve git clones with their real branches, tags, PR refs and commits:\n"
+		"  DIR/{models,datasets,spaces}/<org>/<repo>[.git]   bare or non-bare\n"
+		"LFS content comes from each clone's lfs/objects, then from the store.\n"
+		"\n"
+		"mirror options:\n"
+		"  -m, --mirrors-path DIR  a folder of clones (repeatable)\n"
+		"  --repos-path DIR        the store written by hfmirror-import; its\n"
+		"                          mirrors/ and objects/ are served too\n"
+		"\n",
+		prog);
+	usage_common(f);
+}
+
 static int HFM_PRINTF(3, 4) die_usage(const char *prog, const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
@@ -128,11 +152,13 @@ static int parse_uint(const char *s, long min, long max, long *out)
 
 enum {
 	O_HOST = 1000, O_PORT, O_SSL_KEY, O_SSL_CERT, O_ACCESS_LOG, O_INDEX, O_THREADS,
-	O_BODY_IO, O_RESCAN, O_NO_PREFETCH, O_IDLE, O_MAXCONN, O_WAIT, O_PUBLIC_URL, O_HELP,
+	O_BODY_IO, O_RESCAN, O_REPOS_PATH, O_NO_PREFETCH, O_IDLE, O_MAXCONN, O_WAIT, O_PUBLIC_URL, O_HELP,
 };
 
 static const struct option common_longopts[] = {
 	{ "path", required_argument, NULL, 'p' },
+	{ "mirrors-path", required_argument, NULL, 'm' },
+	{ "repos-path", required_argument, NULL, O_REPOS_PATH },
 	{ "host", required_argument, NULL, O_HOST },
 	{ "port", required_argument, NULL, O_PORT },
 	{ "ssl-key", required_argument, NULL, O_SSL_KEY },
@@ -157,11 +183,18 @@ static int parse_opts(struct run_opts *o, int argc, char **argv)
 	long v;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":p:h", common_longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:m:h", common_longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			o->modelbin = realloc(o->modelbin, (o->nmodelbin + 1) * sizeof(char *));
+			o->modelbin = hfm_realloc(o->modelbin, (o->nmodelbin + 1) * sizeof(char *));
 			o->modelbin[o->nmodelbin++] = optarg;
+			break;
+		case 'm':
+			o->mirrors = hfm_realloc(o->mirrors, (o->nmirrors + 1) * sizeof(char *));
+			o->mirrors[o->nmirrors++] = optarg;
+			break;
+		case O_REPOS_PATH:
+			o->repos_path = optarg;
 			break;
 		case O_HOST:
 			o->host = optarg;
@@ -235,7 +268,10 @@ static int parse_opts(struct run_opts *o, int argc, char **argv)
 			break;
 		case 'h':
 		case O_HELP:
-			usage_modelbin(stdout, o->prog);
+			if (!strcmp(o->cmd, "mirror"))
+				usage_mirror(stdout, o->prog);
+			else
+				usage_modelbin(stdout, o->prog);
 			exit(0);
 		case ':':
 			return die_usage(o->prog, o->cmd, "%s needs a value", argv[optind - 1]);
@@ -266,6 +302,7 @@ static int run_server(struct run_opts *o)
 	struct hfm_source **srcs = NULL;
 	size_t nsrc = 0;
 	struct hfm_server *srv = NULL;
+	struct hfm_store *store = NULL;
 	char *index_path = NULL;
 	int log_fd = -1, rc = 1;
 	sigset_t sigs;
@@ -296,7 +333,11 @@ static int run_server(struct run_opts *o)
 		fprintf(stderr, "%s: %s: %s\n", o->prog, index_path ? index_path : "(none)", warn);
 	hasher = hfm_hasher_new(idx, 2, 1);
 
-	srcs = hfm_calloc(o->nmodelbin + 1, sizeof(*srcs));
+	if (o->repos_path && hfm_store_open(&store, o->repos_path, 1)) {
+		fprintf(stderr, "%s: --repos-path %s: %s\n", o->prog, o->repos_path, hfm_error_last());
+		goto cleanup;
+	}
+	srcs = hfm_calloc(o->nmodelbin + 2, sizeof(*srcs));
 	for (size_t i = 0; i < o->nmodelbin; i++) {
 		struct hfm_source *s;
 		if (hfm_modelbin_new(&s, o->modelbin[i], hasher, o->rescan)) {
@@ -306,6 +347,16 @@ static int run_server(struct run_opts *o)
 		srcs[nsrc++] = s;
 		if (o->prefetch)
 			hfm_modelbin_prefetch_all(s);
+	}
+
+	/* Local sources answer first: model-bin trees, then git mirrors. */
+	if (o->nmirrors || store) {
+		struct hfm_source *g;
+		if (hfm_gitsrc_new(&g, (const char *const *)o->mirrors, o->nmirrors, store)) {
+			fprintf(stderr, "%s: mirrors: %s\n", o->prog, hfm_error_last());
+			goto cleanup;
+		}
+		srcs[nsrc++] = g;
 	}
 
 	struct hfm_server_opts so = {
@@ -342,6 +393,8 @@ cleanup:
 	for (size_t i = 0; i < nsrc; i++)
 		srcs[i]->ops->free(srcs[i]);
 	free(srcs);
+	if (store)
+		hfm_store_free(store);
 	if (hasher)
 		hfm_hasher_free(hasher);
 	if (idx)
@@ -372,6 +425,32 @@ static int cmd_modelbin(const char *prog, int argc, char **argv)
 	rc = run_server(&o);
 out:
 	free(o.modelbin);
+	free(o.mirrors);
+	return rc;
+}
+
+static int cmd_mirror(const char *prog, int argc, char **argv)
+{
+	struct run_opts o = {
+		.cmd = "mirror",
+		.prog = prog,
+		.host = "localhost",
+		.port = 8090,
+		.rescan = 5,
+		.prefetch = 1,
+	};
+	int rc = parse_opts(&o, argc, argv);
+	if (rc)
+		goto out;
+	if (!o.nmirrors && !o.repos_path) {
+		rc = die_usage(prog, o.cmd, "%s",
+			       "mirror needs -m DIR (a folder of <type>/<org>/<repo> clones) or --repos-path STORE");
+		goto out;
+	}
+	rc = run_server(&o);
+out:
+	free(o.modelbin);
+	free(o.mirrors);
 	return rc;
 }
 
@@ -391,6 +470,8 @@ int hfm_cli_main(int argc, char **argv)
 		rc = 0;
 	} else if (!strcmp(argv[1], "model-bin")) {
 		rc = cmd_modelbin(prog, argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "mirror")) {
+		rc = cmd_mirror(prog, argc - 1, argv + 1);
 	} else {
 		fprintf(stderr, "%s: unknown command '%s'\n", prog, argv[1]);
 		usage_main(stderr, prog);

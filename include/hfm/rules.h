@@ -1,0 +1,88 @@
+/*
+ * rules.h - Olah's access rules: which repositories may be proxied or cached.
+ *
+ * A rule list is what `[[accessibility.proxy]]` / `[[accessibility.cache]]`
+ * hold in configs.toml.  Semantics are Olah's exactly, so configs carry over:
+ *
+ *  - A rule matches a repository name: "org/repo", or "repo" for canonical
+ *    repositories without an org.  The repo type (model, dataset, space) is
+ *    not part of the name, so one list governs all three.
+ *  - Wildcard rules (use_re = 0) follow Python's fnmatch.fnmatch() on POSIX:
+ *    the whole name must match; `*` matches any run of characters INCLUDING
+ *    '/', so "*" alone matches every name; `?` matches one character (one
+ *    Unicode code point, not one byte); `[seq]` / `[!seq]` match one character
+ *    in / not in the set, with ranges `a-z`; a `[` without a closing `]` is a
+ *    literal; a range whose ends are reversed (`[z-a]`) is dropped; there are
+ *    no POSIX classes (`[[:alpha:]]` is the set "[:alph" followed by "]");
+ *    backslash is an ordinary character; matching is case-sensitive; a
+ *    leading '.' needs no special treatment.
+ *  - Regex rules (use_re = 1) follow Python's re.match(): PCRE2 syntax,
+ *    anchored at the START only, so "org/repo" also matches "org/repo-v2";
+ *    Unicode-aware (\w, \d match non-ASCII as Python 3 str patterns do).
+ *  - The LAST matching rule decides; a name no rule matches is denied, and
+ *    so is every name when the list is empty.
+ *
+ * A compiled list is immutable: any number of threads may call
+ * hfm_rules_allow() on it at once.
+ */
+#ifndef HFM_RULES_H
+#define HFM_RULES_H
+
+#include <stddef.h>
+#include "buf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * One rule as written in the config.  The struct does not own `repo`; its
+ * owner (struct hfm_config, or the caller) does.  hfm_rules_compile() copies
+ * what it needs, so the rules may be freed once compiled.
+ */
+struct hfm_rule {
+	char *repo;     /* pattern: fnmatch wildcard, or regex when use_re */
+	int allow;      /* 1 allow, 0 deny (Olah's default when omitted) */
+	int use_re;     /* 1 regex (re.match), 0 wildcard (fnmatch) */
+};
+
+/* A compiled rule list (opaque). */
+struct hfm_rules;
+
+/*
+ * Compile `n` rules (n may be 0: the list then denies everything).  Regexes
+ * are compiled once, with PCRE2's JIT when the platform has it.
+ * On a bad regex returns HFM_EINVAL, *out = NULL, and `err` (may be NULL)
+ * receives "rule N: " followed by hfm_rules_check()'s message (N counts
+ * from 0).
+ */
+int hfm_rules_compile(struct hfm_rules **out, const struct hfm_rule *rules, size_t n,
+		      struct hfm_buf *err);
+
+/*
+ * Check one rule without keeping anything.  Every UTF-8 wildcard is valid
+ * (as in Python every string is a pattern); one that is not UTF-8 gives
+ * HFM_EINVAL and: pattern "PATTERN" is not valid UTF-8.  A bad regex gives
+ * HFM_EINVAL and
+ * `err` receives: invalid regular expression "PATTERN" at offset N: MESSAGE
+ * (PCRE2's message and the offset, in code units, where it gave up).
+ */
+int hfm_rules_check(const struct hfm_rule *rule, struct hfm_buf *err);
+
+/*
+ * 1 if the list allows `name` ("org/repo" or "repo"), 0 if it denies it.
+ * NULL `r` or `name` denies, and so does a name that is not valid UTF-8 (no
+ * Hub repository has one).  Safe to call concurrently.
+ */
+int hfm_rules_allow(const struct hfm_rules *r, const char *name);
+
+/* Number of rules in a compiled list. */
+size_t hfm_rules_count(const struct hfm_rules *r);
+
+void hfm_rules_free(struct hfm_rules *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

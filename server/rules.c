@@ -1,0 +1,389 @@
+/*
+ * rules.c - Olah's access rules: fnmatch wildcards and re.match regexes.
+ *
+ * Wildcards are matched by our own small matcher rather than glibc's
+ * fnmatch(3) because glibc disagrees with Python where configs could notice:
+ * it knows POSIX classes ("[[:alpha:]]"), and in the C locale its `?` matches
+ * one byte of "é" where Python matches the whole character.  The matcher works
+ * on code points and has no recursion: a `*` only ever needs to remember the
+ * latest star (every other token matches exactly one character), so matching
+ * is O(pattern x name) however many stars a pattern has.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "hfm/rules.h"
+
+enum glob_op {
+	GLOB_LIT,       /* one given code point */
+	GLOB_ANY,       /* `?` */
+	GLOB_STAR,      /* `*`, runs of stars collapsed */
+	GLOB_SET,       /* `[...]` */
+};
+
+struct glob_range {
+	uint32_t lo, hi;    /* a single member has lo == hi */
+};
+
+struct glob_tok {
+	enum glob_op op;
+	uint32_t cp;                  /* GLOB_LIT */
+	int negate;                   /* GLOB_SET: `[!...]` */
+	size_t nranges;               /* GLOB_SET: 0 is legal (all ranges dropped) */
+	struct glob_range *ranges;
+};
+
+struct compiled_rule {
+	int allow;
+	pcre2_code *re;               /* regex rules; NULL for wildcards */
+	struct glob_tok *toks;        /* wildcard rules */
+	size_t ntoks;
+};
+
+struct hfm_rules {
+	size_t n;
+	int has_re;                   /* whether allow() needs match data */
+	struct compiled_rule rule[];
+};
+
+/*
+ * Decode one code point from `s` (len > 0 bytes available).  A byte that does
+ * not start a valid UTF-8 sequence stands for itself as U+DC80..U+DCFF, as in
+ * Python's surrogateescape, so every byte string has a reading and patterns
+ * and names decode the same way.
+ */
+static size_t utf8_next(uint32_t *cp, const unsigned char *s, size_t len)
+{
+	uint32_t c = s[0], min;
+	size_t n, i;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2; c &= 0x1f; min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3; c &= 0x0f; min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4; c &= 0x07; min = 0x10000;
+	} else {
+		goto invalid;
+	}
+	if (len < n)
+		goto invalid;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			goto invalid;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		goto invalid;
+	*cp = c;
+	return n;
+
+invalid:
+	*cp = 0xdc00 + s[0];
+	return 1;
+}
+
+/*
+ * No Hub repository name has bytes that are not UTF-8, and Olah only ever
+ * matched decoded text, so such a name is denied before any rule sees it.
+ */
+static int valid_utf8(const char *s, size_t *len)
+{
+	size_t n = strlen(s), off = 0;
+	uint32_t cp;
+
+	while (off < n) {
+		off += utf8_next(&cp, (const unsigned char *)s + off, n - off);
+		if (cp >= 0xdc80 && cp <= 0xdcff)
+			return 0;
+	}
+	*len = n;
+	return 1;
+}
+
+static uint32_t *decode_all(size_t *count, const char *s)
+{
+	size_t len = strlen(s), off = 0, n = 0;
+	uint32_t *cps = hfm_malloc((len + 1) * sizeof(*cps));
+
+	while (off < len)
+		off += utf8_next(&cps[n++], (const unsigned char *)s + off, len - off);
+	*count = n;
+	return cps;
+}
+
+/*
+ * Parse the set between p[start] and p[end] (the closing `]`, exclusive), as
+ * Python's fnmatch.translate reads it: an optional leading `!` negates; a
+ * hyphen between two members makes a range, except that the member right
+ * after a range cannot start another one; a reversed range is dropped with
+ * both its ends.
+ */
+static void glob_parse_set(struct glob_tok *t, const uint32_t *p, size_t start, size_t end)
+{
+	size_t k = start;
+
+	t->op = GLOB_SET;
+	t->negate = p[k] == '!';
+	k += t->negate;
+	t->ranges = hfm_malloc((end - k + 1) * sizeof(*t->ranges));
+	t->nranges = 0;
+	while (k < end) {
+		if (k + 2 < end && p[k + 1] == '-') {
+			if (p[k] <= p[k + 2]) {
+				t->ranges[t->nranges].lo = p[k];
+				t->ranges[t->nranges].hi = p[k + 2];
+				t->nranges++;
+			}
+			k += 3;
+		} else {
+			t->ranges[t->nranges].lo = t->ranges[t->nranges].hi = p[k];
+			t->nranges++;
+			k++;
+		}
+	}
+}
+
+static void glob_compile(struct compiled_rule *cr, const char *pattern)
+{
+	size_t n, i = 0, j;
+	uint32_t *p = decode_all(&n, pattern);
+	struct glob_tok *t;
+
+	cr->toks = hfm_calloc(n + 1, sizeof(*cr->toks));
+	cr->ntoks = 0;
+	while (i < n) {
+		t = &cr->toks[cr->ntoks];
+		if (p[i] == '*') {
+			i++;
+			if (cr->ntoks && cr->toks[cr->ntoks - 1].op == GLOB_STAR)
+				continue;
+			t->op = GLOB_STAR;
+		} else if (p[i] == '?') {
+			t->op = GLOB_ANY;
+			i++;
+		} else if (p[i] == '[') {
+			/* `!` and then `]` right after `[` are members, not the end. */
+			j = i + 1;
+			if (j < n && p[j] == '!')
+				j++;
+			if (j < n && p[j] == ']')
+				j++;
+			while (j < n && p[j] != ']')
+				j++;
+			if (j >= n) {
+				t->op = GLOB_LIT;   /* unclosed: a literal `[` */
+				t->cp = '[';
+				i++;
+			} else {
+				glob_parse_set(t, p, i + 1, j);
+				i = j + 1;
+			}
+		} else {
+			t->op = GLOB_LIT;
+			t->cp = p[i++];
+		}
+		cr->ntoks++;
+	}
+	free(p);
+}
+
+static int glob_tok_matches(const struct glob_tok *t, uint32_t c)
+{
+	size_t i;
+	int found = 0;
+
+	switch (t->op) {
+	case GLOB_LIT:
+		return t->cp == c;
+	case GLOB_ANY:
+		return 1;
+	case GLOB_SET:
+		for (i = 0; i < t->nranges && !found; i++)
+			found = t->ranges[i].lo <= c && c <= t->ranges[i].hi;
+		return found != t->negate;
+	case GLOB_STAR:
+		break;
+	}
+	return 0;
+}
+
+static int glob_match(const struct compiled_rule *cr, const char *name, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t p = 0, off = 0, star_p = 0, star_off = 0, step;
+	int have_star = 0;
+	uint32_t c;
+
+	while (off < len) {
+		if (p < cr->ntoks && cr->toks[p].op == GLOB_STAR) {
+			have_star = 1;
+			star_p = ++p;
+			star_off = off;
+			continue;
+		}
+		step = utf8_next(&c, s + off, len - off);
+		if (p < cr->ntoks && glob_tok_matches(&cr->toks[p], c)) {
+			p++;
+			off += step;
+			continue;
+		}
+		if (!have_star)
+			return 0;
+		/* Let the latest star swallow one more character and retry. */
+		star_off += utf8_next(&c, s + star_off, len - star_off);
+		off = star_off;
+		p = star_p;
+	}
+	while (p < cr->ntoks && cr->toks[p].op == GLOB_STAR)
+		p++;
+	return p == cr->ntoks;
+}
+
+/*
+ * re.match() semantics: anchored at the start only.  UTF + UCP make \w, \d
+ * and case folding Unicode-aware as Python 3's str patterns are.  Names are
+ * checked for UTF-8 before matching, hence NO_UTF_CHECK there.
+ */
+static pcre2_code *regex_compile(const char *pattern, struct hfm_buf *err)
+{
+	pcre2_code *re;
+	int code;
+	PCRE2_SIZE off;
+	PCRE2_UCHAR msg[256];
+
+	re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+			   PCRE2_ANCHORED | PCRE2_UTF | PCRE2_UCP,
+			   &code, &off, NULL);
+	if (!re && err) {
+		if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+			strcpy((char *)msg, "unknown error");
+		hfm_buf_printf(err, "invalid regular expression \"%s\" at offset %zu: %s",
+			       pattern, (size_t)off, (const char *)msg);
+	}
+	return re;
+}
+
+int hfm_rules_check(const struct hfm_rule *rule, struct hfm_buf *err)
+{
+	pcre2_code *re;
+	size_t len;
+
+	if (!rule->repo) {
+		if (err)
+			hfm_buf_puts(err, "rule has no repo pattern");
+		return HFM_EINVAL;
+	}
+	if (!rule->use_re) {
+		if (valid_utf8(rule->repo, &len))
+			return 0;
+		if (err)
+			hfm_buf_printf(err, "pattern \"%s\" is not valid UTF-8", rule->repo);
+		return HFM_EINVAL;
+	}
+	re = regex_compile(rule->repo, err);
+	if (!re)
+		return HFM_EINVAL;
+	pcre2_code_free(re);
+	return 0;
+}
+
+int hfm_rules_compile(struct hfm_rules **out, const struct hfm_rule *rules, size_t n,
+		      struct hfm_buf *err)
+{
+	struct hfm_rules *r;
+	struct hfm_buf why = HFM_BUF_INIT(1024);
+	size_t i;
+	int error = 0;
+
+	*out = NULL;
+	r = hfm_calloc(1, sizeof(*r) + n * sizeof(r->rule[0]));
+	for (i = 0; i < n; i++) {
+		struct compiled_rule *cr = &r->rule[i];
+
+		if ((error = hfm_rules_check(&rules[i], &why)) < 0) {
+			if (err)
+				hfm_buf_printf(err, "rule %zu: %s", i, hfm_buf_cstr(&why));
+			goto cleanup;
+		}
+		cr->allow = rules[i].allow ? 1 : 0;
+		r->n = i + 1;
+		if (rules[i].use_re) {
+			cr->re = regex_compile(rules[i].repo, NULL);
+			/* Without JIT support the interpreter is used; same results. */
+			pcre2_jit_compile(cr->re, PCRE2_JIT_COMPLETE);
+			r->has_re = 1;
+		} else {
+			glob_compile(cr, rules[i].repo);
+		}
+	}
+	*out = r;
+	r = NULL;
+
+cleanup:
+	hfm_rules_free(r);
+	hfm_buf_dispose(&why);
+	return error;
+}
+
+int hfm_rules_allow(const struct hfm_rules *r, const char *name)
+{
+	pcre2_match_data *md = NULL;
+	size_t i, len;
+	int rc, allow = 0;
+
+	if (!r || !name || !valid_utf8(name, &len))
+		return 0;
+	/* Match data is per call, which is what makes concurrent calls safe;
+	 * one pair is enough since we only ask whether it matched. */
+	if (r->has_re)
+		md = pcre2_match_data_create(1, NULL);
+	/* The last matching rule wins, so the first match from the end decides. */
+	for (i = r->n; i-- > 0;) {
+		const struct compiled_rule *cr = &r->rule[i];
+
+		if (cr->re) {
+			rc = pcre2_match(cr->re, (PCRE2_SPTR)name, len, 0, PCRE2_NO_UTF_CHECK,
+					 md, NULL);
+			if (rc == PCRE2_ERROR_NOMATCH)
+				continue;
+			/* A match limit or other failure: fail closed rather than let a
+			 * skipped deny rule turn into an allow. */
+			if (rc < 0)
+				break;
+		} else if (!glob_match(cr, name, len)) {
+			continue;
+		}
+		allow = cr->allow;
+		break;
+	}
+	pcre2_match_data_free(md);
+	return allow;
+}
+
+size_t hfm_rules_count(const struct hfm_rules *r)
+{
+	return r ? r->n : 0;
+}
+
+void hfm_rules_free(struct hfm_rules *r)
+{
+	size_t i, k;
+
+	if (!r)
+		return;
+	for (i = 0; i < r->n; i++) {
+		pcre2_code_free(r->rule[i].re);
+		for (k = 0; k < r->rule[i].ntoks; k++)
+			free(r->rule[i].toks[k].ranges);
+		free(r->rule[i].toks);
+	}
+	free(r);
+}

@@ -136,44 +136,6 @@ void hfm_buf_truncate(struct hfm_buf *b, size_t len)
 	}
 }
 
-/*
- * Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if the
- * bytes there are not valid UTF-8 (overlongs, surrogates and > U+10FFFF are
- * invalid).
- */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t len, i;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
 int hfm_buf_json_strn(struct hfm_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -194,7 +156,7 @@ int hfm_buf_json_strn(struct hfm_buf *b, const char *s, size_t n)
 			hfm_buf_put(b, p + i - run, run);
 		run = 0;
 		if (c >= 0x80) {
-			seq = utf8_seq(p + i, n - i);
+			seq = hfm_utf8_next(NULL, s + i, n - i);
 			if (seq) {
 				hfm_buf_put(b, p + i, seq);
 				i += seq;

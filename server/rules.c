@@ -49,44 +49,23 @@ struct hfm_rules {
 	struct compiled_rule rule[];
 };
 
+const struct hfm_rule hfm_rules_default[HFM_RULES_DEFAULT_COUNT] = {
+	{ "*", 1, 0 },
+	{ "*/*", 1, 0 },
+};
+
 /*
- * Decode one code point from `s` (len > 0 bytes available).  A byte that does
- * not start a valid UTF-8 sequence stands for itself as U+DC80..U+DCFF, as in
- * Python's surrogateescape, so every byte string has a reading and patterns
- * and names decode the same way.
+ * Patterns and names are checked for UTF-8 before they get here; should a
+ * stray byte slip through anyway it stands for itself (as U+DC80..U+DCFF,
+ * Python's surrogateescape), so decoding always makes progress.
  */
-static size_t utf8_next(uint32_t *cp, const unsigned char *s, size_t len)
+static size_t next_cp(uint32_t *cp, const char *s, size_t len)
 {
-	uint32_t c = s[0], min;
-	size_t n, i;
+	size_t n = hfm_utf8_next(cp, s, len);
 
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2; c &= 0x1f; min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3; c &= 0x0f; min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4; c &= 0x07; min = 0x10000;
-	} else {
-		goto invalid;
-	}
-	if (len < n)
-		goto invalid;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			goto invalid;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		goto invalid;
-	*cp = c;
-	return n;
-
-invalid:
-	*cp = 0xdc00 + s[0];
+	if (n)
+		return n;
+	*cp = 0xdc00 + (unsigned char)s[0];
 	return 1;
 }
 
@@ -96,13 +75,13 @@ invalid:
  */
 static int valid_utf8(const char *s, size_t *len)
 {
-	size_t n = strlen(s), off = 0;
-	uint32_t cp;
+	size_t n = strlen(s), off = 0, step;
 
 	while (off < n) {
-		off += utf8_next(&cp, (const unsigned char *)s + off, n - off);
-		if (cp >= 0xdc80 && cp <= 0xdcff)
+		step = hfm_utf8_next(NULL, s + off, n - off);
+		if (!step)
 			return 0;
+		off += step;
 	}
 	*len = n;
 	return 1;
@@ -114,7 +93,7 @@ static uint32_t *decode_all(size_t *count, const char *s)
 	uint32_t *cps = hfm_malloc((len + 1) * sizeof(*cps));
 
 	while (off < len)
-		off += utf8_next(&cps[n++], (const unsigned char *)s + off, len - off);
+		off += next_cp(&cps[n++], s + off, len - off);
 	*count = n;
 	return cps;
 }
@@ -217,7 +196,6 @@ static int glob_tok_matches(const struct glob_tok *t, uint32_t c)
 
 static int glob_match(const struct compiled_rule *cr, const char *name, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)name;
 	size_t p = 0, off = 0, star_p = 0, star_off = 0, step;
 	int have_star = 0;
 	uint32_t c;
@@ -229,7 +207,7 @@ static int glob_match(const struct compiled_rule *cr, const char *name, size_t l
 			star_off = off;
 			continue;
 		}
-		step = utf8_next(&c, s + off, len - off);
+		step = next_cp(&c, name + off, len - off);
 		if (p < cr->ntoks && glob_tok_matches(&cr->toks[p], c)) {
 			p++;
 			off += step;
@@ -238,7 +216,7 @@ static int glob_match(const struct compiled_rule *cr, const char *name, size_t l
 		if (!have_star)
 			return 0;
 		/* Let the latest star swallow one more character and retry. */
-		star_off += utf8_next(&c, s + star_off, len - star_off);
+		star_off += next_cp(&c, name + star_off, len - star_off);
 		off = star_off;
 		p = star_p;
 	}

@@ -85,6 +85,14 @@ int hfm_strieq(const char *a, const char *b);
 int hfm_strnieq(const char *a, const char *b, size_t n);
 
 /*
+ * Decode the UTF-8 sequence at `s` (n > 0 bytes available): its length, with
+ * the code point in *cp (cp may be NULL), or 0 if the bytes there are not
+ * valid UTF-8 (overlongs, surrogates, > U+10FFFF and truncated sequences are
+ * invalid).
+ */
+size_t hfm_utf8_next(uint32_t *cp, const char *s, size_t n);
+
+/*
  * Parse a boolean query value the way Python and JS clients spell it:
  * "true"/"True"/"1"/"yes" and "false"/"False"/"0"/"no" (any case).
  * Returns `dflt` for NULL or anything else.

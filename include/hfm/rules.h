@@ -46,6 +46,16 @@ struct hfm_rule {
 	int use_re;     /* 1 regex (re.match), 0 wildcard (fnmatch) */
 };
 
+/*
+ * Olah's list for `proxy` and for `cache` when configs.toml gives none: the
+ * wildcards "*" and "*" "/" "*" (one string; a C comment cannot spell it),
+ * both allowed, i.e. everything.  A list that IS given replaces
+ * this one entirely (it is not appended to), so a config that lists only
+ * denials denies everything: no rule matches the other names.
+ */
+#define HFM_RULES_DEFAULT_COUNT 2
+extern const struct hfm_rule hfm_rules_default[HFM_RULES_DEFAULT_COUNT];
+
 /* A compiled rule list (opaque). */
 struct hfm_rules;
 
@@ -70,7 +80,8 @@ int hfm_rules_compile(struct hfm_rules **out, const struct hfm_rule *rules, size
 int hfm_rules_check(const struct hfm_rule *rule, struct hfm_buf *err);
 
 /*
- * 1 if the list allows `name` ("org/repo" or "repo"), 0 if it denies it.
+ * 1 if the list allows `name` ("org/repo" or "repo", as in hfm_repo_id.name:
+ * no type prefix), 0 if it denies it.
  * NULL `r` or `name` denies, and so does a name that is not valid UTF-8 (no
  * Hub repository has one).  Safe to call concurrently.
  */

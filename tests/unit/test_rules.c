@@ -63,7 +63,7 @@ static void test_wildcards(void)
 	glob("?", "", 0);
 	glob("org/?epo", "org/repo", 1);
 	glob("org/?epo", "org//epo", 1);
-	glob("?", "\n", 1);
+	TAP_IS_INT(matches("?", 0, "\n"), 1, "fnmatch('\\n', '?') is True");
 	/* Leading dots are ordinary characters. */
 	glob("*", ".hidden", 1);
 	glob(".*", ".x", 1);
@@ -191,6 +191,24 @@ static void test_precedence(void)
 	hfm_rules_free(r);
 }
 
+static void test_defaults(void)
+{
+	const struct hfm_rule *d = hfm_rules_default;
+	size_t n = HFM_RULES_DEFAULT_COUNT;
+	struct hfm_rule deny_one[] = { { "org/secret", 0, 0 } };
+
+	TAP_IS_INT(n, 2, "Olah's default list has two rules");
+	TAP_IS_STR(d[0].repo, "*", "first default rule is *");
+	TAP_IS_STR(d[1].repo, "*/*", "second default rule is */*");
+	TAP_IS_INT(allow_seq(d, n, "gpt2"), 1, "defaults allow canonical repos");
+	TAP_IS_INT(allow_seq(d, n, "org/repo"), 1, "defaults allow org/repo");
+	TAP_IS_INT(allow_seq(d, n, "a/b/c"), 1, "defaults allow any name");
+	/* A given list replaces the defaults: a lone deny denies the rest too. */
+	TAP_IS_INT(allow_seq(deny_one, 1, "org/secret"), 0, "given list: denied repo");
+	TAP_IS_INT(allow_seq(deny_one, 1, "org/public"), 0,
+		   "given list replaces defaults: unmatched repo denied");
+}
+
 static void test_errors(void)
 {
 	struct hfm_rule bad[] = {
@@ -303,6 +321,7 @@ int main(void)
 	test_wildcards();
 	test_regex();
 	test_precedence();
+	test_defaults();
 	test_errors();
 	test_threads();
 	return tap_done();

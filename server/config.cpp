@@ -1,0 +1,674 @@
+/*
+ * config.cpp - read configs.toml into struct hfm_config with toml++.
+ *
+ * The one C++ file of the project: toml++ gives a real TOML parser with
+ * source positions, which is what lets every complaint name FILE:LINE.
+ * Nothing C++ crosses into C: hfm_config_read() catches everything
+ * (toml::parse_error, std::bad_alloc, anything else) and returns a code.
+ * toml++ is used in its exception mode because Debian's shared library is
+ * built that way; the headers and the library must agree.
+ *
+ * Olah reads configs.toml with dict.get(), so it silently ignores unknown
+ * keys and keeps going on odd values.  We refuse unknown keys and bad values
+ * instead (a typo in an access rule must not open or close a mirror without
+ * a word), and report the Olah keys we accept but do not act on as warnings.
+ * docs/config.md lists every key.
+ */
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <climits>
+#include <cstring>
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+
+extern "C" {
+#include "hfm/common.h"
+#include "hfm/buf.h"
+}
+#include "hfm/config.h"
+
+namespace {
+
+struct message {
+	uint32_t line;
+	std::string text;
+};
+
+const char *type_name(toml::node_type t)
+{
+	switch (t) {
+	case toml::node_type::table: return "a table";
+	case toml::node_type::array: return "an array";
+	case toml::node_type::string: return "a string";
+	case toml::node_type::integer: return "an integer";
+	case toml::node_type::floating_point: return "a float";
+	case toml::node_type::boolean: return "a boolean";
+	case toml::node_type::date: return "a date";
+	case toml::node_type::time: return "a time";
+	case toml::node_type::date_time: return "a date-time";
+	case toml::node_type::none: break;
+	}
+	return "nothing";
+}
+
+/* Keys compared the way people mistype them: case, '_' for '-'. */
+std::string loose(std::string_view s)
+{
+	std::string out(s);
+
+	for (char &c : out)
+		c = c == '_' ? '-' : (char)tolower((unsigned char)c);
+	return out;
+}
+
+struct reader {
+	hfm_config *cfg;
+	std::string file;
+	std::vector<message> errors, warnings;
+
+	void add(std::vector<message> &to, const toml::source_region &where,
+		 const std::string &key, const std::string &what)
+	{
+		std::string text = file + ":";
+
+		if (where.begin.line)
+			text += std::to_string(where.begin.line) + ":";
+		if (!key.empty())
+			text += " " + key + ":";
+		to.push_back({ where.begin.line, text + " " + what });
+	}
+
+	void error(const toml::source_region &where, const std::string &key, const char *fmt, ...)
+		HFM_PRINTF(4, 5)
+	{
+		struct hfm_buf b = HFM_BUF_INIT(4096);
+		va_list ap;
+
+		va_start(ap, fmt);
+		hfm_buf_vprintf(&b, fmt, ap);
+		va_end(ap);
+		add(errors, where, key, hfm_buf_cstr(&b));
+		hfm_buf_dispose(&b);
+	}
+
+	void warning(const toml::source_region &where, const std::string &key, const char *why)
+	{
+		add(warnings, where, key, std::string("ignored: ") + why);
+	}
+
+	void unknown(const toml::key &k, const std::string &key, const char *what,
+		     std::initializer_list<const char *> known)
+	{
+		for (const char *name : known) {
+			if (loose(k.str()) == loose(name)) {
+				error(k.source(), key, "unknown %s (did you mean %s?)", what, name);
+				return;
+			}
+		}
+		error(k.source(), key, "unknown %s", what);
+	}
+
+	bool want(const toml::node &v, toml::node_type t, const std::string &key)
+	{
+		if (v.type() == t)
+			return true;
+		error(v.source(), key, "expected %s, got %s", type_name(t), type_name(v.type()));
+		return false;
+	}
+
+	void check(const toml::node &v, const std::string &key, const char *why)
+	{
+		if (why)
+			error(v.source(), key, "%s", why);
+	}
+
+	/* A string that C can hold (TOML allows "\u0000"); reported if not. */
+	bool c_string(const toml::node &v, const std::string &key)
+	{
+		if (v.as_string()->get().find('\0') == std::string::npos)
+			return true;
+		error(v.source(), key, "must not contain a NUL character");
+		return false;
+	}
+
+	/* A string; with `empty_null`, "" clears the field (Olah's empty_str). */
+	bool read_str(const toml::node &v, const std::string &key, char **field,
+		      bool empty_null = false)
+	{
+		if (!want(v, toml::node_type::string, key) || !c_string(v, key))
+			return false;
+		const std::string &s = v.as_string()->get();
+		hfm_config_set_str(field, empty_null && s.empty() ? nullptr : s.c_str());
+		return true;
+	}
+
+	void read_bool(const toml::node &v, const std::string &key, int *field)
+	{
+		if (want(v, toml::node_type::boolean, key))
+			*field = v.as_boolean()->get() ? 1 : 0;
+	}
+
+	bool read_int(const toml::node &v, const std::string &key, long long lo, long long hi,
+		      long long *out)
+	{
+		if (!want(v, toml::node_type::integer, key))
+			return false;
+		long long n = v.as_integer()->get();
+		if (n < lo || n > hi) {
+			error(v.source(), key, "must be between %lld and %lld", lo, hi);
+			return false;
+		}
+		*out = n;
+		return true;
+	}
+
+	void read_count(const toml::node &v, const std::string &key, long long lo, long long hi,
+			int *field)
+	{
+		long long n;
+
+		if (read_int(v, key, lo, hi, &n))
+			*field = (int)n;
+	}
+
+	void read_ucount(const toml::node &v, const std::string &key, long long lo,
+			 long long hi, unsigned *field)
+	{
+		long long n;
+
+		if (read_int(v, key, lo, hi, &n))
+			*field = (unsigned)n;
+	}
+
+	/* A size: an integer (bytes) or a string with Olah's units; 0 = "". */
+	bool read_size(const toml::node &v, const std::string &key, uint64_t *out)
+	{
+		struct hfm_buf why = HFM_BUF_INIT(1024);
+		bool ok = false;
+
+		if (v.type() == toml::node_type::integer) {
+			int64_t n = v.as_integer()->get();
+			if (n > 0) {
+				*out = (uint64_t)n;
+				ok = true;
+			} else {
+				error(v.source(), key, "must be greater than zero");
+			}
+		} else if (v.type() == toml::node_type::string) {
+			if (!c_string(v, key))
+				goto done;
+			ok = hfm_parse_size(out, v.as_string()->get().c_str(), &why) == 0;
+			if (!ok)
+				error(v.source(), key, "%s", hfm_buf_cstr(&why));
+		} else {
+			error(v.source(), key, "expected a size (a string such as \"100G\", or an "
+			      "integer), got %s", type_name(v.type()));
+		}
+	done:
+		hfm_buf_dispose(&why);
+		return ok;
+	}
+
+	/* A duration: an integer (seconds) or a string such as "15m". */
+	void read_duration(const toml::node &v, const std::string &key, unsigned min,
+			   unsigned *field)
+	{
+		struct hfm_buf why = HFM_BUF_INIT(1024);
+		unsigned d = 0;
+		long long n;
+
+		if (v.type() == toml::node_type::integer) {
+			if (!read_int(v, key, min, UINT_MAX, &n))
+				goto done;
+			d = (unsigned)n;
+		} else if (v.type() == toml::node_type::string) {
+			if (!c_string(v, key))
+				goto done;
+			if (hfm_parse_duration(&d, v.as_string()->get().c_str(), &why) < 0) {
+				error(v.source(), key, "%s", hfm_buf_cstr(&why));
+				goto done;
+			}
+			if (d < min) {
+				error(v.source(), key, "must be at least %u second%s", min,
+				      min == 1 ? "" : "s");
+				goto done;
+			}
+		} else {
+			error(v.source(), key, "expected a duration (seconds, or a string such as "
+			      "\"15m\"), got %s", type_name(v.type()));
+			goto done;
+		}
+		*field = d;
+	done:
+		hfm_buf_dispose(&why);
+	}
+
+	/* One of `names`; returns its index or -1 (reported). */
+	int read_choice(const toml::node &v, const std::string &key,
+			std::initializer_list<const char *> names)
+	{
+		std::string list;
+		int i = 0;
+
+		if (!want(v, toml::node_type::string, key))
+			return -1;
+		const std::string &s = v.as_string()->get();
+		for (const char *name : names) {
+			if (s == name)
+				return i;
+			list += (i++ ? ", " : "");
+			list += name;
+		}
+		error(v.source(), key, "\"%s\" is not one of %s", s.c_str(), list.c_str());
+		return -1;
+	}
+
+	/* An array of non-empty strings (or, with `single`, one string). */
+	void read_strv(const toml::node &v, const std::string &key, char ***list, size_t *n,
+		       bool single)
+	{
+		std::vector<std::string> items;
+
+		if (single && v.type() == toml::node_type::string) {
+			if (!c_string(v, key))
+				return;
+			items.push_back(v.as_string()->get());
+		} else if (!want(v, toml::node_type::array, key)) {
+			return;
+		} else {
+			const toml::array &a = *v.as_array();
+			for (size_t i = 0; i < a.size(); i++) {
+				std::string ik = key + "[" + std::to_string(i) + "]";
+				if (!want(a[i], toml::node_type::string, ik) || !c_string(a[i], ik))
+					return;
+				items.push_back(a[i].as_string()->get());
+			}
+		}
+		for (const std::string &s : items) {
+			if (s.empty()) {
+				error(v.source(), key, "a path must not be empty");
+				return;
+			}
+		}
+		for (size_t i = 0; i < *n; i++)
+			free((*list)[i]);
+		free(*list);
+		*list = nullptr;
+		*n = 0;
+		for (const std::string &s : items)
+			hfm_config_push_str(list, n, s.c_str());
+	}
+
+	void read_rules(const toml::node &v, const std::string &key, hfm_rule **list, size_t *n);
+	void read_rule(const toml::table &t, const std::string &key, hfm_rule *rule);
+
+	void basic(const toml::table &t);
+	void accessibility(const toml::table &t);
+	void model_bin(const toml::table &t);
+	void ours(const toml::table &t);
+	void top(const toml::table &root);
+};
+
+void reader::read_rule(const toml::table &t, const std::string &key, hfm_rule *rule)
+{
+	struct hfm_buf why = HFM_BUF_INIT(1024);
+	const toml::node *repo = nullptr;
+
+	for (auto &&[k, v] : t) {
+		std::string_view name = k.str();
+		std::string kk = key + "." + std::string(name);
+
+		if (name == "repo") {
+			if (read_str(v, kk, &rule->repo))
+				repo = &v;
+		} else if (name == "allow") {
+			read_bool(v, kk, &rule->allow);
+		} else if (name == "use_re") {
+			read_bool(v, kk, &rule->use_re);
+		} else if (name == "type") {
+			warning(v.source(), kk, "Olah never applies a rule's type: every rule "
+				"matches models, datasets and spaces alike");
+		} else {
+			unknown(k, kk, "rule key", { "repo", "allow", "use_re", "type" });
+		}
+	}
+	if (!repo) {
+		if (!t.contains("repo"))
+			error(t.source(), key, "a rule needs a repo pattern");
+		goto done;
+	}
+	if (hfm_rules_check(rule, &why) < 0)
+		error(repo->source(), key + ".repo", "%s", hfm_buf_cstr(&why));
+done:
+	hfm_buf_dispose(&why);
+}
+
+/* Olah: a list that is present replaces the current one entirely. */
+void reader::read_rules(const toml::node &v, const std::string &key, hfm_rule **list, size_t *n)
+{
+	if (!want(v, toml::node_type::array, key))
+		return;
+	const toml::array &a = *v.as_array();
+	hfm_rule *rules = (hfm_rule *)hfm_calloc(a.size() ? a.size() : 1, sizeof(*rules));
+
+	for (size_t i = 0; i < a.size(); i++) {
+		std::string ik = key + "[" + std::to_string(i) + "]";
+		if (want(a[i], toml::node_type::table, ik))
+			read_rule(*a[i].as_table(), ik, &rules[i]);
+	}
+	for (size_t i = 0; i < *n; i++)
+		free((*list)[i].repo);
+	free(*list);
+	*list = rules;
+	*n = a.size();
+}
+
+void reader::basic(const toml::table &t)
+{
+	static const char *const legacy_why =
+		"a key of Olah before 0.2, which Olah ignores too; "
+		"use hf-scheme/hf-netloc and mirror-scheme/mirror-netloc";
+	long long n;
+	int i;
+
+	for (auto &&[k, v] : t) {
+		std::string_view name = k.str();
+		std::string key = "basic." + std::string(name);
+
+		if (name == "host") {
+			/* Olah takes a list too, but binds one host only. */
+			const toml::array *a = v.as_array();
+			if (a && a->size() != 1) {
+				error(v.source(), key, "one host only (Olah refuses a list of "
+				      "several too)");
+				continue;
+			}
+			if (a ? read_str((*a)[0], key + "[0]", &cfg->host) :
+			    read_str(v, key, &cfg->host))
+				check(v, key, hfm_config_check_host(cfg->host));
+		} else if (name == "port") {
+			if (read_int(v, key, 0, 65535, &n))
+				cfg->port = (int)n;
+		} else if (name == "ssl-key") {
+			read_str(v, key, &cfg->ssl_key, true);
+		} else if (name == "ssl-cert") {
+			read_str(v, key, &cfg->ssl_cert, true);
+		} else if (name == "repos-path") {
+			if (read_str(v, key, &cfg->repos_path) && !*cfg->repos_path)
+				error(v.source(), key, "must not be empty");
+		} else if (name == "cache-size-limit") {
+			read_size(v, key, &cfg->cache_size_limit);
+		} else if (name == "cache-clean-strategy") {
+			if ((i = read_choice(v, key, { "LRU", "FIFO", "LARGE_FIRST" })) >= 0)
+				cfg->cache_clean_strategy = (enum hfm_clean_strategy)i;
+		} else if (name == "cache-compression") {
+			i = read_choice(v, key, { "none", "gzip", "lzma" });
+			if (i > 0)
+				warning(v.source(), key, "blobs are stored uncompressed, so that "
+					"they can be sent straight from the file");
+		} else if (name == "cache-block-size") {
+			uint64_t size = 0;
+			if (!read_size(v, key, &size))
+				continue;
+			const char *why = size ? hfm_config_check_block_size(size) : "needs a size";
+			if (why)
+				error(v.source(), key, "%s", why);
+			else
+				cfg->cache_block_size = size;
+		} else if (name == "cache-chunk-size") {
+			warning(v.source(), key, "blobs are verified whole by their sha256 or git "
+				"id, not per chunk");
+		} else if (name == "cache-redirect-model" || name == "xet-passthrough") {
+			int on = 0;
+			read_bool(v, key, &on);
+			if (on)
+				warning(v.source(), key, "Xet transfers are not supported; files "
+					"are served over plain HTTP");
+		} else if (name == "xet-passthrough-min-size") {
+			warning(v.source(), key, "Xet transfers are not supported");
+		} else if (name == "hf-scheme") {
+			if (read_str(v, key, &cfg->hf_scheme))
+				check(v, key, hfm_config_check_scheme(cfg->hf_scheme));
+		} else if (name == "hf-netloc") {
+			if (read_str(v, key, &cfg->hf_netloc))
+				check(v, key, hfm_config_check_netloc(cfg->hf_netloc));
+		} else if (name == "hf-lfs-netloc") {
+			if (read_str(v, key, &cfg->hf_lfs_netloc))
+				check(v, key, hfm_config_check_netloc(cfg->hf_lfs_netloc));
+		} else if (name == "mirror-scheme") {
+			if (read_str(v, key, &cfg->mirror_scheme))
+				check(v, key, hfm_config_check_scheme(cfg->mirror_scheme));
+		} else if (name == "mirror-netloc") {
+			if (read_str(v, key, &cfg->mirror_netloc))
+				check(v, key, hfm_config_check_netloc(cfg->mirror_netloc));
+		} else if (name == "mirror-lfs-netloc") {
+			if (read_str(v, key, &cfg->mirror_lfs_netloc))
+				check(v, key, hfm_config_check_netloc(cfg->mirror_lfs_netloc));
+		} else if (name == "mirrors-path") {
+			read_strv(v, key, &cfg->mirrors_path, &cfg->n_mirrors_path, false);
+		} else if (name == "hf-url" || name == "hf-lfs-url" || name == "mirror-url" ||
+			   name == "mirror-lfs-url") {
+			warning(v.source(), key, legacy_why);
+		} else {
+			unknown(k, key, "key", { "host", "port", "ssl-key", "ssl-cert", "repos-path",
+				"cache-size-limit", "cache-clean-strategy", "cache-compression",
+				"cache-block-size", "cache-chunk-size", "cache-redirect-model",
+				"xet-passthrough", "xet-passthrough-min-size", "hf-scheme",
+				"hf-netloc", "hf-lfs-netloc", "mirror-scheme", "mirror-netloc",
+				"mirror-lfs-netloc", "mirrors-path" });
+		}
+	}
+	/* Olah would start and then fail the TLS handshake; say it now. */
+	if (!cfg->ssl_key != !cfg->ssl_cert) {
+		const char *given = cfg->ssl_key ? "ssl-key" : "ssl-cert";
+		const toml::node *at = t.get(given);
+
+		error(at ? at->source() : t.source(), std::string("basic.") + given,
+		      "ssl-key and ssl-cert go together: set both or neither");
+	}
+}
+
+void reader::accessibility(const toml::table &t)
+{
+	for (auto &&[k, v] : t) {
+		std::string_view name = k.str();
+		std::string key = "accessibility." + std::string(name);
+
+		if (name == "offline")
+			read_bool(v, key, &cfg->offline);
+		else if (name == "proxy")
+			read_rules(v, key, &cfg->proxy_rules, &cfg->n_proxy_rules);
+		else if (name == "cache")
+			read_rules(v, key, &cfg->cache_rules, &cfg->n_cache_rules);
+		else
+			unknown(k, key, "key", { "offline", "proxy", "cache" });
+	}
+}
+
+void reader::model_bin(const toml::table &t)
+{
+	for (auto &&[k, v] : t) {
+		std::string_view name = k.str();
+		std::string key = "model-bin." + std::string(name);
+
+		if (name == "enable")
+			read_bool(v, key, &cfg->model_bin);
+		else if (name == "path")
+			read_strv(v, key, &cfg->model_bin_paths, &cfg->n_model_bin_paths, true);
+		else
+			unknown(k, key, "key", { "enable", "path" });
+	}
+	if (cfg->model_bin && !cfg->n_model_bin_paths)
+		error(t.source(), "model-bin", "enable = true needs a path");
+}
+
+void reader::ours(const toml::table &t)
+{
+	int i;
+
+	for (auto &&[k, v] : t) {
+		std::string_view name = k.str();
+		std::string key = "hfmirror." + std::string(name);
+
+		if (name == "threads") {
+			read_count(v, key, 0, 1024, &cfg->threads);
+		} else if (name == "hash-threads") {
+			read_count(v, key, 1, 64, &cfg->hash_threads);
+		} else if (name == "body-io") {
+			if ((i = read_choice(v, key, { "auto", "pread", "sendfile" })) >= 0)
+				cfg->body_io = (enum hfm_cfg_body_io)(i - 1);
+		} else if (name == "access-log") {
+			read_str(v, key, &cfg->access_log, true);
+		} else if (name == "hash-index") {
+			read_str(v, key, &cfg->hash_index, true);
+		} else if (name == "metadata-ttl") {
+			read_duration(v, key, 0, &cfg->metadata_ttl);
+		} else if (name == "wait-timeout") {
+			read_duration(v, key, 1, &cfg->wait_timeout);
+		} else if (name == "idle-timeout") {
+			read_duration(v, key, 1, &cfg->idle_timeout);
+		} else if (name == "max-connections") {
+			read_ucount(v, key, 1, 1000000, &cfg->max_connections);
+		} else if (name == "model-bin-rescan") {
+			read_duration(v, key, 1, &cfg->model_bin_rescan);
+		} else if (name == "allow-gated-offline") {
+			read_bool(v, key, &cfg->allow_gated_offline);
+		} else {
+			unknown(k, key, "key", { "threads", "hash-threads", "body-io", "access-log",
+				"hash-index", "metadata-ttl", "wait-timeout", "idle-timeout",
+				"max-connections", "model-bin-rescan", "allow-gated-offline" });
+		}
+	}
+}
+
+void reader::top(const toml::table &root)
+{
+	for (auto &&[k, v] : root) {
+		std::string_view name = k.str();
+		std::string key(name);
+		bool known = name == "basic" || name == "accessibility" || name == "model-bin" ||
+			     name == "hfmirror" || name == "s3";
+
+		if (!known) {
+			if (v.is_table())
+				unknown(k, key, "section", { "basic", "accessibility", "model-bin",
+					"hfmirror", "s3" });
+			else
+				error(k.source(), key, "unknown key (keys belong in a section such "
+				      "as [basic])");
+			continue;
+		}
+		if (!want(v, toml::node_type::table, key))
+			continue;
+		const toml::table &t = *v.as_table();
+		if (name == "basic")
+			basic(t);
+		else if (name == "accessibility")
+			accessibility(t);
+		else if (name == "model-bin")
+			model_bin(t);
+		else if (name == "hfmirror")
+			ours(t);
+		else
+			warning(k.source(), key, "S3 mode (Olah fork) is not supported");
+	}
+}
+
+/* The whole file, bounded; errno is set when it returns false. */
+bool slurp(std::string &out, const char *path)
+{
+	char chunk[65536];
+	ssize_t got;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 || out.size() + (size_t)got > HFM_CONFIG_MAX_FILE_SIZE) {
+			if (got >= 0)
+				errno = EFBIG;
+			int saved = errno;
+			close(fd);
+			errno = saved;
+			return false;
+		}
+		out.append(chunk, (size_t)got);
+	}
+	close(fd);
+	return true;
+}
+
+void emit(struct hfm_buf *to, std::vector<message> &msgs)
+{
+	std::stable_sort(msgs.begin(), msgs.end(),
+			 [](const message &a, const message &b) { return a.line < b.line; });
+	for (const message &m : msgs) {
+		hfm_buf_puts(to, m.text.c_str());
+		hfm_buf_putc(to, '\n');
+	}
+}
+
+int read_file(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
+{
+	reader r{ cfg, path, {}, {} };
+	std::string doc;
+
+	if (!slurp(doc, path)) {
+		if (err)
+			hfm_buf_printf(err, "%s: cannot read: %s\n", path, strerror(errno));
+		return HFM_EIO;
+	}
+	try {
+		toml::table root = toml::parse(doc, std::string_view(path));
+		r.top(root);
+	} catch (const toml::parse_error &e) {
+		const toml::source_position &at = e.source().begin;
+		std::string desc(e.description());
+
+		r.errors.push_back({ at.line, r.file + ":" + std::to_string(at.line) + ": " +
+				     desc + " (column " + std::to_string(at.column) + ")" });
+	}
+	hfm_config_set_str(&cfg->path, path);
+	if (!r.warnings.empty()) {
+		struct hfm_buf w = HFM_BUF_INIT(1 << 20);
+
+		hfm_buf_puts(&w, cfg->warnings ? cfg->warnings : "");
+		emit(&w, r.warnings);
+		free(cfg->warnings);
+		cfg->warnings = hfm_buf_detach(&w);
+	}
+	if (r.errors.empty())
+		return 0;
+	if (err)
+		emit(err, r.errors);
+	return HFM_EINVAL;
+}
+
+} /* namespace */
+
+int hfm_config_read(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
+{
+	try {
+		return read_file(cfg, path, err);
+	} catch (const std::bad_alloc &) {
+		if (err)
+			hfm_buf_printf(err, "%s: out of memory\n", path);
+	} catch (const std::exception &e) {
+		if (err)
+			hfm_buf_printf(err, "%s: %s\n", path, e.what());
+	} catch (...) {
+		if (err)
+			hfm_buf_printf(err, "%s: unexpected error while reading\n", path);
+	}
+	return HFM_ERROR;
+}

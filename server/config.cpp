@@ -376,13 +376,36 @@ void reader::basic(const toml::table &t)
 	static const char *const legacy_why =
 		"a key of Olah before 0.2, which Olah ignores too; "
 		"use hf-scheme/hf-netloc and mirror-scheme/mirror-netloc";
+	/* Where the upstream is and how clients reach us: strings with a check. */
+	const struct {
+		const char *name;
+		char **field;
+		const char *(*check)(const char *);
+	} places[] = {
+		{ "hf-scheme", &cfg->hf_scheme, hfm_config_check_scheme },
+		{ "hf-netloc", &cfg->hf_netloc, hfm_config_check_netloc },
+		{ "hf-lfs-netloc", &cfg->hf_lfs_netloc, hfm_config_check_netloc },
+		{ "mirror-scheme", &cfg->mirror_scheme, hfm_config_check_scheme },
+		{ "mirror-netloc", &cfg->mirror_netloc, hfm_config_check_netloc },
+		{ "mirror-lfs-netloc", &cfg->mirror_lfs_netloc, hfm_config_check_netloc },
+	};
 	long long n;
 	int i;
 
 	for (auto &&[k, v] : t) {
 		std::string_view name = k.str();
 		std::string key = "basic." + std::string(name);
+		bool done = false;
 
+		for (const auto &p : places) {
+			if (name == p.name) {
+				if (read_str(v, key, p.field))
+					check(v, key, p.check(*p.field));
+				done = true;
+			}
+		}
+		if (done)
+			continue;
 		if (name == "host") {
 			/* Olah takes a list too, but binds one host only. */
 			const toml::array *a = v.as_array();
@@ -434,24 +457,6 @@ void reader::basic(const toml::table &t)
 					"are served over plain HTTP");
 		} else if (name == "xet-passthrough-min-size") {
 			warning(v.source(), key, "Xet transfers are not supported");
-		} else if (name == "hf-scheme") {
-			if (read_str(v, key, &cfg->hf_scheme))
-				check(v, key, hfm_config_check_scheme(cfg->hf_scheme));
-		} else if (name == "hf-netloc") {
-			if (read_str(v, key, &cfg->hf_netloc))
-				check(v, key, hfm_config_check_netloc(cfg->hf_netloc));
-		} else if (name == "hf-lfs-netloc") {
-			if (read_str(v, key, &cfg->hf_lfs_netloc))
-				check(v, key, hfm_config_check_netloc(cfg->hf_lfs_netloc));
-		} else if (name == "mirror-scheme") {
-			if (read_str(v, key, &cfg->mirror_scheme))
-				check(v, key, hfm_config_check_scheme(cfg->mirror_scheme));
-		} else if (name == "mirror-netloc") {
-			if (read_str(v, key, &cfg->mirror_netloc))
-				check(v, key, hfm_config_check_netloc(cfg->mirror_netloc));
-		} else if (name == "mirror-lfs-netloc") {
-			if (read_str(v, key, &cfg->mirror_lfs_netloc))
-				check(v, key, hfm_config_check_netloc(cfg->mirror_lfs_netloc));
 		} else if (name == "mirrors-path") {
 			read_strv(v, key, &cfg->mirrors_path, &cfg->n_mirrors_path, false);
 		} else if (name == "hf-url" || name == "hf-lfs-url" || name == "mirror-url" ||

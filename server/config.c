@@ -61,12 +61,14 @@ int hfm_config_new(struct hfm_config **out)
 	set_default_rules(&c->proxy_rules, &c->n_proxy_rules);
 	set_default_rules(&c->cache_rules, &c->n_cache_rules);
 	c->hash_threads = 2;
-	c->body_io = HFM_CFG_IO_AUTO;
+	c->body_io = HFM_CFG_IO_PREAD;
+	c->access_log = hfm_strdup("-");
 	c->metadata_ttl = 60;
 	c->wait_timeout = 600;
 	c->idle_timeout = 120;
 	c->max_connections = 4096;
-	c->model_bin_rescan = 10;
+	c->model_bin_rescan = 5;
+	c->model_bin_prefetch = 1;
 	*out = c;
 	return 0;
 }

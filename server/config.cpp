@@ -219,14 +219,14 @@ struct reader {
 
 	/* A duration: an integer (seconds) or a string such as "15m". */
 	void read_duration(const toml::node &v, const std::string &key, unsigned min,
-			   unsigned *field)
+			   unsigned max, unsigned *field)
 	{
 		struct hfm_buf why = HFM_BUF_INIT(1024);
 		unsigned d = 0;
 		long long n;
 
 		if (v.type() == toml::node_type::integer) {
-			if (!read_int(v, key, min, UINT_MAX, &n))
+			if (!read_int(v, key, min, max, &n))
 				goto done;
 			d = (unsigned)n;
 		} else if (v.type() == toml::node_type::string) {
@@ -236,9 +236,8 @@ struct reader {
 				error(v.source(), key, "%s", hfm_buf_cstr(&why));
 				goto done;
 			}
-			if (d < min) {
-				error(v.source(), key, "must be at least %u second%s", min,
-				      min == 1 ? "" : "s");
+			if (d < min || d > max) {
+				error(v.source(), key, "must be between %u and %u seconds", min, max);
 				goto done;
 			}
 		} else {
@@ -528,28 +527,34 @@ void reader::ours(const toml::table &t)
 		} else if (name == "hash-threads") {
 			read_count(v, key, 1, 64, &cfg->hash_threads);
 		} else if (name == "body-io") {
-			if ((i = read_choice(v, key, { "auto", "pread", "sendfile" })) >= 0)
-				cfg->body_io = (enum hfm_cfg_body_io)(i - 1);
+			if ((i = read_choice(v, key, { "pread", "sendfile" })) >= 0)
+				cfg->body_io = (enum hfm_cfg_body_io)i;
 		} else if (name == "access-log") {
-			read_str(v, key, &cfg->access_log, true);
+			/* "off" as on the command line; "" as Olah writes "none". */
+			if (read_str(v, key, &cfg->access_log, true) && cfg->access_log &&
+			    !strcmp(cfg->access_log, "off"))
+				hfm_config_set_str(&cfg->access_log, nullptr);
 		} else if (name == "hash-index") {
 			read_str(v, key, &cfg->hash_index, true);
 		} else if (name == "metadata-ttl") {
-			read_duration(v, key, 0, &cfg->metadata_ttl);
+			read_duration(v, key, 0, UINT_MAX, &cfg->metadata_ttl);
 		} else if (name == "wait-timeout") {
-			read_duration(v, key, 1, &cfg->wait_timeout);
+			read_duration(v, key, 1, 86400, &cfg->wait_timeout);
 		} else if (name == "idle-timeout") {
-			read_duration(v, key, 1, &cfg->idle_timeout);
+			read_duration(v, key, 1, 86400, &cfg->idle_timeout);
 		} else if (name == "max-connections") {
 			read_ucount(v, key, 1, 1000000, &cfg->max_connections);
 		} else if (name == "model-bin-rescan") {
-			read_duration(v, key, 1, &cfg->model_bin_rescan);
+			read_duration(v, key, 1, 86400, &cfg->model_bin_rescan);
+		} else if (name == "model-bin-prefetch") {
+			read_bool(v, key, &cfg->model_bin_prefetch);
 		} else if (name == "allow-gated-offline") {
 			read_bool(v, key, &cfg->allow_gated_offline);
 		} else {
 			unknown(k, key, "key", { "threads", "hash-threads", "body-io", "access-log",
 				"hash-index", "metadata-ttl", "wait-timeout", "idle-timeout",
-				"max-connections", "model-bin-rescan", "allow-gated-offline" });
+				"max-connections", "model-bin-rescan", "model-bin-prefetch",
+				"allow-gated-offline" });
 		}
 	}
 }

@@ -43,9 +43,8 @@ enum hfm_clean_strategy {
 	HFM_CLEAN_LARGE_FIRST,
 };
 
-/* How file bodies are written to sockets; values match http.h's hfm_body_io. */
+/* How file bodies are written to sockets; values equal http.h's hfm_body_io. */
 enum hfm_cfg_body_io {
-	HFM_CFG_IO_AUTO = -1,        /* the server's choice */
 	HFM_CFG_IO_PREAD = 0,
 	HFM_CFG_IO_SENDFILE = 1,
 };
@@ -92,14 +91,15 @@ struct hfm_config {
 	/* [hfmirror] (ours) */
 	int threads;                 /* HTTP worker threads; 0 = one per CPU */
 	int hash_threads;            /* hashing threads requests may wait for; 2 */
-	enum hfm_cfg_body_io body_io;    /* AUTO */
-	char *access_log;            /* path, "-" = standard error, NULL = off */
-	char *hash_index;            /* path; NULL = the mode's default place */
+	enum hfm_cfg_body_io body_io;    /* PREAD */
+	char *access_log;            /* path; "-" = standard output (default); NULL = off */
+	char *hash_index;            /* path; NULL = the default place (the CLI's) */
 	unsigned metadata_ttl;       /* seconds a branch/tag answer from upstream is reused; 60 */
 	unsigned wait_timeout;       /* seconds a request may wait for bytes; 600 */
 	unsigned idle_timeout;       /* seconds an idle connection is kept; 120 */
 	unsigned max_connections;    /* 4096 */
-	unsigned model_bin_rescan;   /* seconds between rescans of a model-bin tree; 10 */
+	unsigned model_bin_rescan;   /* seconds a model-bin listing is trusted; 5 */
+	int model_bin_prefetch;      /* hash every model-bin file in the background; 1 */
 	int allow_gated_offline;     /* offline: serve cached gated repos without a token check; 0 */
 
 	/* Filled by hfm_config_finish(); never set these yourself. */

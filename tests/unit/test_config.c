@@ -138,6 +138,7 @@ static void test_every_key_example(const char *path)
 	TAP_IS_INT(c->idle_timeout, d->idle_timeout, "idle-timeout as default");
 	TAP_IS_INT(c->max_connections, d->max_connections, "max-connections as default");
 	TAP_IS_INT(c->model_bin_rescan, d->model_bin_rescan, "model-bin-rescan as default");
+	TAP_IS_INT(c->model_bin_prefetch, d->model_bin_prefetch, "model-bin-prefetch as default");
 	TAP_IS_INT(c->allow_gated_offline, d->allow_gated_offline, "allow-gated-offline");
 	TAP_IS_INT(c->model_bin, d->model_bin, "model-bin enable as default");
 	TAP_IS_INT(c->n_model_bin_paths, 0, "no model-bin paths");
@@ -174,8 +175,10 @@ static void test_defaults(void)
 	TAP_IS_INT(hfm_rules_allow(c->cache, "org/repo"), 1, "defaults cache everything");
 	TAP_IS_INT(c->threads, 0, "threads: one per CPU");
 	TAP_IS_INT(c->hash_threads, 2, "hash threads");
-	TAP_IS_INT(c->body_io, HFM_CFG_IO_AUTO, "body-io auto");
-	TAP_IS_STR(c->access_log, NULL, "no access log");
+	TAP_IS_INT(c->body_io, HFM_CFG_IO_PREAD, "body-io pread");
+	TAP_IS_STR(c->access_log, "-", "access log to standard output");
+	TAP_IS_INT(c->model_bin_rescan, 5, "model-bin rescan");
+	TAP_IS_INT(c->model_bin_prefetch, 1, "model-bin prefetch");
 	TAP_IS_INT(c->metadata_ttl, 60, "metadata ttl");
 	TAP_IS_INT(c->wait_timeout, 600, "wait timeout");
 	TAP_IS_INT(c->idle_timeout, 120, "idle timeout");
@@ -270,7 +273,7 @@ static void test_values(void)
 
 	c = loads("[model-bin]\nenable = true\npath = \"/srv/models\"\n"
 		  "[hfmirror]\nbody-io = \"sendfile\"\nwait-timeout = \"15m\"\n"
-		  "idle-timeout = 30\nmetadata-ttl = 0\naccess-log = \"-\"\n"
+		  "idle-timeout = 30\nmetadata-ttl = 0\naccess-log = \"/var/log/hfm.log\"\n"
 		  "threads = 8\nallow-gated-offline = true\n", NULL, "model-bin and ours");
 	if (c) {
 		TAP_IS_INT(c->model_bin, 1, "model-bin enabled");
@@ -280,7 +283,7 @@ static void test_values(void)
 		TAP_IS_INT(c->wait_timeout, 900, "15m");
 		TAP_IS_INT(c->idle_timeout, 30, "integer seconds");
 		TAP_IS_INT(c->metadata_ttl, 0, "ttl 0 allowed");
-		TAP_IS_STR(c->access_log, "-", "access log to stderr");
+		TAP_IS_STR(c->access_log, "/var/log/hfm.log", "access log file");
 		TAP_IS_INT(c->threads, 8, "threads");
 		TAP_IS_INT(c->allow_gated_offline, 1, "allow-gated-offline");
 	}
@@ -463,13 +466,27 @@ static void test_errors(void)
 	refused("[model-bin]\npath = \"\"\n", "t.toml:2: model-bin.path: a path must not be empty\n",
 		"empty model-bin path");
 	refused("[hfmirror]\nbody-io = \"mmap\"\n",
-		"t.toml:2: hfmirror.body-io: \"mmap\" is not one of auto, pread, sendfile\n",
+		"t.toml:2: hfmirror.body-io: \"mmap\" is not one of pread, sendfile\n",
 		"bad body-io");
 	refused("[hfmirror]\nwait-timeout = \"5x\"\n",
 		"t.toml:2: hfmirror.wait-timeout: \"5x\" is not a duration: write whole seconds, "
 		"or a whole number followed by s, m, h or d (\"90s\", \"15m\")\n", "bad duration");
 	refused("[hfmirror]\nidle-timeout = \"0s\"\n",
-		"t.toml:2: hfmirror.idle-timeout: must be at least 1 second\n", "zero timeout");
+		"t.toml:2: hfmirror.idle-timeout: must be between 1 and 86400 seconds\n",
+		"zero timeout");
+	refused("[hfmirror]\nwait-timeout = 86401\n",
+		"t.toml:2: hfmirror.wait-timeout: must be between 1 and 86400\n", "timeout too long");
+	c = loads("[hfmirror]\naccess-log = \"off\"\nmodel-bin-prefetch = false\n", NULL,
+		  "access log off");
+	if (c) {
+		TAP_IS_STR(c->access_log, NULL, "\"off\" turns the access log off");
+		TAP_IS_INT(c->model_bin_prefetch, 0, "no prefetch");
+	}
+	hfm_config_free(c);
+	c = loads("[hfmirror]\naccess-log = \"\"\n", NULL, "access log empty");
+	if (c)
+		TAP_IS_STR(c->access_log, NULL, "\"\" turns the access log off");
+	hfm_config_free(c);
 	refused("[hfmirror]\nthreads = -1\n",
 		"t.toml:2: hfmirror.threads: must be between 0 and 1024\n", "negative threads");
 	refused("[hfmirror]\ntreads = 2\n",

@@ -13,6 +13,11 @@ set -u
 : "${HFMIRROR:=$SRCDIR/build/server/hfmirror}"
 : "${HFMIRROR_IMPORT:=$SRCDIR/build/importer/hfmirror-import}"
 
+# A version manager's python3 shim costs most of a second per call, and
+# tests parse JSON with Python a few hundred times: prefer the system one
+# (scripts/deps.sh installs it).
+if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+
 TAP_N=0
 TAP_FAILED=0
 T=$(mktemp -d "${TMPDIR:-/tmp}/hfm-e2e.XXXXXX")
@@ -116,13 +121,14 @@ done_testing() {
 
 # start_server NAME args...: runs "$HFMIRROR args... --host 127.0.0.1 --port 0",
 # waits until it listens, and sets ${NAME}_URL and ${NAME}_PID.  The server's
-# stderr (including the access log) goes to $T/NAME.log.
+# stderr goes to $T/NAME.log, stdout (the access log by default) to
+# $T/NAME.out: a test's own stdout is its TAP stream.
 start_server() {
 	name=$1
 	shift
 	log="$T/$name.log"
 	: >"$log"
-	"$HFMIRROR" "$@" --host 127.0.0.1 --port 0 2>"$log" &
+	"$HFMIRROR" "$@" --host 127.0.0.1 --port 0 >"$T/$name.out" 2>"$log" &
 	pid=$!
 	SERVER_PIDS="$SERVER_PIDS $pid"
 	SERVER_NAMES="$SERVER_NAMES $name"

@@ -26,9 +26,30 @@ get() {
 	touch "$T/$n.h" "$T/$n.b"
 }
 
-# head NAME [curl args...]: a HEAD request (curl -I), same files as get.
+# head_req NAME [curl args...]: a HEAD request (curl -I); headers in
+# $T/NAME.h (curl -I writes them to -o too, so the body file means nothing).
 head_req() {
 	get "$@" -I
+}
+
+# head_body_bytes PATH: send HEAD over a raw socket and count what follows
+# the headers; curl cannot tell, since it never reads a body after a HEAD.
+head_body_bytes() {
+	"$PYTHON" - "$U" "$1" <<'EOF'
+import socket, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+s = socket.create_connection((u.hostname, u.port), timeout=10)
+s.sendall(("HEAD %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+           % (sys.argv[2], u.netloc)).encode())
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+head, sep, rest = data.partition(b"\r\n\r\n")
+print(len(rest) if sep else "no end of headers")
+EOF
 }
 
 st() { status "$T/$1.h"; }
@@ -38,7 +59,7 @@ h() { hdr "$T/$1.h" "$2"; }
 # strings print bare, anything else as JSON.  Prints "ERROR: ..." if the
 # file is not JSON, so the assertion that uses it fails with a reason.
 jget() {
-	python3 - "$1" "$2" <<'EOF'
+	"$PYTHON" - "$1" "$2" <<'EOF'
 import json, sys
 try:
     d = json.load(open(sys.argv[1]))
@@ -107,7 +128,7 @@ is "$(h sb ETag)" "\"$(sha256 "$TINY/small.bin")\"" "LFS by NUL byte: sha256 ETa
 check "binary file: bytes equal the source" same_bytes "$T/sb.b" "$TINY/small.bin"
 
 get gz "$U/acme/tiny/resolve/main/tokenizer.json" -H 'Accept-Encoding: gzip, deflate, br'
-like "$(h gz Content-Encoding)" '^(identity)?$' "no compression on /resolve/ even when asked"
+is "$(h gz Content-Encoding | sed 's/^identity$//')" "" "no compression on /resolve/ even when asked"
 is "$(h gz Content-Length)" "$(size_of "$TINY/tokenizer.json")" "uncompressed Content-Length with Accept-Encoding: gzip"
 is "$(grep -ci '^x-xet' "$T/w.h")" 0 "no X-Xet-* headers"
 
@@ -149,7 +170,7 @@ for f in config.json weights.bin; do
 	for k in X-Repo-Commit ETag Content-Length X-Linked-Etag X-Linked-Size Accept-Ranges; do
 		is "$(h hd $k)" "$(h gt $k)" "HEAD $f: $k as GET"
 	done
-	is "$(size_of "$T/hd.b")" 0 "HEAD $f: no body"
+	is "$(head_body_bytes "/acme/tiny/resolve/main/$f")" 0 "HEAD $f: no body"
 done
 
 # ---- Range ---------------------------------------------------------------
@@ -210,6 +231,7 @@ E=$(h cfg ETag)
 get c1 "$U/acme/tiny/resolve/main/config.json" -H "If-None-Match: $E"
 is "$(st c1)" 304 "If-None-Match with the ETag: 304"
 is "$(size_of "$T/c1.b")" 0 "304 has no body"
+is "$(h c1 ETag)" "$E" "304 repeats the ETag"
 get c2 "$U/acme/tiny/resolve/main/config.json" -H 'If-None-Match: "0000000000000000000000000000000000000000"'
 is "$(st c2)" 200 "If-None-Match with another ETag: 200"
 get c3 "$U/acme/tiny/resolve/main/weights.bin" -H "If-None-Match: \"$WSHA\""
@@ -531,11 +553,11 @@ while [ "$(wc -l <"$T/access.log" 2>/dev/null || echo 0)" -lt 3 ] && [ $i -lt 40
 	i=$((i + 1))
 done
 is "$(wc -l <"$T/access.log")" 3 "access log: one line per request"
-check "access log: every line is a JSON object" python3 -c '
+check "access log: every line is a JSON object" "$PYTHON" -c '
 import json, sys
 for line in open(sys.argv[1]):
     assert isinstance(json.loads(line), dict), line' "$T/access.log"
-check "access log: lines carry the path and the status" python3 -c '
+check "access log: lines carry the path and the status" "$PYTHON" -c '
 import json, sys
 want = [("/acme/tiny/resolve/main/config.json", 200),
         ("/acme/tiny/resolve/main/digits.txt", 200),

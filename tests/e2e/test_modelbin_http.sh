@@ -437,6 +437,7 @@ next_link() {
 walk_pages() {
 	: >"$T/$1.paths"
 	: >"$T/$1.link"
+	: >"$T/$1.first"
 	url=$2
 	pages=0
 	while [ -n "$url" ] && [ $pages -lt 50 ]; do

@@ -69,6 +69,9 @@ make_fixture_tree() {
 	{ printf 'PAR1\000'; det_bytes parquet 2000; printf 'PAR1'; } | mk "$d/data/train.parquet"
 
 	printf 'print("hello")\n' | mk "$root/spaces/acme/space/app.py"
+
+	# a canonical repo (no org), like gpt2
+	printf '{"model_type": "canon"}\n' | mk "$root/canon/config.json"
 }
 
 # fixture_files DIR: the repo-relative paths a client should see in DIR,

@@ -144,6 +144,10 @@ get sp "$U/spaces/acme/space/resolve/main/app.py"
 is "$(st sp)" 200 "space file: 200"
 check "space file: bytes" same_bytes "$T/sp.b" "$ROOT/spaces/acme/space/app.py"
 
+get cn "$U/canon/resolve/main/config.json"
+is "$(st cn)" 200 "canonical repo (no org) file: 200"
+check "canonical repo file: bytes" same_bytes "$T/cn.b" "$ROOT/canon/config.json"
+
 # ---- /raw/ ---------------------------------------------------------------
 
 get rawc "$U/acme/tiny/raw/main/config.json"
@@ -373,6 +377,9 @@ get i4 "$U/api/datasets/acme/ds"
 is "$(jget "$T/i4.b" 'd["id"]')" acme/ds "dataset info: id"
 is "$(jget "$T/i4.b" 'sorted(s["rfilename"] for s in d["siblings"])')" \
 	'["README.md", "data/train.csv", "data/train.parquet"]' "dataset info: siblings"
+get i4c "$U/api/models/canon"
+is "$(jget "$T/i4c.b" '[d["id"], [s["rfilename"] for s in d["siblings"]]]')" '["canon", ["config.json"]]' \
+	"canonical repo info"
 get i5 "$U/api/spaces/acme/space"
 is "$(jget "$T/i5.b" 'd["id"]')" acme/space "space info: id"
 
@@ -528,8 +535,8 @@ is "$(h cm3 X-Error-Code)" RevisionNotFound "commits at a missing revision"
 
 get ls1 "$U/api/models"
 is "$(st ls1)" 200 "/api/models: 200"
-is "$(jget "$T/ls1.b" 'sorted(m["id"] for m in d if m["id"].startswith("acme/"))')" \
-	'["acme/many", "acme/tiny"]' "/api/models lists the model repos"
+is "$(jget "$T/ls1.b" 'sorted(m["id"] for m in d)')" \
+	'["acme/many", "acme/tiny", "canon"]' "/api/models lists the model repos (and only those)"
 get ls2 "$U/api/datasets"
 is "$(jget "$T/ls2.b" '[m["id"] for m in d]')" '["acme/ds"]' "/api/datasets lists the dataset repos"
 get ls3 "$U/api/spaces"

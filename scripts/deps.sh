@@ -12,10 +12,19 @@ test) pkgs=$test ;;
 all) pkgs="$build $test" ;;
 *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
 esac
+# installed PKG: true when PKG (or what it provides) is already here.
+# Node from nodesource bundles npm and conflicts with Debian's npm package,
+# so node and npm count as present when their commands are.
+installed() {
+	case $1 in
+	nodejs) command -v node >/dev/null 2>&1 && return 0 ;;
+	npm) command -v npm >/dev/null 2>&1 && return 0 ;;
+	esac
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
 missing=""
 for p in $pkgs; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-		missing="$missing $p"
+	installed "$p" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
 SUDO=""

@@ -13,10 +13,16 @@ set -u
 : "${HFMIRROR:=$SRCDIR/build/server/hfmirror}"
 : "${HFMIRROR_IMPORT:=$SRCDIR/build/importer/hfmirror-import}"
 
+# A version manager's python3 shim costs most of a second per call, and
+# tests parse JSON with Python a few hundred times: prefer the system one
+# (scripts/deps.sh installs it).
+if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+
 TAP_N=0
 TAP_FAILED=0
 T=$(mktemp -d "${TMPDIR:-/tmp}/hfm-e2e.XXXXXX")
 SERVER_PIDS=""
+SERVER_NAMES=""
 
 cleanup() {
 	for p in $SERVER_PIDS; do
@@ -79,22 +85,54 @@ like() {
 	fi
 }
 
+# Sanitizer builds report memory errors on the server's stderr, which is only
+# a file in $T: scan it, or a crash would show up as confusing client errors
+# and its stack trace would be deleted with $T.
+SAN_PATTERN='ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:'
+
+# check_servers: every server started is still alive (unless the test
+# stopped it), then stopped, and its log holds no sanitizer report.
+check_servers() {
+	for name in $SERVER_NAMES; do
+		eval "pid=\${${name}_PID:-} stopped=\${${name}_STOPPED:-}"
+		if [ -z "$stopped" ]; then
+			if kill -0 "$pid" 2>/dev/null; then
+				ok "server $name ran until the end"
+			else
+				not_ok "server $name ran until the end"
+				diag "$(tail -n 40 "$T/$name.log")"
+			fi
+			stop_server "$name"
+		fi
+		if grep -qE "$SAN_PATTERN" "$T/$name.log"; then
+			not_ok "server $name: no sanitizer report"
+			diag "$(grep -E -A 40 "$SAN_PATTERN" "$T/$name.log" | head -n 80)"
+		else
+			ok "server $name: no sanitizer report"
+		fi
+	done
+}
+
 done_testing() {
+	check_servers
 	echo "1..$TAP_N"
 	[ "$TAP_FAILED" -eq 0 ]
 }
 
 # start_server NAME args...: runs "$HFMIRROR args... --host 127.0.0.1 --port 0",
 # waits until it listens, and sets ${NAME}_URL and ${NAME}_PID.  The server's
-# stderr (including the access log) goes to $T/NAME.log.
+# stderr goes to $T/NAME.log, stdout (the access log by default) to
+# $T/NAME.out: a test's own stdout is its TAP stream.
 start_server() {
 	name=$1
 	shift
 	log="$T/$name.log"
 	: >"$log"
-	"$HFMIRROR" "$@" --host 127.0.0.1 --port 0 2>"$log" &
+	"$HFMIRROR" "$@" --host 127.0.0.1 --port 0 >"$T/$name.out" 2>"$log" &
 	pid=$!
 	SERVER_PIDS="$SERVER_PIDS $pid"
+	SERVER_NAMES="$SERVER_NAMES $name"
+	eval "${name}_PID=\$pid ${name}_STOPPED="
 	i=0
 	while [ $i -lt 200 ]; do
 		url=$(sed -n 's/.*listening on \(http[s]*:\/\/[0-9.:]*\).*/\1/p' "$log" | head -n 1)
@@ -121,6 +159,7 @@ stop_server() {
 	[ -n "$pid" ] || return 0
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
+	eval "${1}_STOPPED=1"
 	return 0
 }
 

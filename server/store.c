@@ -169,18 +169,67 @@ int hfm_store_object_exists(const struct hfm_store *s, const char *oid)
 	return fstatat(s->objects_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return hfm_error_set(HFM_EIO, "write: %s", strerror(errno));
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/*
+ * Read the `size` bytes of `in` once, from offset 0: hash them the way `oid`
+ * names them (sha256 for 64 hex, git blob sha1 for 40), copy them to `out`
+ * unless it is -1, and report progress.  One pass does the verify and the
+ * copy, so a large object is read once.  0 when the digest is `oid`,
+ * HFM_ECORRUPT (with a message) or HFM_EIO.
+ */
+static int pump(int in, uint64_t size, int out, const char *oid,
+		hfm_store_progress_fn *fn, void *payload)
+{
+	enum { CHUNK = 1 << 20 };
+	int is256 = strlen(oid) == HFM_SHA256_HEX, rc = 0;
+	struct hfm_hashctx *h = hfm_hashctx_new(size, !is256, is256);
+	char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
+	char *buf = hfm_malloc(CHUNK);
+	uint64_t off = 0;
+
+	while (off < size) {
+		size_t want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+		ssize_t n = pread(in, buf, want, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = hfm_error_set(HFM_EIO, "read failed at offset %llu: %s",
+					   (unsigned long long)off,
+					   n < 0 ? strerror(errno) : "file shrank");
+			break;
+		}
+		hfm_hashctx_update(h, buf, (size_t)n);
+		if (out >= 0 && (rc = write_all(out, buf, (size_t)n)))
+			break;
+		off += (uint64_t)n;
+		if (fn)
+			fn(payload, off, size);
+	}
+	hfm_hashctx_final(h, sha1, sha256);
+	free(buf);
+	if (!rc && strcmp(is256 ? sha256 : sha1, oid))
+		rc = hfm_error_set(HFM_ECORRUPT, "content hashes to %s, expected %s",
+				   is256 ? sha256 : sha1, oid);
+	return rc;
+}
+
 int hfm_store_verify_fd(int fd, uint64_t size, const char *oid)
 {
-	char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
-	int is256 = strlen(oid) == 64, rc;
-
-	rc = hfm_hash_fd(fd, size, is256 ? NULL : sha1, is256 ? sha256 : NULL, NULL);
-	if (rc)
-		return rc;
-	if (strcmp(is256 ? sha256 : sha1, oid))
-		return hfm_error_set(HFM_ECORRUPT, "content hashes to %s, expected %s",
-				     is256 ? sha256 : sha1, oid);
-	return 0;
+	return pump(fd, size, -1, oid, NULL, NULL);
 }
 
 int hfm_store_stage(int *fd, struct hfm_buf *tmp_name, const struct hfm_store *s)
@@ -257,44 +306,19 @@ out:
 	return rc;
 }
 
-static int copy_fd(int out, int in, uint64_t size)
-{
-	char *buf = hfm_malloc(1 << 20);
-	uint64_t off = 0;
-	int rc = 0;
-
-	while (off < size) {
-		ssize_t n = pread(in, buf, 1 << 20, (off_t)off), w = 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = hfm_error_set(HFM_EIO, "read: %s", n ? strerror(errno) : "short file");
-			break;
-		}
-		while (w < n) {
-			ssize_t k = write(out, buf + w, (size_t)(n - w));
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k < 0) {
-				rc = hfm_error_set(HFM_EIO, "write: %s", strerror(errno));
-				goto done;
-			}
-			w += k;
-		}
-		off += (uint64_t)n;
-	}
-done:
-	free(buf);
-	return rc;
-}
-
 int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *oid,
 		       int *linked)
 {
+	return hfm_store_add_file_progress(s, path, oid, linked, NULL, NULL);
+}
+
+int hfm_store_add_file_progress(const struct hfm_store *s, const char *path, const char *oid,
+				int *linked, hfm_store_progress_fn *fn, void *payload)
+{
 	struct hfm_buf tmp = HFM_BUF_INIT(256);
-	struct stat st;
+	struct stat st, ost;
 	char rel[80], dir[3];
-	int in, out = -1, rc;
+	int in, out = -1, rc = 0;
 
 	*linked = 0;
 	if (!hfm_store_oid_valid(oid))
@@ -305,39 +329,40 @@ int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *
 	if (in < 0)
 		return hfm_error_set(HFM_EIO, "%s: %s", path, strerror(errno));
 	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(in);
-		return hfm_error_set(HFM_EIO, "%s: not a regular file", path);
-	}
-	if ((rc = hfm_store_verify_fd(in, (uint64_t)st.st_size, oid))) {
-		close(in);
-		return rc;
+		rc = hfm_error_set(HFM_EIO, "%s: not a regular file", path);
+		goto done;
 	}
 	memcpy(dir, oid, 2);
 	dir[2] = '\0';
 	if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST) {
-		close(in);
-		return hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir, strerror(errno));
+		rc = hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir, strerror(errno));
+		goto done;
 	}
 	object_rel(rel, oid);
-	/* linkat() publishes atomically: the name appears with full content */
-	if (linkat(AT_FDCWD, path, s->objects_fd, rel, 0) == 0) {
-		*linked = 1;
-		close(in);
-		return 0;
-	}
-	if (errno == EEXIST) {
-		close(in);
-		return 0;
+	/*
+	 * Only a file on the store's filesystem can be linked.  It is verified
+	 * before, because linkat() publishes it at once (atomically, with its
+	 * full content).  EPERM (protected_hardlinks), EMLINK or a bind mount
+	 * boundary make the link fail: copy then.
+	 */
+	if (fstat(s->objects_fd, &ost) == 0 && ost.st_dev == st.st_dev) {
+		if ((rc = pump(in, (uint64_t)st.st_size, -1, oid, fn, payload)))
+			goto done;
+		if (linkat(AT_FDCWD, path, s->objects_fd, rel, 0) == 0) {
+			*linked = 1;
+			goto done;
+		}
+		if (errno == EEXIST)
+			goto done;
 	}
 	if ((rc = hfm_store_stage(&out, &tmp, s)))
 		goto done;
-	if ((rc = copy_fd(out, in, (uint64_t)st.st_size))) {
-		close(out);
-		hfm_store_abort(s, tmp.ptr);
-		goto done;
-	}
+	rc = pump(in, (uint64_t)st.st_size, out, oid, fn, payload);
 	close(out);
-	rc = hfm_store_commit(s, tmp.ptr, oid, 1);
+	if (rc)
+		hfm_store_abort(s, tmp.ptr);
+	else
+		rc = hfm_store_commit(s, tmp.ptr, oid, 1);
 done:
 	close(in);
 	hfm_buf_dispose(&tmp);

@@ -78,6 +78,21 @@ void hfm_store_abort(const struct hfm_store *s, const char *tmp_name);
 int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *oid,
 		       int *linked);
 
+/*
+ * Progress of one long store operation: `done` of `total` bytes of the file
+ * being verified or copied have been read.  Called from inside the operation
+ * (about once per MiB) on the caller's thread.
+ */
+typedef void hfm_store_progress_fn(void *payload, uint64_t done, uint64_t total);
+
+/*
+ * hfm_store_add_file() that reports progress through `fn` (may be NULL).
+ * When the file is on another filesystem it is read once: hashed while it
+ * is copied to tmp/, so a large object costs one read, not two.
+ */
+int hfm_store_add_file_progress(const struct hfm_store *s, const char *path, const char *oid,
+				int *linked, hfm_store_progress_fn *fn, void *payload);
+
 /* "<root>/mirrors/<plural>/<name>.git" */
 void hfm_store_mirror_path(struct hfm_buf *out, const struct hfm_store *s,
 			   const struct hfm_repo_id *id);

@@ -191,7 +191,7 @@ static int write_all(int fd, const char *p, size_t n)
  * HFM_ECORRUPT (with a message) or HFM_EIO.
  */
 static int pump(int in, uint64_t size, int out, const char *oid,
-		hfm_store_progress_fn *fn, void *payload)
+		hfm_progress_fn *fn, void *payload)
 {
 	enum { CHUNK = 1 << 20 };
 	int is256 = strlen(oid) == HFM_SHA256_HEX, rc = 0;
@@ -309,47 +309,62 @@ out:
 int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *oid,
 		       int *linked)
 {
-	return hfm_store_add_file_progress(s, path, oid, linked, NULL, NULL);
+	enum hfm_store_added how = HFM_STORE_PRESENT;
+	int fd, rc;
+
+	*linked = 0;
+	if (hfm_store_object_exists(s, oid))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return hfm_error_set(HFM_EIO, "%s: %s", path, strerror(errno));
+	rc = hfm_store_add_fd(&how, s, fd, oid, 0, NULL, NULL);
+	close(fd);
+	*linked = how == HFM_STORE_LINKED;
+	return rc;
 }
 
-int hfm_store_add_file_progress(const struct hfm_store *s, const char *path, const char *oid,
-				int *linked, hfm_store_progress_fn *fn, void *payload)
+/*
+ * Link the inode behind `fd` as objects/<rel>.  linkat() of a path would
+ * link a symlink itself, or whatever the path names by now; the /proc/self/fd
+ * name is the open inode (open(2) documents this use with O_TMPFILE).
+ */
+static int link_fd(const struct hfm_store *s, int fd, const char *rel)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, s->objects_fd, rel, AT_SYMLINK_FOLLOW);
+}
+
+int hfm_store_add_fd(enum hfm_store_added *how, const struct hfm_store *s, int fd,
+		     const char *oid, unsigned flags, hfm_progress_fn *fn, void *payload)
 {
 	struct hfm_buf tmp = HFM_BUF_INIT(256);
 	struct stat st, ost;
 	char rel[80], dir[3];
-	int in, out = -1, rc = 0;
+	int out = -1, rc = 0;
 
-	*linked = 0;
+	*how = HFM_STORE_PRESENT;
 	if (!hfm_store_oid_valid(oid))
 		return hfm_error_set(HFM_EINVAL, "invalid object id %s", oid);
 	if (hfm_store_object_exists(s, oid))
 		return 0;
-	in = open(path, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return hfm_error_set(HFM_EIO, "%s: %s", path, strerror(errno));
-	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = hfm_error_set(HFM_EIO, "%s: not a regular file", path);
-		goto done;
-	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return hfm_error_set(HFM_EIO, "object %s: source is not a regular file", oid);
 	memcpy(dir, oid, 2);
 	dir[2] = '\0';
-	if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST) {
-		rc = hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir, strerror(errno));
-		goto done;
-	}
+	if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST)
+		return hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir, strerror(errno));
 	object_rel(rel, oid);
-	/*
-	 * Only a file on the store's filesystem can be linked.  It is verified
-	 * before, because linkat() publishes it at once (atomically, with its
-	 * full content).  EPERM (protected_hardlinks), EMLINK or a bind mount
-	 * boundary make the link fail: copy then.
-	 */
-	if (fstat(s->objects_fd, &ost) == 0 && ost.st_dev == st.st_dev) {
-		if ((rc = pump(in, (uint64_t)st.st_size, -1, oid, fn, payload)))
+	if (!(flags & HFM_STORE_COPY) && fstat(s->objects_fd, &ost) == 0 &&
+	    ost.st_dev == st.st_dev) {
+		/* verified before: the link publishes it at once */
+		if (!(flags & HFM_STORE_VERIFIED) &&
+		    (rc = pump(fd, (uint64_t)st.st_size, -1, oid, fn, payload)))
 			goto done;
-		if (linkat(AT_FDCWD, path, s->objects_fd, rel, 0) == 0) {
-			*linked = 1;
+		if (link_fd(s, fd, rel) == 0) {
+			*how = HFM_STORE_LINKED;
 			goto done;
 		}
 		if (errno == EEXIST)
@@ -357,14 +372,14 @@ int hfm_store_add_file_progress(const struct hfm_store *s, const char *path, con
 	}
 	if ((rc = hfm_store_stage(&out, &tmp, s)))
 		goto done;
-	rc = pump(in, (uint64_t)st.st_size, out, oid, fn, payload);
+	rc = pump(fd, (uint64_t)st.st_size, out, oid, fn, payload);
 	close(out);
-	if (rc)
+	if (rc) {
 		hfm_store_abort(s, tmp.ptr);
-	else
-		rc = hfm_store_commit(s, tmp.ptr, oid, 1);
+	} else if (!(rc = hfm_store_commit(s, tmp.ptr, oid, 1))) {
+		*how = HFM_STORE_COPIED;
+	}
 done:
-	close(in);
 	hfm_buf_dispose(&tmp);
 	return rc;
 }

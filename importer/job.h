@@ -71,7 +71,7 @@ struct hfm_imp_job {
 	char **shallow;                       /* commits whose parents are absent */
 	size_t nshallow;
 	struct hfm_imp_lfsset lfs;
-	size_t git_objects;                   /* git objects new to the mirror */
+	size_t git_objects;                   /* git objects packed (git sources) */
 
 	/* filled by steps 2 and 3 */
 	size_t linked, copied, present;

@@ -130,6 +130,9 @@ void hfm_imp_progress_phase(struct hfm_imp_progress *p, const char *what, uint64
 	p->items = items;
 	p->bytes = bytes;
 	p->items_done = p->bytes_done = 0;
+	free(p->label);
+	p->label = NULL;
+	p->item_size = p->item_done = 0;
 	p->started_ns = p->last_draw_ns = hfm_mono_ns();
 	if (p->mode == HFM_IMP_SHOW_TTY)
 		draw(p, p->started_ns);

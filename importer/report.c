@@ -25,8 +25,11 @@ void hfm_imp_report_text(FILE *out, const struct hfm_imp_job *job, int all)
 	hfm_imp_human_bytes(b, sizeof(b), job->bytes);
 	fprintf(out, "hfmirror-import: %s (%s) -> %s\n", job->id.name,
 		hfm_repo_type_name(job->id.type), job->mirror_path);
-	fprintf(out, "  refs: %zu (%zu new, %zu moved); git objects: %zu new\n", job->nrefs,
-		job->refs_new, job->refs_moved, job->git_objects);
+	fprintf(out, "  refs: %zu (%zu new, %zu moved)", job->nrefs, job->refs_new,
+		job->refs_moved);
+	if (job->kind == HFM_IMP_SRC_GIT)
+		fprintf(out, "; git objects: %zu new", job->git_objects);
+	fputc('\n', out);
 	fprintf(out, "  LFS objects: %zu linked, %zu copied (%s), %zu already in the store, "
 		"%zu missing\n", job->linked, job->copied, b, job->present, missing);
 	if (job->ncorrupt)
@@ -100,7 +103,8 @@ void hfm_imp_report_json(struct hfm_buf *out, const struct hfm_imp_job *job, con
 		hfm_buf_json_str(out, hex);
 	}
 	hfm_buf_putc(out, '}');
-	key_u64(out, "git_objects", job->git_objects);
+	if (job->kind == HFM_IMP_SRC_GIT)
+		key_u64(out, "git_objects", job->git_objects);
 	key_u64(out, "refs_new", job->refs_new);
 	key_u64(out, "refs_moved", job->refs_moved);
 	key_u64(out, "objects_linked", job->linked);

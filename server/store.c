@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hfm/fsutil.h"
 #include "hfm/hash.h"
 #include "hfm/store.h"
 
@@ -169,20 +170,6 @@ int hfm_store_object_exists(const struct hfm_store *s, const char *oid)
 	return fstatat(s->objects_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return hfm_error_set(HFM_EIO, "write: %s", strerror(errno));
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /*
  * Read the `size` bytes of `in` once, from offset 0: hash them the way `oid`
  * names them (sha256 for 64 hex, git blob sha1 for 40), copy them to `out`
@@ -213,8 +200,10 @@ static int pump(int in, uint64_t size, int out, const char *oid,
 			break;
 		}
 		hfm_hashctx_update(h, buf, (size_t)n);
-		if (out >= 0 && (rc = write_all(out, buf, (size_t)n)))
+		if (out >= 0 && hfm_write_all(out, buf, (size_t)n) < 0) {
+			rc = hfm_error_set(HFM_EIO, "write: %s", strerror(errno));
 			break;
+		}
 		off += (uint64_t)n;
 		if (fn)
 			fn(payload, off, size);

@@ -83,7 +83,8 @@ static int cache_file(struct hfm_imp_job *job, struct hfm_imp_file *f, const cha
 	}
 	/* named by its git blob id: known already, or read and checked */
 	git_oid_fromstr(&id, blob_name);
-	if (git_repository_odb(&odb, job->mirror) == 0 && git_odb_exists(odb, &id)) {
+	if (git_repository_odb(&odb, job->mirror) == 0 &&
+	    git_odb_exists_ext(odb, &id, GIT_ODB_LOOKUP_NO_REFRESH)) {
 		f->blob = id;
 		f->keep = 1;
 	} else if ((rc = small_blob(&got, job->mirror, f->abs, (uint64_t)f->st.st_size)) == 0) {

@@ -101,7 +101,8 @@ int hfm_imp_plain_file(struct hfm_imp_job *job, struct hfm_imp_file *f,
 			hfm_imp_lfs_add_cand(e, f->abs, HFM_IMP_CAND_PLAIN, fresh ? &key : NULL);
 		free(where);
 	} else if (git_oid_fromstr(&id, rec.sha1) == 0 &&
-		   git_repository_odb(&odb, job->mirror) == 0 && git_odb_exists(odb, &id)) {
+		   git_repository_odb(&odb, job->mirror) == 0 &&
+		   git_odb_exists_ext(odb, &id, GIT_ODB_LOOKUP_NO_REFRESH)) {
 		f->blob = id;   /* unchanged since an earlier run: nothing to read */
 	} else {
 		rc = blob_from_fd(&f->blob, job->mirror, fd, key.size, f->abs);

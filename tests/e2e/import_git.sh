@@ -165,6 +165,15 @@ is "$(json_get "$T/out.json" '" ".join(sorted(m["oid"] for m in j["missing"]))')
 check "corrupt run: every object hashes to its name" store_ok "$S5"
 like "$(cat "$T/err")" "corrupt" "corruption is said on stderr"
 
+# --- a shallow clone: the mirror is shallow in the same place --------------------
+git clone -q --depth 1 "file://$UP" "$T/shallow" 2>/dev/null
+import --store "$T/store7" --name acme/shallow "$T/shallow"
+is "$rc" 0 "shallow clone: exit 0 (the tip's objects are there)"
+SM=$T/store7/mirrors/models/acme/shallow.git
+is "$(cat "$SM/shallow")" "$(git -C "$UP" rev-parse main)" "the mirror lists the cut"
+is "$(git --git-dir="$SM" rev-list --count main)" 1 "history ends at the cut"
+check "shallow mirror passes git fsck" git --git-dir="$SM" fsck --no-progress
+
 # --- names that cannot be inferred ----------------------------------------------
 git clone -q --no-checkout "file://$UP" "$T/local" 2>/dev/null
 git -C "$T/local" remote set-url origin /nowhere/acme/tiny

@@ -12,6 +12,26 @@
 #include "hfm/common.h"
 #include "hfm/fsutil.h"
 
+int hfm_write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n) {
+		ssize_t w = write(fd, c, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 int hfm_path_within(const char *root_real, const char *path)
 {
 	char real[PATH_MAX];

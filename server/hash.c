@@ -147,6 +147,13 @@ void hfm_git_blob_id(char out[HFM_SHA1_HEX + 1], const void *data, size_t n)
 int hfm_hash_fd(int fd, uint64_t size, char sha1[HFM_SHA1_HEX + 1],
 		char sha256[HFM_SHA256_HEX + 1], int *binary)
 {
+	return hfm_hash_fd_progress(fd, size, sha1, sha256, binary, NULL, NULL);
+}
+
+int hfm_hash_fd_progress(int fd, uint64_t size, char sha1[HFM_SHA1_HEX + 1],
+			 char sha256[HFM_SHA256_HEX + 1], int *binary,
+			 hfm_progress_fn *fn, void *payload)
+{
 	enum { CHUNK = 1 << 20 };
 	struct hfm_hashctx *h = hfm_hashctx_new(size, sha1 != NULL, sha256 != NULL);
 	unsigned char *buf = hfm_malloc(CHUNK);
@@ -172,6 +179,8 @@ int hfm_hash_fd(int fd, uint64_t size, char sha1[HFM_SHA1_HEX + 1],
 			*binary = 1;
 		hfm_hashctx_update(h, buf, (size_t)got);
 		off += (uint64_t)got;
+		if (fn)
+			fn(payload, off, size);
 	}
 	hfm_hashctx_final(h, sha1, sha256);
 	free(buf);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hfm/fsutil.h"
 #include "hfm/hashindex.h"
 
 /*
@@ -142,22 +143,6 @@ static void encode(unsigned char *r, const struct hfm_hash_key *k, const uint8_t
 	put_u64(r + 96, fnv1a(r, 96));
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Rewrite the file with one record per live entry (tmp + rename). */
 static void compact(struct hfm_hashindex *idx, const char *path)
 {
@@ -168,14 +153,14 @@ static void compact(struct hfm_hashindex *idx, const char *path)
 
 	if (fd < 0)
 		goto out;
-	if (write_all(fd, hdr, HDR_SIZE))
+	if (hfm_write_all(fd, hdr, HDR_SIZE))
 		goto fail;
 	for (i = 0; i < idx->cap; i++) {
 		struct slot *s = &idx->slots[i];
 		if (!s->used)
 			continue;
 		encode(rec, &s->key, s->sha1, s->sha256, s->binary);
-		if (write_all(fd, rec, REC_SIZE))
+		if (hfm_write_all(fd, rec, REC_SIZE))
 			goto fail;
 	}
 	if (fsync(fd) || rename(tmp, path))
@@ -233,7 +218,7 @@ int hfm_hashindex_open(struct hfm_hashindex **out, const char *path, const char 
 	if (fstat(idx->fd, &st) == 0 && st.st_size == 0) {
 		memcpy(hdr, HDR, 8);
 		memset(hdr + 8, 0, 8);
-		if (write_all(idx->fd, hdr, HDR_SIZE))
+		if (hfm_write_all(idx->fd, hdr, HDR_SIZE))
 			goto unusable;
 		goto ready;
 	}
@@ -340,7 +325,7 @@ int hfm_hashindex_put(struct hfm_hashindex *idx, const struct hfm_hash_key *k,
 	mem_put(idx, k, sha1, sha256, rec->binary);
 	if (idx->fd >= 0) {
 		encode(r, k, sha1, sha256, rec->binary);
-		if (write_all(idx->fd, r, REC_SIZE))
+		if (hfm_write_all(idx->fd, r, REC_SIZE))
 			rc = HFM_EIO;
 	}
 	pthread_mutex_unlock(&idx->lock);

@@ -12,6 +12,7 @@
 
 #include <git2.h>
 
+#include "hfm/fsutil.h"
 #include "hfm/src_git.h"
 
 #define POOL_MAX 4                      /* libgit2 handles per repo */
@@ -1261,21 +1262,6 @@ static int tmp_file(struct gitsrc *gs)
 	return fd;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* An fd of the cached inflated blob `oid`, or -1.  Under big_lock. */
 static int big_lookup(struct gitsrc *gs, const char *oid)
 {
@@ -1357,7 +1343,7 @@ static int open_big_blob(struct hfm_body *out, struct gs_repo *r, const char *oi
 	fd = big_lookup(gs, oid);            /* another request may have just made it */
 	pthread_mutex_unlock(&gs->big_lock);
 	if (fd < 0 && (rc = blob_read(&data, &len, r, oid)) == 0) {
-		if ((fd = tmp_file(gs)) < 0 || write_all(fd, data, len) < 0) {
+		if ((fd = tmp_file(gs)) < 0 || hfm_write_all(fd, data, len) < 0) {
 			rc = hfm_error_set(HFM_EIO, "temp file for blob %s: %s", oid,
 					   strerror(errno));
 			if (fd >= 0)

@@ -2,7 +2,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,26 +11,19 @@
 #include <unistd.h>
 
 #include "hfm/fsutil.h"
+#include "hfm/plainrepo.h"
 #include "hfm/src_modelbin.h"
 
-#define LFS_SIZE_THRESHOLD (10ull * 1024 * 1024)
 #define MAX_FILES 1000000
 #define MAX_DEPTH 64
 #define SNAP_RING 4
 #define INLINE_HASH_BUDGET (8ull << 20)
 
-/* One .gitattributes line that mentions the filter attribute. */
-struct attr_rule {
-	char *pattern;
-	int lfs;
-};
-
 struct mb_snap {
 	struct hfm_snapshot base;
 	char *arena;                      /* all paths */
 	struct hfm_hash_key *keys;        /* per entry; files only */
-	struct attr_rule *attrs;
-	size_t nattrs;
+	struct hfm_lfs_attrs *attrs;      /* the repo's .gitattributes */
 	pthread_mutex_t fill_lock;
 	uint64_t built_ns;
 	struct hfm_last_commit last_commit;   /* the one commit touched everything */
@@ -62,75 +54,13 @@ struct modelbin {
 
 static const struct hfm_source_ops modelbin_ops;
 
-/* ---- .gitattributes ---------------------------------------------------- */
-
-static void parse_attrs(struct mb_snap *s, const char *text)
-{
-	const char *line = text;
-
-	while (*line) {
-		const char *end = strchr(line, '\n');
-		size_t n = end ? (size_t)(end - line) : strlen(line);
-		char *l = hfm_strndup(line, n), *tok, *save = NULL, *pattern;
-		int lfs = -1;
-
-		line += n + (end ? 1 : 0);
-		pattern = strtok_r(l, " \t\r", &save);
-		if (!pattern || pattern[0] == '#') {
-			free(l);
-			continue;
-		}
-		while ((tok = strtok_r(NULL, " \t\r", &save))) {
-			if (!strcmp(tok, "filter=lfs"))
-				lfs = 1;
-			else if (!strncmp(tok, "filter=", 7) || !strcmp(tok, "-filter") ||
-				 !strcmp(tok, "!filter"))
-				lfs = 0;
-		}
-		if (lfs >= 0) {
-			s->attrs = hfm_realloc(s->attrs, (s->nattrs + 1) * sizeof(*s->attrs));
-			s->attrs[s->nattrs].pattern = hfm_strdup(pattern[0] == '/' ? pattern + 1 : pattern);
-			s->attrs[s->nattrs].lfs = lfs;
-			s->nattrs++;
-		}
-		free(l);
-	}
-}
-
-/* gitattributes matching: a pattern without '/' matches the base name. */
-static int attrs_say_lfs(const struct mb_snap *s, const char *path)
-{
-	const char *base = strrchr(path, '/');
-	int lfs = 0;
-	size_t i;
-
-	base = base ? base + 1 : path;
-	for (i = 0; i < s->nattrs; i++) {
-		const char *p = s->attrs[i].pattern;
-		int m;
-
-		if (!strchr(p, '/'))
-			m = fnmatch(p, base, 0) == 0;
-		else if (strstr(p, "**"))
-			m = fnmatch(p, path, 0) == 0;
-		else
-			m = fnmatch(p, path, FNM_PATHNAME) == 0;
-		if (m)
-			lfs = s->attrs[i].lfs;
-	}
-	return lfs;
-}
-
 /* ---- snapshots --------------------------------------------------------- */
 
 static void snap_release(struct hfm_snapshot *base)
 {
 	struct mb_snap *s = (struct mb_snap *)base;
-	size_t i;
 
-	for (i = 0; i < s->nattrs; i++)
-		free(s->attrs[i].pattern);
-	free(s->attrs);
+	hfm_lfs_attrs_free(s->attrs);
 	free(s->arena);
 	free(s->keys);
 	free(s->last_commit.title);
@@ -154,17 +84,6 @@ struct walk {
 	int truncated;
 };
 
-static int skip_name(const char *rel_dir, const char *name)
-{
-	if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, ".git"))
-		return 1;
-	if (!strncmp(name, ".hfmirror", 9))
-		return 1;
-	if (rel_dir[0] == '\0' && !strcmp(name, ".cache"))
-		return 1;
-	return 0;
-}
-
 static void walk_dir(struct walk *w, int dirfd, const char *rel_dir)
 {
 	DIR *d;
@@ -180,7 +99,7 @@ static void walk_dir(struct walk *w, int dirfd, const char *rel_dir)
 		struct stat st;
 		char *rel;
 
-		if (skip_name(rel_dir, de->d_name))
+		if (hfm_plainrepo_skip(rel_dir, de->d_name))
 			continue;
 		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
@@ -251,24 +170,6 @@ static int64_t mtime_ms(const struct stat *st)
 	return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
 }
 
-static void read_attrs(struct mb_snap *s, int repo_fd)
-{
-	int fd = openat(repo_fd, ".gitattributes", O_RDONLY | O_CLOEXEC);
-	char *text;
-	ssize_t n;
-
-	if (fd < 0)
-		return;
-	text = hfm_malloc(1 << 20);
-	n = read(fd, text, (1 << 20) - 1);
-	close(fd);
-	if (n > 0) {
-		text[n] = '\0';
-		parse_attrs(s, text);
-	}
-	free(text);
-}
-
 /*
  * Build a snapshot of the repo directory: walk, sort, derive directories,
  * compute the commit id from the listing.
@@ -336,7 +237,7 @@ static int build_snapshot(struct mb_snap **out, struct mb_repo *r)
 	s->base.release = snap_release;
 	pthread_mutex_init(&s->fill_lock, NULL);
 	s->built_ns = hfm_mono_ns();
-	read_attrs(s, repo_fd);
+	s->attrs = hfm_lfs_attrs_read(repo_fd);
 	close(repo_fd);
 
 	nent = w.n + ndirs;
@@ -542,8 +443,7 @@ static void set_ids(struct mb_snap *s, struct hfm_entry *e, const struct hfm_has
 {
 	pthread_mutex_lock(&s->fill_lock);
 	if (!atomic_load_explicit(&e->has_ids, memory_order_acquire)) {
-		e->is_lfs = e->size > LFS_SIZE_THRESHOLD || rec->binary ||
-			    attrs_say_lfs(s, e->path);
+		e->is_lfs = hfm_lfs_wanted(s->attrs, e->path, e->size, rec->binary);
 		if (e->is_lfs) {
 			memcpy(e->lfs_oid, rec->sha256, sizeof(e->lfs_oid));
 			e->pointer_size = (uint32_t)hfm_lfs_pointer_len(e->size);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hfm/fsutil.h"
 #include "hfm/hash.h"
 #include "hfm/store.h"
 
@@ -169,18 +170,55 @@ int hfm_store_object_exists(const struct hfm_store *s, const char *oid)
 	return fstatat(s->objects_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
+/*
+ * Read the `size` bytes of `in` once, from offset 0: hash them the way `oid`
+ * names them (sha256 for 64 hex, git blob sha1 for 40), copy them to `out`
+ * unless it is -1, and report progress.  One pass does the verify and the
+ * copy, so a large object is read once.  0 when the digest is `oid`,
+ * HFM_ECORRUPT (with a message) or HFM_EIO.
+ */
+static int pump(int in, uint64_t size, int out, const char *oid,
+		hfm_progress_fn *fn, void *payload)
+{
+	enum { CHUNK = 1 << 20 };
+	int is256 = strlen(oid) == HFM_SHA256_HEX, rc = 0;
+	struct hfm_hashctx *h = hfm_hashctx_new(size, !is256, is256);
+	char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
+	char *buf = hfm_malloc(CHUNK);
+	uint64_t off = 0;
+
+	while (off < size) {
+		size_t want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+		ssize_t n = pread(in, buf, want, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = hfm_error_set(HFM_EIO, "read failed at offset %llu: %s",
+					   (unsigned long long)off,
+					   n < 0 ? strerror(errno) : "file shrank");
+			break;
+		}
+		hfm_hashctx_update(h, buf, (size_t)n);
+		if (out >= 0 && hfm_write_all(out, buf, (size_t)n) < 0) {
+			rc = hfm_error_set(HFM_EIO, "write: %s", strerror(errno));
+			break;
+		}
+		off += (uint64_t)n;
+		if (fn)
+			fn(payload, off, size);
+	}
+	hfm_hashctx_final(h, sha1, sha256);
+	free(buf);
+	if (!rc && strcmp(is256 ? sha256 : sha1, oid))
+		rc = hfm_error_set(HFM_ECORRUPT, "content hashes to %s, expected %s",
+				   is256 ? sha256 : sha1, oid);
+	return rc;
+}
+
 int hfm_store_verify_fd(int fd, uint64_t size, const char *oid)
 {
-	char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
-	int is256 = strlen(oid) == 64, rc;
-
-	rc = hfm_hash_fd(fd, size, is256 ? NULL : sha1, is256 ? sha256 : NULL, NULL);
-	if (rc)
-		return rc;
-	if (strcmp(is256 ? sha256 : sha1, oid))
-		return hfm_error_set(HFM_ECORRUPT, "content hashes to %s, expected %s",
-				     is256 ? sha256 : sha1, oid);
-	return 0;
+	return pump(fd, size, -1, oid, NULL, NULL);
 }
 
 int hfm_store_stage(int *fd, struct hfm_buf *tmp_name, const struct hfm_store *s)
@@ -257,89 +295,80 @@ out:
 	return rc;
 }
 
-static int copy_fd(int out, int in, uint64_t size)
-{
-	char *buf = hfm_malloc(1 << 20);
-	uint64_t off = 0;
-	int rc = 0;
-
-	while (off < size) {
-		ssize_t n = pread(in, buf, 1 << 20, (off_t)off), w = 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = hfm_error_set(HFM_EIO, "read: %s", n ? strerror(errno) : "short file");
-			break;
-		}
-		while (w < n) {
-			ssize_t k = write(out, buf + w, (size_t)(n - w));
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k < 0) {
-				rc = hfm_error_set(HFM_EIO, "write: %s", strerror(errno));
-				goto done;
-			}
-			w += k;
-		}
-		off += (uint64_t)n;
-	}
-done:
-	free(buf);
-	return rc;
-}
-
 int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *oid,
 		       int *linked)
 {
-	struct hfm_buf tmp = HFM_BUF_INIT(256);
-	struct stat st;
-	char rel[80], dir[3];
-	int in, out = -1, rc;
+	enum hfm_store_added how = HFM_STORE_PRESENT;
+	int fd, rc;
 
 	*linked = 0;
+	if (hfm_store_object_exists(s, oid))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return hfm_error_set(HFM_EIO, "%s: %s", path, strerror(errno));
+	rc = hfm_store_add_fd(&how, s, fd, oid, 0, NULL, NULL);
+	close(fd);
+	*linked = how == HFM_STORE_LINKED;
+	return rc;
+}
+
+/*
+ * Link the inode behind `fd` as objects/<rel>.  linkat() of a path would
+ * link a symlink itself, or whatever the path names by now; the /proc/self/fd
+ * name is the open inode (open(2) documents this use with O_TMPFILE).
+ */
+static int link_fd(const struct hfm_store *s, int fd, const char *rel)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, s->objects_fd, rel, AT_SYMLINK_FOLLOW);
+}
+
+int hfm_store_add_fd(enum hfm_store_added *how, const struct hfm_store *s, int fd,
+		     const char *oid, unsigned flags, hfm_progress_fn *fn, void *payload)
+{
+	struct hfm_buf tmp = HFM_BUF_INIT(256);
+	struct stat st, ost;
+	char rel[80], dir[3];
+	int out = -1, rc = 0;
+
+	*how = HFM_STORE_PRESENT;
 	if (!hfm_store_oid_valid(oid))
 		return hfm_error_set(HFM_EINVAL, "invalid object id %s", oid);
 	if (hfm_store_object_exists(s, oid))
 		return 0;
-	in = open(path, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return hfm_error_set(HFM_EIO, "%s: %s", path, strerror(errno));
-	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(in);
-		return hfm_error_set(HFM_EIO, "%s: not a regular file", path);
-	}
-	if ((rc = hfm_store_verify_fd(in, (uint64_t)st.st_size, oid))) {
-		close(in);
-		return rc;
-	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return hfm_error_set(HFM_EIO, "object %s: source is not a regular file", oid);
 	memcpy(dir, oid, 2);
 	dir[2] = '\0';
-	if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST) {
-		close(in);
+	if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST)
 		return hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir, strerror(errno));
-	}
 	object_rel(rel, oid);
-	/* linkat() publishes atomically: the name appears with full content */
-	if (linkat(AT_FDCWD, path, s->objects_fd, rel, 0) == 0) {
-		*linked = 1;
-		close(in);
-		return 0;
-	}
-	if (errno == EEXIST) {
-		close(in);
-		return 0;
+	if (!(flags & HFM_STORE_COPY) && fstat(s->objects_fd, &ost) == 0 &&
+	    ost.st_dev == st.st_dev) {
+		/* verified before: the link publishes it at once */
+		if (!(flags & HFM_STORE_VERIFIED) &&
+		    (rc = pump(fd, (uint64_t)st.st_size, -1, oid, fn, payload)))
+			goto done;
+		if (link_fd(s, fd, rel) == 0) {
+			*how = HFM_STORE_LINKED;
+			goto done;
+		}
+		if (errno == EEXIST)
+			goto done;
 	}
 	if ((rc = hfm_store_stage(&out, &tmp, s)))
 		goto done;
-	if ((rc = copy_fd(out, in, (uint64_t)st.st_size))) {
-		close(out);
-		hfm_store_abort(s, tmp.ptr);
-		goto done;
-	}
+	rc = pump(fd, (uint64_t)st.st_size, out, oid, fn, payload);
 	close(out);
-	rc = hfm_store_commit(s, tmp.ptr, oid, 1);
+	if (rc) {
+		hfm_store_abort(s, tmp.ptr);
+	} else if (!(rc = hfm_store_commit(s, tmp.ptr, oid, 1))) {
+		*how = HFM_STORE_COPIED;
+	}
 done:
-	close(in);
 	hfm_buf_dispose(&tmp);
 	return rc;
 }

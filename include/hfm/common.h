@@ -69,6 +69,13 @@ void hfm_error_clear(void);
 const char *hfm_error_last(void);
 const char *hfm_strerror(int code);
 
+/*
+ * Progress of one long operation on one file (hashing, verifying, copying):
+ * `done` of `total` bytes have been read.  Called from inside the operation,
+ * about once per MiB, on the caller's thread.
+ */
+typedef void hfm_progress_fn(void *payload, uint64_t done, uint64_t total);
+
 /* Wall clock in milliseconds since the epoch, and a monotonic clock in ns. */
 int64_t hfm_now_ms(void);
 uint64_t hfm_mono_ns(void);

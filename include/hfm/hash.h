@@ -46,6 +46,10 @@ void hfm_hashctx_final(struct hfm_hashctx *h, char sha1[HFM_SHA1_HEX + 1],
  */
 int hfm_hash_fd(int fd, uint64_t size, char sha1[HFM_SHA1_HEX + 1],
 		char sha256[HFM_SHA256_HEX + 1], int *binary);
+/* The same, reporting the bytes read through `fn` (may be NULL). */
+int hfm_hash_fd_progress(int fd, uint64_t size, char sha1[HFM_SHA1_HEX + 1],
+			 char sha256[HFM_SHA256_HEX + 1], int *binary,
+			 hfm_progress_fn *fn, void *payload);
 
 /*
  * Git LFS pointers.  hfm_lfs_pointer() writes the canonical pointer text for

@@ -78,6 +78,37 @@ void hfm_store_abort(const struct hfm_store *s, const char *tmp_name);
 int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *oid,
 		       int *linked);
 
+/* How hfm_store_add_fd() added an object. */
+enum hfm_store_added {
+	HFM_STORE_PRESENT = 0,   /* it was there already; nothing was read */
+	HFM_STORE_LINKED = 1,    /* hard link to the caller's inode */
+	HFM_STORE_COPIED = 2,    /* copied through tmp/ */
+};
+
+/* Flags for hfm_store_add_fd(). */
+#define HFM_STORE_COPY 1u        /* never hard link (the caller's file may change later) */
+#define HFM_STORE_VERIFIED 2u    /* the caller just hashed this fd to `oid`: a link
+				    publishes it without reading it again */
+
+/*
+ * Add the open regular file `fd` as object `oid`.  The object is exactly the
+ * inode behind `fd` (a link is made through /proc/self/fd, never by a path
+ * that could have been swapped since), or a copy of its bytes.
+ *
+ * On the store's filesystem the file is verified and then hard-linked;
+ * linkat() publishes it at once with its full content.  A failed link
+ * (EPERM from protected_hardlinks, EMLINK, a bind mount boundary, no /proc)
+ * falls back to the copy.  A copy reads the file once: it is hashed while it
+ * is written to tmp/ and published only if the digest matches.  `fn` (may be
+ * NULL) reports the bytes read.
+ *
+ * A hard link shares the inode: whoever writes the caller's file in place
+ * afterwards changes the object.  Pass HFM_STORE_COPY when that may happen.
+ * 0 with *how set, HFM_ECORRUPT (content does not match oid) or HFM_EIO.
+ */
+int hfm_store_add_fd(enum hfm_store_added *how, const struct hfm_store *s, int fd,
+		     const char *oid, unsigned flags, hfm_progress_fn *fn, void *payload);
+
 /* "<root>/mirrors/<plural>/<name>.git" */
 void hfm_store_mirror_path(struct hfm_buf *out, const struct hfm_store *s,
 			   const struct hfm_repo_id *id);

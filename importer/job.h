@@ -1,0 +1,107 @@
+/*
+ * job.h - one import: one SOURCE into one mirror of the store.
+ *
+ * The order of the steps is what keeps the store consistent when an import
+ * is killed at any point:
+ *   1. the source module writes the source's git objects into the mirror's
+ *      object database and lists the refs to set and the LFS objects they
+ *      reach; no ref of the mirror moves;
+ *   2. lfsimport.c brings the LFS objects into objects/ (each one staged and
+ *      renamed, or hard-linked, after verification);
+ *   3. mirror.c moves the mirror's refs.
+ * So a ref never names a commit whose git objects are not all in the mirror,
+ * and unreferenced objects left by a killed run are simply found present
+ * by the next one.
+ */
+#ifndef HFM_IMP_JOB_H
+#define HFM_IMP_JOB_H
+
+#include <git2.h>
+#include "hfm/hashindex.h"
+#include "hfm/path.h"
+#include "hfm/store.h"
+#include "lfsset.h"
+#include "progress.h"
+
+/* What the command line asked for, shared by every job. */
+struct hfm_imp_opts {
+	const char *store;       /* store root */
+	const char *name;        /* --name, or NULL to infer */
+	int type;                /* --type as enum hfm_repo_type, or -1 to infer */
+	int copy;                /* --copy: never hard link */
+	int json;                /* --json summary on stdout */
+	enum hfm_imp_display display;
+};
+
+enum hfm_imp_kind {
+	HFM_IMP_SRC_GIT,             /* a clone, bare or not */
+	HFM_IMP_SRC_HFCACHE,         /* one models--org--name folder of a HF cache */
+	HFM_IMP_SRC_PLAIN,           /* a directory of files */
+};
+
+/* One ref the import sets in the mirror. */
+struct hfm_imp_ref {
+	char *name;              /* "refs/heads/main", "refs/pr/1", ... */
+	git_oid target;
+};
+
+/* A candidate file that failed verification. */
+struct hfm_imp_corrupt {
+	char oid[HFM_SHA256_HEX + 1];
+	char *path;
+	char *reason;
+};
+
+struct hfm_imp_job {
+	const struct hfm_imp_opts *opts;
+	struct hfm_store *store;              /* borrowed */
+	struct hfm_imp_progress *progress;    /* borrowed */
+	struct hfm_hashindex *hashes;         /* borrowed; may be NULL */
+
+	char *source;                         /* absolute path */
+	enum hfm_imp_kind kind;
+	struct hfm_repo_id id;
+	char *mirror_path;
+	git_repository *mirror;               /* open once step 1 starts */
+
+	/* filled by the source in step 1 */
+	struct hfm_imp_ref *refs;
+	size_t nrefs;
+	char *head;                           /* branch HEAD should name, or NULL */
+	char **shallow;                       /* commits whose parents are absent */
+	size_t nshallow;
+	struct hfm_imp_lfsset lfs;
+	size_t git_objects;                   /* git objects packed (git sources) */
+
+	/* filled by steps 2 and 3 */
+	size_t linked, copied, present;
+	uint64_t bytes;                       /* bytes linked or copied */
+	struct hfm_imp_corrupt *corrupt;
+	size_t ncorrupt;
+	size_t refs_new, refs_moved;
+};
+
+void hfm_imp_job_init(struct hfm_imp_job *job, const struct hfm_imp_opts *opts,
+		      struct hfm_store *store, struct hfm_imp_progress *progress,
+		      struct hfm_hashindex *hashes);
+void hfm_imp_job_dispose(struct hfm_imp_job *job);
+
+/* Record a ref to set (replacing an earlier one of the same name). */
+void hfm_imp_job_add_ref(struct hfm_imp_job *job, const char *name, const git_oid *target);
+/* Record a candidate that failed verification. */
+void hfm_imp_job_add_corrupt(struct hfm_imp_job *job, const char *oid, const char *path,
+			     const char *reason);
+
+/*
+ * Run the import of job->source (kind and id already set): all three steps.
+ * 0 (complete or not: see the lfs states), or an error code with a message.
+ */
+int hfm_imp_job_run(struct hfm_imp_job *job);
+
+/* Objects still missing from the store after the run. */
+size_t hfm_imp_job_missing(const struct hfm_imp_job *job);
+
+/* libgit2's last error as an HFM_ERROR message prefixed with `what`. */
+int hfm_imp_git_error(const char *what);
+
+#endif

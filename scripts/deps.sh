@@ -7,7 +7,7 @@ build="meson ninja-build pkg-config gcc g++ libmicrohttpd-dev libgit2-dev libssl
  libcjson-dev libpcre2-dev libcurl4-openssl-dev libtomlplusplus-dev"
 test="curl git git-lfs python3 nodejs npm openssl procps"
 # bench/run: the server to compare with and the load tools.
-bench="nginx wrk curl procps"
+bench="nginx wrk curl procps git git-lfs"
 case $what in
 build) pkgs=$build ;;
 test) pkgs=$test ;;

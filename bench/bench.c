@@ -120,25 +120,46 @@ int bench_connect(const struct bench_url *u)
 	return fd;
 }
 
+void bench_headers_add(struct bench_headers *h, char *line)
+{
+	if (h->n == BENCH_MAX_HEADERS)
+		bench_die("too many -H (at most %d)", BENCH_MAX_HEADERS);
+	h->v[h->n++] = line;
+}
+
 char *bench_request(const char *method, const struct bench_url *u,
-		    char **headers, int nheaders, size_t *len_out)
+		    const struct bench_headers *h, size_t *len_out)
 {
 	size_t cap = strlen(method) + strlen(u->path) + strlen(u->host) + 128;
 	size_t len;
 	char *req;
 	int i;
 
-	for (i = 0; i < nheaders; i++)
-		cap += strlen(headers[i]) + 2;
+	for (i = 0; i < h->n; i++)
+		cap += strlen(h->v[i]) + 2;
 	req = bench_xmalloc(cap);
 	len = (size_t)snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n"
 			       "User-Agent: hfm-bench\r\nAccept: */*\r\n",
 			       method, u->path, u->host, u->port);
-	for (i = 0; i < nheaders; i++)
-		len += (size_t)snprintf(req + len, cap - len, "%s\r\n", headers[i]);
+	for (i = 0; i < h->n; i++)
+		len += (size_t)snprintf(req + len, cap - len, "%s\r\n", h->v[i]);
 	len += (size_t)snprintf(req + len, cap - len, "\r\n");
 	*len_out = len;
 	return req;
+}
+
+int bench_send_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 /* ---- response parser ----------------------------------------------------- */

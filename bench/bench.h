@@ -48,12 +48,22 @@ int bench_url_parse(struct bench_url *u, const char *s);
 /* A connected, blocking TCP socket with TCP_NODELAY, or -1 (errno set). */
 int bench_connect(const struct bench_url *u);
 
-/*
- * Build the request for `method` on `u` with the extra header lines in
- * `headers` (each "Name: value", no CRLF).  Returns a malloc'd string.
- */
+/* Extra request header lines from -H, each "Name: value" without CRLF. */
+#define BENCH_MAX_HEADERS 16
+struct bench_headers {
+	char *v[BENCH_MAX_HEADERS];   /* borrowed (argv) */
+	int n;
+};
+
+/* Append one line; dies when there are more than BENCH_MAX_HEADERS. */
+void bench_headers_add(struct bench_headers *h, char *line);
+
+/* Build the request for `method` on `u`.  Returns a malloc'd string. */
 char *bench_request(const char *method, const struct bench_url *u,
-		    char **headers, int nheaders, size_t *len_out);
+		    const struct bench_headers *h, size_t *len_out);
+
+/* send() all of [p, p+len) on a blocking socket; 0, or -1 (errno set). */
+int bench_send_all(int fd, const char *p, size_t len);
 
 /* ---- HTTP/1.1 response parser ------------------------------------------ */
 

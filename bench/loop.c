@@ -37,7 +37,6 @@
 
 #include "bench.h"
 
-#define MAX_HEADERS 16
 #define RECV_BUF (256u << 10)
 
 struct opts {
@@ -49,8 +48,7 @@ struct opts {
 	double seconds;
 	int hold;           /* -i: idle mode, seconds to hold */
 	int status;         /* 0: any 2xx */
-	char *headers[MAX_HEADERS];
-	int nheaders;
+	struct bench_headers headers;
 	char *req;
 	size_t req_len;
 };
@@ -301,14 +299,8 @@ static void *worker_main(void *arg)
 /* One blocking request on fd; 0 if it got a good answer. */
 static int one_request(const struct opts *o, int fd, struct bench_resp *r, char *buf)
 {
-	size_t off = 0;
-
-	while (off < o->req_len) {
-		ssize_t n = send(fd, o->req + off, o->req_len - off, MSG_NOSIGNAL);
-		if (n <= 0)
-			return -1;
-		off += (size_t)n;
-	}
+	if (bench_send_all(fd, o->req, o->req_len) < 0)
+		return -1;
 	bench_resp_reset(r, o->is_head);
 	for (;;) {
 		ssize_t n = recv(fd, buf, RECV_BUF, 0);
@@ -371,11 +363,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 		case 'd': o->seconds = atof(optarg); break;
 		case 's': o->status = atoi(optarg); break;
 		case 'i': o->hold = atoi(optarg); break;
-		case 'H':
-			if (o->nheaders == MAX_HEADERS)
-				bench_die("too many -H");
-			o->headers[o->nheaders++] = optarg;
-			break;
+		case 'H': bench_headers_add(&o->headers, optarg); break;
 		default: usage();
 		}
 	}
@@ -389,7 +377,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 	o->is_head = strcmp(o->method, "HEAD") == 0;
 	if (bench_url_parse(&o->url, argv[optind]) < 0)
 		bench_die("bad URL (want http://IPv4:PORT/PATH): %s", argv[optind]);
-	o->req = bench_request(o->method, &o->url, o->headers, o->nheaders, &o->req_len);
+	o->req = bench_request(o->method, &o->url, &o->headers, &o->req_len);
 }
 
 static void report(const struct opts *o, struct worker *w)

@@ -34,7 +34,6 @@
 
 #include "bench.h"
 
-#define MAX_HEADERS 16
 #define MAX_STREAMS 256
 
 struct opts {
@@ -43,8 +42,7 @@ struct opts {
 	int repeats;
 	size_t bufsize;
 	int status;
-	char *headers[MAX_HEADERS];
-	int nheaders;
+	struct bench_headers headers;
 	char *req;
 	size_t req_len;
 };
@@ -63,20 +61,6 @@ static void usage(void)
 	fprintf(stderr, "usage: bench-stream [-n STREAMS] [-r REPEATS] [-b BUF_MIB] "
 		"[-s STATUS] [-H 'Name: value']... http://HOST:PORT/PATH\n");
 	exit(2);
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* Check a complete response; 0 if it is what we asked for. */
@@ -115,7 +99,7 @@ static int fetch_once(struct stream *s, int fd, char *buf, int *keep_alive)
 	int rc = -1;
 
 	bench_resp_reset(r, 0);
-	if (write_all(fd, s->o->req, s->o->req_len) < 0) {
+	if (bench_send_all(fd, s->o->req, s->o->req_len) < 0) {
 		snprintf(s->error, sizeof(s->error), "send: %s", strerror(errno));
 		goto cleanup;
 	}
@@ -201,11 +185,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 		case 'r': o->repeats = atoi(optarg); break;
 		case 'b': o->bufsize = (size_t)atoi(optarg) << 20; break;
 		case 's': o->status = atoi(optarg); break;
-		case 'H':
-			if (o->nheaders == MAX_HEADERS)
-				bench_die("too many -H");
-			o->headers[o->nheaders++] = optarg;
-			break;
+		case 'H': bench_headers_add(&o->headers, optarg); break;
 		default: usage();
 		}
 	}
@@ -214,7 +194,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 		usage();
 	if (bench_url_parse(&o->url, argv[optind]) < 0)
 		bench_die("bad URL (want http://IPv4:PORT/PATH): %s", argv[optind]);
-	o->req = bench_request("GET", &o->url, o->headers, o->nheaders, &o->req_len);
+	o->req = bench_request("GET", &o->url, &o->headers, &o->req_len);
 }
 
 int main(int argc, char **argv)

@@ -1,16 +1,19 @@
 #!/bin/sh
-# deps.sh [build|test|all] - install what hfmirror needs from Debian.
+# deps.sh [build|test|bench|all] - install what hfmirror needs from Debian.
 # Runs apt-get through sudo when not root.  Safe to run again.
 set -e
 what=${1:-all}
 build="meson ninja-build pkg-config gcc g++ libmicrohttpd-dev libgit2-dev libssl-dev
  libcjson-dev libpcre2-dev libcurl4-openssl-dev libtomlplusplus-dev"
 test="curl git git-lfs python3 nodejs npm openssl procps"
+# bench/run: the server to compare with and the load tools.
+bench="nginx wrk curl procps git git-lfs"
 case $what in
 build) pkgs=$build ;;
 test) pkgs=$test ;;
+bench) pkgs=$bench ;;
 all) pkgs="$build $test" ;;
-*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
 esac
 # installed PKG: true when PKG (or what it provides) is already here.
 # Node from nodesource bundles npm and conflicts with Debian's npm package,

@@ -896,7 +896,7 @@ int hfm_blob_ensure(uint64_t *avail, struct hfm_blob *b, struct hfm_blob_reader 
 			break;
 		}
 		/* start what is missing at off, or in the readahead window after it */
-		n = plan(b, *avail ? (off + *avail) >> b->shift : blk, end, fs, HFM_ARRAY_SIZE(fs));
+		n = plan(b, blk, end, fs, HFM_ARRAY_SIZE(fs));
 		if (!*avail && !f && n)
 			reader_wait_on(r, fs[0]);
 		if (n) {

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ struct conn {
 
 struct stub {
 	int lfd, port;
-	volatile int stopping;
+	atomic_int stopping;
 	pthread_t accept_th;
 	pthread_mutex_t lock;
 	struct conn *conns[MAX_CONNS];

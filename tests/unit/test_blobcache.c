@@ -356,6 +356,48 @@ static void test_single_flight(void)
 	free(content);
 }
 
+/* A sequential reader gets the next run started before it needs it. */
+static void test_readahead(void)
+{
+	size_t size = 30 * BS;
+	uint8_t *content = random_content(size, 9);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache(0, 0);
+	struct hfm_blob_reader r = { 0 };
+	struct hfm_blob_fetch *f;
+	struct hfm_blob *b;
+	uint64_t avail;
+	int rc;
+
+	hfm_sha256_hex(oid, content, size);
+	fk.mode = F_MANUAL;
+	fk.nfetches = 0;
+	hfm_blob_open(&b, bc, oid, size);
+	rc = hfm_blob_ensure(&avail, b, &r, 0, size, content, W());
+	f = take_fetch();
+	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_length(f) == 8 * BS && fk.nfetches == 1,
+	       "readahead: first run is run_blocks long");
+	serve(f, content);
+	rc = hfm_blob_ensure(&avail, b, &r, BS, size, content, W());
+	TAP_OK(rc == 0 && avail == 7 * BS && fk.nfetches == 1,
+	       "readahead: not yet, the run's end is beyond the window");
+	rc = hfm_blob_ensure(&avail, b, &r, 5 * BS, size, content, W());
+	f = take_fetch();
+	TAP_OK(rc == 0 && avail == 3 * BS, "readahead: the reader is served from cache");
+	TAP_OK(f && hfm_blob_fetch_offset(f) == 8 * BS && hfm_blob_fetch_length(f) == 8 * BS,
+	       "readahead: the next run started while 3 blocks are left");
+	hfm_blob_fetch_done(f, HFM_ETIMEOUT);
+	rc = hfm_blob_ensure(&avail, b, &r, 20 * BS, 20 * BS + 1, content, W());
+	f = take_fetch();
+	TAP_OK(f && hfm_blob_fetch_length(f) == BS && !take_fetch(),
+	       "readahead: bounded by the reader's end");
+	hfm_blob_fetch_done(f, HFM_ETIMEOUT);
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(content);
+}
+
 static void test_git_blob_and_corrupt(void)
 {
 	size_t size = 3 * BS + 10;
@@ -728,6 +770,7 @@ int main(void)
 		return 1;
 	}
 	test_single_flight();
+	test_readahead();
 	test_git_blob_and_corrupt();
 	test_crash();
 	test_random_kill();

@@ -755,6 +755,18 @@ static void *loop(void *arg)
 
 /* ---- the engine --------------------------------------------------------- */
 
+/* Free what hfm_up_new allocated; the thread is not running. */
+static void up_dispose(struct hfm_upstream *u)
+{
+	if (u->multi)
+		curl_multi_cleanup(u->multi);
+	curl_slist_free_all(u->resolve);
+	free(u->user_agent);
+	free(u->ca_file);
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
 int hfm_up_new(struct hfm_upstream **out, const struct hfm_up_opts *o)
 {
 	static const struct hfm_up_opts none;
@@ -799,13 +811,7 @@ int hfm_up_new(struct hfm_upstream **out, const struct hfm_up_opts *o)
 	*out = u;
 	return 0;
 fail:
-	if (u->multi)
-		curl_multi_cleanup(u->multi);
-	curl_slist_free_all(u->resolve);
-	free(u->user_agent);
-	free(u->ca_file);
-	pthread_mutex_destroy(&u->lock);
-	free(u);
+	up_dispose(u);
 	return rc;
 }
 
@@ -818,12 +824,7 @@ void hfm_up_free(struct hfm_upstream *u)
 	pthread_mutex_unlock(&u->lock);
 	curl_multi_wakeup(u->multi);
 	pthread_join(u->thread, NULL);
-	curl_multi_cleanup(u->multi);
-	curl_slist_free_all(u->resolve);
-	free(u->user_agent);
-	free(u->ca_file);
-	pthread_mutex_destroy(&u->lock);
-	free(u);
+	up_dispose(u);
 }
 
 void hfm_up_set_offline(struct hfm_upstream *u, int offline)

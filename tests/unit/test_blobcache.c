@@ -12,6 +12,7 @@
 
 #include "hfm/blobcache.h"
 #include "hfm/hash.h"
+#include "logcap.h"
 #include "tap.h"
 
 #define BS (64u * 1024)
@@ -115,19 +116,6 @@ static void *async_server(void *arg)
 static char root[] = "/tmp/hfm-blobcache-XXXXXX";
 static struct hfm_store *store;
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[16384];
-
-static void capture_log(void *cls, enum hfm_log_level level, const char *msg)
-{
-	pthread_mutex_lock(&log_lock);
-	if (strlen(log_text) + strlen(msg) + 2 < sizeof(log_text)) {
-		strcat(log_text, msg);
-		strcat(log_text, "\n");
-	}
-	pthread_mutex_unlock(&log_lock);
-}
-
 static struct hfm_blobcache *new_cache(uint64_t sync_bytes, unsigned backoff_ms)
 {
 	struct hfm_blobcache_opts o;
@@ -140,7 +128,7 @@ static struct hfm_blobcache *new_cache(uint64_t sync_bytes, unsigned backoff_ms)
 	o.sync_bytes = sync_bytes;
 	o.fail_backoff_ms = backoff_ms;
 	o.fetch = fake_fetch;
-	o.log = capture_log;
+	o.log = logcap;
 	if (hfm_blobcache_new(&bc, store, &o))
 		abort();
 	return bc;
@@ -433,9 +421,7 @@ static void test_git_blob_and_corrupt(void)
 	TAP_OK(!hfm_blob_complete(b) && !hfm_store_object_exists(store, oid), "corrupt: not published");
 	TAP_IS_INT(hfm_blob_available(b, 0), 0, "corrupt: discarded, nothing present");
 	TAP_OK(partial_exists(oid, ".map"), "corrupt: started over with a fresh map");
-	pthread_mutex_lock(&log_lock);
-	TAP_OK(strstr(log_text, "discarded") && strstr(log_text, oid), "corrupt: logged with the reason");
-	pthread_mutex_unlock(&log_lock);
+	TAP_OK(logcap_has("discarded") && logcap_has(oid), "corrupt: logged with the reason");
 	rc = hfm_blob_ensure(&avail, b, &r, 0, size, bad, NULL);
 	TAP_IS_INT(rc, HFM_EUPSTREAM, "corrupt: refetch refused during the backoff");
 	usleep(350 * 1000);

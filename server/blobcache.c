@@ -604,7 +604,6 @@ static void unlink_fetch(struct hfm_blob *b, struct hfm_blob_fetch *f)
 			*pp = f->next;
 			f->next = NULL;
 			f->active = 0;
-			fetch_unref(f);          /* the list's reference */
 			return;
 		}
 }
@@ -614,7 +613,9 @@ static struct hfm_blob_fetch *fetch_new(struct hfm_blob *b, uint64_t first, uint
 {
 	struct hfm_blob_fetch *f = hfm_calloc(1, sizeof(*f));
 
-	atomic_init(&f->refs, 2);        /* the list's and the fetcher's */
+	/* The fetcher's reference; it also covers b->fetches, because
+	 * hfm_blob_fetch_done() unlinks before dropping it. */
+	atomic_init(&f->refs, 1);
 	f->b = b;
 	f->first = first;
 	f->end = end;

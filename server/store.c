@@ -248,26 +248,26 @@ void hfm_store_abort(const struct hfm_store *s, const char *tmp_name)
 	unlinkat(s->tmp_fd, tmp_name, 0);
 }
 
-int hfm_store_commit(const struct hfm_store *s, const char *tmp_name, const char *oid,
-		     int verified)
+int hfm_store_publish_at(const struct hfm_store *s, int dirfd, const char *name,
+			 const char *oid, int verified)
 {
 	char rel[80], dir[3];
 	struct stat st;
 	int fd, rc = 0, dfd;
 
 	if (!hfm_store_oid_valid(oid)) {
-		hfm_store_abort(s, tmp_name);
+		unlinkat(dirfd, name, 0);
 		return hfm_error_set(HFM_EINVAL, "invalid object id %s", oid);
 	}
-	fd = openat(s->tmp_fd, tmp_name, O_RDONLY | O_CLOEXEC);
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc = hfm_error_set(HFM_EIO, "staged %s: %s", tmp_name, strerror(errno));
+		rc = hfm_error_set(HFM_EIO, "staged %s: %s", name, strerror(errno));
 		goto out;
 	}
 	if (!verified && (rc = hfm_store_verify_fd(fd, (uint64_t)st.st_size, oid)))
 		goto out;
 	if (fsync(fd) < 0) {
-		rc = hfm_error_set(HFM_EIO, "fsync %s: %s", tmp_name, strerror(errno));
+		rc = hfm_error_set(HFM_EIO, "fsync %s: %s", name, strerror(errno));
 		goto out;
 	}
 	memcpy(dir, oid, 2);
@@ -277,7 +277,7 @@ int hfm_store_commit(const struct hfm_store *s, const char *tmp_name, const char
 		goto out;
 	}
 	object_rel(rel, oid);
-	if (renameat(s->tmp_fd, tmp_name, s->objects_fd, rel) < 0) {
+	if (renameat(dirfd, name, s->objects_fd, rel) < 0) {
 		rc = hfm_error_set(HFM_EIO, "publish %s: %s", oid, strerror(errno));
 		goto out;
 	}
@@ -286,13 +286,19 @@ int hfm_store_commit(const struct hfm_store *s, const char *tmp_name, const char
 		fsync(dfd);
 		close(dfd);
 	}
-	tmp_name = NULL;
+	name = NULL;
 out:
 	if (fd >= 0)
 		close(fd);
-	if (tmp_name)
-		hfm_store_abort(s, tmp_name);
+	if (name)
+		unlinkat(dirfd, name, 0);
 	return rc;
+}
+
+int hfm_store_commit(const struct hfm_store *s, const char *tmp_name, const char *oid,
+		     int verified)
+{
+	return hfm_store_publish_at(s, s->tmp_fd, tmp_name, oid, verified);
 }
 
 int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *oid,

@@ -68,6 +68,14 @@ int hfm_store_stage(int *fd, struct hfm_buf *tmp_name, const struct hfm_store *s
 int hfm_store_commit(const struct hfm_store *s, const char *tmp_name, const char *oid,
 		     int verified);
 void hfm_store_abort(const struct hfm_store *s, const char *tmp_name);
+/*
+ * hfm_store_commit() for a file staged elsewhere on the store's filesystem
+ * (`name` in directory `dirfd`, e.g. the cache's partial/): the same fsync,
+ * optional verification, rename and directory fsync; the file is removed on
+ * failure.  An fd open on it keeps reading the published object.
+ */
+int hfm_store_publish_at(const struct hfm_store *s, int dirfd, const char *name,
+			 const char *oid, int verified);
 
 /*
  * Add the file at `path` as object `oid`: a hard link when on the same

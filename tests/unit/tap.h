@@ -11,12 +11,14 @@
 
 static int tap_n, tap_failed;
 
+/* `cond` is evaluated once, so it may have side effects. */
 #define TAP_OK(cond, ...) do { \
+	int tap_ok_ = !!(cond); \
 	tap_n++; \
-	if (cond) { printf("ok %d - ", tap_n); } \
+	if (tap_ok_) { printf("ok %d - ", tap_n); } \
 	else { tap_failed++; printf("not ok %d - ", tap_n); } \
 	printf(__VA_ARGS__); printf("\n"); \
-	if (!(cond)) printf("#   failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+	if (!tap_ok_) printf("#   failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
 } while (0)
 
 #define TAP_IS_STR(got, want, ...) do { \

@@ -1,0 +1,183 @@
+/*
+ * blobcache.h - blobs that arrive from upstream a block at a time.
+ *
+ * A blob the online cache has not got completely lives under the store as
+ *
+ *   <store>/partial/<oid>       the content, sparse, at its final offsets
+ *   <store>/partial/<oid>.map   header + one bit per block: durable on disk
+ *
+ * where <oid> is the blob's Hub id (64 hex sha256 for LFS content, 40 hex
+ * git blob sha1 otherwise) and its size is known up front.  Data sits at its
+ * content offset with no header, so block boundaries are page aligned and a
+ * cached range is answered as (fd, offset, length) like any other file.
+ * When every block is present the content is verified against the oid,
+ * renamed into objects/ (the same inode: open fds stay valid) and the map
+ * is deleted.  A blob that fails verification is discarded and logged.
+ *
+ * Blocks: 1 MiB by default (a power of two, at least a page).  That is the
+ * smallest unit fetched (a 1-byte probe costs at most 1 MiB) and the unit of
+ * the bitmap (a 50 GB blob needs 6 KiB of map).  It does not drive request
+ * or fsync counts: a fetch covers up to `run_blocks` adjacent missing
+ * blocks in one upstream request, and durability is batched (below).
+ *
+ * Durability: a block is "filled" as soon as its last byte is written (the
+ * page cache serves it to readers at once) and becomes "durable" later, when
+ * a worker has fdatasync'ed the data file and then set the block's bit in
+ * the map.  Bits are only ever set, always after the data they describe is
+ * on disk, so after a crash (kill -9, power loss) the map never claims a
+ * block that is not there; blocks filled but not yet durable are simply
+ * fetched again.  A blob whose map is complete on open is verified then.
+ *
+ * Single flight: each missing block belongs to at most one fetch at a time,
+ * so concurrent readers of the same range share one upstream request.  A
+ * reader calls hfm_blob_ensure(): it answers how many bytes are readable
+ * from an offset right now (counting bytes of a block still arriving, so a
+ * reader streams as data comes rather than a block at a time), or arms the
+ * reader's waiter and returns HFM_EAGAIN, starting fetches as needed.  A
+ * fetch that fails releases its blocks (not present, no longer in flight)
+ * and the readers waiting on it get its error, so their responses end early
+ * instead of hanging.  Sequential readers get readahead: a new fetch starts
+ * for missing blocks within `readahead_blocks` ahead of the reader, up to
+ * the end of the range it asked for.
+ *
+ * Fetching is a callback (opts.fetch), so this module knows nothing about
+ * HTTP; blobfetch.h provides one on top of upstream.h.
+ *
+ * Threading: everything may be called from any thread.  One struct
+ * hfm_blob exists per oid in the process (hfm_blob_open returns the shared
+ * one); its state is under its own lock.  Waiters are woken after that lock
+ * is released.  `workers` threads make blocks durable and verify complete
+ * blobs, so neither fdatasync nor hashing runs on a caller's thread.  Only
+ * one process may use a partial blob at a time (an flock on its map).
+ */
+#ifndef HFM_BLOBCACHE_H
+#define HFM_BLOBCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "store.h"
+#include "wait.h"
+
+struct hfm_blobcache;
+struct hfm_blob;
+struct hfm_blob_fetch;
+
+struct hfm_blobcache_opts {
+	uint32_t block_size;             /* bytes, power of two >= page; 0 = 1 MiB */
+	uint32_t run_blocks;             /* most blocks one fetch covers; 0 = 64 */
+	uint32_t readahead_blocks;       /* window ahead of a reader; 0 = 32 */
+	uint64_t sync_bytes;             /* make filled data durable every ...; 0 = 64 MiB */
+	int workers;                     /* durability/verification threads; 0 = 2 */
+	unsigned fail_backoff_ms;        /* after a verification failure, answer
+					    HFM_EUPSTREAM this long; 0 = 10000 */
+	/*
+	 * Start fetching [hfm_blob_fetch_offset(f), +hfm_blob_fetch_length(f)).
+	 * Called without locks, on the thread of the reader that needed it;
+	 * `origin` is what that reader passed to hfm_blob_ensure().  Must not
+	 * block on the network.  Return 0 and later call hfm_blob_fetch_write()
+	 * with the bytes in order and hfm_blob_fetch_done() exactly once (from
+	 * any thread, possibly before returning); or return a negative code
+	 * without calling either, and the fetch ends with that code.
+	 */
+	int (*fetch)(void *cls, struct hfm_blob_fetch *f, const void *origin);
+	void *fetch_cls;
+	hfm_log_fn log;
+	void *log_cls;
+};
+
+/* `store` is borrowed and must outlive the cache. */
+int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
+		      const struct hfm_blobcache_opts *opts);
+/*
+ * Finish queued durability and verification work and stop the workers.
+ * Every blob must have been released, and every fetch done.
+ */
+void hfm_blobcache_free(struct hfm_blobcache *bc);
+
+struct hfm_blobcache_stats {
+	uint64_t open_blobs;             /* in memory now */
+	uint64_t fetches;                /* started */
+	uint64_t fetch_failures;
+	uint64_t bytes_written;
+	uint64_t syncs;                  /* fdatasync + map updates */
+	uint64_t verified;               /* published into objects/ */
+	uint64_t corrupt;                /* discarded after verification failed */
+};
+void hfm_blobcache_stats(struct hfm_blobcache_stats *out, struct hfm_blobcache *bc);
+
+/* ---- blobs -------------------------------------------------------------- */
+
+/*
+ * The shared blob `oid` of `size` bytes, created empty under partial/ if it
+ * is neither there nor in objects/.  HFM_EINVAL for a bad oid or a size
+ * that differs from what is known; HFM_EIO for disk errors or a partial
+ * blob locked by another process.  Release with hfm_blob_release().
+ */
+int hfm_blob_open(struct hfm_blob **out, struct hfm_blobcache *bc, const char *oid,
+		  uint64_t size);
+void hfm_blob_release(struct hfm_blob *b);
+
+const char *hfm_blob_oid(const struct hfm_blob *b);
+uint64_t hfm_blob_size(const struct hfm_blob *b);
+/* 1 once verified and published in objects/. */
+int hfm_blob_complete(struct hfm_blob *b);
+/*
+ * A new read-only fd for the content (the caller closes it).  It reads the
+ * same inode before and after publication, so a response may keep it.
+ */
+int hfm_blob_fd(struct hfm_blob *b);
+
+/* Bytes readable from `off` right now, without waiting or fetching. */
+uint64_t hfm_blob_available(struct hfm_blob *b, uint64_t off);
+
+struct hfm_blob_range {
+	uint64_t start, end;             /* [start, end) */
+};
+/* The filled ranges (merged), at most `max` of them; returns how many exist. */
+size_t hfm_blob_ranges(struct hfm_blob *b, struct hfm_blob_range *out, size_t max);
+
+/*
+ * Per-reader state for hfm_blob_ensure: which fetch the reader waits for,
+ * so that fetch's failure reaches it.  Zero-initialise; dispose when done.
+ */
+struct hfm_blob_reader {
+	struct hfm_blob_fetch *waiting;
+};
+void hfm_blob_reader_dispose(struct hfm_blob_reader *r);
+
+/*
+ * Make bytes from `off` readable; `end` (> off, <= size) is where the reader
+ * will stop, bounding fetches and readahead.
+ *  0            *avail >= 1 bytes from off are readable now (may exceed end)
+ *  HFM_EAGAIN   nothing at off yet; a fetch is in flight and w is armed
+ *  error        the fetch this reader waited on failed (its code), starting
+ *               one failed (HFM_EOFFLINE, ...), or HFM_EUPSTREAM while the
+ *               blob is in its post-corruption backoff; HFM_EINVAL when off
+ *               is not below size
+ * With w == NULL the call waits (blocking) instead of returning HFM_EAGAIN.
+ */
+int hfm_blob_ensure(uint64_t *avail, struct hfm_blob *b, struct hfm_blob_reader *r,
+		    uint64_t off, uint64_t end, const void *origin, struct hfm_waiter *w);
+
+/* ---- the fetcher's side ------------------------------------------------- */
+
+struct hfm_blob *hfm_blob_fetch_blob(const struct hfm_blob_fetch *f);
+uint64_t hfm_blob_fetch_offset(const struct hfm_blob_fetch *f);
+uint64_t hfm_blob_fetch_length(const struct hfm_blob_fetch *f);
+/*
+ * Store the next n bytes of the fetch's range (in order).  HFM_EINVAL if n
+ * runs past the range, HFM_EIO on a write error (the fetcher then ends the
+ * fetch with that code).
+ */
+int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n);
+/*
+ * End the fetch: rc 0 when all bytes were written (else it counts as
+ * HFM_EUPSTREAM), or the failure.  Blocks not completely written go back to
+ * missing; readers waiting on this fetch are woken.  Drops the fetcher's
+ * reference: f must not be used afterwards.
+ */
+void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc);
+
+#endif

@@ -1,0 +1,1150 @@
+/* blobcache.c - sparse partial blobs, block bitmaps, single-flight fetches. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hfm/blobcache.h"
+#include "hfm/hash.h"
+
+#define NBUCKETS 1024
+#define WAKE_BYTES (64u * 1024)          /* wake streaming readers this often */
+
+/*
+ * The map file: a 128-byte header, then one bit per block (bit i%8 of byte
+ * i/8).  Integers are little-endian.  The oid in the header makes a map
+ * renamed by hand, or left from another blob, fail validation.
+ */
+#define MAP_MAGIC "HFMBMAP1"
+#define MAP_HDR 128
+
+enum blob_state {
+	B_PARTIAL,                       /* blocks missing */
+	B_VERIFYING,                     /* all filled, a finish job is queued */
+	B_COMPLETE,                      /* in objects/ */
+};
+
+enum job_kind { JOB_FLUSH, JOB_FINISH };
+
+struct job {
+	struct job *next;
+	enum job_kind kind;
+	struct hfm_blob *b;              /* reference held */
+};
+
+struct hfm_blobcache {
+	const struct hfm_store *store;
+	int partial_fd;
+	uint32_t bs_shift;
+	uint32_t run_blocks, readahead_blocks;
+	uint64_t sync_bytes;
+	uint64_t fail_backoff_ns;
+	int (*fetch)(void *cls, struct hfm_blob_fetch *f, const void *origin);
+	void *fetch_cls;
+	hfm_log_fn log;
+	void *log_cls;
+
+	pthread_mutex_t lock;            /* registry, refs, jobs */
+	pthread_cond_t job_cv;
+	struct hfm_blob *buckets[NBUCKETS];
+	struct job *job_head, *job_tail;
+	int stopping;
+	int nworkers;
+	pthread_t *workers;
+
+	atomic_uint_fast64_t n_open, n_fetches, n_fetch_failures, n_bytes, n_syncs, n_verified,
+		n_corrupt;
+};
+
+struct hfm_blob_fetch {
+	atomic_int refs;
+	struct hfm_blob *b;              /* reference held until done */
+	uint64_t first, end;             /* blocks [first, end) */
+	uint64_t off, len;               /* bytes */
+	/* under b->lock */
+	uint64_t pos;                    /* bytes written from off */
+	uint64_t woke_at;                /* pos at the last wake */
+	int active;                      /* on b->fetches: its unfilled blocks are in flight */
+	int done;
+	int result;
+	struct hfm_blob_fetch *next;
+};
+
+struct hfm_blob {
+	struct hfm_blobcache *bc;
+	int refs;                        /* under bc->lock */
+	struct hfm_blob *hnext;
+	char oid[HFM_SHA256_HEX + 1];
+	uint64_t size;
+	uint32_t shift;                  /* block size = 1 << shift (from the map) */
+	uint64_t nblocks;
+	size_t mapbytes;
+
+	pthread_mutex_t io_lock;         /* serialises flush/finish jobs */
+	pthread_mutex_t lock;
+	int fd;                          /* read-write data, -1 once complete */
+	int ro_fd;                       /* read-only, same inode, kept after publish */
+	int map_fd;                      /* -1 once complete */
+	uint8_t *filled;                 /* readable (page cache at least) */
+	uint8_t *durable;                /* bit set in the map on disk */
+	uint64_t nfilled;
+	uint64_t undurable;              /* bytes filled since the last sync */
+	int flush_queued;
+	enum blob_state state;
+	uint64_t failed_until;           /* mono ns; backoff after corruption */
+	struct hfm_blob_fetch *fetches;  /* active ones */
+	struct hfm_waitq waiters;
+};
+
+static int bit(const uint8_t *m, uint64_t i)
+{
+	return (m[i >> 3] >> (i & 7)) & 1;
+}
+
+static void set_bit(uint8_t *m, uint64_t i)
+{
+	m[i >> 3] |= (uint8_t)(1u << (i & 7));
+}
+
+static uint64_t block_start(const struct hfm_blob *b, uint64_t i)
+{
+	return i << b->shift;
+}
+
+static uint64_t block_end(const struct hfm_blob *b, uint64_t i)
+{
+	uint64_t e = (i + 1) << b->shift;
+
+	return e < b->size ? e : b->size;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int write_all(int fd, const void *data, size_t n, uint64_t off)
+{
+	const char *p = data;
+
+	while (n) {
+		ssize_t k = pwrite(fd, p, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+static void sync_dir(int dirfd)
+{
+	fsync(dirfd);
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+/* Call with bc->lock held; takes a blob reference for the job. */
+static void job_push_locked(struct hfm_blobcache *bc, struct hfm_blob *b, enum job_kind kind)
+{
+	struct job *j = hfm_malloc(sizeof(*j));
+
+	j->next = NULL;
+	j->kind = kind;
+	j->b = b;
+	b->refs++;
+	if (bc->job_tail)
+		bc->job_tail->next = j;
+	else
+		bc->job_head = j;
+	bc->job_tail = j;
+	pthread_cond_signal(&bc->job_cv);
+}
+
+static void job_push(struct hfm_blobcache *bc, struct hfm_blob *b, enum job_kind kind)
+{
+	pthread_mutex_lock(&bc->lock);
+	job_push_locked(bc, b, kind);
+	pthread_mutex_unlock(&bc->lock);
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static void map_name(char *out, const char *oid, const char *suffix)
+{
+	snprintf(out, 96, "%s%s", oid, suffix);
+}
+
+/* Lock the map so a second process does not fill the same partial blob. */
+static int lock_map(struct hfm_blob *b)
+{
+	if (flock(b->map_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	return hfm_error_set(HFM_EIO, "partial blob %s is in use by another process", b->oid);
+}
+
+static void close_files(struct hfm_blob *b)
+{
+	if (b->fd >= 0)
+		close(b->fd);
+	if (b->ro_fd >= 0)
+		close(b->ro_fd);
+	if (b->map_fd >= 0)
+		close(b->map_fd);
+	b->fd = b->ro_fd = b->map_fd = -1;
+}
+
+static void size_bitmaps(struct hfm_blob *b, uint32_t shift)
+{
+	b->shift = shift;
+	b->nblocks = (b->size + (1ull << shift) - 1) >> shift;
+	b->mapbytes = (size_t)((b->nblocks + 7) / 8);
+	free(b->filled);
+	free(b->durable);
+	b->filled = hfm_calloc(b->mapbytes ? b->mapbytes : 1, 1);
+	b->durable = hfm_calloc(b->mapbytes ? b->mapbytes : 1, 1);
+	b->nfilled = 0;
+	b->undurable = 0;
+}
+
+/*
+ * Start the blob afresh: remove the map first (a crash then leaves data
+ * without a map, which reads as empty), create the sparse data file, then
+ * publish a zeroed map by rename.
+ */
+static int create_files(struct hfm_blob *b)
+{
+	struct hfm_blobcache *bc = b->bc;
+	char mapn[96], tmpn[96];
+	uint8_t hdr[MAP_HDR];
+	int pfd = bc->partial_fd, rc;
+
+	close_files(b);
+	size_bitmaps(b, bc->bs_shift);
+	map_name(mapn, b->oid, ".map");
+	map_name(tmpn, b->oid, ".map.tmp");
+	unlinkat(pfd, mapn, 0);
+	b->fd = openat(pfd, b->oid, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (b->fd < 0 || ftruncate(b->fd, (off_t)b->size) < 0) {
+		rc = hfm_error_set(HFM_EIO, "partial/%s: %s", b->oid, strerror(errno));
+		goto fail;
+	}
+	b->ro_fd = openat(pfd, b->oid, O_RDONLY | O_CLOEXEC);
+	b->map_fd = openat(pfd, tmpn, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (b->ro_fd < 0 || b->map_fd < 0) {
+		rc = hfm_error_set(HFM_EIO, "partial/%s: %s", tmpn, strerror(errno));
+		goto fail;
+	}
+	if ((rc = lock_map(b)))
+		goto fail;
+	memset(hdr, 0, sizeof(hdr));
+	memcpy(hdr, MAP_MAGIC, 8);
+	put_le(hdr + 8, b->shift, 4);
+	put_le(hdr + 16, b->size, 8);
+	memcpy(hdr + 24, b->oid, strlen(b->oid));
+	if (write_all(b->map_fd, hdr, sizeof(hdr), 0) ||
+	    (b->mapbytes && write_all(b->map_fd, b->durable, b->mapbytes, MAP_HDR)) ||
+	    fdatasync(b->map_fd) < 0 || renameat(pfd, tmpn, pfd, mapn) < 0) {
+		rc = hfm_error_set(HFM_EIO, "partial/%s: %s", mapn, strerror(errno));
+		goto fail;
+	}
+	sync_dir(pfd);
+	return 0;
+fail:
+	close_files(b);
+	unlinkat(pfd, tmpn, 0);
+	return rc;
+}
+
+/*
+ * Reopen a partial blob left by an earlier run.  1 when the files are
+ * consistent and loaded, 0 when they must be created afresh, or an error.
+ */
+static int load_files(struct hfm_blob *b)
+{
+	struct hfm_blobcache *bc = b->bc;
+	char mapn[96];
+	uint8_t hdr[MAP_HDR];
+	struct stat st;
+	uint64_t shift, i;
+	ssize_t n;
+	int rc;
+
+	map_name(mapn, b->oid, ".map");
+	b->fd = openat(bc->partial_fd, b->oid, O_RDWR | O_CLOEXEC);
+	if (b->fd < 0)
+		return errno == ENOENT ? 0 : hfm_error_set(HFM_EIO, "partial/%s: %s", b->oid,
+							   strerror(errno));
+	b->map_fd = openat(bc->partial_fd, mapn, O_RDWR | O_CLOEXEC);
+	if (b->map_fd < 0 || fstat(b->fd, &st) < 0 || (uint64_t)st.st_size != b->size)
+		goto stale;
+	if ((rc = lock_map(b))) {
+		close_files(b);
+		return rc;
+	}
+	n = pread(b->map_fd, hdr, sizeof(hdr), 0);
+	shift = n == (ssize_t)sizeof(hdr) ? get_le(hdr + 8, 4) : 0;
+	if (n != (ssize_t)sizeof(hdr) || memcmp(hdr, MAP_MAGIC, 8) || shift < 12 || shift > 30 ||
+	    get_le(hdr + 16, 8) != b->size || strncmp((char *)hdr + 24, b->oid, HFM_SHA256_HEX + 1))
+		goto stale;
+	/* the block size is the map's: a changed configuration applies to new blobs */
+	size_bitmaps(b, (uint32_t)shift);
+	if (b->mapbytes &&
+	    pread(b->map_fd, b->durable, b->mapbytes, MAP_HDR) != (ssize_t)b->mapbytes)
+		goto stale;
+	for (i = 0; i < b->nblocks; i++)
+		if (bit(b->durable, i))
+			b->nfilled++;
+	/* bits past the last block mean the map is not ours */
+	for (i = b->nblocks; i < (uint64_t)b->mapbytes * 8; i++)
+		if (bit(b->durable, i))
+			goto stale;
+	memcpy(b->filled, b->durable, b->mapbytes);
+	b->ro_fd = openat(bc->partial_fd, b->oid, O_RDONLY | O_CLOEXEC);
+	if (b->ro_fd < 0) {
+		close_files(b);
+		return hfm_error_set(HFM_EIO, "partial/%s: %s", b->oid, strerror(errno));
+	}
+	return 1;
+stale:
+	hfm_log(bc->log, bc->log_cls, HFM_LOG_INFO, "blobcache: partial %s has no usable map, "
+		"starting it again", b->oid);
+	close_files(b);
+	return 0;
+}
+
+/* ---- the registry --------------------------------------------------------- */
+
+static size_t bucket_of(const char *oid)
+{
+	size_t h = 0;
+
+	/* the oid is a hash already: its first hex digits are uniform */
+	for (int i = 0; i < 8; i++)
+		h = h * 16 + (size_t)(oid[i] <= '9' ? oid[i] - '0' : oid[i] - 'a' + 10);
+	return h % NBUCKETS;
+}
+
+static struct hfm_blob *blob_alloc(struct hfm_blobcache *bc, const char *oid, uint64_t size)
+{
+	struct hfm_blob *b = hfm_calloc(1, sizeof(*b));
+
+	b->bc = bc;
+	b->refs = 1;
+	snprintf(b->oid, sizeof(b->oid), "%s", oid);
+	b->size = size;
+	b->fd = b->ro_fd = b->map_fd = -1;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->io_lock, NULL);
+	return b;
+}
+
+static void blob_destroy(struct hfm_blob *b)
+{
+	close_files(b);
+	free(b->filled);
+	free(b->durable);
+	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->io_lock);
+	free(b);
+}
+
+static void flush(struct hfm_blob *b);
+
+/* Called with bc->lock; fills a new blob from disk.  May queue a finish job. */
+static int blob_load(struct hfm_blob *b)
+{
+	struct hfm_blobcache *bc = b->bc;
+	uint64_t osize;
+	int fd, rc;
+
+	rc = hfm_store_object_open(&fd, &osize, bc->store, b->oid);
+	if (rc == 0) {
+		if (osize != b->size) {
+			close(fd);
+			return hfm_error_set(HFM_EINVAL, "object %s has %llu bytes, not %llu", b->oid,
+					     (unsigned long long)osize, (unsigned long long)b->size);
+		}
+		b->ro_fd = fd;
+		b->state = B_COMPLETE;
+		size_bitmaps(b, bc->bs_shift);
+		memset(b->filled, 0xff, b->mapbytes);
+		b->nfilled = b->nblocks;
+		return 0;
+	}
+	if (rc != HFM_ENOENT)
+		return rc;
+	rc = load_files(b);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 && (rc = create_files(b)))
+		return rc;
+	if (b->nfilled == b->nblocks) {
+		/* complete but not verified: a crash came between the last bit and publish */
+		b->state = B_VERIFYING;
+		job_push_locked(bc, b, JOB_FINISH);
+	}
+	return 0;
+}
+
+int hfm_blob_open(struct hfm_blob **out, struct hfm_blobcache *bc, const char *oid,
+		  uint64_t size)
+{
+	struct hfm_blob *b;
+	size_t h;
+	int rc;
+
+	*out = NULL;
+	if (!hfm_store_oid_valid(oid))
+		return hfm_error_set(HFM_EINVAL, "invalid blob id %s", oid);
+	h = bucket_of(oid);
+	pthread_mutex_lock(&bc->lock);
+	for (b = bc->buckets[h]; b; b = b->hnext)
+		if (strcmp(b->oid, oid) == 0)
+			break;
+	if (b) {
+		if (b->size != size) {
+			pthread_mutex_unlock(&bc->lock);
+			return hfm_error_set(HFM_EINVAL, "blob %s has %llu bytes, not %llu", oid,
+					     (unsigned long long)b->size,
+					     (unsigned long long)size);
+		}
+		b->refs++;
+		pthread_mutex_unlock(&bc->lock);
+		*out = b;
+		return 0;
+	}
+	/* Disk work under the registry lock: it is a few syscalls, once per
+	 * blob, and it keeps two openers from creating the same files. */
+	b = blob_alloc(bc, oid, size);
+	rc = blob_load(b);
+	if (rc) {
+		pthread_mutex_unlock(&bc->lock);
+		blob_destroy(b);
+		return rc;
+	}
+	b->hnext = bc->buckets[h];
+	bc->buckets[h] = b;
+	atomic_fetch_add(&bc->n_open, 1);
+	pthread_mutex_unlock(&bc->lock);
+	*out = b;
+	return 0;
+}
+
+void hfm_blob_release(struct hfm_blob *b)
+{
+	struct hfm_blobcache *bc;
+	struct hfm_blob **pp;
+
+	if (!b)
+		return;
+	bc = b->bc;
+	pthread_mutex_lock(&bc->lock);
+	if (--b->refs > 0) {
+		pthread_mutex_unlock(&bc->lock);
+		return;
+	}
+	for (pp = &bc->buckets[bucket_of(b->oid)]; *pp != b; pp = &(*pp)->hnext)
+		;
+	*pp = b->hnext;
+	atomic_fetch_sub(&bc->n_open, 1);
+	pthread_mutex_unlock(&bc->lock);
+	/* fetches and jobs hold references, so this is rare: make it durable */
+	if (b->state != B_COMPLETE && b->undurable)
+		flush(b);
+	blob_destroy(b);
+}
+
+const char *hfm_blob_oid(const struct hfm_blob *b)
+{
+	return b->oid;
+}
+
+uint64_t hfm_blob_size(const struct hfm_blob *b)
+{
+	return b->size;
+}
+
+int hfm_blob_complete(struct hfm_blob *b)
+{
+	int c;
+
+	pthread_mutex_lock(&b->lock);
+	c = b->state == B_COMPLETE;
+	pthread_mutex_unlock(&b->lock);
+	return c;
+}
+
+int hfm_blob_fd(struct hfm_blob *b)
+{
+	int fd;
+
+	pthread_mutex_lock(&b->lock);
+	fd = b->ro_fd >= 0 ? fcntl(b->ro_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	pthread_mutex_unlock(&b->lock);
+	if (fd < 0)
+		return hfm_error_set(HFM_EIO, "blob %s: %s", b->oid, strerror(errno));
+	return fd;
+}
+
+/* ---- what is where (under b->lock) --------------------------------------- */
+
+static struct hfm_blob_fetch *fetch_covering(struct hfm_blob *b, uint64_t block)
+{
+	struct hfm_blob_fetch *f;
+
+	for (f = b->fetches; f; f = f->next)
+		if (block >= f->first && block < f->end)
+			return f;
+	return NULL;
+}
+
+static uint64_t contiguous(struct hfm_blob *b, uint64_t off)
+{
+	uint64_t pos = off;
+
+	if (b->state == B_COMPLETE)
+		return off < b->size ? b->size - off : 0;
+	while (pos < b->size) {
+		uint64_t i = pos >> b->shift;
+		struct hfm_blob_fetch *f;
+
+		if (bit(b->filled, i)) {
+			pos = block_end(b, i);
+			continue;
+		}
+		/* bytes of a block still arriving: readable up to the fetch's mark */
+		f = fetch_covering(b, i);
+		if (f && f->off + f->pos > pos) {
+			pos = f->off + f->pos;
+			continue;
+		}
+		break;
+	}
+	return pos - off;
+}
+
+uint64_t hfm_blob_available(struct hfm_blob *b, uint64_t off)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&b->lock);
+	n = contiguous(b, off);
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+size_t hfm_blob_ranges(struct hfm_blob *b, struct hfm_blob_range *out, size_t max)
+{
+	uint64_t i, prev_end = UINT64_MAX;
+	size_t n = 0;
+
+	pthread_mutex_lock(&b->lock);
+	for (i = 0; i < b->nblocks; i++) {
+		if (!bit(b->filled, i))
+			continue;
+		if (n && prev_end == block_start(b, i)) {
+			if (n <= max)
+				out[n - 1].end = block_end(b, i);
+		} else {
+			if (n < max) {
+				out[n].start = block_start(b, i);
+				out[n].end = block_end(b, i);
+			}
+			n++;
+		}
+		prev_end = block_end(b, i);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+/* ---- fetches -------------------------------------------------------------- */
+
+static struct hfm_blob_fetch *fetch_ref(struct hfm_blob_fetch *f)
+{
+	atomic_fetch_add(&f->refs, 1);
+	return f;
+}
+
+static void fetch_unref(struct hfm_blob_fetch *f)
+{
+	if (f && atomic_fetch_sub(&f->refs, 1) == 1)
+		free(f);
+}
+
+static void unlink_fetch(struct hfm_blob *b, struct hfm_blob_fetch *f)
+{
+	struct hfm_blob_fetch **pp;
+
+	for (pp = &b->fetches; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			f->next = NULL;
+			f->active = 0;
+			return;
+		}
+}
+
+/* Under b->lock: a new active fetch for blocks [first, end). */
+static struct hfm_blob_fetch *fetch_new(struct hfm_blob *b, uint64_t first, uint64_t end)
+{
+	struct hfm_blob_fetch *f = hfm_calloc(1, sizeof(*f));
+
+	/* The fetcher's reference; it also covers b->fetches, because
+	 * hfm_blob_fetch_done() unlinks before dropping it. */
+	atomic_init(&f->refs, 1);
+	f->b = b;
+	f->first = first;
+	f->end = end;
+	f->off = block_start(b, first);
+	f->len = block_end(b, end - 1) - f->off;
+	f->active = 1;
+	f->next = b->fetches;
+	b->fetches = f;
+	return f;
+}
+
+/*
+ * Under b->lock: new fetches for missing blocks that nobody fetches, whose
+ * first block lies in [first, first + readahead] and before `end` (bytes).
+ * A run grows over adjacent missing blocks up to run_blocks (and `end`).
+ */
+static size_t plan(struct hfm_blob *b, uint64_t first, uint64_t end,
+		   struct hfm_blob_fetch **out, size_t max)
+{
+	struct hfm_blobcache *bc = b->bc;
+	uint64_t last = (end + (1ull << b->shift) - 1) >> b->shift;   /* exclusive */
+	uint64_t win = first + bc->readahead_blocks + 1, i = first;
+	size_t n = 0;
+
+	if (last > b->nblocks)
+		last = b->nblocks;
+	if (win > last)
+		win = last;
+	while (i < win && n < max) {
+		uint64_t j;
+
+		if (bit(b->filled, i) || fetch_covering(b, i)) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < last && j - i < bc->run_blocks && !bit(b->filled, j) &&
+			     !fetch_covering(b, j); j++)
+			;
+		out[n++] = fetch_new(b, i, j);
+		i = j;
+	}
+	return n;
+}
+
+/* Under b->lock: end f (it stays referenced by whoever holds it). */
+static void fetch_end_locked(struct hfm_blob *b, struct hfm_blob_fetch *f, int rc)
+{
+	if (f->done)
+		return;
+	if (rc == 0 && f->pos < f->len)
+		rc = hfm_error_set(HFM_EUPSTREAM, "upstream sent %llu of %llu bytes",
+				   (unsigned long long)f->pos, (unsigned long long)f->len);
+	f->done = 1;
+	f->result = rc;
+	if (f->active)
+		unlink_fetch(b, f);
+}
+
+static void start_fetches(struct hfm_blob *b, struct hfm_blob_fetch **fs, size_t n,
+			  const void *origin)
+{
+	struct hfm_blobcache *bc = b->bc;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct hfm_blob_fetch *f = fs[i];
+		int rc;
+
+		pthread_mutex_lock(&bc->lock);
+		b->refs++;               /* the fetch's reference on its blob */
+		pthread_mutex_unlock(&bc->lock);
+		atomic_fetch_add(&bc->n_fetches, 1);
+		rc = bc->fetch(bc->fetch_cls, f, origin);
+		if (rc)
+			hfm_blob_fetch_done(f, rc);
+	}
+}
+
+struct hfm_blob *hfm_blob_fetch_blob(const struct hfm_blob_fetch *f)
+{
+	return f->b;
+}
+
+uint64_t hfm_blob_fetch_offset(const struct hfm_blob_fetch *f)
+{
+	return f->off;
+}
+
+uint64_t hfm_blob_fetch_length(const struct hfm_blob_fetch *f)
+{
+	return f->len;
+}
+
+int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
+{
+	struct hfm_blob *b = f->b;
+	struct hfm_blobcache *bc = b->bc;
+	struct hfm_waitq_node *wake = NULL;
+	uint64_t pos, i, end;
+	int queue_flush = 0, queue_finish = 0;
+
+	pthread_mutex_lock(&b->lock);
+	pos = f->pos;
+	if (f->done || !f->active || n > f->len - pos) {
+		pthread_mutex_unlock(&b->lock);
+		return hfm_error_set(HFM_EINVAL, "blob %s: write past the fetched range", b->oid);
+	}
+	pthread_mutex_unlock(&b->lock);
+
+	/* b->fd cannot change while this fetch is active (it owns unfilled blocks) */
+	if (n && write_all(b->fd, data, n, f->off + pos))
+		return hfm_error_set(HFM_EIO, "write partial/%s: %s", b->oid, strerror(errno));
+	atomic_fetch_add(&bc->n_bytes, n);
+
+	pthread_mutex_lock(&b->lock);
+	f->pos = pos + n;
+	end = f->off + f->pos;
+	for (i = (f->off + pos) >> b->shift; i < f->end && block_end(b, i) <= end; i++) {
+		if (bit(b->filled, i))
+			continue;
+		set_bit(b->filled, i);
+		b->nfilled++;
+		b->undurable += block_end(b, i) - block_start(b, i);
+		f->woke_at = 0;          /* a finished block always wakes */
+	}
+	if (f->pos == f->len)
+		unlink_fetch(b, f);
+	if (f->woke_at == 0 || f->pos - f->woke_at >= WAKE_BYTES || !f->active) {
+		f->woke_at = f->pos;
+		wake = hfm_waitq_take(&b->waiters);
+	}
+	if (b->nfilled == b->nblocks && b->state == B_PARTIAL) {
+		b->state = B_VERIFYING;
+		queue_finish = 1;
+	} else if (b->undurable >= bc->sync_bytes && !b->flush_queued) {
+		b->flush_queued = 1;
+		queue_flush = 1;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (queue_finish)
+		job_push(bc, b, JOB_FINISH);
+	else if (queue_flush)
+		job_push(bc, b, JOB_FLUSH);
+	hfm_waitq_fire(wake);
+	return 0;
+}
+
+void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
+{
+	struct hfm_blob *b = f->b;
+	struct hfm_blobcache *bc = b->bc;
+	struct hfm_waitq_node *wake;
+	int queue_flush = 0;
+
+	pthread_mutex_lock(&b->lock);
+	fetch_end_locked(b, f, rc);
+	rc = f->result;
+	wake = hfm_waitq_take(&b->waiters);
+	if (b->undurable && !b->flush_queued && b->state == B_PARTIAL) {
+		b->flush_queued = 1;
+		queue_flush = 1;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (rc) {
+		atomic_fetch_add(&bc->n_fetch_failures, 1);
+		hfm_log(bc->log, bc->log_cls, HFM_LOG_WARN,
+			"blobcache: fetch of %s bytes %llu-%llu failed: %s", b->oid,
+			(unsigned long long)f->off, (unsigned long long)(f->off + f->len - 1),
+			hfm_error_last());
+	}
+	if (queue_flush)
+		job_push(bc, b, JOB_FLUSH);
+	hfm_waitq_fire(wake);
+	f->b = NULL;
+	fetch_unref(f);                  /* the fetcher's */
+	hfm_blob_release(b);             /* the fetch's reference on its blob */
+}
+
+/* ---- readers -------------------------------------------------------------- */
+
+void hfm_blob_reader_dispose(struct hfm_blob_reader *r)
+{
+	fetch_unref(r->waiting);
+	r->waiting = NULL;
+}
+
+static void reader_wait_on(struct hfm_blob_reader *r, struct hfm_blob_fetch *f)
+{
+	if (r->waiting == f)
+		return;
+	fetch_unref(r->waiting);
+	r->waiting = f ? fetch_ref(f) : NULL;
+}
+
+struct blocking {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	int woken;
+};
+
+static void blocking_wake(void *cls)
+{
+	struct blocking *s = cls;
+
+	pthread_mutex_lock(&s->lock);
+	s->woken = 1;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int ensure_blocking(uint64_t *avail, struct hfm_blob *b, struct hfm_blob_reader *r,
+			   uint64_t off, uint64_t end, const void *origin)
+{
+	struct blocking s;
+	int rc;
+
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.cv, NULL);
+	for (;;) {
+		struct hfm_waiter *w;
+
+		s.woken = 0;
+		w = hfm_waiter_new(blocking_wake, &s);
+		rc = hfm_blob_ensure(avail, b, r, off, end, origin, w);
+		if (rc == HFM_EAGAIN) {
+			pthread_mutex_lock(&s.lock);
+			while (!s.woken)
+				pthread_cond_wait(&s.cv, &s.lock);
+			pthread_mutex_unlock(&s.lock);
+		}
+		/* after cancel the callback is not running: s may go away */
+		hfm_waiter_cancel(w);
+		hfm_waiter_unref(w);
+		if (rc != HFM_EAGAIN)
+			break;
+	}
+	pthread_cond_destroy(&s.cv);
+	pthread_mutex_destroy(&s.lock);
+	return rc;
+}
+
+int hfm_blob_ensure(uint64_t *avail, struct hfm_blob *b, struct hfm_blob_reader *r,
+		    uint64_t off, uint64_t end, const void *origin, struct hfm_waiter *w)
+{
+	struct hfm_blob_fetch *fs[8];
+	int started = 0, rc = 0;
+	size_t n;
+
+	*avail = 0;
+	if (off >= b->size)
+		return hfm_error_set(HFM_EINVAL, "offset %llu is not below the size %llu",
+				     (unsigned long long)off, (unsigned long long)b->size);
+	if (end > b->size || end <= off)
+		end = b->size;
+	if (!w)
+		return ensure_blocking(avail, b, r, off, end, origin);
+
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		uint64_t blk = off >> b->shift;
+		struct hfm_blob_fetch *f;
+
+		*avail = contiguous(b, off);
+		if (b->state == B_COMPLETE || b->state == B_VERIFYING) {
+			reader_wait_on(r, NULL);
+			break;
+		}
+		if (!*avail && b->failed_until && hfm_mono_ns() < b->failed_until) {
+			rc = hfm_error_set(HFM_EUPSTREAM, "blob %s failed verification recently",
+					   b->oid);
+			break;
+		}
+		f = *avail ? NULL : fetch_covering(b, blk);
+		if (!*avail && !f && r->waiting && r->waiting->done && r->waiting->result &&
+		    blk >= r->waiting->first && blk < r->waiting->end) {
+			/* the fetch this reader waited for failed: end the response */
+			rc = r->waiting->result;
+			reader_wait_on(r, NULL);
+			break;
+		}
+		/* start what is missing at off, or in the readahead window after it */
+		n = plan(b, blk, end, fs, HFM_ARRAY_SIZE(fs));
+		if (!*avail && !f && n)
+			reader_wait_on(r, fs[0]);
+		if (n) {
+			pthread_mutex_unlock(&b->lock);
+			start_fetches(b, fs, n, origin);
+			pthread_mutex_lock(&b->lock);
+			if (!started++)
+				continue;        /* look again: a start may have failed */
+		}
+		if (*avail) {
+			reader_wait_on(r, NULL);
+			break;
+		}
+		if (f) {
+			reader_wait_on(r, f);
+			hfm_waitq_add(&b->waiters, w);
+			rc = HFM_EAGAIN;
+			break;
+		}
+		/* not present, not in flight, nothing started (second pass) */
+		rc = hfm_error_set(HFM_EUPSTREAM, "blob %s: no fetch for offset %llu", b->oid,
+				   (unsigned long long)off);
+		break;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return rc;
+}
+
+/* ---- durability and publication (worker threads) -------------------------- */
+
+/*
+ * Make filled blocks durable: fdatasync the data, then set their bits in
+ * the map.  The order is the whole point: a bit on disk always describes
+ * data already on disk.  Called with b->io_lock (one writer of the map).
+ */
+static void flush(struct hfm_blob *b)
+{
+	struct hfm_blobcache *bc = b->bc;
+	size_t lo = SIZE_MAX, hi = 0, i;
+	uint8_t *target;
+	int fd, map_fd;
+
+	pthread_mutex_lock(&b->lock);
+	b->flush_queued = 0;
+	if (b->state == B_COMPLETE || b->map_fd < 0) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	target = hfm_malloc(b->mapbytes ? b->mapbytes : 1);
+	for (i = 0; i < b->mapbytes; i++) {
+		target[i] = b->durable[i] | b->filled[i];
+		if (target[i] != b->durable[i]) {
+			if (lo == SIZE_MAX)
+				lo = i;
+			hi = i + 1;
+		}
+	}
+	b->undurable = 0;
+	fd = b->fd;
+	map_fd = b->map_fd;
+	pthread_mutex_unlock(&b->lock);
+
+	if (lo == SIZE_MAX) {
+		free(target);
+		return;
+	}
+	if (fdatasync(fd) < 0 || write_all(map_fd, target + lo, hi - lo, MAP_HDR + lo)) {
+		hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR, "blobcache: sync partial/%s: %s",
+			b->oid, strerror(errno));
+		free(target);
+		return;
+	}
+	atomic_fetch_add(&bc->n_syncs, 1);
+	pthread_mutex_lock(&b->lock);
+	memcpy(b->durable + lo, target + lo, hi - lo);
+	pthread_mutex_unlock(&b->lock);
+	free(target);
+}
+
+/* Verify a blob whose blocks are all present; publish it or start it over. */
+static void finish(struct hfm_blob *b)
+{
+	struct hfm_blobcache *bc = b->bc;
+	struct hfm_waitq_node *wake;
+	char mapn[96];
+	int rc;
+
+	flush(b);
+	pthread_mutex_lock(&b->lock);
+	if (b->state != B_VERIFYING) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	pthread_mutex_unlock(&b->lock);
+
+	/* No fetch is active (every block is filled), so nothing writes now. */
+	map_name(mapn, b->oid, ".map");
+	rc = hfm_store_verify_fd(b->ro_fd, b->size, b->oid);
+	if (rc == 0)
+		rc = hfm_store_publish_at(bc->store, bc->partial_fd, b->oid, b->oid, 1);
+	if (rc == 0) {
+		unlinkat(bc->partial_fd, mapn, 0);
+		sync_dir(bc->partial_fd);
+		atomic_fetch_add(&bc->n_verified, 1);
+		hfm_log(bc->log, bc->log_cls, HFM_LOG_INFO, "blobcache: %s complete (%llu bytes)",
+			b->oid, (unsigned long long)b->size);
+		pthread_mutex_lock(&b->lock);
+		b->state = B_COMPLETE;
+		close(b->fd);
+		close(b->map_fd);              /* drops the flock */
+		b->fd = b->map_fd = -1;
+		wake = hfm_waitq_take(&b->waiters);
+		pthread_mutex_unlock(&b->lock);
+		hfm_waitq_fire(wake);
+		return;
+	}
+	atomic_fetch_add(&bc->n_corrupt, 1);
+	hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR,
+		"blobcache: %s discarded: %s", b->oid, hfm_error_last());
+	/* the map goes first: data without a map reads as empty */
+	unlinkat(bc->partial_fd, mapn, 0);
+	unlinkat(bc->partial_fd, b->oid, 0);
+	pthread_mutex_lock(&b->lock);
+	rc = create_files(b);
+	b->state = B_PARTIAL;
+	b->failed_until = hfm_mono_ns() + bc->fail_backoff_ns;
+	wake = hfm_waitq_take(&b->waiters);
+	pthread_mutex_unlock(&b->lock);
+	if (rc)
+		hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR, "blobcache: recreate %s: %s", b->oid,
+			hfm_error_last());
+	hfm_waitq_fire(wake);
+}
+
+static void *worker(void *arg)
+{
+	struct hfm_blobcache *bc = arg;
+
+	pthread_mutex_lock(&bc->lock);
+	for (;;) {
+		struct job *j;
+
+		while (!bc->job_head && !bc->stopping)
+			pthread_cond_wait(&bc->job_cv, &bc->lock);
+		j = bc->job_head;
+		if (!j)
+			break;               /* stopping, queue drained */
+		bc->job_head = j->next;
+		if (!bc->job_head)
+			bc->job_tail = NULL;
+		pthread_mutex_unlock(&bc->lock);
+
+		pthread_mutex_lock(&j->b->io_lock);
+		if (j->kind == JOB_FINISH)
+			finish(j->b);
+		else
+			flush(j->b);
+		pthread_mutex_unlock(&j->b->io_lock);
+		hfm_blob_release(j->b);
+		free(j);
+
+		pthread_mutex_lock(&bc->lock);
+	}
+	pthread_mutex_unlock(&bc->lock);
+	return NULL;
+}
+
+/* ---- the cache ------------------------------------------------------------ */
+
+int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
+		      const struct hfm_blobcache_opts *o)
+{
+	uint32_t bs = o->block_size ? o->block_size : 1u << 20;
+	long page = sysconf(_SC_PAGESIZE);
+	struct hfm_blobcache *bc;
+	int i, rc;
+
+	*out = NULL;
+	if (!o->fetch)
+		return hfm_error_set(HFM_EINVAL, "blobcache needs a fetch callback");
+	if ((bs & (bs - 1)) || bs < (uint32_t)(page > 4096 ? page : 4096) || bs > (1u << 30))
+		return hfm_error_set(HFM_EINVAL, "block size %u is not a power of two "
+				     "between the page size and 1 GiB", bs);
+	if ((rc = hfm_store_mkdirs(store, "partial")))
+		return rc;
+	bc = hfm_calloc(1, sizeof(*bc));
+	bc->store = store;
+	bc->partial_fd = openat(store->root_fd, "partial", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (bc->partial_fd < 0) {
+		rc = hfm_error_set(HFM_EIO, "%s/partial: %s", store->root, strerror(errno));
+		free(bc);
+		return rc;
+	}
+	bc->bs_shift = (uint32_t)__builtin_ctz(bs);
+	bc->run_blocks = o->run_blocks ? o->run_blocks : 64;
+	bc->readahead_blocks = o->readahead_blocks ? o->readahead_blocks : 32;
+	bc->sync_bytes = o->sync_bytes ? o->sync_bytes : 64ull << 20;
+	bc->fail_backoff_ns = (uint64_t)(o->fail_backoff_ms ? o->fail_backoff_ms : 10000) * 1000000;
+	bc->fetch = o->fetch;
+	bc->fetch_cls = o->fetch_cls;
+	bc->log = o->log;
+	bc->log_cls = o->log_cls;
+	pthread_mutex_init(&bc->lock, NULL);
+	pthread_cond_init(&bc->job_cv, NULL);
+	bc->nworkers = o->workers > 0 ? o->workers : 2;
+	bc->workers = hfm_calloc((size_t)bc->nworkers, sizeof(*bc->workers));
+	for (i = 0; i < bc->nworkers; i++)
+		if ((errno = pthread_create(&bc->workers[i], NULL, worker, bc))) {
+			rc = hfm_error_set(HFM_ERROR, "blobcache worker: %s", strerror(errno));
+			bc->nworkers = i;
+			hfm_blobcache_free(bc);
+			return rc;
+		}
+	*out = bc;
+	return 0;
+}
+
+void hfm_blobcache_free(struct hfm_blobcache *bc)
+{
+	int i;
+
+	if (!bc)
+		return;
+	pthread_mutex_lock(&bc->lock);
+	bc->stopping = 1;
+	pthread_cond_broadcast(&bc->job_cv);
+	pthread_mutex_unlock(&bc->lock);
+	for (i = 0; i < bc->nworkers; i++)
+		pthread_join(bc->workers[i], NULL);
+	if (atomic_load(&bc->n_open))
+		hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR,
+			"blobcache: freed with %llu blobs still open",
+			(unsigned long long)atomic_load(&bc->n_open));
+	free(bc->workers);
+	close(bc->partial_fd);
+	pthread_cond_destroy(&bc->job_cv);
+	pthread_mutex_destroy(&bc->lock);
+	free(bc);
+}
+
+void hfm_blobcache_stats(struct hfm_blobcache_stats *out, struct hfm_blobcache *bc)
+{
+	out->open_blobs = atomic_load(&bc->n_open);
+	out->fetches = atomic_load(&bc->n_fetches);
+	out->fetch_failures = atomic_load(&bc->n_fetch_failures);
+	out->bytes_written = atomic_load(&bc->n_bytes);
+	out->syncs = atomic_load(&bc->n_syncs);
+	out->verified = atomic_load(&bc->n_verified);
+	out->corrupt = atomic_load(&bc->n_corrupt);
+}

@@ -1,0 +1,170 @@
+/* blobfetch.c - blob-cache fetches as upstream Range requests, checked. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfm/blobfetch.h"
+
+struct hfm_blobfetch {
+	struct hfm_upstream *up;
+	int max_attempts;
+	long retry_base_ms;
+	hfm_log_fn log;
+	void *log_cls;
+};
+
+/* One fetch in flight: lives from start until on_done. */
+struct xfer {
+	struct hfm_blob_fetch *f;
+	uint64_t off, len, size;
+	uint64_t skip;                   /* bytes to drop first (Range ignored) */
+	uint64_t got;                    /* bytes handed to the cache */
+	int whole;                       /* 200: the body is the whole blob */
+	hfm_log_fn log;
+	void *log_cls;
+};
+
+int hfm_blobfetch_new(struct hfm_blobfetch **out, struct hfm_upstream *up,
+		      const struct hfm_blobfetch_opts *o)
+{
+	static const struct hfm_blobfetch_opts none;
+	struct hfm_blobfetch *bf = hfm_calloc(1, sizeof(*bf));
+
+	if (!o)
+		o = &none;
+	bf->up = up;
+	bf->max_attempts = o->max_attempts > 0 ? o->max_attempts : 3;
+	bf->retry_base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : 250;
+	bf->log = o->log;
+	bf->log_cls = o->log_cls;
+	*out = bf;
+	return 0;
+}
+
+void hfm_blobfetch_free(struct hfm_blobfetch *bf)
+{
+	free(bf);
+}
+
+static const char *oid_of(const struct xfer *x)
+{
+	return hfm_blob_oid(hfm_blob_fetch_blob(x->f));
+}
+
+/* "bytes a-b/total" -> a, b, total; 0 on success. */
+static int parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total)
+{
+	char tail;
+
+	if (!v || sscanf(v, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64 "%c", a, b, total, &tail) != 3)
+		return -1;
+	return 0;
+}
+
+static int on_headers(void *cls, const struct hfm_up_response *r)
+{
+	struct xfer *x = cls;
+	uint64_t a, b, total;
+
+	if (r->status == 206) {
+		if (parse_content_range(hfm_up_header(r, "Content-Range"), &a, &b, &total) ||
+		    a != x->off || b != x->off + x->len - 1 || total != x->size ||
+		    (r->content_length >= 0 && (uint64_t)r->content_length != x->len))
+			return hfm_error_set(HFM_EUPSTREAM, "upstream answered Range bytes=%" PRIu64
+					     "-%" PRIu64 " of %s with Content-Range '%s'", x->off,
+					     x->off + x->len - 1, oid_of(x),
+					     hfm_up_header(r, "Content-Range") ?: "");
+		return HFM_UP_CONTINUE;
+	}
+	if (r->status == 200) {
+		if (r->content_length >= 0 && (uint64_t)r->content_length != x->size)
+			return hfm_error_set(HFM_EUPSTREAM, "upstream sent %" PRId64 " bytes for %s "
+					     "of %" PRIu64, r->content_length, oid_of(x), x->size);
+		x->whole = 1;
+		x->skip = x->off;
+		if (x->off || x->len != x->size)
+			hfm_log(x->log, x->log_cls, HFM_LOG_WARN,
+				"blobfetch: upstream ignored Range for %s; reading %" PRIu64
+				" bytes to use %" PRIu64, oid_of(x), x->off + x->len, x->len);
+		return HFM_UP_CONTINUE;
+	}
+	if (r->status == 401 || r->status == 403)
+		return hfm_error_set(HFM_EGATED, "upstream refused %s (%ld)", oid_of(x), r->status);
+	return hfm_error_set(HFM_EUPSTREAM, "upstream answered %ld for %s", r->status, oid_of(x));
+}
+
+static int on_data(void *cls, const void *data, size_t n)
+{
+	struct xfer *x = cls;
+	const char *p = data;
+	uint64_t want;
+	int rc;
+
+	if (x->skip) {
+		size_t k = x->skip < n ? (size_t)x->skip : n;
+		x->skip -= k;
+		p += k;
+		n -= k;
+	}
+	want = x->len - x->got;
+	if (n > want && !x->whole)
+		return hfm_error_set(HFM_EUPSTREAM, "upstream sent more than the range of %s",
+				     oid_of(x));
+	if (n > want)
+		n = (size_t)want;
+	if (n && (rc = hfm_blob_fetch_write(x->f, p, n)))
+		return rc;
+	x->got += n;
+	/* a whole-body answer is cut once our part is in */
+	return x->whole && x->got == x->len ? HFM_UP_STOP : HFM_UP_CONTINUE;
+}
+
+static void on_done(void *cls, int rc)
+{
+	struct xfer *x = cls;
+
+	if (rc == 0 && x->got < x->len)
+		rc = hfm_error_set(HFM_EUPSTREAM, "upstream ended %s after %" PRIu64 " of %" PRIu64
+				   " bytes", oid_of(x), x->got, x->len);
+	hfm_blob_fetch_done(x->f, rc);
+	free(x);
+}
+
+int hfm_blobfetch_start(void *cls, struct hfm_blob_fetch *f, const void *origin)
+{
+	const struct hfm_blobfetch_origin *o = origin;
+	struct hfm_blobfetch *bf = cls;
+	struct hfm_up_request req;
+	struct xfer *x;
+	int rc;
+
+	if (!o || !o->url)
+		return hfm_error_set(HFM_EINVAL, "blob fetch without an origin URL");
+	x = hfm_calloc(1, sizeof(*x));
+	x->f = f;
+	x->off = hfm_blob_fetch_offset(f);
+	x->len = hfm_blob_fetch_length(f);
+	x->size = hfm_blob_size(hfm_blob_fetch_blob(f));
+	x->log = bf->log;
+	x->log_cls = bf->log_cls;
+
+	memset(&req, 0, sizeof(req));
+	req.method = HFM_UP_GET;
+	req.url = o->url;
+	req.authorization = o->authorization;
+	req.has_range = 1;
+	req.range_start = x->off;
+	req.range_len = x->len;
+	req.follow_redirects = 1;
+	req.max_attempts = bf->max_attempts;
+	req.retry_base_ms = bf->retry_base_ms;
+	req.on_headers = on_headers;
+	req.on_data = on_data;
+	req.on_done = on_done;
+	req.cls = x;
+	rc = hfm_up_start(NULL, bf->up, &req);
+	if (rc)
+		free(x);
+	return rc;
+}

@@ -1,0 +1,772 @@
+/* test_blobcache.c - partial blobs, single flight, crashes, verification. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hfm/blobcache.h"
+#include "hfm/hash.h"
+#include "logcap.h"
+#include "tap.h"
+
+#define BS (64u * 1024)
+
+/* ---- a fetcher the test drives ------------------------------------------ */
+
+enum { F_MANUAL, F_SYNC, F_ASYNC };
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	int mode;
+	int fail_start;                  /* returned by the callback when set */
+	struct hfm_blob_fetch *q[256];
+	const uint8_t *qsrc[256];
+	int nq;
+	int nfetches;
+	uint64_t fetched;                /* bytes asked for */
+	int stop;
+} fk = { .lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+/* Write the whole range of f from src in small pieces, then end it. */
+static void serve(struct hfm_blob_fetch *f, const uint8_t *src)
+{
+	uint64_t off = hfm_blob_fetch_offset(f), len = hfm_blob_fetch_length(f), done = 0;
+	int rc = 0;
+
+	while (done < len && !rc) {
+		size_t n = len - done < 10000 ? (size_t)(len - done) : 10000;
+		rc = hfm_blob_fetch_write(f, src + off + done, n);
+		done += n;
+	}
+	hfm_blob_fetch_done(f, rc);
+}
+
+/* `origin` is the content the blob should have. */
+static int fake_fetch(void *cls, struct hfm_blob_fetch *f, const void *origin)
+{
+	int mode;
+
+	pthread_mutex_lock(&fk.lock);
+	fk.nfetches++;
+	fk.fetched += hfm_blob_fetch_length(f);
+	mode = fk.mode;
+	if (fk.fail_start) {
+		pthread_mutex_unlock(&fk.lock);
+		return fk.fail_start;
+	}
+	if (mode != F_SYNC) {
+		fk.q[fk.nq] = f;
+		fk.qsrc[fk.nq++] = origin;
+		pthread_cond_broadcast(&fk.cv);
+	}
+	pthread_mutex_unlock(&fk.lock);
+	if (mode == F_SYNC)
+		serve(f, origin);
+	return 0;
+}
+
+static struct hfm_blob_fetch *take_fetch(void)
+{
+	struct hfm_blob_fetch *f = NULL;
+
+	pthread_mutex_lock(&fk.lock);
+	if (fk.nq) {
+		f = fk.q[0];
+		memmove(fk.q, fk.q + 1, (size_t)(fk.nq - 1) * sizeof(fk.q[0]));
+		memmove(fk.qsrc, fk.qsrc + 1, (size_t)(fk.nq - 1) * sizeof(fk.qsrc[0]));
+		fk.nq--;
+	}
+	pthread_mutex_unlock(&fk.lock);
+	return f;
+}
+
+/* F_ASYNC: an "upstream" thread serving queued fetches. */
+static void *async_server(void *arg)
+{
+	pthread_mutex_lock(&fk.lock);
+	for (;;) {
+		struct hfm_blob_fetch *f;
+		const uint8_t *src;
+		while (!fk.nq && !fk.stop)
+			pthread_cond_wait(&fk.cv, &fk.lock);
+		if (!fk.nq)
+			break;
+		f = fk.q[0];
+		src = fk.qsrc[0];
+		memmove(fk.q, fk.q + 1, (size_t)(fk.nq - 1) * sizeof(fk.q[0]));
+		memmove(fk.qsrc, fk.qsrc + 1, (size_t)(fk.nq - 1) * sizeof(fk.qsrc[0]));
+		fk.nq--;
+		pthread_mutex_unlock(&fk.lock);
+		serve(f, src);
+		pthread_mutex_lock(&fk.lock);
+	}
+	pthread_mutex_unlock(&fk.lock);
+	return NULL;
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static char root[] = "/tmp/hfm-blobcache-XXXXXX";
+static struct hfm_store *store;
+
+static struct hfm_blobcache *new_cache(uint64_t sync_bytes, unsigned backoff_ms)
+{
+	struct hfm_blobcache_opts o;
+	struct hfm_blobcache *bc = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.block_size = BS;
+	o.run_blocks = 8;
+	o.readahead_blocks = 4;
+	o.sync_bytes = sync_bytes;
+	o.fail_backoff_ms = backoff_ms;
+	o.fetch = fake_fetch;
+	o.log = logcap;
+	if (hfm_blobcache_new(&bc, store, &o))
+		abort();
+	return bc;
+}
+
+static uint8_t *random_content(size_t n, unsigned seed)
+{
+	uint8_t *p = malloc(n ? n : 1);
+	size_t i;
+
+	srand(seed);
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)rand();
+	return p;
+}
+
+/* Whether <root>/partial/<oid><suffix> exists. */
+static int partial_exists(const char *oid, const char *suffix)
+{
+	char p[512];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/partial/%s%s", root, oid, suffix);
+	return stat(p, &st) == 0;
+}
+
+static int object_matches(const char *oid, const uint8_t *content, size_t n)
+{
+	uint8_t *buf = malloc(n + 1);
+	uint64_t size;
+	int fd, ok;
+
+	if (hfm_store_object_open(&fd, &size, store, oid)) {
+		free(buf);
+		return 0;
+	}
+	ok = size == n && pread(fd, buf, n + 1, 0) == (ssize_t)n && memcmp(buf, content, n) == 0;
+	close(fd);
+	free(buf);
+	return ok;
+}
+
+/* Wait (bounded) until the blob is published. */
+static int wait_complete(struct hfm_blob *b)
+{
+	int i;
+
+	for (i = 0; i < 500 && !hfm_blob_complete(b); i++)
+		usleep(10000);
+	return hfm_blob_complete(b);
+}
+
+/* Read the whole blob through ensure (blocking) and compare. */
+static int read_all(struct hfm_blob *b, const uint8_t *content, const void *origin)
+{
+	struct hfm_blob_reader r = { 0 };
+	uint64_t size = hfm_blob_size(b), off = 0, avail;
+	uint8_t *buf = malloc(BS);
+	int fd = hfm_blob_fd(b), ok = fd >= 0;
+
+	while (ok && off < size) {
+		size_t n;
+		if (hfm_blob_ensure(&avail, b, &r, off, size, origin, NULL)) {
+			ok = 0;
+			break;
+		}
+		n = avail < BS ? (size_t)avail : BS;
+		if (pread(fd, buf, n, (off_t)off) != (ssize_t)n || memcmp(buf, content + off, n))
+			ok = 0;
+		off += n;
+	}
+	hfm_blob_reader_dispose(&r);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return ok;
+}
+
+static int wakes;
+static void count_wake(void *cls)
+{
+	__atomic_add_fetch((int *)cls, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A fresh one-shot waiter that counts into `wakes`; freed at exit. */
+static struct hfm_waiter *all_w[64];
+static int n_w;
+
+static struct hfm_waiter *W(void)
+{
+	struct hfm_waiter *w = hfm_waiter_new(count_wake, &wakes);
+
+	if (n_w < 64)
+		all_w[n_w++] = w;
+	return w;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_single_flight(void)
+{
+	size_t size = 20 * BS + 1234;
+	uint8_t *content = random_content(size, 1);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache(0, 0);
+	struct hfm_blob *b, *b2;
+	struct hfm_blob_reader r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+	struct hfm_blob_fetch *f;
+	struct hfm_blob_range rg[4];
+	uint64_t avail;
+	int rc;
+
+	hfm_sha256_hex(oid, content, size);
+	fk.mode = F_MANUAL;
+	fk.nfetches = 0;
+	TAP_IS_INT(hfm_blob_open(&b, bc, oid, size), 0, "open a new blob");
+	TAP_OK(partial_exists(oid, "") && partial_exists(oid, ".map"),
+	       "partial data and map created");
+	TAP_IS_INT(hfm_blob_open(&b2, bc, oid, size), 0, "open again");
+	TAP_OK(b == b2, "one shared object per oid");
+	hfm_blob_release(b2);
+	TAP_IS_INT(hfm_blob_open(&b2, bc, oid, size + 1), HFM_EINVAL, "a different size is refused");
+	TAP_IS_INT(hfm_blob_available(b, 0), 0, "nothing present yet");
+
+	rc = hfm_blob_ensure(&avail, b, &r1, 0, 1, content, W());
+	TAP_IS_INT(rc, HFM_EAGAIN, "reader 1 waits");
+	rc = hfm_blob_ensure(&avail, b, &r2, 100, 101, content, W());
+	TAP_IS_INT(rc, HFM_EAGAIN, "reader 2 waits");
+	TAP_IS_INT(fk.nfetches, 1, "single flight: one fetch for two readers");
+	f = take_fetch();
+	TAP_OK(f && hfm_blob_fetch_offset(f) == 0 && hfm_blob_fetch_length(f) == BS,
+	       "a 1-byte range fetches one block");
+
+	/* half a block arrives: both woken, and it is readable already */
+	hfm_blob_fetch_write(f, content, BS / 2);
+	TAP_IS_INT(wakes, 2, "both readers woken by progress");
+	TAP_IS_INT(hfm_blob_available(b, 0), BS / 2, "streaming: bytes readable before the block is");
+	rc = hfm_blob_ensure(&avail, b, &r1, 0, 1, content, W());
+	TAP_OK(rc == 0 && avail == BS / 2, "ensure answers the high-water mark");
+	TAP_IS_INT(hfm_blob_ranges(b, rg, 4), 0, "no complete block yet");
+	TAP_IS_INT(hfm_blob_fetch_write(f, content + BS / 2, BS), HFM_EINVAL,
+		   "writing past the fetch is refused");
+	hfm_blob_fetch_write(f, content + BS / 2, BS / 2);
+	hfm_blob_fetch_done(f, 0);
+	TAP_IS_INT(hfm_blob_available(b, 0), BS, "block 0 present");
+
+	/* out of order: block 10, then a failing fetch at block 15 */
+	rc = hfm_blob_ensure(&avail, b, &r3, 10 * BS + 5, 11 * BS, content, W());
+	TAP_IS_INT(rc, HFM_EAGAIN, "block 10 missing");
+	f = take_fetch();
+	TAP_OK(f && hfm_blob_fetch_offset(f) == 10 * BS && hfm_blob_fetch_length(f) == BS,
+	       "fetch for block 10 only (the reader's end bounds it)");
+	serve(f, content);
+	TAP_IS_INT(hfm_blob_available(b, 10 * BS + 5), BS - 5, "block 10 present");
+	TAP_IS_INT(hfm_blob_available(b, 9 * BS), 0, "block 9 still missing");
+	TAP_IS_INT(hfm_blob_ranges(b, rg, 4), 2, "two present ranges");
+	TAP_OK(rg[0].start == 0 && rg[0].end == BS && rg[1].start == 10 * BS &&
+	       rg[1].end == 11 * BS, "ranges are [0,1) and [10,11) blocks");
+
+	hfm_blob_reader_dispose(&r2);
+	wakes = 0;
+	rc = hfm_blob_ensure(&avail, b, &r2, 15 * BS, size, content, W());
+	TAP_IS_INT(rc, HFM_EAGAIN, "block 15 missing");
+	f = take_fetch();
+	TAP_OK(f && hfm_blob_fetch_offset(f) == 15 * BS && hfm_blob_fetch_length(f) == 6 * BS - (BS - 1234),
+	       "a run covers the missing blocks to the end (coalesced)");
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, content, W()), HFM_EAGAIN,
+		   "a reader inside the run waits on it too");
+	TAP_IS_INT(fk.nfetches, 3, "still no extra fetch");
+	hfm_blob_fetch_write(f, content + 15 * BS, BS + 100);
+	hfm_blob_fetch_done(f, hfm_error_set(HFM_EUPSTREAM, "connection dropped"));
+	TAP_OK(wakes >= 2, "failure wakes the waiters");
+	TAP_IS_INT(hfm_blob_available(b, 15 * BS), BS, "the block completed before the drop stays");
+	TAP_IS_INT(hfm_blob_available(b, 16 * BS), 0, "the half block is released");
+	rc = hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, content, W());
+	TAP_IS_INT(rc, HFM_EUPSTREAM, "a waiter of the failed fetch gets its error");
+	rc = hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, content, W());
+	TAP_IS_INT(rc, HFM_EAGAIN, "asking again starts a new fetch");
+	f = take_fetch();
+	TAP_OK(f && hfm_blob_fetch_offset(f) == 17 * BS, "the new fetch starts at the reader");
+	hfm_blob_fetch_done(f, HFM_ETIMEOUT);
+
+	/* a start that fails synchronously (offline) */
+	fk.fail_start = HFM_EOFFLINE;
+	hfm_blob_reader_dispose(&r3);
+	rc = hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, content, W());
+	TAP_IS_INT(rc, HFM_EOFFLINE, "a fetch that cannot start fails the reader at once");
+	fk.fail_start = 0;
+
+	/* finish with blocking readers and a synchronous fetcher */
+	fk.mode = F_SYNC;
+	TAP_OK(read_all(b, content, content), "every byte readable and right");
+	TAP_OK(wait_complete(b), "verified and published");
+	TAP_OK(object_matches(oid, content, size), "objects/ holds the content");
+	TAP_OK(!partial_exists(oid, "") && !partial_exists(oid, ".map"),
+	       "partial files gone");
+	TAP_OK(read_all(b, content, content), "still readable after publish (same inode)");
+	{
+		struct hfm_blobcache_stats st;
+		hfm_blobcache_stats(&st, bc);
+		TAP_OK(st.verified == 1 && st.corrupt == 0 && st.open_blobs == 1, "stats");
+	}
+
+	hfm_blob_reader_dispose(&r1);
+	hfm_blob_reader_dispose(&r2);
+	hfm_blob_reader_dispose(&r3);
+	hfm_blob_release(b);
+	/* a later open finds the object */
+	TAP_IS_INT(hfm_blob_open(&b, bc, oid, size), 0, "reopen a complete blob");
+	TAP_OK(hfm_blob_complete(b) && hfm_blob_available(b, 7) == size - 7, "complete on open");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(content);
+}
+
+/* A sequential reader gets the next run started before it needs it. */
+static void test_readahead(void)
+{
+	size_t size = 30 * BS;
+	uint8_t *content = random_content(size, 9);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache(0, 0);
+	struct hfm_blob_reader r = { 0 };
+	struct hfm_blob_fetch *f;
+	struct hfm_blob *b;
+	uint64_t avail;
+	int rc;
+
+	hfm_sha256_hex(oid, content, size);
+	fk.mode = F_MANUAL;
+	fk.nfetches = 0;
+	hfm_blob_open(&b, bc, oid, size);
+	rc = hfm_blob_ensure(&avail, b, &r, 0, size, content, W());
+	f = take_fetch();
+	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_length(f) == 8 * BS && fk.nfetches == 1,
+	       "readahead: first run is run_blocks long");
+	serve(f, content);
+	rc = hfm_blob_ensure(&avail, b, &r, BS, size, content, W());
+	TAP_OK(rc == 0 && avail == 7 * BS && fk.nfetches == 1,
+	       "readahead: not yet, the run's end is beyond the window");
+	rc = hfm_blob_ensure(&avail, b, &r, 5 * BS, size, content, W());
+	f = take_fetch();
+	TAP_OK(rc == 0 && avail == 3 * BS, "readahead: the reader is served from cache");
+	TAP_OK(f && hfm_blob_fetch_offset(f) == 8 * BS && hfm_blob_fetch_length(f) == 8 * BS,
+	       "readahead: the next run started while 3 blocks are left");
+	hfm_blob_fetch_done(f, HFM_ETIMEOUT);
+	rc = hfm_blob_ensure(&avail, b, &r, 20 * BS, 20 * BS + 1, content, W());
+	f = take_fetch();
+	TAP_OK(f && hfm_blob_fetch_length(f) == BS && !take_fetch(),
+	       "readahead: bounded by the reader's end");
+	hfm_blob_fetch_done(f, HFM_ETIMEOUT);
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(content);
+}
+
+static void test_git_blob_and_corrupt(void)
+{
+	size_t size = 3 * BS + 10;
+	uint8_t *good = random_content(size, 2), *bad = random_content(size, 3),
+		*good2 = random_content(size, 7);
+	char oid[HFM_SHA1_HEX + 1];
+	struct hfm_blobcache *bc = new_cache(0, 300);
+	struct hfm_blobcache_stats st;
+	struct hfm_blob_reader r = { 0 };
+	struct hfm_blob *b;
+	uint64_t avail;
+	int rc, i;
+
+	/* a 40-hex oid is a git blob id */
+	hfm_git_blob_id(oid, good, size);
+	fk.mode = F_SYNC;
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_OK(read_all(b, good, good), "git blob: read");
+	TAP_OK(wait_complete(b) && object_matches(oid, good, size), "git blob: verified by sha1");
+	hfm_blob_release(b);
+
+	/* upstream sends other bytes than the id says */
+	hfm_git_blob_id(oid, good2, size);
+	hfm_blob_open(&b, bc, oid, size);
+	read_all(b, bad, bad);
+	for (i = 0; i < 300; i++) {
+		hfm_blobcache_stats(&st, bc);
+		if (st.corrupt)
+			break;
+		usleep(10000);
+	}
+	TAP_IS_INT(st.corrupt, 1, "corrupt: verification failed");
+	TAP_OK(!hfm_blob_complete(b) && !hfm_store_object_exists(store, oid), "corrupt: not published");
+	TAP_IS_INT(hfm_blob_available(b, 0), 0, "corrupt: discarded, nothing present");
+	TAP_OK(partial_exists(oid, ".map"), "corrupt: started over with a fresh map");
+	TAP_OK(logcap_has("discarded") && logcap_has(oid), "corrupt: logged with the reason");
+	rc = hfm_blob_ensure(&avail, b, &r, 0, size, bad, NULL);
+	TAP_IS_INT(rc, HFM_EUPSTREAM, "corrupt: refetch refused during the backoff");
+	usleep(350 * 1000);
+	TAP_OK(read_all(b, good2, good2), "corrupt: after the backoff it is fetched again");
+	TAP_OK(wait_complete(b) && object_matches(oid, good2, size), "corrupt: and then verified");
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(good);
+	free(bad);
+	free(good2);
+}
+
+/* Write a map by hand (white box: the format documented in blobcache.c). */
+static void write_map(const char *oid, uint64_t size, int all_bits)
+{
+	char p[512];
+	uint8_t hdr[128];
+	uint64_t nblocks = (size + BS - 1) / BS, i;
+	uint8_t *bits = calloc(1, (size_t)(nblocks + 7) / 8);
+	int fd, k;
+
+	memset(hdr, 0, sizeof(hdr));
+	memcpy(hdr, "HFMBMAP1", 8);
+	hdr[8] = (uint8_t)__builtin_ctz(BS);
+	for (k = 0; k < 8; k++)
+		hdr[16 + k] = (uint8_t)(size >> (8 * k));
+	memcpy(hdr + 24, oid, strlen(oid));
+	for (i = 0; all_bits && i < nblocks; i++)
+		bits[i / 8] |= (uint8_t)(1u << (i % 8));
+	snprintf(p, sizeof(p), "%s/partial/%s.map", root, oid);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (write(fd, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr) ||
+	    write(fd, bits, (size_t)(nblocks + 7) / 8) < 0)
+		abort();
+	close(fd);
+	free(bits);
+}
+
+static void write_data(const char *oid, const uint8_t *content, size_t n)
+{
+	char p[512];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/partial/%s", root, oid);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (write(fd, content, n) != (ssize_t)n)
+		abort();
+	close(fd);
+}
+
+/* Fill blocks of `oid` in a child, then kill -9 it. */
+static void child_fill_and_die(const char *oid, const uint8_t *content, size_t size,
+			       uint64_t sync_bytes, int nblocks, int finish_fetch, int wait_sync)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct hfm_blobcache *bc = new_cache(sync_bytes, 0);
+		struct hfm_blobcache_stats st;
+		struct hfm_blob_reader r = { 0 };
+		struct hfm_blob_fetch *f;
+		struct hfm_blob *b;
+		uint64_t avail;
+
+		fk.mode = F_MANUAL;
+		fk.nq = 0;
+		hfm_blob_open(&b, bc, oid, size);
+		hfm_blob_ensure(&avail, b, &r, 0, (uint64_t)nblocks * BS, content, W());
+		f = take_fetch();
+		if (finish_fetch) {
+			serve(f, content);
+		} else {
+			hfm_blob_fetch_write(f, content, hfm_blob_fetch_length(f));
+		}
+		while (wait_sync) {
+			hfm_blobcache_stats(&st, bc);
+			if (st.syncs)
+				break;
+			usleep(5000);
+		}
+		kill(getpid(), SIGKILL);
+		_exit(0);
+	}
+	waitpid(pid, NULL, 0);
+}
+
+static void test_crash(void)
+{
+	size_t size = 12 * BS + 99;
+	uint8_t *content = random_content(size, 4);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc;
+	struct hfm_blob *b;
+	struct hfm_blob_range rg[4];
+
+	hfm_sha256_hex(oid, content, size);
+
+	/* data on disk but no map: nothing counts as present */
+	write_data(oid, content, size);
+	bc = new_cache(0, 0);
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_IS_INT(hfm_blob_available(b, 0), 0, "crash: data without a map is not present");
+	TAP_OK(partial_exists(oid, ".map"), "crash: a fresh map was written");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+
+	/* a map for other data (bits, wrong size) is not trusted */
+	write_data(oid, content, size - 1);
+	write_map(oid, size, 1);
+	bc = new_cache(0, 0);
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_IS_INT(hfm_blob_available(b, 0), 0, "crash: data of the wrong size is not trusted");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+
+	/* filled in a child that dies before any sync: not present after */
+	child_fill_and_die(oid, content, size, 1ull << 40, 4, 0, 0);
+	bc = new_cache(0, 0);
+	TAP_IS_INT(hfm_blob_open(&b, bc, oid, size), 0, "crash: reopen after kill -9");
+	TAP_IS_INT(hfm_blob_available(b, 0), 0, "crash: filled but never synced is not present");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+
+	/* filled, fetch done, synced, then killed: present after */
+	child_fill_and_die(oid, content, size, 1ull << 40, 4, 1, 1);
+	bc = new_cache(0, 0);
+	TAP_IS_INT(hfm_blob_open(&b, bc, oid, size), 0, "crash: reopen after a synced fill");
+	TAP_IS_INT(hfm_blob_ranges(b, rg, 4), 1, "crash: one range present");
+	TAP_OK(rg[0].start == 0 && rg[0].end == 4 * BS, "crash: exactly the synced blocks");
+	fk.mode = F_SYNC;
+	TAP_OK(read_all(b, content, content), "crash: the rest is fetched, content right");
+	TAP_OK(wait_complete(b) && object_matches(oid, content, size), "crash: then verified");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+
+	/* complete on disk but not yet verified (killed before publish) */
+	{
+		char oid2[HFM_SHA256_HEX + 1];
+		uint8_t *c2 = random_content(size, 5);
+		hfm_sha256_hex(oid2, c2, size);
+		write_data(oid2, c2, size);
+		write_map(oid2, size, 1);
+		bc = new_cache(0, 0);
+		fk.nfetches = 0;
+		hfm_blob_open(&b, bc, oid2, size);
+		TAP_OK(wait_complete(b) && object_matches(oid2, c2, size),
+		       "crash: a complete map is verified and published on open");
+		TAP_IS_INT(fk.nfetches, 0, "crash: without fetching anything");
+		hfm_blob_release(b);
+		hfm_blobcache_free(bc);
+		free(c2);
+	}
+	free(content);
+}
+
+/* kill -9 a child filling a blob at arbitrary moments; reopen must be sane. */
+static void test_random_kill(void)
+{
+	size_t size = 150 * BS + 5;
+	uint8_t *content = random_content(size, 8), *buf = malloc(BS);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blob_range rg[256];
+	int round, ok = 1, any = 0;
+
+	hfm_sha256_hex(oid, content, size);
+	for (round = 0; round < 4; round++) {
+		struct hfm_blobcache *bc;
+		struct hfm_blob *b;
+		size_t n, i;
+		pid_t pid;
+		int fd;
+
+		int pfd[2];
+		char c;
+
+		fflush(stdout);
+		if (pipe(pfd))
+			abort();
+		pid = fork();
+		if (pid == 0) {
+			struct hfm_blob *cb;
+			bc = new_cache(2 * BS, 0);
+			fk.mode = F_SYNC;
+			hfm_blob_open(&cb, bc, oid, size);
+			if (write(pfd[1], "g", 1) != 1)
+				_exit(1);
+			read_all(cb, content, content);
+			pause();
+			_exit(0);
+		}
+		/* kill it at a different point of the fill each round */
+		close(pfd[1]);
+		if (read(pfd[0], &c, 1) != 1)
+			ok = 0;
+		close(pfd[0]);
+		usleep((useconds_t)(5000 + round * 15000));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+
+		bc = new_cache(0, 0);
+		if (hfm_blob_open(&b, bc, oid, size)) {
+			ok = 0;
+			hfm_blobcache_free(bc);
+			break;
+		}
+		n = hfm_blob_ranges(b, rg, 256);
+		fd = hfm_blob_fd(b);
+		for (i = 0; i < n && i < 256; i++) {
+			uint64_t off;
+			for (off = rg[i].start; off < rg[i].end; off += BS) {
+				size_t k = rg[i].end - off < BS ? (size_t)(rg[i].end - off) : BS;
+				if (pread(fd, buf, k, (off_t)off) != (ssize_t)k ||
+				    memcmp(buf, content + off, k))
+					ok = 0;
+				any = 1;
+			}
+		}
+		close(fd);
+		hfm_blob_release(b);
+		hfm_blobcache_free(bc);
+	}
+	TAP_OK(ok, "random kill -9: every block the map claims is on disk and right");
+	TAP_OK(any, "random kill -9: some blocks survived the kills");
+	{
+		struct hfm_blobcache *bc = new_cache(0, 0);
+		struct hfm_blob *b;
+		fk.mode = F_SYNC;
+		hfm_blob_open(&b, bc, oid, size);
+		TAP_OK(read_all(b, content, content) && wait_complete(b) &&
+		       object_matches(oid, content, size), "random kill -9: completes afterwards");
+		hfm_blob_release(b);
+		hfm_blobcache_free(bc);
+	}
+	free(buf);
+	free(content);
+}
+
+struct reader_arg {
+	struct hfm_blob *b;
+	const uint8_t *content;
+	int ok;
+};
+
+static void *reader_thread(void *arg)
+{
+	struct reader_arg *a = arg;
+
+	a->ok = read_all(a->b, a->content, a->content);
+	return NULL;
+}
+
+static void test_concurrent(void)
+{
+	size_t size = 48 * BS + 777;
+	uint8_t *content = random_content(size, 6);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache(4 * BS, 0);
+	struct hfm_blobcache_stats st;
+	struct reader_arg ra[4];
+	pthread_t th[4], srv;
+	struct hfm_blob *b;
+	int i, ok = 1;
+
+	hfm_sha256_hex(oid, content, size);
+	fk.mode = F_ASYNC;
+	fk.stop = 0;
+	fk.nq = 0;
+	fk.fetched = 0;
+	pthread_create(&srv, NULL, async_server, NULL);
+	hfm_blob_open(&b, bc, oid, size);
+	for (i = 0; i < 4; i++) {
+		ra[i].b = b;
+		ra[i].content = content;
+		pthread_create(&th[i], NULL, reader_thread, &ra[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ok &= ra[i].ok;
+	}
+	TAP_OK(ok, "concurrent: 4 readers got every byte right");
+	TAP_OK(wait_complete(b) && object_matches(oid, content, size), "concurrent: published");
+	hfm_blobcache_stats(&st, bc);
+	TAP_IS_INT(fk.fetched, size, "concurrent: every block fetched exactly once");
+	TAP_IS_INT(st.bytes_written, size, "concurrent: every byte written once");
+	TAP_OK(st.syncs >= 2, "concurrent: durability batched (%llu syncs)",
+	       (unsigned long long)st.syncs);
+	pthread_mutex_lock(&fk.lock);
+	fk.stop = 1;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.lock);
+	pthread_join(srv, NULL);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(content);
+}
+
+static void test_empty_and_bad(void)
+{
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache(0, 0);
+	struct hfm_blobcache_opts o;
+	struct hfm_blob_reader r = { 0 };
+	struct hfm_blob *b;
+	uint64_t avail;
+
+	hfm_sha256_hex(oid, "", 0);
+	TAP_IS_INT(hfm_blob_open(&b, bc, oid, 0), 0, "empty blob opens");
+	TAP_OK(wait_complete(b) && object_matches(oid, (const uint8_t *)"", 0),
+	       "empty blob published at once");
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r, 0, 0, NULL, NULL), HFM_EINVAL,
+		   "ensure past the end is refused");
+	hfm_blob_release(b);
+	TAP_IS_INT(hfm_blob_open(&b, bc, "xyz", 1), HFM_EINVAL, "bad oid refused");
+	hfm_blobcache_free(bc);
+	memset(&o, 0, sizeof(o));
+	o.fetch = fake_fetch;
+	o.block_size = 3000;
+	TAP_IS_INT(hfm_blobcache_new(&bc, store, &o), HFM_EINVAL, "odd block size refused");
+}
+
+int main(void)
+{
+	char cmd[600];
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!mkdtemp(root) || hfm_store_open(&store, root, 1)) {
+		printf("Bail out! cannot make a store\n");
+		return 1;
+	}
+	test_single_flight();
+	test_readahead();
+	test_git_blob_and_corrupt();
+	test_crash();
+	test_random_kill();
+	test_concurrent();
+	test_empty_and_bad();
+	hfm_store_free(store);
+	while (n_w)
+		hfm_waiter_unref(all_w[--n_w]);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	rc = system(cmd);
+	(void)rc;
+	return tap_done();
+}

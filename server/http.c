@@ -38,7 +38,9 @@
 #include "hfm/range.h"
 
 #define SMALL_BODY (64u * 1024)          /* copied into the response */
-#define PREAD_BLOCK (256u * 1024)        /* pread+send block */
+/* pread+send block: 1 MiB measured 3.0-3.6 GB/s vs 2.1-2.6 at 256 KiB
+ * (bench/run, docs/performance.md); held only while a body is sent. */
+#define PREAD_BLOCK (1024u * 1024)
 #define MAX_HEADERS 16
 
 struct hfm_server {
@@ -985,11 +987,17 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 	size_t k = 0;
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
-	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL };
+	if (threads > 1)     /* MHD warns about a pool of 1: it is the default */
+		opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, maxconn, NULL };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, idle, NULL };
-	/* Request line + headers must fit: this is the header size limit. */
-	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL };
+	/*
+	 * Request line + headers must fit: this is the header size limit, and
+	 * what an idle keep-alive connection costs once it served a request
+	 * (MHD keeps the pool).  Hub clients send < 2 KiB of headers; 16 KiB
+	 * keeps 256 idle connections near 14 MiB.
+	 */
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16 * 1024, NULL };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s };

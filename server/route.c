@@ -215,11 +215,17 @@ static int parse_api(struct hfm_route *r, const struct segs *s)
 	}
 	/*
 	 * "/api/T/a/b/..." names repo a/b unless b is an API keyword, in which
-	 * case a is a canonical repo ("/api/models/gpt2/revision/main").  A repo
-	 * whose name is itself a keyword is then unreachable in canonical form,
-	 * which is the rarer of the two readings.
+	 * case a is a canonical repo ("/api/models/gpt2/revision/main") -- except
+	 * when that reading makes no sense: "/api/T/org/tree" (no revision) and
+	 * "/api/T/org/tree/tree/main" (a keyword after the keyword) are repo
+	 * org/tree.  What stays ambiguous is a canonical repo at a revision
+	 * named like a keyword ("/api/models/gpt2/tree/refs"), the rarer case.
 	 */
-	two = s->n >= 4 && s->len[3] && !is_api_keyword(s, 3);
+	two = s->n >= 4 && s->len[3] &&
+	      (!is_api_keyword(s, 3) ||
+	       /* "org/tree" alone, or followed by a keyword: the repo is org/<kw> */
+	       (s->n == 4 && !seg_is(s, 3, "refs")) ||
+	       (s->n >= 5 && s->len[4] && is_api_keyword(s, 4)));
 	used = take_repo(&r->repo, t, s, 2, two);
 	if (!used)
 		return HFM_EINVAL;

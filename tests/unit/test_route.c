@@ -61,6 +61,11 @@ int main(void)
 
 	expect("/api/models/acme/tiny", HFM_R_API_INFO, HFM_MODEL, "acme/tiny", NULL, NULL);
 	expect("/api/models/gpt2", HFM_R_API_INFO, HFM_MODEL, "gpt2", NULL, NULL);
+	expect("/api/models/acme/tree", HFM_R_API_INFO, HFM_MODEL, "acme/tree", NULL, NULL);
+	expect("/api/models/acme/tree/tree/main", HFM_R_API_TREE, HFM_MODEL, "acme/tree", "main", "");
+	expect("/api/models/acme/commits/revision/main", HFM_R_API_REVISION, HFM_MODEL, "acme/commits",
+	       "main", NULL);
+	expect("/api/models/gpt2/refs", HFM_R_API_REFS, HFM_MODEL, "gpt2", NULL, NULL);
 	expect("/api/datasets/acme/ds/revision/main", HFM_R_API_REVISION, HFM_DATASET, "acme/ds",
 	       "main", NULL);
 	expect("/api/models/acme/tiny/revision/refs%2Fpr%2F1", HFM_R_API_REVISION, HFM_MODEL,

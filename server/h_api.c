@@ -592,12 +592,23 @@ static int cmp_str(const void *a, const void *b)
 /* Every repo name of type t across sources, sorted and unique. */
 void hfm_api_repo_names(struct hfm_server *srv, enum hfm_repo_type t, char ***out, size_t *n)
 {
+	const struct hfm_rules *rules = hfm_server_proxy_rules(srv);
 	struct hfm_source **srcs;
 	size_t nsrc = hfm_server_sources(srv, &srcs);
 	struct names ns = { 0 };
 	for (size_t i = 0; i < nsrc; i++)
 		if (srcs[i]->ops->list_repos)
 			srcs[i]->ops->list_repos(srcs[i], t, names_add, &ns);
+	if (rules) {                     /* what the rules hide is not listed either */
+		size_t k = 0;
+		for (size_t i = 0; i < ns.n; i++) {
+			if (hfm_rules_allow(rules, ns.v[i]))
+				ns.v[k++] = ns.v[i];
+			else
+				free(ns.v[i]);
+		}
+		ns.n = k;
+	}
 	if (ns.n)
 		qsort(ns.v, ns.n, sizeof(*ns.v), cmp_str);
 	size_t k = 0;
@@ -668,8 +679,6 @@ static int h_whoami(struct hfm_req *r)
 int hfm_h_api(struct hfm_req *r)
 {
 	const struct hfm_route *rt = hfm_req_route(r);
-	struct hfm_source **srcs;
-	size_t nsrc = hfm_server_sources(hfm_req_server(r), &srcs);
 	struct hfm_found f;
 	int rc;
 
@@ -683,7 +692,7 @@ int hfm_h_api(struct hfm_req *r)
 	}
 	/* refs has no revision: any source holding the repo answers. */
 	const char *rev = rt->rev ? rt->rev : "HEAD";
-	if ((rc = hfm_lookup(&f, srcs, nsrc, &rt->repo, rev, hfm_req_ctx(r))))
+	if ((rc = hfm_find(&f, r, &rt->repo, rev)))
 		return rc;
 	hfm_req_set_source(r, f.repo->src->ops->kind);
 	switch (rt->kind) {

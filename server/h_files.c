@@ -11,17 +11,14 @@
 int hfm_h_file(struct hfm_req *r)
 {
 	const struct hfm_route *rt = hfm_req_route(r);
-	struct hfm_server *srv = hfm_req_server(r);
 	struct hfm_ctx *ctx = hfm_req_ctx(r);
-	struct hfm_source **srcs;
-	size_t nsrc = hfm_server_sources(srv, &srcs);
 	int raw = rt->kind == HFM_R_RAW;
 	struct hfm_found f;
 	struct hfm_list *l = NULL;
 	struct hfm_body body = { .fd = -1 };
 	int rc;
 
-	if ((rc = hfm_lookup(&f, srcs, nsrc, &rt->repo, rt->rev, ctx)))
+	if ((rc = hfm_find(&f, r, &rt->repo, rt->rev)))
 		return rc;
 	const struct hfm_source_ops *ops = f.repo->src->ops;
 	hfm_req_set_source(r, ops->kind);

@@ -71,14 +71,12 @@ static int index_page(struct hfm_req *r)
 static int repo_page(struct hfm_req *r)
 {
 	const struct hfm_route *rt = hfm_req_route(r);
-	struct hfm_source **srcs;
-	size_t nsrc = hfm_server_sources(hfm_req_server(r), &srcs);
 	const char *rev = rt->rev ? rt->rev : "HEAD";
 	struct hfm_found f;
 	struct hfm_list *l = NULL;
 	int rc;
 
-	if ((rc = hfm_lookup(&f, srcs, nsrc, &rt->repo, rev, hfm_req_ctx(r))))
+	if ((rc = hfm_find(&f, r, &rt->repo, rev)))
 		return rc;
 	const char *dir = rt->path ? rt->path : "";
 	rc = f.repo->src->ops->list(&l, f.repo, f.rc.commit, dir, 0, hfm_req_ctx(r));

@@ -19,6 +19,14 @@
 
 int hfm_handle(struct hfm_req *r);
 
+struct hfm_found;
+/*
+ * hfm_lookup() over the server's sources, after the proxy rules: a repo
+ * they deny is HFM_EDENIED (answered RepoNotFound), whoever holds it.
+ */
+int hfm_find(struct hfm_found *out, struct hfm_req *r, const struct hfm_repo_id *id,
+	     const char *rev);
+
 int hfm_h_file(struct hfm_req *r);        /* /resolve/, /raw/ */
 int hfm_h_api(struct hfm_req *r);         /* /api/... */
 int hfm_h_ui(struct hfm_req *r);          /* /, /{repo}, /{repo}/tree/... */

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include "buf.h"
 #include "route.h"
+#include "rules.h"
 #include "source.h"
 
 #define HFM_MAX_BODY (1u << 20)        /* POST bodies (paths-info) */
@@ -40,6 +41,9 @@ struct hfm_server_opts {
 	struct hfm_source **sources;     /* in answering order; borrowed */
 	size_t nsources;
 	const char *mode_label;          /* "model-bin", "mirror", ... for the web page */
+	/* Olah's [[accessibility.proxy]] rules: a denied repo is RepoNotFound
+	 * whatever source holds it.  NULL = allow all.  Borrowed. */
+	const struct hfm_rules *proxy_rules;
 };
 
 struct hfm_server;
@@ -108,6 +112,7 @@ void hfm_form_parse(const char *s, size_t n, void (*cb)(void *cls, char *key, ch
 
 /* Sources and counters for handlers and /metrics. */
 size_t hfm_server_sources(struct hfm_server *s, struct hfm_source ***out);
+const struct hfm_rules *hfm_server_proxy_rules(const struct hfm_server *s);
 const char *hfm_server_mode(const struct hfm_server *s);
 void hfm_server_metrics(struct hfm_server *s, struct hfm_buf *out);
 

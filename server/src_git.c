@@ -1047,7 +1047,7 @@ static int gs_repo_open(struct hfm_repo **out, struct hfm_source *src,
 	pthread_rwlock_unlock(&gs->lock);
 	if (r) {
 		/* a known repo costs no file access until the recheck is due */
-		if (now - atomic_load_explicit(&r->checked_ns, memory_order_relaxed) < RECHECK_NS) {
+		if (atomic_load_explicit(&r->checked_ns, memory_order_relaxed) + RECHECK_NS > now) {
 			*out = &r->base;
 			return 0;
 		}
@@ -1103,7 +1103,8 @@ static int rev_cached(struct hfm_resolved *out, struct hfm_resolved *stale, stru
 
 		if (!e->rev[0] || strcmp(e->rev, rev))
 			continue;
-		if (e->final || now - e->checked_ns < RECHECK_NS) {
+		/* (another thread may have stored a time later than `now`) */
+		if (e->final || e->checked_ns + RECHECK_NS > now) {
 			*out = e->res;
 			e->used = ++r->rev_tick;
 			miss = 0;

@@ -13,6 +13,7 @@
 #include <git2.h>
 
 #include "hfm/fsutil.h"
+#include "hfm/memlru.h"
 #include "hfm/src_git.h"
 
 #define POOL_MAX 4                      /* libgit2 handles per repo */
@@ -25,6 +26,19 @@
 #define BLOB_MAX (4ull << 30)           /* non-LFS blobs we inflate at all */
 #define BIG_CACHE 8                     /* inflated large blobs kept on disk */
 #define BIG_CACHE_BYTES (4ull << 30)
+#define SMALL_CACHE_BYTES (32ull << 20) /* recently served small blobs, all repos */
+#define SMALL_CACHE_ITEM (1u << 20)     /* largest blob kept there */
+#define REPO_BUCKETS 256                /* name -> repo hash table */
+#define REV_CACHE 16                    /* resolved revisions kept per repo */
+#define REV_NAME_MAX 128                /* longer revisions are not cached */
+/*
+ * How stale a cached answer may get.  A repo found on disk is re-checked
+ * (is it still there, is it the same directory?) at most this often, and a
+ * cached rev -> commit resolution is redone at most this often, so a push
+ * into a served mirror, or a deleted repo, is seen within this delay (see
+ * docs/git-mirrors.md).  Between checks a request touches no file.
+ */
+#define RECHECK_NS (1000ull * 1000 * 1000)
 
 /*
  * A plain snapshot owns its paths (arena).  An expanded one is a copy of a
@@ -47,14 +61,36 @@ struct gs_slot {
 	uint64_t used;
 };
 
+/*
+ * A resolved revision.  Branch-like names are redone after RECHECK_NS; a
+ * full commit id is final once found (it names the same commit forever).
+ */
+struct gs_rev {
+	char rev[REV_NAME_MAX];          /* "" = free */
+	struct hfm_resolved res;
+	int final;
+	uint64_t checked_ns;             /* when libgit2 last answered it */
+	uint64_t used;
+};
+
 struct gs_repo {
 	struct hfm_repo base;
 	struct gitsrc *gs;
 	char *path;                      /* what libgit2 opens */
+	char *git_dir;                   /* <gitdir>: same inode = same repo */
 	char *head_file;                 /* <gitdir>/HEAD: the repo is still there */
 	char *lfs_dir;                   /* <commondir>/lfs/objects */
+	dev_t dir_dev;
+	ino_t dir_ino;
 	int bare;
 	int gone;                        /* under gs->lock */
+	unsigned hash;                   /* of (type, name), for gs->table */
+	struct gs_repo *hnext;           /* gs->table chain, under gs->lock */
+	_Atomic uint64_t checked_ns;     /* last time it was found on disk */
+
+	pthread_mutex_t rev_lock;        /* revs[], rev_tick */
+	struct gs_rev revs[REV_CACHE];
+	uint64_t rev_tick;
 
 	pthread_mutex_t lock;            /* everything below */
 	pthread_cond_t pool_cond;
@@ -65,7 +101,7 @@ struct gs_repo {
 	uint64_t tick;
 	int created_known;
 	int64_t created_ms;
-	struct gs_repo *next;            /* under gs->lock */
+	struct gs_repo *next;            /* every repo ever made, under gs->lock */
 };
 
 struct big_blob {
@@ -81,8 +117,10 @@ struct gitsrc {
 	const struct hfm_store *store;
 	uint64_t mem_max;
 	unsigned lastcommit_max;
-	pthread_mutex_t lock;            /* repos */
-	struct gs_repo *repos;
+	pthread_rwlock_t lock;           /* repos, table */
+	struct gs_repo *repos;           /* all, live or gone: freed with the source */
+	struct gs_repo *table[REPO_BUCKETS];  /* the live ones by name */
+	struct hfm_memlru *small;        /* small blob contents by blob id */
 	pthread_mutex_t big_lock;        /* big[], big_bytes, big_tick */
 	pthread_mutex_t extract_lock;    /* one large inflate at a time bounds memory */
 	struct big_blob big[BIG_CACHE];
@@ -859,19 +897,51 @@ static int find_repo(git_repository **g, char **path, struct gitsrc *gs,
 	return HFM_ENOREPO;
 }
 
+static unsigned repo_hash(const struct hfm_repo_id *id)
+{
+	const unsigned char *p = (const unsigned char *)id->name;
+	unsigned h = 2166136261u ^ (unsigned)id->type;
+
+	while (*p)
+		h = (h ^ *p++) * 16777619u;
+	return h;
+}
+
+/*
+ * Is the repo found at open time still there, and still the same one?  A
+ * clone deleted and made again at the same path is a new directory (new
+ * inode): its handles must not be reused.
+ */
+static int repo_alive(const struct gs_repo *r)
+{
+	struct stat st;
+
+	return stat(r->git_dir, &st) == 0 && st.st_dev == r->dir_dev &&
+	       st.st_ino == r->dir_ino && access(r->head_file, F_OK) == 0;
+}
+
 static struct gs_repo *repo_new(struct gitsrc *gs, const struct hfm_repo_id *id,
 				git_repository *g, char *path)
 {
 	struct gs_repo *r = hfm_calloc(1, sizeof(*r));
+	struct stat st;
 
 	r->base.src = &gs->base;
 	r->base.id = *id;
 	r->gs = gs;
 	r->path = path;
-	r->head_file = hfm_asprintf("%sHEAD", git_repository_path(g));
+	r->git_dir = hfm_strdup(git_repository_path(g));
+	r->head_file = hfm_asprintf("%sHEAD", r->git_dir);
 	r->lfs_dir = hfm_asprintf("%slfs/objects", git_repository_commondir(g));
 	r->bare = git_repository_is_bare(g);
+	r->hash = repo_hash(id);
+	if (stat(r->git_dir, &st) == 0) {
+		r->dir_dev = st.st_dev;
+		r->dir_ino = st.st_ino;
+	}
+	atomic_init(&r->checked_ns, hfm_mono_ns());
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->rev_lock, NULL);
 	pthread_cond_init(&r->pool_cond, NULL);
 	pthread_cond_init(&r->snap_cond, NULL);
 	r->idle[r->nidle++] = g;
@@ -892,9 +962,11 @@ static void repo_free(struct gs_repo *r)
 	for (i = 0; i < r->nidle; i++)
 		git_repository_free(r->idle[i]);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->rev_lock);
 	pthread_cond_destroy(&r->pool_cond);
 	pthread_cond_destroy(&r->snap_cond);
 	free(r->path);
+	free(r->git_dir);
 	free(r->head_file);
 	free(r->lfs_dir);
 	free(r);
@@ -908,11 +980,20 @@ static void repo_retire(struct gs_repo *r)
 {
 	struct gs_snap *drop[2 * SNAP_CACHE];
 	git_repository *idle[POOL_MAX];
+	struct gs_repo **pp;
 	int i, nd = 0, ni;
 
-	pthread_mutex_lock(&r->gs->lock);
-	r->gone = 1;
-	pthread_mutex_unlock(&r->gs->lock);
+	pthread_rwlock_wrlock(&r->gs->lock);
+	if (!r->gone) {
+		for (pp = &r->gs->table[r->hash % REPO_BUCKETS]; *pp != r; pp = &(*pp)->hnext)
+			;
+		*pp = r->hnext;
+		r->gone = 1;
+	}
+	pthread_rwlock_unlock(&r->gs->lock);
+	pthread_mutex_lock(&r->rev_lock);
+	memset(r->revs, 0, sizeof(r->revs));
+	pthread_mutex_unlock(&r->rev_lock);
 	pthread_mutex_lock(&r->lock);
 	for (i = 0; i < SNAP_CACHE; i++) {
 		struct gs_slot *s = &r->slots[i];
@@ -936,12 +1017,15 @@ static void repo_retire(struct gs_repo *r)
 		git_repository_free(idle[i]);
 }
 
-static struct gs_repo *repo_find_live(struct gitsrc *gs, const struct hfm_repo_id *id)
+/* Under gs->lock (read or write). */
+static struct gs_repo *repo_find_live(struct gitsrc *gs, const struct hfm_repo_id *id,
+				      unsigned hash)
 {
 	struct gs_repo *r;
 
-	for (r = gs->repos; r; r = r->next)
-		if (!r->gone && r->base.id.type == id->type && !strcmp(r->base.id.name, id->name))
+	for (r = gs->table[hash % REPO_BUCKETS]; r; r = r->hnext)
+		if (r->hash == hash && r->base.id.type == id->type &&
+		    !strcmp(r->base.id.name, id->name))
 			return r;
 	return NULL;
 }
@@ -954,32 +1038,43 @@ static int gs_repo_open(struct hfm_repo **out, struct hfm_source *src,
 	struct gitsrc *gs = (struct gitsrc *)src;
 	struct gs_repo *r, *other;
 	git_repository *g;
+	unsigned hash = repo_hash(id);
+	uint64_t now = hfm_mono_ns();
 	char *path;
 
-	pthread_mutex_lock(&gs->lock);
-	r = repo_find_live(gs, id);
-	pthread_mutex_unlock(&gs->lock);
+	pthread_rwlock_rdlock(&gs->lock);
+	r = repo_find_live(gs, id, hash);
+	pthread_rwlock_unlock(&gs->lock);
 	if (r) {
-		if (access(r->head_file, F_OK) == 0) {
+		/* a known repo costs no file access until the recheck is due */
+		if (atomic_load_explicit(&r->checked_ns, memory_order_relaxed) + RECHECK_NS > now) {
+			*out = &r->base;
+			return 0;
+		}
+		if (repo_alive(r)) {
+			atomic_store_explicit(&r->checked_ns, now, memory_order_relaxed);
 			*out = &r->base;
 			return 0;
 		}
 		repo_retire(r);
 	}
+	/* not known (or just gone): look on disk every time, so new clones show at once */
 	if (find_repo(&g, &path, gs, id))
 		return hfm_error_set(HFM_ENOREPO, "Repository not found");
 	r = repo_new(gs, id, g, path);
-	pthread_mutex_lock(&gs->lock);
-	if ((other = repo_find_live(gs, id))) {
+	pthread_rwlock_wrlock(&gs->lock);
+	if ((other = repo_find_live(gs, id, hash))) {
 		/* lost a race with another thread: use theirs */
-		pthread_mutex_unlock(&gs->lock);
+		pthread_rwlock_unlock(&gs->lock);
 		repo_free(r);
 		*out = &other->base;
 		return 0;
 	}
 	r->next = gs->repos;
 	gs->repos = r;
-	pthread_mutex_unlock(&gs->lock);
+	r->hnext = gs->table[hash % REPO_BUCKETS];
+	gs->table[hash % REPO_BUCKETS] = r;
+	pthread_rwlock_unlock(&gs->lock);
 	*out = &r->base;
 	return 0;
 }
@@ -989,26 +1084,108 @@ static void gs_repo_close(struct hfm_repo *r)
 	(void)r; /* repos live as long as the source */
 }
 
+/* ---- the per-repo revision cache --------------------------------------- */
+
+/*
+ * The cached answer for `rev`, if it is still fresh; else 1 with *stale set
+ * to the last answer (commit "" if none), so that an unchanged ref does not
+ * need its commit read again.
+ */
+static int rev_cached(struct hfm_resolved *out, struct hfm_resolved *stale, struct gs_repo *r,
+		      const char *rev, uint64_t now)
+{
+	int i, miss = 1;
+
+	stale->commit[0] = '\0';
+	pthread_mutex_lock(&r->rev_lock);
+	for (i = 0; i < REV_CACHE; i++) {
+		struct gs_rev *e = &r->revs[i];
+
+		if (!e->rev[0] || strcmp(e->rev, rev))
+			continue;
+		/* (another thread may have stored a time later than `now`) */
+		if (e->final || e->checked_ns + RECHECK_NS > now) {
+			*out = e->res;
+			e->used = ++r->rev_tick;
+			miss = 0;
+		} else {
+			*stale = e->res;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&r->rev_lock);
+	return miss;
+}
+
+/* Remember that `rev` resolved to `res` as of `checked` (taken before asking). */
+static void rev_store(struct gs_repo *r, const char *rev, const struct hfm_resolved *res,
+		      uint64_t checked)
+{
+	struct gs_rev *e = NULL;
+	int i;
+
+	if (strlen(rev) >= REV_NAME_MAX)
+		return;
+	pthread_mutex_lock(&r->rev_lock);
+	for (i = 0; i < REV_CACHE; i++) {
+		struct gs_rev *x = &r->revs[i];
+
+		if (x->rev[0] && !strcmp(x->rev, rev)) {
+			e = x;
+			break;
+		}
+		if (!e || (e->rev[0] && (!x->rev[0] || x->used < e->used)))
+			e = x;
+	}
+	if (e->rev[0] && strcmp(e->rev, rev) == 0 && checked < e->checked_ns && !e->final) {
+		/* a newer answer got here first: keep it */
+		pthread_mutex_unlock(&r->rev_lock);
+		return;
+	}
+	snprintf(e->rev, sizeof(e->rev), "%s", rev);
+	e->res = *res;
+	e->final = hfm_is_hex(rev, HFM_SHA1_HEX);
+	e->checked_ns = checked;
+	e->used = ++r->rev_tick;
+	pthread_mutex_unlock(&r->rev_lock);
+}
+
+/*
+ * Refs are read by libgit2 (a stat of the loose ref and of packed-refs, and
+ * the commit object for its date) at most once per RECHECK_NS per revision;
+ * in between the answer comes from the cache without touching the disk.
+ * Failures are not cached: a ref that appears is found on the next request.
+ */
 static int gs_resolve(struct hfm_resolved *out, struct hfm_repo *repo, const char *rev,
 		      struct hfm_ctx *ctx)
 {
 	struct gs_repo *r = (struct gs_repo *)repo;
+	struct hfm_resolved stale;
+	uint64_t now = hfm_mono_ns();
 	git_repository *g;
 	git_commit *c = NULL;
 	git_oid id;
 	int rc;
 
+	if (!rev_cached(out, &stale, r, rev, now))
+		return 0;
 	if ((rc = handle_get(&g, r)))
 		return rc;
 	if ((rc = resolve_rev(&id, r, g, rev)))
 		goto cleanup;
-	if (git_commit_lookup(&c, g, &id) < 0) {
-		rc = git_fail(HFM_EIO, rev);
-		goto cleanup;
-	}
 	git_oid_tostr(out->commit, sizeof(out->commit), &id);
-	out->date_ms = commit_ms(c);
-	out->created_ms = repo_created(r, g, &id);
+	if (!strcmp(out->commit, stale.commit)) {
+		/* the ref did not move: the commit's dates are what they were */
+		*out = stale;
+	} else {
+		if (git_commit_lookup(&c, g, &id) < 0) {
+			rc = git_fail(HFM_EIO, rev);
+			goto cleanup;
+		}
+		out->date_ms = commit_ms(c);
+		out->created_ms = repo_created(r, g, &id);
+	}
+	rev_store(r, rev, out, now);
 cleanup:
 	git_commit_free(c);
 	handle_put(r, g);
@@ -1224,6 +1401,42 @@ static int blob_read(char **data, size_t *len, struct gs_repo *r, const char *he
 	return rc;
 }
 
+/*
+ * A small blob as a memory body, from the cache of recently served ones
+ * when it is there: the id names the content, so a hit is never stale, and
+ * a hot file is not inflated again for every request.
+ */
+static int open_small_blob(struct hfm_body *out, struct gs_repo *r, const char *hex)
+{
+	struct hfm_memlru_item *it;
+	git_repository *g;
+	git_blob *b = NULL;
+	git_oid id;
+	int rc;
+
+	if (git_oid_fromstr(&id, hex) < 0)
+		return hfm_error_set(HFM_EINVAL, "bad blob id %s", hex);
+	if (!(it = hfm_memlru_get(r->gs->small, id.id))) {
+		if ((rc = handle_get(&g, r)))
+			return rc;
+		if (git_blob_lookup(&b, g, &id) < 0) {
+			rc = git_fail(HFM_EIO, hex);
+			handle_put(r, g);
+			return rc;
+		}
+		it = hfm_memlru_put(r->gs->small, id.id, git_blob_rawcontent(b),
+				    (size_t)git_blob_rawsize(b));
+		git_blob_free(b);
+		handle_put(r, g);
+	}
+	out->kind = HFM_BODY_MEM;
+	out->mem = it->data;
+	out->size = it->size;
+	out->mem_free = hfm_memlru_unref;
+	out->mem_cls = it;
+	return 0;
+}
+
 /* A second, independent open file description of fd (its own offset). */
 static int reopen_fd(int fd)
 {
@@ -1406,9 +1619,6 @@ static int gs_open(struct hfm_body *out, struct hfm_repo *repo, const char *comm
 {
 	struct gs_repo *r = (struct gs_repo *)repo;
 	uint64_t size;
-	char *data;
-	size_t len;
-	int rc;
 
 	body_init(out);
 	if (e->is_dir)
@@ -1418,14 +1628,7 @@ static int gs_open(struct hfm_body *out, struct hfm_repo *repo, const char *comm
 	size = e->is_lfs ? e->pointer_size : e->size;
 	if (size > r->gs->mem_max)
 		return open_big_blob(out, r, e->oid, size);
-	if ((rc = blob_read(&data, &len, r, e->oid)))
-		return rc;
-	out->kind = HFM_BODY_MEM;
-	out->mem = data;
-	out->size = len;
-	out->mem_free = free;
-	out->mem_cls = data;
-	return 0;
+	return open_small_blob(out, r, e->oid);
 }
 
 /* ---- list_repos -------------------------------------------------------- */
@@ -1548,10 +1751,11 @@ static void gs_free(struct hfm_source *src)
 	for (i = 0; i < BIG_CACHE; i++)
 		if (gs->big[i].fd >= 0)
 			close(gs->big[i].fd);
+	hfm_memlru_free(gs->small);
 	for (i = 0; i < gs->ndirs; i++)
 		free(gs->dirs[i]);
 	free(gs->dirs);
-	pthread_mutex_destroy(&gs->lock);
+	pthread_rwlock_destroy(&gs->lock);
 	pthread_mutex_destroy(&gs->big_lock);
 	pthread_mutex_destroy(&gs->extract_lock);
 	free(gs->base.label);
@@ -1626,7 +1830,8 @@ int hfm_gitsrc_new(struct hfm_source **out, const char *const *dirs, size_t ndir
 	gs->lastcommit_max = DEFAULT_LASTCOMMIT_MAX;
 	for (i = 0; i < BIG_CACHE; i++)
 		gs->big[i].fd = -1;
-	pthread_mutex_init(&gs->lock, NULL);
+	pthread_rwlock_init(&gs->lock, NULL);
+	gs->small = hfm_memlru_new(SMALL_CACHE_BYTES, SMALL_CACHE_ITEM);
 	pthread_mutex_init(&gs->big_lock, NULL);
 	pthread_mutex_init(&gs->extract_lock, NULL);
 	git_libgit2_init();

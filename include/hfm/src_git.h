@@ -10,11 +10,16 @@
  *   <store>/mirrors/{models,datasets,spaces}/<org>/<name>.git   (hfm_store_mirror_path)
  *
  * The first candidate that libgit2 opens wins.  A repo is looked up when it
- * is first asked for, so clones added while the server runs appear without a
- * restart; one that disappears is forgotten on the next request (HFM_ENOREPO).
- * Refs and objects are re-read by libgit2 as they change (`git fetch` into a
- * served mirror is fine); snapshots are keyed by commit, so they never go
- * stale.
+ * is first asked for, and on every request while it is not found, so clones
+ * added while the server runs appear at once.  A found repo is kept, and
+ * re-checked on disk (HEAD there, same git dir inode) at most once a second:
+ * one that disappears or is replaced is noticed within 1 s.  A revision's
+ * commit is kept per repo and re-resolved by libgit2 at most once a second
+ * (full commit ids: never), so a push or fetch into a served mirror shows
+ * within 1 s; failed lookups are not kept.  Snapshots are keyed by commit
+ * and small blob contents (32 MiB in all) by blob id, so they never go
+ * stale.  Between re-checks, resolve/stat/open of a small file touch no
+ * file at all.
  *
  * Revisions: branch names, tags (peeled to their commit), full 40-hex commit
  * ids (short ids are refused, as on the Hub), "HEAD" (the HEAD symref, else
@@ -31,7 +36,8 @@
  * has_ids is set when the snapshot is built; nothing is hashed.
  *
  * Bodies: a non-LFS blob (or, with HFM_OPEN_RAW, an LFS pointer) up to
- * `mem_max` bytes is copied out of git as HFM_BODY_MEM.  A larger one is
+ * `mem_max` bytes is copied out of git as HFM_BODY_MEM (blobs up to 1 MiB
+ * are kept in a shared LRU, memlru.h, and the body holds a reference).  A larger one is
  * served from the store's objects/ when it holds the blob id, else inflated
  * once into an unlinked temp file (store tmp/, else $TMPDIR) that a small
  * cache keeps for the next requests (HFM_BODY_FD); blobs over 4 GiB are

@@ -614,6 +614,112 @@ static void *hammer(void *arg)
 	return NULL;
 }
 
+/* Milliseconds until `done` holds, polling; -1 past `limit_ms`. */
+static long wait_until(int (*done)(void *), void *cls, long limit_ms)
+{
+	uint64_t t0 = hfm_mono_ns();
+
+	for (;;) {
+		long ms = (long)((hfm_mono_ns() - t0) / 1000000);
+
+		if (done(cls))
+			return ms;
+		if (ms > limit_ms)
+			return -1;
+		usleep(20 * 1000);
+	}
+}
+
+static int late_gone(void *cls)
+{
+	int rc;
+
+	(void)cls;
+	open_repo(HFM_MODEL, "acme/late", &rc);
+	return rc == HFM_ENOREPO;
+}
+
+/* main of acme/late is `cls` (a 40-hex commit). */
+static int late_main_is(void *cls)
+{
+	struct hfm_resolved res;
+	struct hfm_repo *r;
+	int rc;
+
+	r = open_repo(HFM_MODEL, "acme/late", &rc);
+	return rc == 0 && src->ops->resolve(&res, r, "main", NULL) == 0 &&
+	       !strcmp(res.commit, cls);
+}
+
+/*
+ * The documented delay (docs/git-mirrors.md): what the source caches about
+ * a repo on disk is re-checked within 1 s.  The bound allows for a busy
+ * machine on top of that.
+ */
+#define VISIBLE_MS 1000
+#define SLACK_MS 400
+
+static void test_repo_gone(void)
+{
+	long ms;
+	int rc;
+
+	/* replaced in place by another history while it is served */
+	sh("rm -rf %s/m1/models/acme/late.git && "
+	   "git clone -q --bare %s/m1/models/acme/tiny %s/m1/models/acme/late.git && "
+	   "git -C %s/m1/models/acme/late.git update-ref refs/heads/main %s", T, T, T, T, c1);
+	ms = wait_until(late_main_is, c1, VISIBLE_MS + SLACK_MS);
+	TAP_OK(ms >= 0, "a repo made again at the same path is read anew within %d ms (%ld ms)",
+	       VISIBLE_MS, ms);
+
+	sh("rm -rf %s/m1/models/acme/late.git", T);
+	ms = wait_until(late_gone, NULL, VISIBLE_MS + SLACK_MS);
+	TAP_OK(ms >= 0, "a removed repo is gone within %d ms (%ld ms)", VISIBLE_MS, ms);
+	open_repo(HFM_MODEL, "acme/late", &rc);
+	TAP_IS_INT(rc, HFM_ENOREPO, "and stays gone");
+
+	/* an unknown repo is looked for on every request: it appears at once */
+	sh("git clone -q --bare %s/m1/models/acme/tiny %s/m1/models/acme/late.git", T, T);
+	open_repo(HFM_MODEL, "acme/late", &rc);
+	TAP_IS_INT(rc, 0, "a repo added again is found at once");
+}
+
+/*
+ * A push into a served bare repo: the new commit is served by id at once,
+ * and by branch name within the documented delay; its new file is there.
+ */
+static void test_push_visible(void)
+{
+	char work[400], pushed[41];
+	struct hfm_repo *r;
+	struct hfm_body b;
+	char *got;
+	long ms;
+	int rc;
+
+	snprintf(work, sizeof(work), "%s/pushwork", T);
+	ms = wait_until(late_main_is, c3, 0);
+	TAP_OK(ms >= 0, "main resolves before the push (and is cached)");
+	sh("git clone -q %s/m1/models/acme/late.git %s && cd %s && "
+	   "printf 'pushed\\n' > pushed.txt && git add pushed.txt && "
+	   "git commit -q -m 'pushed' && git push -q origin main", T, work, work);
+	sh_line(pushed, sizeof(pushed), "git -C %s rev-parse HEAD", work);
+	r = open_repo(HFM_MODEL, "acme/late", &rc);
+	TAP_IS_INT(rc, 0, "pushed-to repo opens");
+	if (rc)
+		return;
+	check_resolve(r, pushed, pushed);
+	ms = wait_until(late_main_is, pushed, VISIBLE_MS + SLACK_MS);
+	TAP_OK(ms >= 0, "a pushed commit is main within %d ms (%ld ms)", VISIBLE_MS, ms);
+	rc = open_path(&b, r, pushed, "pushed.txt", 0);
+	TAP_IS_INT(rc, 0, "the pushed file opens");
+	got = rc ? NULL : body_bytes(&b);
+	TAP_IS_STR(got ? got : "", "pushed\n", "the pushed file's content");
+	free(got);
+	if (rc == 0)
+		hfm_body_dispose(&b);
+}
+
 static void collect(void *cls, const char *name)
 {
 	struct hfm_buf *b = cls;
@@ -750,9 +856,8 @@ int main(void)
 	TAP_IS_INT(rc, 0, "a repo added later is found");
 	if (rc == 0)
 		check_resolve(r, "main", c3);
-	sh("rm -rf %s/m1/models/acme/late.git", T);
-	open_repo(HFM_MODEL, "acme/late", &rc);
-	TAP_IS_INT(rc, HFM_ENOREPO, "a removed repo is gone");
+	test_repo_gone();
+	test_push_visible();
 
 	test_big_blob();
 

@@ -194,6 +194,16 @@ void hfm_req_add_header(struct hfm_req *r, const char *name, const char *value)
 	r->nhdrs++;
 }
 
+/* Forget the headers added so far (a reply that will not be sent now). */
+static void drop_headers(struct hfm_req *r)
+{
+	for (size_t i = 0; i < r->nhdrs; i++) {
+		free(r->hdrs[i].key);
+		free(r->hdrs[i].val);
+	}
+	r->nhdrs = 0;
+}
+
 /* A Host header we are willing to echo into absolute URLs. */
 static int host_ok(const char *h)
 {
@@ -597,6 +607,15 @@ int hfm_reply_file(struct hfm_req *r, const struct hfm_entry *e, struct hfm_body
 	case HFM_RANGE_EMPTY_FILE:
 		hfm_req_add_header(r, "Content-Range", "bytes */0");
 		break;
+	}
+	if (body->kind == HFM_BODY_STREAM && r->method != HFM_M_HEAD && len) {
+		/* Know that upstream delivers before promising a 200/206. */
+		int prc = hfm_stream_prime(body->stream, start, start + len, r->ctx.waiter);
+		if (prc) {
+			hfm_body_dispose(body);
+			drop_headers(r);
+			return prc == HFM_EAGAIN ? prc : hfm_reply_error(r, prc, NULL, commit);
+		}
 	}
 	struct MHD_Response *resp = body_response(r, body, start, len);
 	if (!resp) {

@@ -22,7 +22,7 @@
 
 #define PAGE_MAX (64u << 20)            /* one upstream JSON answer */
 #define TOTAL_MAX (512u << 20)          /* a whole paged tree */
-#define JOB_KEEP_NS (10ull * 1000000000ull)  /* a finished job answers re-runs this long */
+#define JOB_KEEP_NS (2ull * 1000000000ull)  /* a finished job answers re-runs this long */
 #define SNAP_CACHE 16
 
 /* One upstream API request (or a chain of pages), shared by every request

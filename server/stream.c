@@ -16,6 +16,7 @@ struct hfm_stream {
 	ssize_t (*read)(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
 			size_t max, struct hfm_waiter *w);
 	void (*free)(struct hfm_stream *s);
+	int (*prime)(struct hfm_stream *s, uint64_t start, uint64_t end, struct hfm_waiter *w);
 	char *url, *auth;
 	char oid[HFM_SHA256_HEX + 1];
 	uint64_t size;
@@ -33,6 +34,13 @@ ssize_t hfm_stream_read(struct hfm_stream *s, uint64_t pos, uint64_t end, char *
 	if (pos >= end || !max)
 		return hfm_error_set(HFM_EINVAL, "read past the end of a stream");
 	return s->read(s, pos, end, buf, max, w);
+}
+
+int hfm_stream_prime(struct hfm_stream *s, uint64_t start, uint64_t end, struct hfm_waiter *w)
+{
+	if (!s->prime || start >= end || !w)
+		return 0;
+	return s->prime(s, start, end, w);
 }
 
 void hfm_stream_free(struct hfm_stream *s)
@@ -67,6 +75,33 @@ struct blob_stream {
 	int fd;
 };
 
+static int blob_attach(struct blob_stream *s)
+{
+	int rc;
+
+	if (s->blob)
+		return 0;
+	if ((rc = hfm_blob_open(&s->blob, s->bc, s->base.oid, s->base.size)))
+		return rc;
+	s->discards = hfm_blob_discards(s->blob);
+	s->fd = hfm_blob_fd(s->blob);
+	if (s->fd < 0)
+		return hfm_error_set(HFM_EIO, "blob %s: cannot open", s->base.oid);
+	return 0;
+}
+
+static int blob_prime(struct hfm_stream *base, uint64_t start, uint64_t end, struct hfm_waiter *w)
+{
+	struct blob_stream *s = (struct blob_stream *)base;
+	struct hfm_blobfetch_origin origin = { base->url, base->auth };
+	uint64_t avail;
+	int rc;
+
+	if ((rc = blob_attach(s)))
+		return rc;
+	return hfm_blob_ensure(&avail, s->blob, &s->reader, start, end, &origin, w);
+}
+
 static ssize_t blob_read(struct hfm_stream *base, uint64_t pos, uint64_t end, char *buf,
 			 size_t max, struct hfm_waiter *w)
 {
@@ -75,14 +110,8 @@ static ssize_t blob_read(struct hfm_stream *base, uint64_t pos, uint64_t end, ch
 	uint64_t avail, lim = end;
 	int rc;
 
-	if (!s->blob) {
-		if ((rc = hfm_blob_open(&s->blob, s->bc, base->oid, base->size)))
-			return rc;
-		s->discards = hfm_blob_discards(s->blob);
-		s->fd = hfm_blob_fd(s->blob);
-		if (s->fd < 0)
-			return hfm_error_set(HFM_EIO, "blob %s: cannot open", base->oid);
-	}
+	if ((rc = blob_attach(s)))
+		return rc;
 	rc = hfm_blob_ensure(&avail, s->blob, &s->reader, pos, end, &origin, w);
 	if (rc)
 		return rc;
@@ -124,6 +153,7 @@ int hfm_stream_blob_new(struct hfm_stream **out, struct hfm_blobcache *bc,
 	base_init(&s->base, o);
 	s->base.read = blob_read;
 	s->base.free = blob_free;
+	s->base.prime = blob_prime;
 	s->bc = bc;
 	s->fd = -1;
 	*out = &s->base;

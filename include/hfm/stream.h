@@ -45,6 +45,15 @@ struct hfm_stream;
 ssize_t hfm_stream_read(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
 			size_t max, struct hfm_waiter *w);
 void hfm_stream_free(struct hfm_stream *s);
+/*
+ * Before the status line is sent: 0 when bytes at `start` are readable now
+ * (or the stream cannot tell without starting its transfer), HFM_EAGAIN
+ * with w armed while the first bytes are on their way, or the error that
+ * fetching them met.  So a dead upstream is a 502/504 answer, not a 200
+ * that breaks off.  The caller may free the stream after HFM_EAGAIN: work
+ * started continues (the blob cache keeps fetching) for the re-run.
+ */
+int hfm_stream_prime(struct hfm_stream *s, uint64_t start, uint64_t end, struct hfm_waiter *w);
 
 /* Where and how a stream gets its bytes. */
 struct hfm_stream_origin {

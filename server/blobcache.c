@@ -1041,7 +1041,6 @@ static void finish(struct hfm_blob *b)
 		hfm_waitq_fire(wake);
 		return;
 	}
-	atomic_fetch_add(&bc->n_corrupt, 1);
 	hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR,
 		"blobcache: %s discarded: %s", b->oid, hfm_error_last());
 	/* the map goes first: data without a map reads as empty */
@@ -1054,6 +1053,8 @@ static void finish(struct hfm_blob *b)
 	b->discards++;
 	wake = hfm_waitq_take(&b->waiters);
 	pthread_mutex_unlock(&b->lock);
+	/* counted once the old files are gone: the stat tells it is over */
+	atomic_fetch_add(&bc->n_corrupt, 1);
 	if (rc)
 		hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR, "blobcache: recreate %s: %s", b->oid,
 			hfm_error_last());

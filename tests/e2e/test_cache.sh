@@ -96,7 +96,7 @@ elif cmp -s "$T/s1" "$TINY/small.bin"; then
 	ok "flipped byte: right bytes"
 else
 	check "flipped byte: the client never has a complete body" \
-		test "$(stat -c %s "$T/s1")" -lt "$(stat -c %s "$TINY/small.bin")"
+		test "$(stat -c %s "$T/s1" 2>/dev/null || echo 0)" -lt "$(stat -c %s "$TINY/small.bin")"
 fi
 ssha=$(sha256sum <"$TINY/small.bin" | cut -c1-64)
 sleep 0.5

@@ -98,6 +98,7 @@ struct hfm_blob {
 	int flush_queued;
 	enum blob_state state;
 	uint64_t failed_until;           /* mono ns; backoff after corruption */
+	uint64_t discards;               /* verification failures so far */
 	struct hfm_blob_fetch *fetches;  /* active ones */
 	struct hfm_waitq waiters;
 };
@@ -495,6 +496,32 @@ int hfm_blob_complete(struct hfm_blob *b)
 	c = b->state == B_COMPLETE;
 	pthread_mutex_unlock(&b->lock);
 	return c;
+}
+
+uint64_t hfm_blob_discards(struct hfm_blob *b)
+{
+	uint64_t d;
+
+	pthread_mutex_lock(&b->lock);
+	d = b->discards;
+	pthread_mutex_unlock(&b->lock);
+	return d;
+}
+
+int hfm_blob_wait_verified(struct hfm_blob *b, uint64_t discards_seen, struct hfm_waiter *w)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&b->lock);
+	if (b->discards != discards_seen)
+		rc = hfm_error_set(HFM_ECORRUPT, "blob %s failed verification", b->oid);
+	else if (b->state != B_COMPLETE) {
+		/* VERIFYING, or PARTIAL while a fetch still writes: both wake b->waiters */
+		hfm_waitq_add(&b->waiters, w);
+		rc = HFM_EAGAIN;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return rc;
 }
 
 int hfm_blob_fd(struct hfm_blob *b)
@@ -1014,7 +1041,6 @@ static void finish(struct hfm_blob *b)
 		hfm_waitq_fire(wake);
 		return;
 	}
-	atomic_fetch_add(&bc->n_corrupt, 1);
 	hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR,
 		"blobcache: %s discarded: %s", b->oid, hfm_error_last());
 	/* the map goes first: data without a map reads as empty */
@@ -1024,8 +1050,11 @@ static void finish(struct hfm_blob *b)
 	rc = create_files(b);
 	b->state = B_PARTIAL;
 	b->failed_until = hfm_mono_ns() + bc->fail_backoff_ns;
+	b->discards++;
 	wake = hfm_waitq_take(&b->waiters);
 	pthread_mutex_unlock(&b->lock);
+	/* counted once the old files are gone: the stat tells it is over */
+	atomic_fetch_add(&bc->n_corrupt, 1);
 	if (rc)
 		hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR, "blobcache: recreate %s: %s", b->oid,
 			hfm_error_last());

@@ -29,6 +29,7 @@
 #include "hfm/hasher.h"
 #include "hfm/hashindex.h"
 #include "hfm/http.h"
+#include "hfm/src_cache.h"
 #include "hfm/src_git.h"
 #include "hfm/src_modelbin.h"
 #include "hfm/store.h"
@@ -440,6 +441,13 @@ static char *default_index_path(void)
 	return NULL;
 }
 
+/* Cache and upstream events go to stderr with the program's name. */
+static void cache_log(void *cls, enum hfm_log_level level, const char *msg)
+{
+	if (level <= HFM_LOG_WARN)
+		fprintf(stderr, "%s: %s\n", (const char *)cls, msg);
+}
+
 static int run_server(struct run *o)
 {
 	struct hfm_config *cfg = o->cfg;
@@ -512,7 +520,30 @@ static int run_server(struct run *o)
 		}
 		srcs[nsrc++] = g;
 	}
-	/* 3. the online cache (src_cache.c) is appended here, last. */
+	/* 3. the online cache, last: it asks upstream for what nobody else has */
+	if (use_cache) {
+		struct hfm_source *c;
+		char *up = hfm_asprintf("%s://%s", cfg->hf_scheme, cfg->hf_netloc);
+		struct hfm_cachesrc_opts co = {
+			.upstream_url = up,
+			.lfs_netloc = cfg->hf_lfs_netloc,
+			.store = store,
+			.offline = cfg->offline,
+			.metadata_ttl = cfg->metadata_ttl,
+			.block_size = (uint32_t)cfg->cache_block_size,
+			.cache_rules = cfg->cache,
+			.allow_gated_offline = cfg->allow_gated_offline,
+			.log = cache_log,
+			.log_cls = (void *)o->prog,
+		};
+		int crc = hfm_cachesrc_new(&c, &co);
+		free(up);
+		if (crc) {
+			fprintf(stderr, "%s: cache: %s\n", o->prog, hfm_error_last());
+			goto cleanup;
+		}
+		srcs[nsrc++] = c;
+	}
 
 	struct hfm_server_opts so = {
 		.host = cfg->host,

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "hfm/source.h"
+#include "hfm/stream.h"
 
 void hfm_commit_dispose(struct hfm_commit *c)
 {
@@ -209,6 +210,9 @@ void hfm_body_dispose(struct hfm_body *b)
 		close(b->fd);
 	if (b->kind == HFM_BODY_MEM && b->mem_free)
 		b->mem_free(b->mem_cls);
+	if (b->kind == HFM_BODY_STREAM && b->stream)
+		hfm_stream_free(b->stream);
+	b->stream = NULL;
 	b->fd = -1;
 	b->mem = NULL;
 	b->mem_free = NULL;

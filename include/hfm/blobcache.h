@@ -124,6 +124,18 @@ uint64_t hfm_blob_size(const struct hfm_blob *b);
 /* 1 once verified and published in objects/. */
 int hfm_blob_complete(struct hfm_blob *b);
 /*
+ * Verification failures of this blob so far.  A reader that must not pass
+ * on unverified bytes notes it when it starts and hands it to
+ * hfm_blob_wait_verified().
+ */
+uint64_t hfm_blob_discards(struct hfm_blob *b);
+/*
+ * 0 once the blob is verified and published; HFM_ECORRUPT if it failed
+ * verification since `discards_seen`; else arms w (woken when the blob's
+ * state changes) and returns HFM_EAGAIN.  w must not be NULL.
+ */
+int hfm_blob_wait_verified(struct hfm_blob *b, uint64_t discards_seen, struct hfm_waiter *w);
+/*
  * A new read-only fd for the content (the caller closes it).  It reads the
  * same inode before and after publication, so a response may keep it.
  */

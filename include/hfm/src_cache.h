@@ -1,0 +1,58 @@
+/*
+ * src_cache.h - the online cache: an upstream hub, fetched on demand and
+ * kept in the store so that it can be served again offline.
+ *
+ * Metadata: upstream's API answers are kept under <store>/meta, per repo:
+ *
+ *   meta/<type>/<org>/<name>/revs/<enc rev>           rev -> sha (mtime = fetched)
+ *   meta/<type>/<org>/<name>/refs.json                refs (mtime = fetched)
+ *   meta/<type>/<org>/<name>/commits/<sha>/info.json  info (blobs-info.json: ?blobs=true)
+ *   meta/<type>/<org>/<name>/commits/<sha>/tree.json  full recursive tree, all pages
+ *   meta/<type>/<org>/<name>/commits/<sha>/log-<n>.json   commits page
+ *
+ * Answers keyed by a commit never change and are never fetched again; a
+ * branch or tag is asked upstream again when its mapping is older than
+ * `metadata_ttl`.  Xet signals (xetHash, xetEnabled) are removed before
+ * anything is stored.  Files are written to a temporary name and renamed.
+ *
+ * Soft offline: when upstream fails (network, 5xx) the cached mapping is
+ * used whatever its age; only a repo or revision never seen is an error
+ * (502/504).  With `offline` nothing is asked upstream at all.
+ *
+ * Files: a blob already under objects/ is answered as an fd (zero-copy);
+ * otherwise as a stream (stream.h) filled through the blob cache from
+ * `{upstream}/{prefix}{repo}/resolve/{sha}/{path}` with the client's
+ * Authorization.  When the cache rules deny a repo, its files are relayed
+ * without being stored and its metadata is not written.
+ *
+ * Threading: all ops may run concurrently on server threads; upstream work
+ * runs on the upstream thread (upstream.h) and wakes waiting requests.
+ */
+#ifndef HFM_SRC_CACHE_H
+#define HFM_SRC_CACHE_H
+
+#include <stdint.h>
+
+#include "log.h"
+#include "rules.h"
+#include "source.h"
+#include "store.h"
+
+struct hfm_cachesrc_opts {
+	const char *upstream_url;        /* "https://huggingface.co": scheme://netloc, no '/' at the end */
+	const char *lfs_netloc;          /* upstream's LFS/CDN host, NULL if none (informational) */
+	struct hfm_store *store;         /* borrowed; must outlive the source */
+	int offline;                     /* never contact upstream */
+	unsigned metadata_ttl;           /* seconds a branch/tag mapping is reused */
+	uint32_t block_size;             /* blob cache block, power of two; 0 = 1 MiB */
+	const struct hfm_rules *cache_rules;  /* borrowed; NULL = cache every repo */
+	int allow_gated_offline;         /* reserved: gated repos are not told apart yet */
+	const char *ca_file;             /* extra CA bundle for upstream TLS, or NULL */
+	hfm_log_fn log;
+	void *log_cls;
+};
+
+/* Strings in `o` are copied.  HFM_EINVAL for a missing store or URL. */
+int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o);
+
+#endif

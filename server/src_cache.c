@@ -1,0 +1,1030 @@
+/* src_cache.c - the online cache source (see src_cache.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "hfm/blobcache.h"
+#include "hfm/blobfetch.h"
+#include "hfm/fsutil.h"
+#include "hfm/hash.h"
+#include "hfm/src_cache.h"
+#include "hfm/stream.h"
+#include "hfm/upstream.h"
+
+#define PAGE_MAX (64u << 20)            /* one upstream JSON answer */
+#define TOTAL_MAX (512u << 20)          /* a whole paged tree */
+#define JOB_KEEP_NS (2ull * 1000000000ull)  /* a finished job answers re-runs this long */
+#define SNAP_CACHE 16
+
+/* One upstream API request (or a chain of pages), shared by every request
+ * that needs the same answer while it runs and shortly after. */
+struct job {
+	struct job *next;
+	struct cachesrc *cs;
+	char *key;
+	char *auth;
+	int paged;
+	int done, rc;
+	long status;
+	char errcode[32];
+	char *next_url;                  /* Link rel=next of the current page */
+	struct hfm_buf page;             /* the current page */
+	struct hfm_buf body;             /* paged: the items of all pages, as one array */
+	size_t nitems_pages;
+	uint64_t done_ns;
+	struct hfm_waitq waiters;
+};
+
+struct cache_snap {
+	struct hfm_snapshot base;
+	char *key;                       /* "<type>/<name>@<sha>" */
+	cJSON *json;                     /* owns the path strings */
+};
+
+struct cachesrc {
+	struct hfm_source base;
+	char *up_url;
+	struct hfm_store *store;
+	int offline;
+	unsigned ttl;
+	const struct hfm_rules *rules;
+	hfm_log_fn log;
+	void *log_cls;
+	struct hfm_upstream *up;
+	struct hfm_blobfetch *bf;
+	struct hfm_blobcache *bc;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;             /* a job finished (blocking callers) */
+	struct job *jobs;
+	struct cache_snap *snaps[SNAP_CACHE];
+	unsigned snap_next;
+};
+
+struct cache_repo {
+	struct hfm_repo base;
+	struct cachesrc *cs;
+	int cache_ok;                    /* cache rules allow storing */
+	char dir[HFM_REPO_NAME_MAX + 32];   /* "meta/<type>/<name>" */
+};
+
+static const struct hfm_source_ops cache_ops;
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int64_t parse_iso_ms(const char *s)
+{
+	struct tm tm;
+	int ms = 0;
+	const char *p;
+
+	if (!s)
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return 0;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			if (digits++ < 3)
+				ms = ms * 10 + (*p - '0');
+		while (digits++ < 3)
+			ms *= 10;
+	}
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static void strip_xet(cJSON *j)
+{
+	cJSON *it, *next;
+
+	if (!j)
+		return;
+	for (it = j->child; it; it = next) {
+		next = it->next;
+		if (cJSON_IsObject(j) && it->string &&
+		    (!strcmp(it->string, "xetHash") || !strcmp(it->string, "xetEnabled"))) {
+			cJSON_Delete(cJSON_DetachItemViaPointer(j, it));
+			continue;
+		}
+		strip_xet(it);
+	}
+}
+
+/* Read <store>/<rel> into out; *mtime_ms (may be NULL) gets its mtime. */
+static int meta_read(struct hfm_buf *out, struct cachesrc *cs, const char *rel, int64_t *mtime_ms)
+{
+	struct stat st;
+	int fd = openat(cs->store->root_fd, rel, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return HFM_ENOENT;
+	if (fstat(fd, &st) || (uint64_t)st.st_size > TOTAL_MAX) {
+		close(fd);
+		return hfm_error_set(HFM_EIO, "cannot read %s", rel);
+	}
+	char *p = hfm_buf_reserve(out, (size_t)st.st_size);
+	ssize_t n = p ? pread(fd, p, (size_t)st.st_size, 0) : -1;
+	close(fd);
+	if (n != st.st_size)
+		return hfm_error_set(HFM_EIO, "cannot read %s", rel);
+	out->len += (size_t)n;
+	out->ptr[out->len] = '\0';
+	if (mtime_ms)
+		*mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	return 0;
+}
+
+/* Write <store>/<rel> atomically (temporary name, rename). */
+static int meta_write(struct cachesrc *cs, const char *rel, const char *data, size_t n)
+{
+	char dir[HFM_PATH_MAX], tmp[HFM_PATH_MAX + 64];
+	static atomic_uint seq;
+	const char *slash = strrchr(rel, '/');
+	int fd, rc = 0;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - rel), rel);
+	if (hfm_store_mkdirs(cs->store, dir))
+		return hfm_error_set(HFM_EIO, "mkdir %s: %s", dir, strerror(errno));
+	snprintf(tmp, sizeof(tmp), "%s.%d.%u.tmp", rel, (int)getpid(), atomic_fetch_add(&seq, 1));
+	fd = openat(cs->store->root_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return hfm_error_set(HFM_EIO, "create %s: %s", tmp, strerror(errno));
+	if (hfm_write_all(fd, data, n) || fdatasync(fd))
+		rc = hfm_error_set(HFM_EIO, "write %s: %s", tmp, strerror(errno));
+	close(fd);
+	if (!rc && renameat(cs->store->root_fd, tmp, cs->store->root_fd, rel))
+		rc = hfm_error_set(HFM_EIO, "rename %s: %s", rel, strerror(errno));
+	if (rc)
+		unlinkat(cs->store->root_fd, tmp, 0);
+	return rc;
+}
+
+/* "<url>/api/<type>/<name>" */
+static void api_url(struct hfm_buf *b, struct cache_repo *r)
+{
+	hfm_buf_printf(b, "%s/api/%s/%s", r->cs->up_url, hfm_repo_type_plural(r->base.id.type),
+		       r->base.id.name);
+}
+
+/* ---- upstream jobs --------------------------------------------------------- */
+
+static void job_free(struct job *j)
+{
+	hfm_waitq_fire(hfm_waitq_take(&j->waiters));
+	hfm_buf_dispose(&j->page);
+	hfm_buf_dispose(&j->body);
+	free(j->next_url);
+	free(j->key);
+	free(j->auth);
+	free(j);
+}
+
+static int job_headers(void *cls, const struct hfm_up_response *r)
+{
+	struct job *j = cls;
+	const char *code = hfm_up_header(r, "X-Error-Code");
+	const char *link = hfm_up_header(r, "Link");
+
+	j->status = r->status;
+	snprintf(j->errcode, sizeof(j->errcode), "%s", code ? code : "");
+	free(j->next_url);
+	j->next_url = NULL;
+	/* Link: <url>; rel="next" (possibly among other links) */
+	while (link && *link) {
+		const char *lt = strchr(link, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+		if (!gt)
+			break;
+		const char *end = strchr(gt, ',');
+		size_t seglen = end ? (size_t)(end - gt) : strlen(gt);
+		if (memmem(gt, seglen, "rel=\"next\"", 10) || memmem(gt, seglen, "rel=next", 8)) {
+			j->next_url = hfm_strndup(lt + 1, (size_t)(gt - lt - 1));
+			break;
+		}
+		link = end ? end + 1 : NULL;
+	}
+	return HFM_UP_CONTINUE;
+}
+
+static int job_data(void *cls, const void *data, size_t n)
+{
+	struct job *j = cls;
+
+	return hfm_buf_put(&j->page, data, n) ? HFM_ETOOBIG : HFM_UP_CONTINUE;
+}
+
+static int job_start(struct job *j, const char *url);
+
+/* Append the page's array items to j->body; 0 or HFM_EUPSTREAM. */
+static int job_merge_page(struct job *j)
+{
+	const char *p = hfm_buf_cstr(&j->page), *e = p + j->page.len;
+
+	while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++;
+	while (e > p && (e[-1] == ' ' || e[-1] == '\n' || e[-1] == '\r' || e[-1] == '\t'))
+		e--;
+	if (e - p < 2 || *p != '[' || e[-1] != ']')
+		return hfm_error_set(HFM_EUPSTREAM, "upstream tree page is not a JSON array");
+	p++;
+	e--;
+	while (p < e && (*p == ' ' || *p == '\n'))
+		p++;
+	if (e > p) {
+		if (j->nitems_pages++)
+			hfm_buf_putc(&j->body, ',');
+		hfm_buf_put(&j->body, p, (size_t)(e - p));
+	}
+	hfm_buf_reset(&j->page);
+	return j->body.err;
+}
+
+static void job_finish(struct job *j, int rc)
+{
+	struct cachesrc *cs = j->cs;
+	struct hfm_waitq_node *wake;
+
+	pthread_mutex_lock(&cs->lock);
+	j->done = 1;
+	j->rc = rc;
+	j->done_ns = hfm_mono_ns();
+	wake = hfm_waitq_take(&j->waiters);
+	pthread_cond_broadcast(&cs->cond);
+	pthread_mutex_unlock(&cs->lock);
+	hfm_waitq_fire(wake);
+}
+
+static void job_done(void *cls, int result)
+{
+	struct job *j = cls;
+
+	if (!result && j->paged && j->status == 200) {
+		result = job_merge_page(j);
+		if (!result && j->next_url) {
+			char *url = j->next_url;
+			j->next_url = NULL;
+			result = job_start(j, url);
+			free(url);
+			if (!result)
+				return;      /* the next page continues the job */
+		}
+		if (!result) {
+			hfm_buf_putc(&j->body, ']');
+			struct hfm_buf t = j->page;
+			j->page = j->body;
+			j->body = t;
+			result = j->page.err;
+		}
+	}
+	job_finish(j, result);
+}
+
+static int job_start(struct job *j, const char *url)
+{
+	struct hfm_up_request req = {
+		.method = HFM_UP_GET,
+		.url = url,
+		.authorization = j->auth,
+		.follow_redirects = 1,
+		.max_attempts = 3,
+		.on_headers = job_headers,
+		.on_data = job_data,
+		.on_done = job_done,
+		.cls = j,
+	};
+	hfm_buf_reset(&j->page);
+	return hfm_up_start(NULL, j->cs->up, &req);
+}
+
+struct answer {
+	int rc;                          /* transport result */
+	long status;
+	char errcode[32];
+	struct hfm_buf body;
+};
+
+/*
+ * Ask upstream for `url` (all pages when `paged`), or join the request
+ * already doing it.  0 with *a filled (any status), HFM_EAGAIN (waiter
+ * armed), HFM_EOFFLINE, or a transport error in a->rc with 0 returned.
+ */
+static int ask(struct answer *a, struct cachesrc *cs, const char *url, int paged,
+	       struct hfm_ctx *ctx)
+{
+	char authhash[HFM_SHA1_HEX + 1] = "";
+	struct job *j, **pp;
+	uint64_t now = hfm_mono_ns();
+	char *key;
+	int rc = 0;
+
+	if (cs->offline)
+		return HFM_EOFFLINE;
+	if (ctx->authorization)
+		hfm_sha1_hex(authhash, ctx->authorization, strlen(ctx->authorization));
+	key = hfm_asprintf("%s %s", authhash, url);
+	pthread_mutex_lock(&cs->lock);
+	for (pp = &cs->jobs; (j = *pp);) {
+		if (j->done && now - j->done_ns > JOB_KEEP_NS) {
+			*pp = j->next;           /* stale: later requests ask again */
+			job_free(j);
+			continue;
+		}
+		if (!strcmp(j->key, key))
+			break;
+		pp = &j->next;
+	}
+	if (!j) {
+		j = hfm_calloc(1, sizeof(*j));
+		j->cs = cs;
+		j->key = key;
+		key = NULL;
+		j->auth = ctx->authorization ? hfm_strdup(ctx->authorization) : NULL;
+		j->paged = paged;
+		hfm_buf_init(&j->page, PAGE_MAX);
+		hfm_buf_init(&j->body, TOTAL_MAX);
+		if (paged)
+			hfm_buf_putc(&j->body, '[');
+		j->next = cs->jobs;
+		cs->jobs = j;
+		pthread_mutex_unlock(&cs->lock);
+		rc = job_start(j, url);
+		if (rc)
+			job_finish(j, rc);
+		pthread_mutex_lock(&cs->lock);
+	}
+	free(key);
+	while (!j->done) {
+		if (ctx->waiter) {
+			hfm_waitq_add(&j->waiters, ctx->waiter);
+			pthread_mutex_unlock(&cs->lock);
+			return HFM_EAGAIN;
+		}
+		pthread_cond_wait(&cs->cond, &cs->lock);
+	}
+	a->rc = j->rc;
+	a->status = j->status;
+	memcpy(a->errcode, j->errcode, sizeof(a->errcode));
+	hfm_buf_init(&a->body, TOTAL_MAX);
+	hfm_buf_put(&a->body, hfm_buf_cstr(&j->page), j->page.len);
+	pthread_mutex_unlock(&cs->lock);
+	return 0;
+}
+
+/* An upstream answer that is not 200 as our error code. */
+static int answer_error(const struct answer *a, const char *what)
+{
+	if (a->rc == HFM_EOFFLINE || a->rc == HFM_ETIMEOUT)
+		return hfm_error_set(HFM_ETIMEOUT, "upstream unreachable: %s", what);
+	if (a->rc)
+		return hfm_error_set(HFM_EUPSTREAM, "upstream failed: %s", what);
+	if (!strcmp(a->errcode, "RepoNotFound"))
+		return hfm_error_set(HFM_ENOREPO, "Repository not found");
+	if (!strcmp(a->errcode, "RevisionNotFound"))
+		return hfm_error_set(HFM_ENOREV, "Invalid rev id");
+	if (!strcmp(a->errcode, "EntryNotFound"))
+		return hfm_error_set(HFM_ENOENT, "Entry not found");
+	if (!strcmp(a->errcode, "GatedRepo"))
+		return hfm_error_set(HFM_EGATED, "Access to this gated repo is restricted");
+	if (a->status == 401 || a->status == 403 || a->status == 404)
+		return hfm_error_set(HFM_ENOREPO, "Repository not found");
+	if (a->status >= 500)
+		return hfm_error_set(HFM_EUPSTREAM, "upstream answered %ld: %s", a->status, what);
+	return hfm_error_set(HFM_EUPSTREAM, "upstream answered %ld: %s", a->status, what);
+}
+
+/* Transport failure or 5xx: the soft-offline case. */
+static int answer_soft(const struct answer *a)
+{
+	return a->rc || a->status >= 500 || a->status == 429;
+}
+
+/* Parse and de-Xet an upstream JSON answer into out (printed again). */
+static int clean_json(struct hfm_buf *out, cJSON **keep, const struct hfm_buf *in)
+{
+	cJSON *j = cJSON_ParseWithLength(hfm_buf_cstr(in), in->len);
+	if (!j)
+		return hfm_error_set(HFM_EUPSTREAM, "upstream sent JSON that does not parse");
+	strip_xet(j);
+	char *s = cJSON_PrintUnformatted(j);
+	hfm_buf_puts(out, s);
+	free(s);
+	if (keep)
+		*keep = j;
+	else
+		cJSON_Delete(j);
+	return out->err;
+}
+
+/*
+ * The cached answer at <dir>/<rel>, fetched from `url` on a miss (or when
+ * older than ttl_s, if ttl_s > 0; upstream trouble then keeps the old one).
+ */
+static int meta_get(struct hfm_buf *out, struct cache_repo *r, const char *rel, const char *url,
+		    int paged, unsigned ttl_s, struct hfm_ctx *ctx)
+{
+	struct cachesrc *cs = r->cs;
+	char path[HFM_PATH_MAX];
+	struct answer a = { 0 };
+	int64_t mtime = 0;
+	int rc, have;
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, rel);
+	have = meta_read(out, cs, path, &mtime) == 0;
+	if (have && (!ttl_s || cs->offline || hfm_now_ms() - mtime < (int64_t)ttl_s * 1000))
+		return 0;
+	rc = ask(&a, cs, url, paged, ctx);
+	if (rc == HFM_EAGAIN)
+		return rc;
+	if (rc == HFM_EOFFLINE) {
+		if (have)
+			return 0;
+		return hfm_error_set(HFM_EOFFLINE, "%s is not in this mirror (offline)", r->base.id.name);
+	}
+	if (a.rc == 0 && a.status == 200) {
+		hfm_buf_reset(out);
+		rc = clean_json(out, NULL, &a.body);
+		if (!rc && r->cache_ok && meta_write(cs, path, out->ptr, out->len))
+			hfm_log(cs->log, cs->log_cls, HFM_LOG_ERROR, "cache: %s", hfm_error_last());
+	} else if (have && answer_soft(&a)) {
+		rc = 0;                       /* soft offline: the old answer */
+	} else {
+		hfm_buf_reset(out);
+		rc = answer_error(&a, url);
+	}
+	hfm_buf_dispose(&a.body);
+	return rc;
+}
+
+/* ---- repos and revisions ----------------------------------------------------- */
+
+static int cache_repo_open(struct hfm_repo **out, struct hfm_source *src,
+			   const struct hfm_repo_id *id, struct hfm_ctx *ctx)
+{
+	struct cachesrc *cs = (struct cachesrc *)src;
+	struct cache_repo *r = hfm_calloc(1, sizeof(*r));
+
+	(void)ctx;
+	r->base.src = src;
+	r->base.id = *id;
+	r->cs = cs;
+	r->cache_ok = !cs->rules || hfm_rules_allow(cs->rules, id->name);
+	snprintf(r->dir, sizeof(r->dir), "meta/%s/%s", hfm_repo_type_plural(id->type), id->name);
+	*out = &r->base;
+	return 0;
+}
+
+static void cache_repo_close(struct hfm_repo *base)
+{
+	free(base);
+}
+
+/* sha, lastModified and createdAt of an info JSON. */
+static int info_fields(struct hfm_resolved *out, const struct hfm_buf *info)
+{
+	cJSON *j = cJSON_ParseWithLength(hfm_buf_cstr(info), info->len);
+	cJSON *sha = j ? cJSON_GetObjectItemCaseSensitive(j, "sha") : NULL;
+	int rc = 0;
+
+	if (!cJSON_IsString(sha) || strlen(sha->valuestring) != HFM_SHA1_HEX ||
+	    !hfm_is_hex(sha->valuestring, HFM_SHA1_HEX)) {
+		rc = hfm_error_set(HFM_EUPSTREAM, "upstream info has no commit sha");
+	} else {
+		memset(out, 0, sizeof(*out));
+		memcpy(out->commit, sha->valuestring, HFM_SHA1_HEX + 1);
+		cJSON *lm = cJSON_GetObjectItemCaseSensitive(j, "lastModified");
+		cJSON *ca = cJSON_GetObjectItemCaseSensitive(j, "createdAt");
+		out->date_ms = cJSON_IsString(lm) ? parse_iso_ms(lm->valuestring) : 0;
+		out->created_ms = cJSON_IsString(ca) ? parse_iso_ms(ca->valuestring) : 0;
+	}
+	cJSON_Delete(j);
+	return rc;
+}
+
+static int is_sha(const char *s)
+{
+	return strlen(s) == HFM_SHA1_HEX && hfm_is_hex(s, HFM_SHA1_HEX);
+}
+
+static int cache_resolve(struct hfm_resolved *out, struct hfm_repo *base, const char *rev,
+			 struct hfm_ctx *ctx)
+{
+	struct cache_repo *r = (struct cache_repo *)base;
+	struct cachesrc *cs = r->cs;
+	struct hfm_buf info = HFM_BUF_INIT(PAGE_MAX), url = HFM_BUF_INIT(8192);
+	struct hfm_buf map = HFM_BUF_INIT(4096), rel = HFM_BUF_INIT(HFM_PATH_MAX);
+	struct answer a = { 0 };
+	int64_t mtime = 0;
+	int rc, have_map;
+
+	api_url(&url, r);
+	hfm_buf_puts(&url, "/revision/");
+	hfm_buf_urlenc(&url, rev, 0);
+	if (is_sha(rev)) {
+		char irel[80];
+		snprintf(irel, sizeof(irel), "commits/%s/info.json", rev);
+		rc = meta_get(&info, r, irel, hfm_buf_cstr(&url), 0, 0, ctx);
+		if (rc == HFM_EOFFLINE)
+			rc = hfm_error_set(HFM_ENOREV, "Revision %s of %s is not in this mirror (offline)",
+					   rev, base->id.name);
+		if (!rc)
+			rc = info_fields(out, &info);
+		goto cleanup;
+	}
+
+	hfm_buf_printf(&rel, "%s/revs/", r->dir);
+	hfm_buf_urlenc(&rel, rev, 0);
+	have_map = meta_read(&map, cs, hfm_buf_cstr(&rel), &mtime) == 0 && is_sha(hfm_buf_cstr(&map));
+	if (have_map && (cs->offline || hfm_now_ms() - mtime < (int64_t)cs->ttl * 1000))
+		goto from_map;
+	rc = ask(&a, cs, hfm_buf_cstr(&url), 0, ctx);
+	if (rc == HFM_EAGAIN)
+		goto cleanup;
+	if (rc == HFM_EOFFLINE) {
+		if (have_map)
+			goto from_map;
+		struct stat st;
+		if (fstatat(cs->store->root_fd, r->dir, &st, 0) == 0)
+			rc = hfm_error_set(HFM_ENOREV, "Revision %s of %s is not in this mirror (offline)",
+					   rev, base->id.name);
+		else
+			rc = hfm_error_set(HFM_ENOREPO, "%s is not in this mirror (offline)",
+					   base->id.name);
+		goto cleanup;
+	}
+	if (a.rc == 0 && a.status == 200) {
+		char irel[HFM_PATH_MAX];
+		if ((rc = clean_json(&info, NULL, &a.body)) || (rc = info_fields(out, &info)))
+			goto cleanup;
+		if (r->cache_ok) {
+			snprintf(irel, sizeof(irel), "%s/commits/%s/info.json", r->dir, out->commit);
+			if (meta_write(cs, irel, info.ptr, info.len) ||
+			    meta_write(cs, hfm_buf_cstr(&rel), out->commit, HFM_SHA1_HEX))
+				hfm_log(cs->log, cs->log_cls, HFM_LOG_ERROR, "cache: %s", hfm_error_last());
+		}
+		goto cleanup;
+	}
+	if (have_map && answer_soft(&a)) {
+		hfm_log(cs->log, cs->log_cls, HFM_LOG_WARN,
+			"cache: upstream unavailable, %s@%s from the cache", base->id.name, rev);
+		goto from_map;
+	}
+	rc = answer_error(&a, base->id.name);
+	goto cleanup;
+
+from_map: {
+		char irel[80];
+		snprintf(irel, sizeof(irel), "commits/%s/info.json", hfm_buf_cstr(&map));
+		hfm_buf_reset(&url);
+		api_url(&url, r);
+		hfm_buf_printf(&url, "/revision/%s", hfm_buf_cstr(&map));
+		rc = meta_get(&info, r, irel, hfm_buf_cstr(&url), 0, 0, ctx);
+		if (rc == HFM_EOFFLINE)
+			rc = HFM_ENOREV;
+		if (!rc)
+			rc = info_fields(out, &info);
+	}
+cleanup:
+	hfm_buf_dispose(&a.body);
+	hfm_buf_dispose(&info);
+	hfm_buf_dispose(&url);
+	hfm_buf_dispose(&map);
+	hfm_buf_dispose(&rel);
+	return rc;
+}
+
+static int cache_info(struct hfm_buf *out, struct hfm_repo *base, const struct hfm_resolved *rc,
+		      unsigned flags, struct hfm_ctx *ctx)
+{
+	struct cache_repo *r = (struct cache_repo *)base;
+	struct hfm_buf url = HFM_BUF_INIT(8192);
+	char rel[80];
+	int blobs = flags & HFM_INFO_BLOBS;
+	int ret;
+
+	api_url(&url, r);
+	hfm_buf_printf(&url, "/revision/%s%s", rc->commit, blobs ? "?blobs=true" : "");
+	snprintf(rel, sizeof(rel), "commits/%s/%s.json", rc->commit, blobs ? "info-blobs" : "info");
+	ret = meta_get(out, r, rel, hfm_buf_cstr(&url), 0, 0, ctx);
+	if (ret == HFM_EOFFLINE)
+		ret = hfm_error_set(HFM_EOFFLINE, "%s is not in this mirror (offline)", base->id.name);
+	hfm_buf_dispose(&url);
+	return ret;
+}
+
+/* ---- snapshots -------------------------------------------------------------- */
+
+static void snap_release(struct hfm_snapshot *base)
+{
+	struct cache_snap *s = (struct cache_snap *)base;
+
+	cJSON_Delete(s->json);
+	free(s->base.entries);
+	free(s->key);
+	free(s);
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct hfm_entry *)a)->path, ((const struct hfm_entry *)b)->path);
+}
+
+static void copy_hex(char *dst, size_t cap, const cJSON *v)
+{
+	if (cJSON_IsString(v) && strlen(v->valuestring) < cap && hfm_is_hex(v->valuestring, strlen(v->valuestring)))
+		memcpy(dst, v->valuestring, strlen(v->valuestring) + 1);
+}
+
+static int snap_build(struct cache_snap **out, const char *key, const char *commit,
+		      const struct hfm_buf *tree)
+{
+	cJSON *j = cJSON_ParseWithLength(hfm_buf_cstr(tree), tree->len), *it;
+	struct cache_snap *s;
+	size_t n = 0;
+
+	if (!cJSON_IsArray(j)) {
+		cJSON_Delete(j);
+		return hfm_error_set(HFM_EUPSTREAM, "upstream tree is not a JSON array");
+	}
+	s = hfm_calloc(1, sizeof(*s));
+	s->json = j;
+	s->key = hfm_strdup(key);
+	s->base.entries = hfm_calloc((size_t)cJSON_GetArraySize(j) + 1, sizeof(struct hfm_entry));
+	cJSON_ArrayForEach(it, j) {
+		cJSON *path = cJSON_GetObjectItemCaseSensitive(it, "path");
+		cJSON *type = cJSON_GetObjectItemCaseSensitive(it, "type");
+		cJSON *size = cJSON_GetObjectItemCaseSensitive(it, "size");
+		cJSON *lfs = cJSON_GetObjectItemCaseSensitive(it, "lfs");
+		struct hfm_entry *e = &s->base.entries[n];
+		if (!cJSON_IsString(path) || !hfm_path_valid(path->valuestring) || !*path->valuestring)
+			continue;
+		e->path = path->valuestring;
+		e->is_dir = cJSON_IsString(type) && !strcmp(type->valuestring, "directory");
+		e->size = cJSON_IsNumber(size) && size->valuedouble > 0 ? (uint64_t)size->valuedouble : 0;
+		copy_hex(e->oid, sizeof(e->oid), cJSON_GetObjectItemCaseSensitive(it, "oid"));
+		if (cJSON_IsObject(lfs)) {
+			cJSON *lsz = cJSON_GetObjectItemCaseSensitive(lfs, "size");
+			cJSON *psz = cJSON_GetObjectItemCaseSensitive(lfs, "pointerSize");
+			copy_hex(e->lfs_oid, sizeof(e->lfs_oid), cJSON_GetObjectItemCaseSensitive(lfs, "oid"));
+			e->is_lfs = strlen(e->lfs_oid) == HFM_SHA256_HEX;
+			if (cJSON_IsNumber(lsz) && lsz->valuedouble > 0)
+				e->size = (uint64_t)lsz->valuedouble;
+			e->pointer_size = cJSON_IsNumber(psz) ? (uint32_t)psz->valuedouble : 0;
+		}
+		if (e->is_dir)
+			e->size = 0;
+		atomic_store(&e->has_ids, 1);
+		n++;
+	}
+	s->base.n = n;
+	qsort(s->base.entries, n, sizeof(struct hfm_entry), entry_cmp);
+	atomic_store(&s->base.refs, 1);
+	snprintf(s->base.commit, sizeof(s->base.commit), "%s", commit);
+	s->base.release = snap_release;
+	*out = s;
+	return 0;
+}
+
+static int snapshot_get(struct hfm_snapshot **out, struct cache_repo *r, const char *commit,
+			struct hfm_ctx *ctx)
+{
+	struct cachesrc *cs = r->cs;
+	struct hfm_buf key = HFM_BUF_INIT(1024), url = HFM_BUF_INIT(8192);
+	struct hfm_buf tree = HFM_BUF_INIT(TOTAL_MAX);
+	struct cache_snap *s = NULL;
+	char rel[80];
+	int rc = 0;
+
+	if (!is_sha(commit))
+		return hfm_error_set(HFM_ENOREV, "Invalid rev id: %s", commit);
+	hfm_buf_printf(&key, "%s@%s", r->dir, commit);
+	pthread_mutex_lock(&cs->lock);
+	for (unsigned i = 0; i < SNAP_CACHE; i++)
+		if (cs->snaps[i] && !strcmp(cs->snaps[i]->key, key.ptr)) {
+			*out = hfm_snapshot_ref(&cs->snaps[i]->base);
+			pthread_mutex_unlock(&cs->lock);
+			goto cleanup;
+		}
+	pthread_mutex_unlock(&cs->lock);
+
+	api_url(&url, r);
+	hfm_buf_printf(&url, "/tree/%s?recursive=true&expand=false", commit);
+	snprintf(rel, sizeof(rel), "commits/%s/tree.json", commit);
+	if ((rc = meta_get(&tree, r, rel, hfm_buf_cstr(&url), 1, 0, ctx)))
+		goto cleanup;
+	if ((rc = snap_build(&s, key.ptr, commit, &tree)))
+		goto cleanup;
+	pthread_mutex_lock(&cs->lock);
+	unsigned slot = cs->snap_next++ % SNAP_CACHE;
+	if (cs->snaps[slot])
+		hfm_snapshot_unref(&cs->snaps[slot]->base);
+	cs->snaps[slot] = s;
+	*out = hfm_snapshot_ref(&s->base);
+	pthread_mutex_unlock(&cs->lock);
+cleanup:
+	hfm_buf_dispose(&key);
+	hfm_buf_dispose(&url);
+	hfm_buf_dispose(&tree);
+	return rc;
+}
+
+static int cache_list(struct hfm_list **out, struct hfm_repo *base, const char *commit,
+		      const char *path, unsigned flags, struct hfm_ctx *ctx)
+{
+	struct hfm_snapshot *s = NULL;
+	int rc = snapshot_get(&s, (struct cache_repo *)base, commit, ctx);
+
+	if (rc)
+		return rc;
+	rc = hfm_snapshot_list(out, s, path, flags & HFM_LIST_RECURSIVE);
+	hfm_snapshot_unref(s);
+	return rc;
+}
+
+static int cache_stat(struct hfm_list **out, struct hfm_repo *base, const char *commit,
+		      const char *const *paths, size_t n, unsigned flags, struct hfm_ctx *ctx)
+{
+	struct hfm_snapshot *s = NULL;
+	int rc = snapshot_get(&s, (struct cache_repo *)base, commit, ctx);
+
+	(void)flags;
+	if (rc)
+		return rc;
+	rc = hfm_snapshot_stat(out, s, paths, n);
+	hfm_snapshot_unref(s);
+	return rc;
+}
+
+/* ---- refs and commits ----------------------------------------------------------- */
+
+static int cache_refs(struct hfm_refs **out, struct hfm_repo *base, struct hfm_ctx *ctx)
+{
+	struct cache_repo *r = (struct cache_repo *)base;
+	struct hfm_buf b = HFM_BUF_INIT(PAGE_MAX), url = HFM_BUF_INIT(8192);
+	static const char *const kinds[4] = { "branches", "tags", "converts", "pullRequests" };
+	cJSON *j = NULL;
+	int rc;
+
+	api_url(&url, r);
+	hfm_buf_puts(&url, "/refs?include_prs=1");
+	rc = meta_get(&b, r, "refs.json", hfm_buf_cstr(&url), 0, r->cs->ttl ? r->cs->ttl : 1, ctx);
+	if (rc == HFM_EOFFLINE)
+		rc = hfm_error_set(HFM_ENOREPO, "%s is not in this mirror (offline)", base->id.name);
+	if (rc)
+		goto cleanup;
+	j = cJSON_ParseWithLength(b.ptr, b.len);
+	if (!cJSON_IsObject(j)) {
+		rc = hfm_error_set(HFM_EUPSTREAM, "upstream refs do not parse");
+		goto cleanup;
+	}
+	*out = hfm_refs_new();
+	for (int k = 0; k < 4; k++) {
+		cJSON *it, *arr = cJSON_GetObjectItemCaseSensitive(j, kinds[k]);
+		cJSON_ArrayForEach(it, arr) {
+			cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+			cJSON *ref = cJSON_GetObjectItemCaseSensitive(it, "ref");
+			cJSON *tgt = cJSON_GetObjectItemCaseSensitive(it, "targetCommit");
+			if (cJSON_IsString(name) && cJSON_IsString(ref) && cJSON_IsString(tgt) &&
+			    is_sha(tgt->valuestring))
+				hfm_refs_add(*out, k, name->valuestring, ref->valuestring,
+					     tgt->valuestring);
+		}
+	}
+cleanup:
+	cJSON_Delete(j);
+	hfm_buf_dispose(&b);
+	hfm_buf_dispose(&url);
+	return rc;
+}
+
+static int cache_commits(struct hfm_commits **out, struct hfm_repo *base, const char *commit,
+			 size_t skip, size_t limit, struct hfm_ctx *ctx)
+{
+	struct cache_repo *r = (struct cache_repo *)base;
+	struct hfm_buf b = HFM_BUF_INIT(PAGE_MAX), url = HFM_BUF_INIT(8192);
+	size_t want = skip + limit;
+	cJSON *j = NULL, *it;
+	char rel[96];
+	int rc;
+
+	if (!is_sha(commit))
+		return hfm_error_set(HFM_ENOREV, "Invalid rev id: %s", commit);
+	if (want > 1000)
+		want = 1000;
+	api_url(&url, r);
+	hfm_buf_printf(&url, "/commits/%s?limit=%zu", commit, want + 1);
+	snprintf(rel, sizeof(rel), "commits/%s/log-%zu.json", commit, want + 1);
+	rc = meta_get(&b, r, rel, hfm_buf_cstr(&url), 0, 0, ctx);
+	if (rc == HFM_EOFFLINE)
+		rc = hfm_error_set(HFM_ENOREV, "Commits of %s are not in this mirror (offline)",
+				   base->id.name);
+	if (rc)
+		goto cleanup;
+	j = cJSON_ParseWithLength(b.ptr, b.len);
+	if (!cJSON_IsArray(j)) {
+		rc = hfm_error_set(HFM_EUPSTREAM, "upstream commits do not parse");
+		goto cleanup;
+	}
+	*out = hfm_calloc(1, sizeof(**out));
+	(*out)->v = hfm_calloc(limit + 1, sizeof(struct hfm_commit));
+	size_t i = 0;
+	cJSON_ArrayForEach(it, j) {
+		if (i++ < skip)
+			continue;
+		if ((*out)->n == limit) {
+			(*out)->more = 1;
+			break;
+		}
+		cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+		cJSON *title = cJSON_GetObjectItemCaseSensitive(it, "title");
+		cJSON *msg = cJSON_GetObjectItemCaseSensitive(it, "message");
+		cJSON *date = cJSON_GetObjectItemCaseSensitive(it, "date");
+		cJSON *authors = cJSON_GetObjectItemCaseSensitive(it, "authors");
+		cJSON *user = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(authors, 0), "user");
+		struct hfm_commit *c = &(*out)->v[(*out)->n];
+		if (!cJSON_IsString(id) || !is_sha(id->valuestring))
+			continue;
+		memcpy(c->id, id->valuestring, HFM_SHA1_HEX + 1);
+		c->title = hfm_strdup(cJSON_IsString(title) ? title->valuestring : "");
+		c->message = hfm_strdup(cJSON_IsString(msg) ? msg->valuestring : "");
+		c->date_ms = cJSON_IsString(date) ? parse_iso_ms(date->valuestring) : 0;
+		c->author = cJSON_IsString(user) ? hfm_strdup(user->valuestring) : NULL;
+		(*out)->n++;
+	}
+cleanup:
+	cJSON_Delete(j);
+	hfm_buf_dispose(&b);
+	hfm_buf_dispose(&url);
+	return rc;
+}
+
+/* ---- files ------------------------------------------------------------------- */
+
+static void mem_free_buf(void *cls)
+{
+	free(cls);
+}
+
+static int cache_open(struct hfm_body *out, struct hfm_repo *base, const char *commit,
+		      const struct hfm_entry *e, unsigned flags, struct hfm_ctx *ctx)
+{
+	struct cache_repo *r = (struct cache_repo *)base;
+	struct cachesrc *cs = r->cs;
+	int raw = (flags & HFM_OPEN_RAW) != 0;
+	const char *oid = e->is_lfs && !raw ? e->lfs_oid : e->oid;
+	struct hfm_buf url = HFM_BUF_INIT(16384);
+	uint64_t size;
+	int fd, rc;
+
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	out->source_kind = "cache";
+	if (e->is_dir)
+		return hfm_error_set(HFM_ENOENT, "%s is a directory", e->path);
+	if (e->is_lfs && raw) {
+		/* the pointer is made from the ids: nothing to fetch */
+		struct hfm_buf p = HFM_BUF_INIT(1024);
+		hfm_lfs_pointer(&p, e->lfs_oid, e->size);
+		out->kind = HFM_BODY_MEM;
+		out->size = p.len;
+		out->mem = p.ptr ? p.ptr : "";
+		out->mem_cls = p.ptr;
+		out->mem_free = p.ptr ? mem_free_buf : NULL;
+		return 0;
+	}
+	if (e->size == 0) {
+		out->kind = HFM_BODY_MEM;
+		out->mem = "";
+		return 0;
+	}
+	if (hfm_store_object_open(&fd, &size, cs->store, oid) == 0) {
+		if (size != e->size) {
+			close(fd);
+			return hfm_error_set(HFM_EIO, "object %s has the wrong size", oid);
+		}
+		out->kind = HFM_BODY_FD;
+		out->fd = fd;
+		out->size = size;
+		return 0;
+	}
+	if (cs->offline)
+		return hfm_error_set(HFM_EUNAVAIL, "%s is not in this mirror (offline)", e->path);
+	hfm_buf_printf(&url, "%s/%s%s/resolve/%s/", cs->up_url, hfm_repo_type_prefix(base->id.type),
+		       base->id.name, commit);
+	hfm_buf_urlenc(&url, e->path, 1);
+	struct hfm_stream_origin o = {
+		.url = hfm_buf_cstr(&url),
+		.authorization = ctx->authorization,
+		.oid = oid,
+		.size = e->size,
+	};
+	out->kind = HFM_BODY_STREAM;
+	out->size = e->size;
+	if (r->cache_ok)
+		rc = hfm_stream_blob_new(&out->stream, cs->bc, &o);
+	else
+		rc = hfm_stream_relay_new(&out->stream, cs->up, &o);
+	hfm_buf_dispose(&url);
+	return rc;
+}
+
+/* ---- the source ------------------------------------------------------------------ */
+
+static void cache_free(struct hfm_source *src)
+{
+	struct cachesrc *cs = (struct cachesrc *)src;
+
+	/* The upstream first: its free ends every transfer (their on_done runs). */
+	if (cs->up)
+		hfm_up_free(cs->up);
+	if (cs->bc)
+		hfm_blobcache_free(cs->bc);
+	if (cs->bf)
+		hfm_blobfetch_free(cs->bf);
+	while (cs->jobs) {
+		struct job *j = cs->jobs;
+		cs->jobs = j->next;
+		job_free(j);
+	}
+	for (unsigned i = 0; i < SNAP_CACHE; i++)
+		if (cs->snaps[i])
+			hfm_snapshot_unref(&cs->snaps[i]->base);
+	pthread_mutex_destroy(&cs->lock);
+	pthread_cond_destroy(&cs->cond);
+	free(cs->up_url);
+	free(cs->base.label);
+	free(cs);
+}
+
+static const struct hfm_source_ops cache_ops = {
+	.kind = "cache",
+	.repo_open = cache_repo_open,
+	.repo_close = cache_repo_close,
+	.resolve = cache_resolve,
+	.list = cache_list,
+	.stat = cache_stat,
+	.info = cache_info,
+	.refs = cache_refs,
+	.commits = cache_commits,
+	.open = cache_open,
+	.free = cache_free,
+};
+
+int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
+{
+	struct cachesrc *cs;
+	int rc;
+
+	if (!o->store || !o->upstream_url || strncmp(o->upstream_url, "http", 4))
+		return hfm_error_set(HFM_EINVAL, "the online cache needs a store and an upstream URL");
+	cs = hfm_calloc(1, sizeof(*cs));
+	cs->base.ops = &cache_ops;
+	cs->up_url = hfm_strdup(o->upstream_url);
+	size_t l = strlen(cs->up_url);
+	while (l && cs->up_url[l - 1] == '/')
+		cs->up_url[--l] = '\0';
+	cs->base.label = hfm_asprintf("%s -> %s%s", cs->up_url, o->store->root,
+				      o->offline ? " (offline)" : "");
+	cs->store = o->store;
+	cs->offline = o->offline;
+	cs->ttl = o->metadata_ttl;
+	cs->rules = o->cache_rules;
+	cs->log = o->log;
+	cs->log_cls = o->log_cls;
+	pthread_mutex_init(&cs->lock, NULL);
+	pthread_cond_init(&cs->cond, NULL);
+
+	struct hfm_up_opts uo = {
+		.ca_file = o->ca_file,
+		.offline = o->offline,
+		.log = o->log,
+		.log_cls = o->log_cls,
+	};
+	if ((rc = hfm_up_new(&cs->up, &uo)))
+		goto fail;
+	struct hfm_blobfetch_opts fo = { .log = o->log, .log_cls = o->log_cls };
+	if ((rc = hfm_blobfetch_new(&cs->bf, cs->up, &fo)))
+		goto fail;
+	struct hfm_blobcache_opts bo = {
+		.block_size = o->block_size,
+		.fetch = hfm_blobfetch_start,
+		.fetch_cls = cs->bf,
+		.log = o->log,
+		.log_cls = o->log_cls,
+	};
+	if ((rc = hfm_blobcache_new(&cs->bc, o->store, &bo)))
+		goto fail;
+	*out = &cs->base;
+	return 0;
+fail:
+	cache_free(&cs->base);
+	return rc;
+}

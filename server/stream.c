@@ -1,0 +1,383 @@
+/* stream.c - bodies still arriving: blob and relay streams (see stream.h). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hfm/blobfetch.h"
+#include "hfm/hash.h"
+#include "hfm/stream.h"
+
+/* Relay buffer: bounds memory per denied download. */
+#define RELAY_BUF (256u * 1024)
+
+struct hfm_stream {
+	ssize_t (*read)(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
+			size_t max, struct hfm_waiter *w);
+	void (*free)(struct hfm_stream *s);
+	int (*prime)(struct hfm_stream *s, uint64_t start, uint64_t end, struct hfm_waiter *w);
+	char *url, *auth;
+	char oid[HFM_SHA256_HEX + 1];
+	uint64_t size;
+	int started;
+	int whole;                       /* first read at 0 up to size: verify */
+};
+
+ssize_t hfm_stream_read(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
+			size_t max, struct hfm_waiter *w)
+{
+	if (!s->started) {
+		s->started = 1;
+		s->whole = pos == 0 && end == s->size;
+	}
+	if (pos >= end || !max)
+		return hfm_error_set(HFM_EINVAL, "read past the end of a stream");
+	return s->read(s, pos, end, buf, max, w);
+}
+
+int hfm_stream_prime(struct hfm_stream *s, uint64_t start, uint64_t end, struct hfm_waiter *w)
+{
+	if (!s->prime || start >= end || !w)
+		return 0;
+	return s->prime(s, start, end, w);
+}
+
+void hfm_stream_free(struct hfm_stream *s)
+{
+	if (!s)
+		return;
+	s->free(s);
+}
+
+static void base_init(struct hfm_stream *s, const struct hfm_stream_origin *o)
+{
+	s->url = hfm_strdup(o->url);
+	s->auth = o->authorization ? hfm_strdup(o->authorization) : NULL;
+	snprintf(s->oid, sizeof(s->oid), "%s", o->oid);
+	s->size = o->size;
+}
+
+static void base_dispose(struct hfm_stream *s)
+{
+	free(s->url);
+	free(s->auth);
+}
+
+/* ---- blob streams --------------------------------------------------------- */
+
+struct blob_stream {
+	struct hfm_stream base;
+	struct hfm_blobcache *bc;
+	struct hfm_blob *blob;
+	struct hfm_blob_reader reader;
+	uint64_t discards;
+	int fd;
+};
+
+static int blob_attach(struct blob_stream *s)
+{
+	int rc;
+
+	if (s->blob)
+		return 0;
+	if ((rc = hfm_blob_open(&s->blob, s->bc, s->base.oid, s->base.size)))
+		return rc;
+	s->discards = hfm_blob_discards(s->blob);
+	s->fd = hfm_blob_fd(s->blob);
+	if (s->fd < 0)
+		return hfm_error_set(HFM_EIO, "blob %s: cannot open", s->base.oid);
+	return 0;
+}
+
+static int blob_prime(struct hfm_stream *base, uint64_t start, uint64_t end, struct hfm_waiter *w)
+{
+	struct blob_stream *s = (struct blob_stream *)base;
+	struct hfm_blobfetch_origin origin = { base->url, base->auth };
+	uint64_t avail;
+	int rc;
+
+	if ((rc = blob_attach(s)))
+		return rc;
+	return hfm_blob_ensure(&avail, s->blob, &s->reader, start, end, &origin, w);
+}
+
+static ssize_t blob_read(struct hfm_stream *base, uint64_t pos, uint64_t end, char *buf,
+			 size_t max, struct hfm_waiter *w)
+{
+	struct blob_stream *s = (struct blob_stream *)base;
+	struct hfm_blobfetch_origin origin = { base->url, base->auth };
+	uint64_t avail, lim = end;
+	int rc;
+
+	if ((rc = blob_attach(s)))
+		return rc;
+	rc = hfm_blob_ensure(&avail, s->blob, &s->reader, pos, end, &origin, w);
+	if (rc)
+		return rc;
+	/*
+	 * The last byte of a whole-file answer waits for verification: if the
+	 * blob turns out corrupt the client sees a short body, not a wrong one.
+	 */
+	if (base->whole && end == base->size && pos + HFM_MIN(avail, (uint64_t)max) >= end) {
+		if (pos + 1 < end)
+			lim = end - 1;
+		else if ((rc = hfm_blob_wait_verified(s->blob, s->discards, w)))
+			return rc;
+	}
+	uint64_t n = HFM_MIN(HFM_MIN(avail, lim - pos), (uint64_t)max);
+	ssize_t got = pread(s->fd, buf, n, (off_t)pos);
+	if (got <= 0)
+		return hfm_error_set(HFM_EIO, "blob %s: read failed", base->oid);
+	return got;
+}
+
+static void blob_free(struct hfm_stream *base)
+{
+	struct blob_stream *s = (struct blob_stream *)base;
+
+	hfm_blob_reader_dispose(&s->reader);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->blob)
+		hfm_blob_release(s->blob);
+	base_dispose(base);
+	free(s);
+}
+
+int hfm_stream_blob_new(struct hfm_stream **out, struct hfm_blobcache *bc,
+			const struct hfm_stream_origin *o)
+{
+	struct blob_stream *s = hfm_calloc(1, sizeof(*s));
+
+	base_init(&s->base, o);
+	s->base.read = blob_read;
+	s->base.free = blob_free;
+	s->base.prime = blob_prime;
+	s->bc = bc;
+	s->fd = -1;
+	*out = &s->base;
+	return 0;
+}
+
+/* ---- relay streams -------------------------------------------------------- */
+
+/*
+ * The transfer's callbacks and the reader share the state below under
+ * `lock`.  The struct is freed by whichever of free() and on_done() comes
+ * last (`refs`), because on_done may still run after the response is gone.
+ */
+struct relay_stream {
+	struct hfm_stream base;
+	struct hfm_upstream *up;
+	struct hfm_up_xfer *x;
+	pthread_mutex_t lock;
+	int refs;
+	char *buf;                       /* [head, tail) unread */
+	size_t head, tail;
+	uint64_t start, want;            /* asked range */
+	uint64_t got;                    /* body bytes taken */
+	int paused, done, rc, skip_ok;
+	uint64_t skip;                   /* 200 instead of 206: bytes to drop */
+	struct hfm_hashctx *hash;        /* whole-file answers */
+	int verified;                    /* 1 ok, -1 failed */
+	struct hfm_waitq waiters;
+};
+
+static void relay_unref(struct relay_stream *s)
+{
+	pthread_mutex_lock(&s->lock);
+	int last = --s->refs == 0;
+	pthread_mutex_unlock(&s->lock);
+	if (!last)
+		return;
+	if (s->hash) {
+		char a[HFM_SHA1_HEX + 1], b[HFM_SHA256_HEX + 1];
+		hfm_hashctx_final(s->hash, a, b);
+	}
+	if (s->x)
+		hfm_up_release(s->x);
+	hfm_waitq_fire(hfm_waitq_take(&s->waiters));
+	pthread_mutex_destroy(&s->lock);
+	free(s->buf);
+	base_dispose(&s->base);
+	free(s);
+}
+
+static int relay_headers(void *cls, const struct hfm_up_response *r)
+{
+	struct relay_stream *s = cls;
+
+	if (r->status == 206) {
+		char want[96];
+		const char *cr = hfm_up_header(r, "Content-Range");
+		snprintf(want, sizeof(want), "bytes %llu-%llu/%llu", (unsigned long long)s->start,
+			 (unsigned long long)(s->start + s->want - 1),
+			 (unsigned long long)s->base.size);
+		if (!cr || strcmp(cr, want))
+			return hfm_error_set(HFM_EUPSTREAM, "upstream sent the wrong range");
+		return HFM_UP_CONTINUE;
+	}
+	if (r->status == 200) {
+		if (r->content_length >= 0 && (uint64_t)r->content_length != s->base.size)
+			return hfm_error_set(HFM_EUPSTREAM, "upstream size differs");
+		s->skip = s->start;          /* Range ignored: drop what precedes */
+		return HFM_UP_CONTINUE;
+	}
+	if (r->status == 401 || r->status == 403)
+		return hfm_error_set(HFM_EGATED, "upstream refused access (%ld)", r->status);
+	return hfm_error_set(HFM_EUPSTREAM, "upstream answered %ld", r->status);
+}
+
+static int relay_data(void *cls, const void *data, size_t n)
+{
+	struct relay_stream *s = cls;
+	const char *p = data;
+	struct hfm_waitq_node *wake;
+	int rc = HFM_UP_CONTINUE;
+
+	pthread_mutex_lock(&s->lock);
+	size_t drop = (size_t)HFM_MIN(s->skip, (uint64_t)n);
+	size_t take = n - drop;
+	if (s->got + take > s->want)
+		take = (size_t)(s->want - s->got);
+	if (s->tail + take > RELAY_BUF && s->head) {
+		memmove(s->buf, s->buf + s->head, s->tail - s->head);
+		s->tail -= s->head;
+		s->head = 0;
+	}
+	if (s->tail + take > RELAY_BUF) {
+		s->paused = 1;               /* libcurl keeps the bytes for later */
+		pthread_mutex_unlock(&s->lock);
+		return HFM_UP_PAUSE;
+	}
+	s->skip -= drop;
+	memcpy(s->buf + s->tail, p + drop, take);
+	s->tail += take;
+	s->got += take;
+	if (s->hash)
+		hfm_hashctx_update(s->hash, p + drop, take);
+	if (s->got == s->want && drop + take < n)
+		rc = HFM_UP_STOP;            /* 200 for a range: the rest is not ours */
+	wake = hfm_waitq_take(&s->waiters);
+	pthread_mutex_unlock(&s->lock);
+	hfm_waitq_fire(wake);
+	return rc;
+}
+
+static void relay_done(void *cls, int result)
+{
+	struct relay_stream *s = cls;
+	struct hfm_waitq_node *wake;
+
+	pthread_mutex_lock(&s->lock);
+	s->done = 1;
+	s->rc = result;
+	if (!result && s->got != s->want)
+		s->rc = HFM_EUPSTREAM;
+	if (s->hash) {
+		char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
+		hfm_hashctx_final(s->hash, sha1, sha256);
+		s->hash = NULL;
+		const char *got = strlen(s->base.oid) == HFM_SHA1_HEX ? sha1 : sha256;
+		s->verified = !s->rc && !strcmp(got, s->base.oid) ? 1 : -1;
+	}
+	wake = hfm_waitq_take(&s->waiters);
+	pthread_mutex_unlock(&s->lock);
+	hfm_waitq_fire(wake);
+	relay_unref(s);
+}
+
+static ssize_t relay_read(struct hfm_stream *base, uint64_t pos, uint64_t end, char *buf,
+			  size_t max, struct hfm_waiter *w)
+{
+	struct relay_stream *s = (struct relay_stream *)base;
+	ssize_t rc;
+
+	if (!s->x && !s->done) {
+		struct hfm_up_request req = {
+			.method = HFM_UP_GET,
+			.url = base->url,
+			.authorization = base->auth,
+			.has_range = pos > 0 || end < base->size,
+			.range_start = pos,
+			.range_len = end - pos,
+			.follow_redirects = 1,
+			.max_attempts = 3,
+			.on_headers = relay_headers,
+			.on_data = relay_data,
+			.on_done = relay_done,
+			.cls = s,
+		};
+		s->start = pos;
+		s->want = end - pos;
+		s->buf = hfm_malloc(RELAY_BUF);
+		if (base->whole)
+			s->hash = hfm_hashctx_new(base->size, strlen(base->oid) == HFM_SHA1_HEX,
+						  strlen(base->oid) == HFM_SHA256_HEX);
+		s->refs++;                   /* the transfer's */
+		if ((rc = hfm_up_start(&s->x, s->up, &req))) {
+			s->refs--;
+			return rc;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	size_t have = s->tail - s->head;
+	uint64_t stream_pos = s->start + s->got - have;   /* offset of buf[head] */
+	if (stream_pos != pos) {
+		pthread_mutex_unlock(&s->lock);
+		return hfm_error_set(HFM_EINVAL, "relay stream read out of order");
+	}
+	/* hold back the last byte of a whole file until its digest matched */
+	if (base->whole && have && pos + have >= base->size && s->verified != 1) {
+		have--;
+		if (s->verified == -1) {
+			pthread_mutex_unlock(&s->lock);
+			return hfm_error_set(HFM_ECORRUPT, "upstream sent content that is not %s",
+					     base->oid);
+		}
+	}
+	if (have) {
+		size_t n = HFM_MIN(have, max);
+		memcpy(buf, s->buf + s->head, n);
+		s->head += n;
+		int resume = s->paused;
+		s->paused = 0;
+		pthread_mutex_unlock(&s->lock);
+		if (resume)
+			hfm_up_resume(s->x);
+		return (ssize_t)n;
+	}
+	if (s->done) {
+		rc = s->rc ? s->rc : (s->verified == -1 ? HFM_ECORRUPT : HFM_EUPSTREAM);
+		pthread_mutex_unlock(&s->lock);
+		return hfm_error_set((int)rc, "upstream transfer ended early");
+	}
+	hfm_waitq_add(&s->waiters, w);
+	pthread_mutex_unlock(&s->lock);
+	return HFM_EAGAIN;
+}
+
+static void relay_free(struct hfm_stream *base)
+{
+	struct relay_stream *s = (struct relay_stream *)base;
+
+	if (s->x)
+		hfm_up_cancel(s->x);
+	relay_unref(s);
+}
+
+int hfm_stream_relay_new(struct hfm_stream **out, struct hfm_upstream *up,
+			 const struct hfm_stream_origin *o)
+{
+	struct relay_stream *s = hfm_calloc(1, sizeof(*s));
+
+	base_init(&s->base, o);
+	s->base.read = relay_read;
+	s->base.free = relay_free;
+	s->up = up;
+	s->refs = 1;
+	pthread_mutex_init(&s->lock, NULL);
+	*out = &s->base;
+	return 0;
+}

@@ -619,7 +619,7 @@ int hfm_reply_file(struct hfm_req *r, const struct hfm_entry *e, struct hfm_body
 	}
 	struct MHD_Response *resp = body_response(r, body, start, len);
 	if (!resp) {
-		r->nhdrs = 0;
+		drop_headers(r);
 		return hfm_reply_error(r, HFM_EIO, NULL, NULL);
 	}
 	MHD_add_response_header(resp, "Content-Type", content_type_for(e->path));

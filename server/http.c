@@ -1112,7 +1112,7 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 	 * (MHD keeps the pool).  Hub clients send < 2 KiB of headers; 16 KiB
 	 * keeps 256 idle connections near 14 MiB.
 	 */
-	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16 * 1024, NULL };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 8 * 1024, NULL };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s };

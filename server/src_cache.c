@@ -736,6 +736,146 @@ cleanup:
 	return rc;
 }
 
+/* ---- lastCommit (HFM_LIST_EXPAND) ------------------------------------------ */
+
+/*
+ * A list whose items carry last_commit: copies of the snapshot's entries
+ * (their path strings stay owned by the snapshot the list holds) and the
+ * last commits, both owned by the list.
+ */
+struct xlist {
+	struct hfm_entry *ents;
+	struct hfm_last_commit *lcs;
+	size_t nlcs;
+};
+
+static void xlist_release(struct hfm_list *l)
+{
+	struct xlist *x = l->priv;
+
+	for (size_t i = 0; i < x->nlcs; i++)
+		free(x->lcs[i].title);
+	free(x->lcs);
+	free(x->ents);
+	free(x);
+}
+
+/* Length of the directory part of `path` ("a/b/c" -> 3, "c" -> 0). */
+static size_t dir_len(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? (size_t)(slash - path) : 0;
+}
+
+/*
+ * The expanded listing of one directory at `commit`: upstream's
+ * `tree/{sha}/{dir}?expand=true`, all pages, kept under
+ * commits/<sha>/expand/<sha1 of dir>.json like every answer keyed by a commit.
+ */
+static int expand_get(struct hfm_buf *out, struct cache_repo *r, const char *commit,
+		      const char *dir, size_t dl, struct hfm_ctx *ctx)
+{
+	struct hfm_buf url = HFM_BUF_INIT(16384);
+	char dh[HFM_SHA1_HEX + 1], rel[160];
+	int rc;
+
+	hfm_sha1_hex(dh, dir, dl);
+	snprintf(rel, sizeof(rel), "commits/%s/expand/%s.json", commit, dh);
+	api_url(&url, r);
+	hfm_buf_printf(&url, "/tree/%s", commit);
+	if (dl) {
+		char *d = hfm_strndup(dir, dl);
+		hfm_buf_putc(&url, '/');
+		hfm_buf_urlenc(&url, d, 1);
+		free(d);
+	}
+	hfm_buf_puts(&url, "?expand=true");
+	rc = meta_get(out, r, rel, hfm_buf_cstr(&url), 1, 0, ctx);
+	hfm_buf_dispose(&url);
+	return rc;
+}
+
+/*
+ * Replace *lp by a list whose entries have last_commit, from the expanded
+ * listing of each directory the entries are in.  A directory whose listing
+ * is not to be had (offline and never fetched, upstream trouble) leaves its
+ * entries' last_commit NULL; the listing itself is still answered.
+ */
+static int expand_list(struct hfm_list **lp, struct cache_repo *r, const char *commit,
+		       struct hfm_ctx *ctx)
+{
+	struct cachesrc *cs = r->cs;
+	struct hfm_list *in = *lp, *l;
+	struct xlist *x = hfm_calloc(1, sizeof(*x));
+	size_t i, k;
+	int rc = 0;
+
+	l = hfm_list_new(in->snap, in->n);
+	l->priv = x;
+	l->release = xlist_release;
+	x->ents = hfm_calloc(in->n + 1, sizeof(*x->ents));
+	x->lcs = hfm_calloc(in->n + 1, sizeof(*x->lcs));   /* at most one per entry */
+	for (i = 0; i < in->n; i++) {
+		x->ents[i] = *in->items[i];
+		x->ents[i].last_commit = NULL;
+		hfm_list_push(l, &x->ents[i]);
+	}
+	for (i = 0; i < l->n; i++) {
+		const char *p = x->ents[i].path;
+		size_t dl = dir_len(p);
+		struct hfm_buf b = HFM_BUF_INIT(TOTAL_MAX);
+		cJSON *j, *it;
+
+		/* each directory once: skip when an earlier entry shares it */
+		for (k = 0; k < i; k++)
+			if (dir_len(x->ents[k].path) == dl && !memcmp(x->ents[k].path, p, dl))
+				break;
+		if (k < i)
+			continue;
+		rc = expand_get(&b, r, commit, p, dl, ctx);
+		if (rc == HFM_EAGAIN) {
+			hfm_buf_dispose(&b);
+			hfm_list_free(l);
+			return rc;
+		}
+		if (rc) {
+			if (rc != HFM_EOFFLINE)
+				hfm_log(cs->log, cs->log_cls, HFM_LOG_WARN,
+					"cache: no lastCommit for %s@%s/%.*s: %s", r->base.id.name,
+					commit, (int)dl, p, hfm_error_last());
+			hfm_buf_dispose(&b);
+			rc = 0;
+			continue;
+		}
+		j = cJSON_ParseWithLength(hfm_buf_cstr(&b), b.len);
+		hfm_buf_dispose(&b);
+		cJSON_ArrayForEach(it, j) {
+			cJSON *path = cJSON_GetObjectItemCaseSensitive(it, "path");
+			cJSON *lc = cJSON_GetObjectItemCaseSensitive(it, "lastCommit");
+			cJSON *id = cJSON_GetObjectItemCaseSensitive(lc, "id");
+			cJSON *title = cJSON_GetObjectItemCaseSensitive(lc, "title");
+			cJSON *date = cJSON_GetObjectItemCaseSensitive(lc, "date");
+			if (!cJSON_IsString(path) || !cJSON_IsString(id) || !is_sha(id->valuestring))
+				continue;
+			for (k = i; k < l->n; k++) {
+				struct hfm_entry *e = &x->ents[k];
+				if (e->last_commit || strcmp(e->path, path->valuestring))
+					continue;
+				struct hfm_last_commit *c = &x->lcs[x->nlcs++];
+				memcpy(c->id, id->valuestring, HFM_SHA1_HEX + 1);
+				c->title = hfm_strdup(cJSON_IsString(title) ? title->valuestring : "");
+				c->date_ms = cJSON_IsString(date) ? parse_iso_ms(date->valuestring) : 0;
+				e->last_commit = c;
+			}
+		}
+		cJSON_Delete(j);
+	}
+	hfm_list_free(in);
+	*lp = l;
+	return 0;
+}
+
 static int cache_list(struct hfm_list **out, struct hfm_repo *base, const char *commit,
 		      const char *path, unsigned flags, struct hfm_ctx *ctx)
 {
@@ -746,6 +886,11 @@ static int cache_list(struct hfm_list **out, struct hfm_repo *base, const char *
 		return rc;
 	rc = hfm_snapshot_list(out, s, path, flags & HFM_LIST_RECURSIVE);
 	hfm_snapshot_unref(s);
+	if (!rc && (flags & HFM_LIST_EXPAND) &&
+	    (rc = expand_list(out, (struct cache_repo *)base, commit, ctx))) {
+		hfm_list_free(*out);
+		*out = NULL;
+	}
 	return rc;
 }
 
@@ -755,11 +900,15 @@ static int cache_stat(struct hfm_list **out, struct hfm_repo *base, const char *
 	struct hfm_snapshot *s = NULL;
 	int rc = snapshot_get(&s, (struct cache_repo *)base, commit, ctx);
 
-	(void)flags;
 	if (rc)
 		return rc;
 	rc = hfm_snapshot_stat(out, s, paths, n);
 	hfm_snapshot_unref(s);
+	if (!rc && (flags & HFM_LIST_EXPAND) &&
+	    (rc = expand_list(out, (struct cache_repo *)base, commit, ctx))) {
+		hfm_list_free(*out);
+		*out = NULL;
+	}
 	return rc;
 }
 

@@ -9,6 +9,12 @@
  *   meta/<type>/<org>/<name>/commits/<sha>/info.json  info (blobs-info.json: ?blobs=true)
  *   meta/<type>/<org>/<name>/commits/<sha>/tree.json  full recursive tree, all pages
  *   meta/<type>/<org>/<name>/commits/<sha>/log-<n>.json   commits page
+ *   meta/<type>/<org>/<name>/commits/<sha>/expand/<sha1(dir)>.json
+ *                          one directory's tree?expand=true (lastCommit), all pages
+ *
+ * HFM_LIST_EXPAND (list, stat): last_commit comes from the expanded listing
+ * of each directory the answer touches; where none is cached and upstream
+ * cannot be asked (offline, down) last_commit stays NULL.
  *
  * Answers keyed by a commit never change and are never fetched again; a
  * branch or tag is asked upstream again when its mapping is older than

@@ -13,6 +13,7 @@ LISTEN_PORT_FILE).  For every new connection it reads STATE_DIR/mode:
   stall       accept, read the request, never answer
   err500      answer 500 to every request, no upstream contact
   norange     strip Range headers from requests (upstream sends 200)
+  slow N      forward, responses at about N bytes/s (a kill lands mid-body)
 
 Requests get "Connection: close", so each request is a new connection and
 sees the mode current when it was sent.
@@ -24,6 +25,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 port_file, up_port, state = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 lock = threading.Lock()
@@ -98,6 +100,13 @@ def up_to_client(c, u, how, arg):
                 c.sendall(d)
                 bump("bytes", len(d))
                 break
+            if how == "slow" and arg > 0:
+                for k in range(0, len(d), 8192):
+                    c.sendall(d[k:k + 8192])
+                    bump("bytes", len(d[k:k + 8192]))
+                    time.sleep(len(d[k:k + 8192]) / arg)
+                sent += len(d)
+                continue
             c.sendall(d)
             sent += len(d)
             bump("bytes", len(d))

@@ -138,6 +138,15 @@ like "$(curl -s "$C/api/models/acme/tiny/tree/main?recursive=true")" '"path":"su
 	"tree through the cache"
 n=$(curl -s "$C/api/models/acme/many/tree/main/f" | $PYTHON -c 'import json,sys; print(len(json.load(sys.stdin)))')
 like "$n" '^[0-9]+$' "a 1100-entry tree (paged upstream) lists"
+# expand=true: lastCommit from upstream's expanded listing of each directory
+lc() { $PYTHON -c 'import json,sys; print(",".join(sorted(str((e.get("lastCommit") or {}).get("id")) for e in json.load(sys.stdin))))'; }
+up_lc=$(curl -s -d 'paths=config.json&paths=sub/dir/nested file.txt&expand=true' \
+	"$up_URL/api/models/acme/tiny/paths-info/main" | lc)
+like "$up_lc" '^[0-9a-f]{40},[0-9a-f]{40}$' "upstream paths-info expand has lastCommit"
+is "$(curl -s -d 'paths=config.json&paths=sub/dir/nested file.txt&expand=true' \
+	"$C/api/models/acme/tiny/paths-info/main" | lc)" "$up_lc" "paths-info expand: lastCommit as upstream"
+is "$(curl -s "$C/api/models/acme/tiny/tree/main?expand=true" | lc)" \
+	"$(curl -s "$up_URL/api/models/acme/tiny/tree/main?expand=true" | lc)" "tree expand: lastCommit as upstream"
 if grep -rq xetHash "$T/store/meta"; then not_ok "no xetHash stored"; else ok "no xetHash stored"; fi
 
 # ---- upstream gone: soft offline -----------------------------------------------
@@ -163,6 +172,10 @@ start_server off proxy --offline --hf-scheme http --hf-netloc "127.0.0.1:$(cat "
 is "$(get "$off_URL/acme/tiny/resolve/main/weights.bin" "$T/w4")" 200 "offline: cached file 200"
 check "offline: same bytes" cmp "$T/w4" "$TINY/weights.bin"
 is "$(get "$off_URL/api/models/acme/tiny/revision/main" "$T/i4")" 200 "offline: info 200"
+like "$(curl -s -d 'paths=config.json&expand=true' "$off_URL/api/models/acme/tiny/paths-info/main" | lc)" \
+	'^[0-9a-f]{40}$' "offline: cached expand still has lastCommit"
+is "$(curl -s "$off_URL/api/models/acme/tiny/tree/main/sub?expand=true" | lc | tr , '\n' | sort -u)" None \
+	"offline: a directory never expanded lists without lastCommit"
 curl -s -D "$T/h" -o /dev/null "$off_URL/api/models/acme/other/revision/main"
 is "$(status "$T/h"):$(hdr "$T/h" X-Error-Code)" "404:RepoNotFound" "offline: unknown repo RepoNotFound"
 like "$(hdr "$T/h" X-Error-Message)" "not in this mirror" "offline: says why"

@@ -1,0 +1,81 @@
+#!/bin/sh
+# test_cache_crash.sh - the cache server killed (-9) in the middle of a
+# large download, restarted on the same store: the file is then served
+# whole and correct, and nothing under objects/ is wrong for its name.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/fixtures.sh"
+
+make_fixture_tree "$T/root" "$T/outside"
+TINY=$T/root/acme/tiny
+mkdir -p "$T/relay"
+echo pass >"$T/relay/mode"
+start_server up model-bin --path "$T/root" || exit 1
+$PYTHON "$SRCDIR/tests/e2e/faultrelay.py" "$T/relay/port" "${up_URL##*:}" "$T/relay" &
+SERVER_PIDS="$SERVER_PIDS $!"
+i=0
+while [ ! -s "$T/relay/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+RELAY=127.0.0.1:$(cat "$T/relay/port")
+cat >"$T/cache.toml" <<EOT
+[basic]
+cache-block-size = "1M"
+EOT
+relay_bytes() { cat "$T/relay/bytes" 2>/dev/null || echo 0; }
+SIZE=$(stat -c %s "$TINY/weights.bin")
+
+start_server c1 proxy -c "$T/cache.toml" --hf-scheme http --hf-netloc "$RELAY" \
+	--repos-path "$T/store" --wait-timeout 30 || exit 1
+# metadata first, at full speed; then the body at ~2 MB/s
+is "$(curl -s -o /dev/null -w '%{http_code}' "$c1_URL/api/models/acme/tiny/revision/main")" 200 \
+	"info through the cache"
+echo "slow 2000000" >"$T/relay/mode"
+b0=$(relay_bytes)
+curl -s -o "$T/part" --max-time 60 "$c1_URL/acme/tiny/resolve/main/weights.bin" &
+CURL=$!
+i=0
+while [ $(($(relay_bytes) - b0)) -lt 3000000 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+got=$(($(relay_bytes) - b0))
+check "the download is under way when the server is killed ($got bytes)" \
+	test "$got" -ge 3000000 -a "$got" -lt "$SIZE"
+kill -9 "$c1_PID"
+wait "$c1_PID" 2>/dev/null
+c1_STOPPED=1
+wait "$CURL" 2>/dev/null
+check "the client did not get the whole file" test "$(stat -c %s "$T/part")" -lt "$SIZE"
+sha=$(sha256sum <"$TINY/weights.bin" | cut -c1-64)
+check "no object for the unfinished blob" test ! -e "$T/store/objects/$(echo "$sha" | cut -c1-2)/$sha"
+
+echo pass >"$T/relay/mode"
+b1=$(relay_bytes)
+start_server c2 proxy -c "$T/cache.toml" --hf-scheme http --hf-netloc "$RELAY" \
+	--repos-path "$T/store" --wait-timeout 30 || exit 1
+is "$(curl -s -o "$T/w" -w '%{http_code}' --max-time 60 "$c2_URL/acme/tiny/resolve/main/weights.bin")" 200 \
+	"after the restart: 200"
+check "after the restart: same bytes" cmp "$T/w" "$TINY/weights.bin"
+b2=$(relay_bytes)
+# Durability is batched (blobcache sync_bytes, 64 MiB): blocks of a 12 MiB
+# blob that were only filled when the kill came are fetched again; the map
+# never claims them, which is what the object check below relies on.
+diag "after the restart: $((b2 - b1)) bytes from upstream for a $SIZE-byte file"
+i=0
+while [ ! -f "$T/store/objects/$(echo "$sha" | cut -c1-2)/$sha" ] && [ $i -lt 100 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+check "after the restart: the blob is published" test -f "$T/store/objects/$(echo "$sha" | cut -c1-2)/$sha"
+
+# Every object's content matches its name (sha256, or git's blob sha1).
+bad=$(find "$T/store/objects" -type f | $PYTHON -c '
+import hashlib, os, sys
+for p in sys.stdin.read().split():
+    name = os.path.basename(p)
+    data = open(p, "rb").read()
+    if len(name) == 64:
+        got = hashlib.sha256(data).hexdigest()
+    else:
+        got = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    if got != name:
+        print(name)
+')
+is "$bad" "" "every object under objects/ matches its name"
+check "objects/ is not empty" test -n "$(find "$T/store/objects" -type f)"
+
+done_testing

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hfm/blobcache.h"
+#include "hfm/evict.h"
 #include "hfm/hash.h"
 
 #define NBUCKETS 1024
@@ -252,6 +253,7 @@ static int create_files(struct hfm_blob *b)
 		rc = hfm_error_set(HFM_EIO, "partial/%s: %s", b->oid, strerror(errno));
 		goto fail;
 	}
+	hfm_evict_mark(b->fd);             /* ours: the evictor may remove it (evict.h) */
 	b->ro_fd = openat(pfd, b->oid, O_RDONLY | O_CLOEXEC);
 	b->map_fd = openat(pfd, tmpn, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (b->ro_fd < 0 || b->map_fd < 0) {

@@ -533,6 +533,8 @@ static int run_server(struct run *o)
 			.block_size = (uint32_t)cfg->cache_block_size,
 			.cache_rules = cfg->cache,
 			.allow_gated_offline = cfg->allow_gated_offline,
+			.size_limit = cfg->cache_size_limit,
+			.clean_strategy = cfg->cache_clean_strategy,
 			.log = cache_log,
 			.log_cls = (void *)o->prog,
 		};

@@ -14,6 +14,7 @@
 
 #include "hfm/blobcache.h"
 #include "hfm/blobfetch.h"
+#include "hfm/evict.h"
 #include "hfm/fsutil.h"
 #include "hfm/hash.h"
 #include "hfm/src_cache.h"
@@ -62,6 +63,7 @@ struct cachesrc {
 	struct hfm_upstream *up;
 	struct hfm_blobfetch *bf;
 	struct hfm_blobcache *bc;
+	struct hfm_evictor *evictor;     /* NULL without a size limit */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;             /* a job finished (blocking callers) */
 	struct job *jobs;
@@ -1091,6 +1093,7 @@ static void cache_free(struct hfm_source *src)
 {
 	struct cachesrc *cs = (struct cachesrc *)src;
 
+	hfm_evictor_stop(cs->evictor);
 	/* The upstream first: its free ends every transfer (their on_done runs). */
 	if (cs->up)
 		hfm_up_free(cs->up);
@@ -1171,6 +1174,18 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	};
 	if ((rc = hfm_blobcache_new(&cs->bc, o->store, &bo)))
 		goto fail;
+	if (o->size_limit && !o->offline) {
+		struct hfm_evict_opts eo = {
+			.store = o->store,
+			.limit = o->size_limit,
+			.strategy = o->clean_strategy,
+			.interval_s = o->evict_interval_s,
+			.log = o->log,
+			.log_cls = o->log_cls,
+		};
+		if ((rc = hfm_evictor_start(&cs->evictor, &eo)))
+			goto fail;
+	}
 	*out = &cs->base;
 	return 0;
 fail:

@@ -39,6 +39,7 @@
 
 #include <stdint.h>
 
+#include "config.h"
 #include "log.h"
 #include "rules.h"
 #include "source.h"
@@ -54,6 +55,15 @@ struct hfm_cachesrc_opts {
 	const struct hfm_rules *cache_rules;  /* borrowed; NULL = cache every repo */
 	int allow_gated_offline;         /* reserved: gated repos are not told apart yet */
 	const char *ca_file;             /* extra CA bundle for upstream TLS, or NULL */
+	/*
+	 * Eviction (evict.h): with a size_limit, a background evictor keeps the
+	 * cache-written blobs and partial/ under it (down to 90 %, a pass every
+	 * evict_interval_s, 0 = 60 s, and one at start).  0 = no limit.
+	 * Never in offline mode: an air-gapped copy is not a cache.
+	 */
+	uint64_t size_limit;
+	enum hfm_clean_strategy clean_strategy;
+	unsigned evict_interval_s;
 	hfm_log_fn log;
 	void *log_cls;
 };

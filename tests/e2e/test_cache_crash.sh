@@ -78,4 +78,18 @@ for p in sys.stdin.read().split():
 is "$bad" "" "every object under objects/ matches its name"
 check "objects/ is not empty" test -n "$(find "$T/store/objects" -type f)"
 
+# ---- eviction: a restart with a small limit evicts at once --------------------
+stop_server c2
+start_server c3 proxy -c "$T/cache.toml" --hf-scheme http --hf-netloc "$RELAY" \
+	--repos-path "$T/store" --cache-size-limit 1M --cache-clean-strategy LARGE_FIRST || exit 1
+i=0
+while [ -f "$T/store/objects/$(echo "$sha" | cut -c1-2)/$sha" ] && [ $i -lt 100 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+check "cache-size-limit: the 12 MiB blob is evicted" \
+	test ! -f "$T/store/objects/$(echo "$sha" | cut -c1-2)/$sha"
+is "$(curl -s -o "$T/w5" -w '%{http_code}' --max-time 60 "$c3_URL/acme/tiny/resolve/main/weights.bin")" 200 \
+	"after eviction: fetched again, 200"
+check "after eviction: same bytes" cmp "$T/w5" "$TINY/weights.bin"
+
 done_testing

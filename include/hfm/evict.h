@@ -1,0 +1,69 @@
+/*
+ * evict.h - keep the online cache's share of the store under a size limit.
+ *
+ * What counts and what may go: blobs the cache wrote, i.e. files under
+ * <store>/objects that carry the extended attribute HFM_EVICT_XATTR (the
+ * blob cache sets it when it creates a partial blob; the rename into
+ * objects/ keeps it) and have one link, plus everything under
+ * <store>/partial.  Objects without the mark (imported by copy) and objects
+ * with more than one link (imported as a hard link) are never counted nor
+ * removed.  On a filesystem without user xattrs nothing under objects/ is
+ * marked, so only partial/ is ever evicted.
+ *
+ * A pass measures the cache's bytes (allocated blocks, so sparse partial
+ * blobs count for what they hold); above `limit` it removes files in
+ * strategy order until the total is at most low_pct % of the limit:
+ *   LRU          least recently used first: max(atime, mtime)
+ *   FIFO         oldest first: mtime (when the blob was written)
+ *   LARGE_FIRST  largest first
+ * In use: a partial blob whose map is locked (flock, held by the blob cache
+ * of whichever process has it open) is skipped, as is partial data with no
+ * map younger than an hour (being created).  Removing an object a request
+ * has open is harmless: its fd keeps the inode until the response ends.
+ *
+ * Threading: hfm_evict_pass() is synchronous (tests, tools).  An evictor
+ * runs passes on its own thread, every `interval_s` and when kicked.
+ * Everything it owns is freed by hfm_evictor_stop(); the store is borrowed.
+ */
+#ifndef HFM_EVICT_H
+#define HFM_EVICT_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "log.h"
+#include "store.h"
+
+#define HFM_EVICT_XATTR "user.hfmirror.cache"
+
+struct hfm_evict_opts {
+	const struct hfm_store *store;   /* borrowed */
+	uint64_t limit;                  /* bytes; 0 = no limit (passes do nothing) */
+	unsigned low_pct;                /* evict down to this % of limit; 0 = 90 */
+	enum hfm_clean_strategy strategy;
+	unsigned interval_s;             /* evictor: seconds between passes; 0 = 60 */
+	hfm_log_fn log;
+	void *log_cls;
+};
+
+struct hfm_evict_stats {
+	uint64_t used_before;            /* the cache's bytes when the pass began */
+	uint64_t used_after;
+	uint64_t removed;                /* files removed (a partial blob and its map = 1) */
+};
+
+/* Mark the file behind fd as written by the cache (errors ignored: unmarked = kept). */
+void hfm_evict_mark(int fd);
+
+/* One pass; 0 or HFM_EIO when the store cannot be read. */
+int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o);
+
+struct hfm_evictor;
+/* Start the thread (its first pass runs at once).  `o` is copied. */
+int hfm_evictor_start(struct hfm_evictor **out, const struct hfm_evict_opts *o);
+/* Ask for a pass soon (e.g. after a blob was published).  Any thread. */
+void hfm_evictor_kick(struct hfm_evictor *e);
+/* Stop and join the thread, free everything.  NULL is fine. */
+void hfm_evictor_stop(struct hfm_evictor *e);
+
+#endif

@@ -1,0 +1,302 @@
+/* evict.c - size limit for the cache's blobs (see evict.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hfm/evict.h"
+#include "hfm/hash.h"
+
+#define FRESH_NOMAP_S 3600               /* partial data with no map younger than this: being made */
+
+struct cand {
+	char name[HFM_SHA256_HEX + 4];   /* oid; objects: "xx/<oid>" */
+	int partial;
+	uint64_t bytes;
+	int64_t used_ns, made_ns;
+};
+
+struct cands {
+	struct cand *v;
+	size_t n, cap;
+	uint64_t total;
+};
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+static void cand_add(struct cands *c, const char *name, int partial, const struct stat *st,
+		     uint64_t extra)
+{
+	struct cand *k;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 256;
+		c->v = hfm_realloc(c->v, c->cap * sizeof(*c->v));
+	}
+	k = &c->v[c->n++];
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	k->partial = partial;
+	k->bytes = (uint64_t)st->st_blocks * 512 + extra;
+	k->made_ns = ts_ns(&st->st_mtim);
+	k->used_ns = ts_ns(&st->st_atim) > k->made_ns ? ts_ns(&st->st_atim) : k->made_ns;
+	c->total += k->bytes;
+}
+
+void hfm_evict_mark(int fd)
+{
+	(void)fsetxattr(fd, HFM_EVICT_XATTR, "1", 1, 0);
+}
+
+static int is_marked(int dirfd, const char *name, struct stat *st)
+{
+	char v[4];
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	int marked = 0;
+
+	if (fd < 0)
+		return 0;
+	if (!fstat(fd, st) && S_ISREG(st->st_mode) && st->st_nlink == 1 &&
+	    fgetxattr(fd, HFM_EVICT_XATTR, v, sizeof(v)) > 0)
+		marked = 1;
+	close(fd);
+	return marked;
+}
+
+/*
+ * Open `name` under `at` for reading entries: always a new open file
+ * description (a dup of a kept fd would share, and leave, its offset).
+ * *fd (may be NULL) gets the directory's fd, owned by the DIR.
+ */
+static DIR *open_dir(int at, const char *name, int *fd)
+{
+	int dfd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+
+	if (!d && dfd >= 0)
+		close(dfd);
+	if (fd)
+		*fd = dfd;
+	return d;
+}
+
+static void scan_objects(struct cands *c, const struct hfm_store *s)
+{
+	DIR *d = open_dir(s->objects_fd, ".", NULL);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (strlen(de->d_name) != 2 || !hfm_is_hex(de->d_name, 2))
+			continue;
+		int sfd;
+		DIR *sd = open_dir(s->objects_fd, de->d_name, &sfd);
+		struct dirent *oe;
+		if (!sd)
+			continue;
+		while ((oe = readdir(sd))) {
+			struct stat st;
+			char name[HFM_SHA256_HEX + 4];
+			if (!hfm_store_oid_valid(oe->d_name) || !is_marked(sfd, oe->d_name, &st))
+				continue;
+			snprintf(name, sizeof(name), "%.2s/%.64s", de->d_name, oe->d_name);
+			cand_add(c, name, 0, &st, 0);
+		}
+		closedir(sd);
+	}
+	closedir(d);
+}
+
+static void scan_partial(struct cands *c, int pfd)
+{
+	DIR *d = open_dir(pfd, ".", NULL);
+	struct dirent *de;
+	int64_t now = (int64_t)time(NULL) * 1000000000;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct stat st, ms;
+		char mapn[HFM_SHA256_HEX + 8];
+		if (!hfm_store_oid_valid(de->d_name) ||
+		    fstatat(pfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			continue;
+		snprintf(mapn, sizeof(mapn), "%.64s.map", de->d_name);
+		if (fstatat(pfd, mapn, &ms, AT_SYMLINK_NOFOLLOW)) {
+			if (now - ts_ns(&st.st_mtim) < (int64_t)FRESH_NOMAP_S * 1000000000)
+				continue;
+			ms.st_blocks = 0;
+		}
+		cand_add(c, de->d_name, 1, &st, (uint64_t)ms.st_blocks * 512);
+	}
+	closedir(d);
+}
+
+static enum hfm_clean_strategy sort_strategy;
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+	const struct cand *a = pa, *b = pb;
+	int64_t x, y;
+
+	switch (sort_strategy) {
+	case HFM_CLEAN_LARGE_FIRST:
+		if (a->bytes != b->bytes)
+			return a->bytes > b->bytes ? -1 : 1;
+		x = a->made_ns, y = b->made_ns;
+		break;
+	case HFM_CLEAN_FIFO:
+		x = a->made_ns, y = b->made_ns;
+		break;
+	default:
+		x = a->used_ns, y = b->used_ns;
+		break;
+	}
+	return x < y ? -1 : x > y ? 1 : strcmp(a->name, b->name);
+}
+
+/* Remove one candidate; 1 when it went. */
+static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k)
+{
+	char mapn[HFM_SHA256_HEX + 8];
+	int mfd, gone;
+
+	if (!k->partial)
+		return unlinkat(s->objects_fd, k->name, 0) == 0;
+	snprintf(mapn, sizeof(mapn), "%s.map", k->name);
+	mfd = openat(pfd, mapn, O_RDWR | O_CLOEXEC);
+	if (mfd >= 0 && flock(mfd, LOCK_EX | LOCK_NB)) {
+		close(mfd);                      /* a blob cache has it open */
+		return 0;
+	}
+	/* the map first: data without a map reads as empty */
+	if (mfd >= 0)
+		unlinkat(pfd, mapn, 0);
+	gone = unlinkat(pfd, k->name, 0) == 0;
+	if (mfd >= 0)
+		close(mfd);                      /* drops the lock */
+	return gone;
+}
+
+int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
+{
+	static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+	struct cands c = { 0 };
+	unsigned pct = o->low_pct && o->low_pct <= 100 ? o->low_pct : 90;
+	uint64_t low;
+	int pfd;
+
+	memset(out, 0, sizeof(*out));
+	if (!o->limit)
+		return 0;
+	low = o->limit / 100 * pct + o->limit % 100 * pct / 100;
+	pfd = openat(o->store->root_fd, "partial", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	scan_objects(&c, o->store);
+	if (pfd >= 0)
+		scan_partial(&c, pfd);
+	out->used_before = out->used_after = c.total;
+	if (c.total > o->limit) {
+		pthread_mutex_lock(&sort_lock);
+		sort_strategy = o->strategy;
+		qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
+		pthread_mutex_unlock(&sort_lock);
+		for (size_t i = 0; i < c.n && out->used_after > low; i++) {
+			if (!remove_cand(o->store, pfd, &c.v[i]))
+				continue;
+			out->used_after -= c.v[i].bytes;
+			out->removed++;
+		}
+		hfm_log(o->log, o->log_cls, HFM_LOG_INFO,
+			"evict: %llu files, %llu -> %llu bytes (limit %llu)",
+			(unsigned long long)out->removed, (unsigned long long)out->used_before,
+			(unsigned long long)out->used_after, (unsigned long long)o->limit);
+	}
+	if (pfd >= 0)
+		close(pfd);
+	free(c.v);
+	return 0;
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+struct hfm_evictor {
+	struct hfm_evict_opts o;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int kicked, stop;
+};
+
+static void *evictor_main(void *arg)
+{
+	struct hfm_evictor *e = arg;
+	struct hfm_evict_stats st;
+
+	pthread_mutex_lock(&e->lock);
+	while (!e->stop) {
+		e->kicked = 0;
+		pthread_mutex_unlock(&e->lock);
+		hfm_evict_pass(&st, &e->o);
+		pthread_mutex_lock(&e->lock);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += e->o.interval_s ? e->o.interval_s : 60;
+		while (!e->stop && !e->kicked)
+			if (pthread_cond_timedwait(&e->cond, &e->lock, &until) == ETIMEDOUT)
+				break;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return NULL;
+}
+
+int hfm_evictor_start(struct hfm_evictor **out, const struct hfm_evict_opts *o)
+{
+	struct hfm_evictor *e = hfm_calloc(1, sizeof(*e));
+
+	e->o = *o;
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->cond, NULL);
+	if (pthread_create(&e->thread, NULL, evictor_main, e)) {
+		pthread_mutex_destroy(&e->lock);
+		pthread_cond_destroy(&e->cond);
+		free(e);
+		return hfm_error_set(HFM_ERROR, "cannot start the evictor thread");
+	}
+	*out = e;
+	return 0;
+}
+
+void hfm_evictor_kick(struct hfm_evictor *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->kicked = 1;
+	pthread_cond_signal(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
+void hfm_evictor_stop(struct hfm_evictor *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->stop = 1;
+	pthread_cond_signal(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	pthread_join(e->thread, NULL);
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->cond);
+	free(e);
+}

@@ -640,15 +640,36 @@ static void list_remove(struct hfm_server *s, struct hfm_req *r)
 	r->prev = r->next = NULL;
 }
 
+/*
+ * Take a suspended request off the list and let MHD run it again; with
+ * `timed_out` it will be answered 503.  Under s->slock.
+ */
+static void resume_locked(struct hfm_server *s, struct hfm_req *r, int timed_out)
+{
+	r->suspended = 0;
+	if (timed_out)
+		r->timed_out = 1;
+	list_remove(s, r);
+	MHD_resume_connection(r->conn);
+}
+
+/* Resume every waiting request as timed out (stopping).  Under s->slock;
+ * returns whether there were any. */
+static int resume_all_locked(struct hfm_server *s)
+{
+	int any = s->suspended != NULL;
+	while (s->suspended)
+		resume_locked(s, s->suspended, 1);
+	return any;
+}
+
 static void req_wake(void *cls)
 {
 	struct hfm_req *r = cls;
 	struct hfm_server *s = r->srv;
 	pthread_mutex_lock(&s->slock);
 	if (r->suspended) {
-		r->suspended = 0;
-		list_remove(s, r);
-		MHD_resume_connection(r->conn);
+		resume_locked(s, r, 0);
 	} else {
 		r->woken = 1;
 	}
@@ -669,23 +690,14 @@ static void *timer_main(void *arg)
 		while (r) {
 			struct hfm_req *next = r->next;
 			if (s->stopping || r->deadline_ns <= now) {
-				r->suspended = 0;
-				r->timed_out = 1;
-				list_remove(s, r);
-				MHD_resume_connection(r->conn);
+				resume_locked(s, r, 1);
 				atomic_fetch_add(&s->n_timeouts, 1);
 			}
 			r = next;
 		}
 	}
 	/* Stopping: let every waiting request finish with 503. */
-	while (s->suspended) {
-		struct hfm_req *r = s->suspended;
-		r->suspended = 0;
-		r->timed_out = 1;
-		list_remove(s, r);
-		MHD_resume_connection(r->conn);
-	}
+	resume_all_locked(s);
 	pthread_mutex_unlock(&s->slock);
 	return NULL;
 }
@@ -1183,14 +1195,7 @@ void hfm_server_stop(struct hfm_server *s)
 	/* Give resumed requests a moment to be answered before MHD closes them. */
 	for (int i = 0; i < 50 && atomic_load(&s->inflight) > 0; i++) {
 		pthread_mutex_lock(&s->slock);
-		int waiting = s->suspended != NULL;
-		while (s->suspended) {
-			struct hfm_req *r = s->suspended;
-			r->suspended = 0;
-			r->timed_out = 1;
-			list_remove(s, r);
-			MHD_resume_connection(r->conn);
-		}
+		int waiting = resume_all_locked(s);
 		pthread_mutex_unlock(&s->slock);
 		if (!waiting)
 			break;

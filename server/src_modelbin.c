@@ -628,6 +628,24 @@ static int mb_resolve(struct hfm_resolved *out, struct hfm_repo *repo, const cha
 	return 0;
 }
 
+/*
+ * The common end of list and stat: fill ids when asked, drop the snapshot
+ * reference taken by snapshot_for() (the list holds its own), hand out l.
+ */
+static int finish_list(struct hfm_list **out, struct mb_repo *r, struct mb_snap *s,
+		       struct hfm_list *l, int rc, unsigned flags, struct hfm_ctx *ctx)
+{
+	if (rc == 0 && (flags & (HFM_LIST_IDS | HFM_LIST_EXPAND)))
+		rc = fill_ids(r, s, l, ctx);
+	hfm_snapshot_unref(&s->base);
+	if (rc) {
+		hfm_list_free(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
 static int mb_list(struct hfm_list **out, struct hfm_repo *repo, const char *commit,
 		   const char *path, unsigned flags, struct hfm_ctx *ctx)
 {
@@ -639,15 +657,7 @@ static int mb_list(struct hfm_list **out, struct hfm_repo *repo, const char *com
 	if ((rc = snapshot_for(&s, r, commit)))
 		return rc;
 	rc = hfm_snapshot_list(&l, &s->base, path, !!(flags & HFM_LIST_RECURSIVE));
-	if (rc == 0 && (flags & (HFM_LIST_IDS | HFM_LIST_EXPAND)))
-		rc = fill_ids(r, s, l, ctx);
-	hfm_snapshot_unref(&s->base);
-	if (rc) {
-		hfm_list_free(l);
-		return rc;
-	}
-	*out = l;
-	return 0;
+	return finish_list(out, r, s, l, rc, flags, ctx);
 }
 
 static int mb_stat(struct hfm_list **out, struct hfm_repo *repo, const char *commit,
@@ -661,15 +671,7 @@ static int mb_stat(struct hfm_list **out, struct hfm_repo *repo, const char *com
 	if ((rc = snapshot_for(&s, r, commit)))
 		return rc;
 	rc = hfm_snapshot_stat(&l, &s->base, paths, n);
-	if (rc == 0 && (flags & (HFM_LIST_IDS | HFM_LIST_EXPAND)))
-		rc = fill_ids(r, s, l, ctx);
-	hfm_snapshot_unref(&s->base);
-	if (rc) {
-		hfm_list_free(l);
-		return rc;
-	}
-	*out = l;
-	return 0;
+	return finish_list(out, r, s, l, rc, flags, ctx);
 }
 
 static int mb_refs(struct hfm_refs **out, struct hfm_repo *repo, struct hfm_ctx *ctx)

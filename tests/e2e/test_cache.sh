@@ -7,17 +7,9 @@
 
 make_fixture_tree "$T/root" "$T/outside"
 TINY=$T/root/acme/tiny
-mkdir -p "$T/relay"
-echo pass >"$T/relay/mode"
-
 start_server up model-bin --path "$T/root" || exit 1
 UP_PORT=${up_URL##*:}
-$PYTHON "$SRCDIR/tests/e2e/faultrelay.py" "$T/relay/port" "$UP_PORT" "$T/relay" &
-RELAY_PID=$!
-SERVER_PIDS="$SERVER_PIDS $RELAY_PID"
-i=0
-while [ ! -s "$T/relay/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-RELAY=127.0.0.1:$(cat "$T/relay/port")
+start_relay "$UP_PORT"
 
 # Small blocks so that a drop lands between blocks; fast failure on stalls.
 cat >"$T/cache.toml" <<EOF
@@ -25,9 +17,7 @@ cat >"$T/cache.toml" <<EOF
 cache-block-size = "1M"
 EOF
 
-mode() { echo "$*" >"$T/relay/mode"; }
-relay_bytes() { cat "$T/relay/bytes" 2>/dev/null || echo 0; }
-relay_conns() { cat "$T/relay/conns" 2>/dev/null || echo 0; }
+mode() { relay_mode "$@"; }
 objects() { find "$1/objects" -type f 2>/dev/null | wc -l; }
 # get URL OUT: download, print the status (000 on a transport error)
 get() { curl -s -o "$2" -w '%{http_code}' --max-time 60 "$1"; }
@@ -160,14 +150,9 @@ like "$st" '^50[234]$' "upstream gone: an uncached file is 5xx ($st), not a 200 
 stop_server cache
 
 # ---- --offline: not one connection -------------------------------------------------
-echo pass >"$T/relay/mode"
-rm -f "$T/relay/conns" "$T/relay/port"
-$PYTHON "$SRCDIR/tests/e2e/faultrelay.py" "$T/relay/port" 1 "$T/relay" &
-RELAY_PID=$!
-SERVER_PIDS="$SERVER_PIDS $RELAY_PID"
-i=0
-while [ ! -s "$T/relay/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-start_server off proxy --offline --hf-scheme http --hf-netloc "127.0.0.1:$(cat "$T/relay/port")" \
+rm -f "$T/relay/conns"
+start_relay 1
+start_server off proxy --offline --hf-scheme http --hf-netloc "$RELAY" \
 	--repos-path "$T/store" || exit 1
 is "$(get "$off_URL/acme/tiny/resolve/main/weights.bin" "$T/w4")" 200 "offline: cached file 200"
 check "offline: same bytes" cmp "$T/w4" "$TINY/weights.bin"

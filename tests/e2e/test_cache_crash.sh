@@ -7,19 +7,12 @@
 
 make_fixture_tree "$T/root" "$T/outside"
 TINY=$T/root/acme/tiny
-mkdir -p "$T/relay"
-echo pass >"$T/relay/mode"
 start_server up model-bin --path "$T/root" || exit 1
-$PYTHON "$SRCDIR/tests/e2e/faultrelay.py" "$T/relay/port" "${up_URL##*:}" "$T/relay" &
-SERVER_PIDS="$SERVER_PIDS $!"
-i=0
-while [ ! -s "$T/relay/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-RELAY=127.0.0.1:$(cat "$T/relay/port")
+start_relay "${up_URL##*:}"
 cat >"$T/cache.toml" <<EOT
 [basic]
 cache-block-size = "1M"
 EOT
-relay_bytes() { cat "$T/relay/bytes" 2>/dev/null || echo 0; }
 SIZE=$(stat -c %s "$TINY/weights.bin")
 
 start_server c1 proxy -c "$T/cache.toml" --hf-scheme http --hf-netloc "$RELAY" \

@@ -550,11 +550,18 @@ void reader::ours(const toml::table &t)
 			read_bool(v, key, &cfg->model_bin_prefetch);
 		} else if (name == "allow-gated-offline") {
 			read_bool(v, key, &cfg->allow_gated_offline);
+		} else if (name == "access-check-ttl") {
+			read_duration(v, key, 1, 86400, &cfg->access_check_ttl);
+		} else if (name == "upstream-timeout") {
+			read_duration(v, key, 1, 86400, &cfg->upstream_timeout);
+		} else if (name == "evict-interval") {
+			read_duration(v, key, 1, 86400, &cfg->evict_interval);
 		} else {
 			unknown(k, key, "key", { "threads", "hash-threads", "body-io", "access-log",
 				"hash-index", "metadata-ttl", "wait-timeout", "idle-timeout",
 				"max-connections", "model-bin-rescan", "model-bin-prefetch",
-				"allow-gated-offline" });
+				"allow-gated-offline", "access-check-ttl", "upstream-timeout",
+				"evict-interval" });
 		}
 	}
 }

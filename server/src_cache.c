@@ -1157,6 +1157,9 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	struct hfm_up_opts uo = {
 		.ca_file = o->ca_file,
 		.offline = o->offline,
+		.low_speed_time = o->upstream_timeout,
+		.connect_timeout_ms = o->upstream_timeout ? (o->upstream_timeout < 3 ? 1000 :
+				      o->upstream_timeout > 30 ? 10000 : o->upstream_timeout * 1000 / 3) : 0,
 		.log = o->log,
 		.log_cls = o->log_cls,
 	};

@@ -101,6 +101,9 @@ struct hfm_config {
 	unsigned model_bin_rescan;   /* seconds a model-bin listing is trusted; 5 */
 	int model_bin_prefetch;      /* hash every model-bin file in the background; 1 */
 	int allow_gated_offline;     /* offline: serve cached gated repos without a token check; 0 */
+	unsigned access_check_ttl;   /* seconds an upstream token check of a gated repo holds; 300 */
+	unsigned upstream_timeout;   /* seconds an upstream transfer may stall before it fails; 30 */
+	unsigned evict_interval;     /* seconds between eviction passes (and one after publishes); 60 */
 
 	/* Filled by hfm_config_finish(); never set these yourself. */
 	char *mirror_url;            /* "<mirror-scheme>://<mirror-netloc>" */

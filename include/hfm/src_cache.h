@@ -53,7 +53,9 @@ struct hfm_cachesrc_opts {
 	unsigned metadata_ttl;           /* seconds a branch/tag mapping is reused */
 	uint32_t block_size;             /* blob cache block, power of two; 0 = 1 MiB */
 	const struct hfm_rules *cache_rules;  /* borrowed; NULL = cache every repo */
-	int allow_gated_offline;         /* reserved: gated repos are not told apart yet */
+	int allow_gated_offline;         /* offline: serve gated/private repos without a check */
+	unsigned access_check_ttl;       /* seconds a token check holds; 0 = 300 */
+	unsigned upstream_timeout;       /* seconds a transfer may stall; 0 = 30 */
 	const char *ca_file;             /* extra CA bundle for upstream TLS, or NULL */
 	/*
 	 * Eviction (evict.h): with a size_limit, a background evictor keeps the

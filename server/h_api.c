@@ -666,6 +666,23 @@ static int h_list(struct hfm_req *r)
 	return reply_json_buf(r, &b);
 }
 
+/*
+ * May the caller read the repo's files?  The Hub's answer for huggingface_hub
+ * auth_check(): 200, or the repo's error (401/403 GatedRepo, 404).  A cache
+ * of a gated repo asks its upstream (and so may a mirror chained to us).
+ */
+static int h_auth_check(struct hfm_req *r, struct hfm_found *f)
+{
+	const struct hfm_source_ops *ops = f->repo->src->ops;
+	int rc = ops->access ? ops->access(f->repo, hfm_req_ctx(r)) : 0;
+
+	if (rc)
+		return rc == HFM_EAGAIN ? rc : hfm_reply_error(r, rc, NULL, f->rc.commit);
+	struct hfm_buf b = HFM_BUF_INIT(64);
+	hfm_buf_puts(&b, "{}");
+	return hfm_reply_json(r, 200, &b);
+}
+
 static int h_whoami(struct hfm_req *r)
 {
 	/* No accounts here: clients take 401 as "not logged in". */
@@ -711,6 +728,9 @@ int hfm_h_api(struct hfm_req *r)
 		break;
 	case HFM_R_API_COMMITS:
 		rc = h_commits(r, &f);
+		break;
+	case HFM_R_API_AUTH_CHECK:
+		rc = h_auth_check(r, &f);
 		break;
 	default:
 		rc = hfm_reply_not_found(r);

@@ -144,6 +144,7 @@ static int is_api_keyword(const struct segs *s, size_t i)
 	return seg_is(s, i, "revision") || seg_is(s, i, "tree") ||
 	       seg_is(s, i, "paths-info") || seg_is(s, i, "refs") ||
 	       seg_is(s, i, "commits") || seg_is(s, i, "xet-read-token") ||
+	       seg_is(s, i, "auth-check") ||
 	       seg_is(s, i, "preupload") || seg_is(s, i, "commit");
 }
 
@@ -173,6 +174,9 @@ static int parse_api_rest(struct hfm_route *r, const struct segs *s, size_t i)
 		r->rev = join(s, i + 1, s->n);
 	} else if (seg_is(s, i, "refs") && (i + 1 == s->n || (i + 2 == s->n && !s->len[i + 1]))) {
 		r->kind = HFM_R_API_REFS;
+		return 0;
+	} else if (seg_is(s, i, "auth-check") && (i + 1 == s->n || (i + 2 == s->n && !s->len[i + 1]))) {
+		r->kind = HFM_R_API_AUTH_CHECK;
 		return 0;
 	} else if (seg_is(s, i, "commits") && i + 1 < s->n && s->len[i + 1]) {
 		r->kind = HFM_R_API_COMMITS;
@@ -224,7 +228,7 @@ static int parse_api(struct hfm_route *r, const struct segs *s)
 	two = s->n >= 4 && s->len[3] &&
 	      (!is_api_keyword(s, 3) ||
 	       /* "org/tree" alone, or followed by a keyword: the repo is org/<kw> */
-	       (s->n == 4 && !seg_is(s, 3, "refs")) ||
+	       (s->n == 4 && !seg_is(s, 3, "refs") && !seg_is(s, 3, "auth-check")) ||
 	       (s->n >= 5 && s->len[4] && is_api_keyword(s, 4)));
 	used = take_repo(&r->repo, t, s, 2, two);
 	if (!used)

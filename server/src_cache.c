@@ -25,6 +25,21 @@
 #define TOTAL_MAX (512u << 20)          /* a whole paged tree */
 #define JOB_KEEP_NS (2ull * 1000000000ull)  /* a finished job answers re-runs this long */
 #define SNAP_CACHE 16
+#define GRANTS 1024                     /* remembered token checks */
+#define DENY_KEEP_S 10                  /* a refusal is asked again this soon */
+
+/* How the upstream marks a repo. */
+enum restriction { R_UNKNOWN = -1, R_OPEN = 0, R_GATED, R_PRIVATE };
+
+/*
+ * The upstream's answer to "may the holder of this token read this repo":
+ * key = sha1 of the Authorization header (or "") + " " + "<type>/<name>".
+ */
+struct grant {
+	char key[HFM_SHA1_HEX + 1 + 16 + HFM_REPO_NAME_MAX];
+	int rc;                          /* 0, HFM_EGATED or HFM_ENOREPO */
+	uint64_t until_ns;
+};
 
 /* One upstream API request (or a chain of pages), shared by every request
  * that needs the same answer while it runs and shortly after. */
@@ -57,6 +72,8 @@ struct cachesrc {
 	struct hfm_store *store;
 	int offline;
 	unsigned ttl;
+	int allow_gated_offline;
+	unsigned grant_ttl;
 	const struct hfm_rules *rules;
 	hfm_log_fn log;
 	void *log_cls;
@@ -69,12 +86,16 @@ struct cachesrc {
 	struct job *jobs;
 	struct cache_snap *snaps[SNAP_CACHE];
 	unsigned snap_next;
+	struct grant *grants;            /* GRANTS of them, under lock */
+	unsigned grant_next;
 };
 
 struct cache_repo {
 	struct hfm_repo base;
 	struct cachesrc *cs;
 	int cache_ok;                    /* cache rules allow storing */
+	enum restriction restricted;     /* set by resolve; R_UNKNOWN before */
+	int granted;                     /* this request's token was accepted */
 	char dir[HFM_REPO_NAME_MAX + 32];   /* "meta/<type>/<name>" */
 };
 
@@ -466,6 +487,170 @@ static int meta_get(struct hfm_buf *out, struct cache_repo *r, const char *rel, 
 	return rc;
 }
 
+/* ---- gated and private repos ------------------------------------------------- */
+
+/*
+ * The mark <dir>/access ("gated" or "private") follows the newest info the
+ * upstream gave for any revision of the repo; a commit's info keeps the
+ * marks it had when fetched.  A repo is restricted if either says so.
+ */
+static enum restriction mark_read(struct cache_repo *r)
+{
+	struct hfm_buf b = HFM_BUF_INIT(64);
+	char rel[HFM_PATH_MAX];
+	enum restriction rs = R_OPEN;
+
+	snprintf(rel, sizeof(rel), "%s/access", r->dir);
+	if (meta_read(&b, r->cs, rel, NULL) == 0)
+		rs = !strncmp(hfm_buf_cstr(&b), "private", 7) ? R_PRIVATE :
+		     !strncmp(hfm_buf_cstr(&b), "gated", 5) ? R_GATED : R_OPEN;
+	hfm_buf_dispose(&b);
+	return rs;
+}
+
+static void grant_key(char *key, size_t cap, const struct cache_repo *r, const struct hfm_ctx *ctx)
+{
+	const char *a = ctx->authorization ? ctx->authorization : "";
+	char h[HFM_SHA1_HEX + 1];
+
+	hfm_sha1_hex(h, a, strlen(a));
+	snprintf(key, cap, "%s %s/%s", h, hfm_repo_type_plural(r->base.id.type), r->base.id.name);
+}
+
+/* 1 with *rc = the remembered answer, 0 if there is none (or it is old). */
+static int grant_find(struct cachesrc *cs, const char *key, int *rc)
+{
+	uint64_t now = hfm_mono_ns();
+	int found = 0;
+
+	pthread_mutex_lock(&cs->lock);
+	for (unsigned i = 0; i < GRANTS && !found; i++)
+		if (cs->grants[i].until_ns > now && !strcmp(cs->grants[i].key, key)) {
+			*rc = cs->grants[i].rc;
+			found = 1;
+		}
+	pthread_mutex_unlock(&cs->lock);
+	return found;
+}
+
+static void grant_put(struct cachesrc *cs, const char *key, int rc, unsigned ttl_s)
+{
+	uint64_t now = hfm_mono_ns();
+	struct grant *g = NULL;
+
+	pthread_mutex_lock(&cs->lock);
+	for (unsigned i = 0; i < GRANTS && !g; i++)
+		if (!strcmp(cs->grants[i].key, key))
+			g = &cs->grants[i];
+	for (unsigned i = 0; i < GRANTS && !g; i++)
+		if (cs->grants[i].until_ns <= now)
+			g = &cs->grants[i];
+	if (!g)
+		g = &cs->grants[cs->grant_next++ % GRANTS];
+	snprintf(g->key, sizeof(g->key), "%s", key);
+	g->rc = rc;
+	g->until_ns = now + (uint64_t)ttl_s * 1000000000ull;
+	pthread_mutex_unlock(&cs->lock);
+}
+
+/*
+ * This request's info came fresh from upstream with its own token: keep the
+ * repo's mark current, and for a private repo the 200 itself shows the
+ * token is accepted.
+ */
+static void fresh_info(struct cache_repo *r, struct hfm_ctx *ctx)
+{
+	struct cachesrc *cs = r->cs;
+	static const char *const names[] = { "", "gated\n", "private\n" };
+	char rel[HFM_PATH_MAX], key[sizeof(((struct grant *)0)->key)];
+
+	if (r->restricted == R_PRIVATE) {
+		grant_key(key, sizeof(key), r, ctx);
+		grant_put(cs, key, 0, cs->grant_ttl);
+		r->granted = 1;
+	}
+	if (mark_read(r) == r->restricted || !r->cache_ok)
+		return;
+	snprintf(rel, sizeof(rel), "%s/access", r->dir);
+	if (r->restricted == R_OPEN)
+		unlinkat(cs->store->root_fd, rel, 0);
+	else if (meta_write(cs, rel, names[r->restricted], strlen(names[r->restricted])))
+		hfm_log(cs->log, cs->log_cls, HFM_LOG_ERROR, "cache: %s", hfm_error_last());
+}
+
+static int refuse(const struct cache_repo *r, int rc)
+{
+	if (rc == HFM_EGATED)
+		return hfm_error_set(rc, "Access to gated repo %s is restricted: you must be "
+				     "authenticated with a token that has access", r->base.id.name);
+	return hfm_error_set(HFM_ENOREPO, "Repository not found: %s", r->base.id.name);
+}
+
+/*
+ * The source's access op: may this request read r?  Open repos: yes.  Gated
+ * and private ones: what upstream's auth-check said for this token within
+ * access-check-ttl (a refusal within DENY_KEEP_S).  Offline or with the
+ * upstream unreachable, only when the operator allows it.
+ */
+static int cache_access(struct hfm_repo *base, struct hfm_ctx *ctx)
+{
+	struct cache_repo *r = (struct cache_repo *)base;
+	struct cachesrc *cs = r->cs;
+	const char *what;
+	char key[sizeof(((struct grant *)0)->key)];
+	struct answer a = { 0 };
+	struct hfm_buf url = HFM_BUF_INIT(8192);
+	int rc;
+
+	if (r->restricted == R_UNKNOWN)
+		r->restricted = mark_read(r);
+	if (r->restricted == R_OPEN || r->granted)
+		return 0;
+	what = r->restricted == R_PRIVATE ? "private" : "gated";
+	if (cs->offline) {
+		if (cs->allow_gated_offline)
+			return r->granted = 1, 0;
+		return hfm_error_set(r->restricted == R_PRIVATE ? HFM_ENOREPO : HFM_EGATED,
+				     "%s is %s and this mirror is offline: it cannot check the "
+				     "token (allow-gated-offline is off)", base->id.name, what);
+	}
+	grant_key(key, sizeof(key), r, ctx);
+	if (grant_find(cs, key, &rc)) {
+		if (rc)
+			return refuse(r, rc);
+		return r->granted = 1, 0;
+	}
+	api_url(&url, r);
+	hfm_buf_puts(&url, "/auth-check");
+	rc = ask(&a, cs, hfm_buf_cstr(&url), 0, ctx);
+	if (rc)
+		goto out;                    /* HFM_EAGAIN */
+	if (a.rc == 0 && a.status == 200) {
+		grant_put(cs, key, 0, cs->grant_ttl);
+		r->granted = 1;
+	} else if (!answer_soft(&a)) {
+		rc = !strcmp(a.errcode, "GatedRepo") ||
+		     (r->restricted == R_GATED && (a.status == 401 || a.status == 403)) ?
+		     HFM_EGATED : HFM_ENOREPO;
+		if (a.status == 404 && !a.errcode[0])
+			hfm_log(cs->log, cs->log_cls, HFM_LOG_WARN,
+				"cache: upstream has no auth-check for %s; %s repo refused",
+				base->id.name, what);
+		grant_put(cs, key, rc, DENY_KEEP_S);
+		rc = refuse(r, rc);
+	} else if (cs->allow_gated_offline) {
+		r->granted = 1;              /* upstream unreachable: as offline */
+	} else {
+		rc = answer_error(&a, base->id.name);
+		hfm_error_set(rc, "%s is %s and the upstream cannot check the token now: %s",
+			      base->id.name, what, hfm_error_last());
+	}
+out:
+	hfm_buf_dispose(&a.body);
+	hfm_buf_dispose(&url);
+	return rc;
+}
+
 /* ---- repos and revisions ----------------------------------------------------- */
 
 static int cache_repo_open(struct hfm_repo **out, struct hfm_source *src,
@@ -479,6 +664,7 @@ static int cache_repo_open(struct hfm_repo **out, struct hfm_source *src,
 	r->base.id = *id;
 	r->cs = cs;
 	r->cache_ok = !cs->rules || hfm_rules_allow(cs->rules, id->name);
+	r->restricted = R_UNKNOWN;
 	snprintf(r->dir, sizeof(r->dir), "meta/%s/%s", hfm_repo_type_plural(id->type), id->name);
 	*out = &r->base;
 	return 0;
@@ -489,8 +675,8 @@ static void cache_repo_close(struct hfm_repo *base)
 	free(base);
 }
 
-/* sha, lastModified and createdAt of an info JSON. */
-static int info_fields(struct hfm_resolved *out, const struct hfm_buf *info)
+/* sha, lastModified, createdAt and the gated/private marks of an info JSON. */
+static int info_fields(struct hfm_resolved *out, enum restriction *rs, const struct hfm_buf *info)
 {
 	cJSON *j = cJSON_ParseWithLength(hfm_buf_cstr(info), info->len);
 	cJSON *sha = j ? cJSON_GetObjectItemCaseSensitive(j, "sha") : NULL;
@@ -506,6 +692,11 @@ static int info_fields(struct hfm_resolved *out, const struct hfm_buf *info)
 		cJSON *ca = cJSON_GetObjectItemCaseSensitive(j, "createdAt");
 		out->date_ms = cJSON_IsString(lm) ? parse_iso_ms(lm->valuestring) : 0;
 		out->created_ms = cJSON_IsString(ca) ? parse_iso_ms(ca->valuestring) : 0;
+		/* "gated": false | "auto" | "manual"; "private": bool */
+		cJSON *g = cJSON_GetObjectItemCaseSensitive(j, "gated");
+		*rs = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "private")) ? R_PRIVATE :
+		      cJSON_IsTrue(g) || (cJSON_IsString(g) && strcmp(g->valuestring, "false")) ? R_GATED :
+		      R_OPEN;
 	}
 	cJSON_Delete(j);
 	return rc;
@@ -516,8 +707,9 @@ static int is_sha(const char *s)
 	return strlen(s) == HFM_SHA1_HEX && hfm_is_hex(s, HFM_SHA1_HEX);
 }
 
-static int cache_resolve(struct hfm_resolved *out, struct hfm_repo *base, const char *rev,
-			 struct hfm_ctx *ctx)
+/* The commit `rev` names, from the cache or upstream; sets r->restricted. */
+static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const char *rev,
+		       struct hfm_ctx *ctx)
 {
 	struct cache_repo *r = (struct cache_repo *)base;
 	struct cachesrc *cs = r->cs;
@@ -538,7 +730,7 @@ static int cache_resolve(struct hfm_resolved *out, struct hfm_repo *base, const 
 			rc = hfm_error_set(HFM_ENOREV, "Revision %s of %s is not in this mirror (offline)",
 					   rev, base->id.name);
 		if (!rc)
-			rc = info_fields(out, &info);
+			rc = info_fields(out, &r->restricted, &info);
 		goto cleanup;
 	}
 
@@ -564,8 +756,10 @@ static int cache_resolve(struct hfm_resolved *out, struct hfm_repo *base, const 
 	}
 	if (a.rc == 0 && a.status == 200) {
 		char irel[HFM_PATH_MAX];
-		if ((rc = clean_json(&info, NULL, &a.body)) || (rc = info_fields(out, &info)))
+		if ((rc = clean_json(&info, NULL, &a.body)) ||
+		    (rc = info_fields(out, &r->restricted, &info)))
 			goto cleanup;
+		fresh_info(r, ctx);
 		if (r->cache_ok) {
 			snprintf(irel, sizeof(irel), "%s/commits/%s/info.json", r->dir, out->commit);
 			if (meta_write(cs, irel, info.ptr, info.len) ||
@@ -592,7 +786,7 @@ from_map: {
 		if (rc == HFM_EOFFLINE)
 			rc = HFM_ENOREV;
 		if (!rc)
-			rc = info_fields(out, &info);
+			rc = info_fields(out, &r->restricted, &info);
 	}
 cleanup:
 	hfm_buf_dispose(&a.body);
@@ -601,6 +795,22 @@ cleanup:
 	hfm_buf_dispose(&map);
 	hfm_buf_dispose(&rel);
 	return rc;
+}
+
+static int cache_resolve(struct hfm_resolved *out, struct hfm_repo *base, const char *rev,
+			 struct hfm_ctx *ctx)
+{
+	struct cache_repo *r = (struct cache_repo *)base;
+	int rc = resolve_rev(out, base, rev, ctx);
+
+	if (rc)
+		return rc;
+	/* the repo's newest mark wins over an old commit's info */
+	enum restriction m = mark_read(r);
+	if (m > r->restricted)
+		r->restricted = m;
+	/* a private repo's very metadata needs the token; a gated one's files only */
+	return r->restricted == R_PRIVATE ? cache_access(base, ctx) : 0;
 }
 
 static int cache_info(struct hfm_buf *out, struct hfm_repo *base, const struct hfm_resolved *rc,
@@ -1038,6 +1248,8 @@ static int cache_open(struct hfm_body *out, struct hfm_repo *base, const char *c
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
 	out->source_kind = "cache";
+	if ((rc = cache_access(base, ctx)))
+		return rc;
 	if (e->is_dir)
 		return hfm_error_set(HFM_ENOENT, "%s is a directory", e->path);
 	if (e->is_lfs && raw) {
@@ -1111,6 +1323,7 @@ static void cache_free(struct hfm_source *src)
 			hfm_snapshot_unref(&cs->snaps[i]->base);
 	pthread_mutex_destroy(&cs->lock);
 	pthread_cond_destroy(&cs->cond);
+	free(cs->grants);
 	free(cs->up_url);
 	free(cs->base.label);
 	free(cs);
@@ -1127,6 +1340,7 @@ static const struct hfm_source_ops cache_ops = {
 	.refs = cache_refs,
 	.commits = cache_commits,
 	.open = cache_open,
+	.access = cache_access,
 	.free = cache_free,
 };
 
@@ -1148,6 +1362,9 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	cs->store = o->store;
 	cs->offline = o->offline;
 	cs->ttl = o->metadata_ttl;
+	cs->allow_gated_offline = o->allow_gated_offline;
+	cs->grant_ttl = o->access_check_ttl ? o->access_check_ttl : 300;
+	cs->grants = hfm_calloc(GRANTS, sizeof(*cs->grants));
 	cs->rules = o->cache_rules;
 	cs->log = o->log;
 	cs->log_cls = o->log_cls;

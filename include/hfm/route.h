@@ -25,6 +25,7 @@ enum hfm_route_kind {
 	HFM_R_API_PATHS_INFO, /* /api/{T}/{repo}/paths-info/{rev} */
 	HFM_R_API_REFS,       /* /api/{T}/{repo}/refs */
 	HFM_R_API_COMMITS,    /* /api/{T}/{repo}/commits/{rev} */
+	HFM_R_API_AUTH_CHECK, /* /api/{T}/{repo}/auth-check */
 	HFM_R_API_WHOAMI,     /* /api/whoami-v2 */
 	HFM_R_HEALTH,         /* /healthz */
 	HFM_R_METRICS,        /* /metrics */

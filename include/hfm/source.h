@@ -209,6 +209,14 @@ struct hfm_source_ops {
 	int (*open)(struct hfm_body *out, struct hfm_repo *r, const char *commit,
 		    const struct hfm_entry *e, unsigned flags, struct hfm_ctx *ctx);
 
+	/*
+	 * Optional: 0 if this request may read the file contents of r (resolved
+	 * first), else the Hub's error (HFM_EGATED, HFM_ENOREPO) or HFM_EAGAIN.
+	 * The cache asks its upstream for gated and private repos (auth-check).
+	 * NULL = always allowed.
+	 */
+	int (*access)(struct hfm_repo *r, struct hfm_ctx *ctx);
+
 	/* Optional: call cb for every repo of type t this source holds. */
 	void (*list_repos)(struct hfm_source *src, enum hfm_repo_type t,
 			   void (*cb)(void *cls, const char *name), void *cls);

@@ -66,6 +66,11 @@ int main(void)
 	expect("/api/models/acme/commits/revision/main", HFM_R_API_REVISION, HFM_MODEL, "acme/commits",
 	       "main", NULL);
 	expect("/api/models/gpt2/refs", HFM_R_API_REFS, HFM_MODEL, "gpt2", NULL, NULL);
+	expect("/api/models/gpt2/auth-check", HFM_R_API_AUTH_CHECK, HFM_MODEL, "gpt2", NULL, NULL);
+	expect("/api/models/acme/tiny/auth-check", HFM_R_API_AUTH_CHECK, HFM_MODEL, "acme/tiny",
+	       NULL, NULL);
+	expect("/api/datasets/acme/ds/auth-check/", HFM_R_API_AUTH_CHECK, HFM_DATASET, "acme/ds",
+	       NULL, NULL);
 	expect("/api/datasets/acme/ds/revision/main", HFM_R_API_REVISION, HFM_DATASET, "acme/ds",
 	       "main", NULL);
 	expect("/api/models/acme/tiny/revision/refs%2Fpr%2F1", HFM_R_API_REVISION, HFM_MODEL,

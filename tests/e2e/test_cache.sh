@@ -138,6 +138,15 @@ is "$(curl -s -d 'paths=config.json&paths=sub/dir/nested file.txt&expand=true' \
 is "$(curl -s "$C/api/models/acme/tiny/tree/main?expand=true" | lc)" \
 	"$(curl -s "$up_URL/api/models/acme/tiny/tree/main?expand=true" | lc)" "tree expand: lastCommit as upstream"
 if grep -rq xetHash "$T/store/meta"; then not_ok "no xetHash stored"; else ok "no xetHash stored"; fi
+# No upstream address reaches a client: Link is ours, bodies carry none.
+: >"$T/all"
+for u in api/models/acme/tiny api/models/acme/tiny/revision/main "api/models/acme/tiny/tree/main?expand=true" \
+	api/models/acme/tiny/refs api/models/acme/tiny/commits/main "api/models/acme/many/tree/main/f?limit=10" \
+	acme/tiny/resolve/main/config.json; do
+	curl -s -D - "$C/$u" >>"$T/all"
+done
+check "no upstream address in headers or bodies" sh -c "! grep -q '$RELAY' '$T/all'"
+like "$(grep -i '^link:' "$T/all")" "<$C/api/models/acme/many/tree/main/f" "the next-page Link names this server"
 
 # ---- upstream gone: soft offline -----------------------------------------------
 kill "$RELAY_PID" 2>/dev/null

@@ -66,6 +66,21 @@ wait_obj() {
 }
 # last_src: the source that answered the last request (access log)
 last_src() { tail -n 1 "$T/local.out" | sed -n 's/.*"src":"\([^"]*\)".*/\1/p'; }
+# download_ok WHAT URL FILE SHA SRC: URL is 200 with FILE's bytes, ETag SHA,
+# answered by source SRC
+download_ok() {
+	is "$(get "$2" "$T/dl")" 200 "$1: 200"
+	check "$1: the right bytes" cmp "$T/dl" "$3"
+	is "$(hdr "$T/dl.h" ETag)" "\"$4\"" "$1: ETag is the sha256"
+	is "$(last_src)" "$5" "$1: answered by the $5 source"
+}
+# range_ok WHAT URL FILE FROM TO: bytes FROM-TO of URL are 206 and FILE's
+range_ok() {
+	is "$(get "$2" "$T/rg" -r "$4-$5")" 206 "$1: 206"
+	is "$(hdr "$T/rg.h" Content-Range)" "bytes $4-$5/$(stat -c %s "$3")" "$1: Content-Range"
+	tail -c +$(($4 + 1)) "$3" | head -c $(($5 - $4 + 1)) >"$T/rg.want"
+	check "$1: the right bytes" cmp "$T/rg" "$T/rg.want"
+}
 
 commit=$(git -C "$UP" rev-parse main)
 sha=$(sha256sum <"$UP/weights.bin" | cut -c1-64)
@@ -78,23 +93,17 @@ is "$(hdr "$T/head" X-Repo-Commit)" "$commit" "HEAD: the mirror's commit"
 is "$(hdr "$T/head" X-Linked-Etag)" "\"$sha\"" "HEAD: X-Linked-Etag is the sha256"
 is "$(hdr "$T/head" X-Linked-Size)" "$size" "HEAD: X-Linked-Size"
 c0=$(relay_conns)
-is "$(get "$L/acme/tiny/resolve/main/weights.bin" "$T/w1")" 200 "GET of a missing LFS object: 200"
-check "GET: the right bytes" cmp "$T/w1" "$UP/weights.bin"
-is "$(hdr "$T/w1.h" ETag)" "\"$sha\"" "GET: ETag is the sha256"
-is "$(last_src)" cache "GET: answered through the cache"
+download_ok "GET of a missing LFS object" "$L/acme/tiny/resolve/main/weights.bin" \
+	"$UP/weights.bin" "$sha" cache
 check "GET: fetched from the upstream" test "$(relay_conns)" -gt "$c0"
 check "the object is published in the store's objects/" wait_obj "$sha"
 is "$(sha256sum <"$(obj "$sha")" | cut -c1-64)" "$sha" "the stored object hashes to its name"
 
 # ---- Range on an object nobody has fetched yet --------------------------------
-ssha=$(sha256sum <"$UP/data/shard.bin" | cut -c1-64)
-ssize=$(stat -c %s "$UP/data/shard.bin")
-is "$(get "$L/acme/tiny/resolve/main/data/shard.bin" "$T/r1" -r 1000-1999)" 206 \
-	"Range on a missing object: 206"
-is "$(hdr "$T/r1.h" Content-Range)" "bytes 1000-1999/$ssize" "Range: Content-Range"
-dd if="$UP/data/shard.bin" bs=1000 skip=1 count=1 2>/dev/null >"$T/r1.want"
-check "Range: the right bytes" cmp "$T/r1" "$T/r1.want"
-is "$(hdr "$T/r1.h" ETag)" "\"$ssha\"" "Range: ETag is the sha256"
+range_ok "Range on a missing object" "$L/acme/tiny/resolve/main/data/shard.bin" \
+	"$UP/data/shard.bin" 1000 1999
+is "$(hdr "$T/rg.h" ETag)" "\"$(sha256sum <"$UP/data/shard.bin" | cut -c1-64)\"" \
+	"Range: ETag is the sha256"
 
 # ---- a commit the upstream does not have ---------------------------------------
 # A local commit (made with plumbing, so that no LFS filter runs) adds an LFS
@@ -119,12 +128,10 @@ is "$(status "$T/l2")" 502 "a commit upstream lacks: HEAD 502 too"
 # ---- a repo the cache rules deny: relayed, not stored ---------------------------
 nsha=$(sha256sum <"$NC/weights.bin" | cut -c1-64)
 n0=$(find "$S/objects" "$S/partial" -type f 2>/dev/null | wc -l)
-is "$(get "$L/acme/nocache/resolve/main/weights.bin" "$T/n1")" 200 "cache rules deny: 200"
-check "cache rules deny: the right bytes" cmp "$T/n1" "$NC/weights.bin"
-is "$(hdr "$T/n1.h" ETag)" "\"$nsha\"" "cache rules deny: ETag is the sha256"
-is "$(last_src)" cache "cache rules deny: through the cache"
-is "$(get "$L/acme/nocache/resolve/main/weights.bin" "$T/n2" -r 0-99)" 206 \
-	"cache rules deny: Range 206"
+download_ok "cache rules deny" "$L/acme/nocache/resolve/main/weights.bin" \
+	"$NC/weights.bin" "$nsha" cache
+range_ok "cache rules deny, Range" "$L/acme/nocache/resolve/main/weights.bin" \
+	"$NC/weights.bin" 0 99
 is "$(find "$S/objects" "$S/partial" -type f 2>/dev/null | wc -l)" "$n0" \
 	"cache rules deny: nothing stored"
 check "cache rules deny: no metadata stored" test ! -e "$S/meta/models/acme/nocache"
@@ -147,14 +154,10 @@ is "$(find "$T/store-off/objects" -type f 2>/dev/null | wc -l)" 0 "offline: noth
 # ---- the upstream gone: the git source serves the stored object ---------------------
 stop_server up
 c1=$(relay_conns)
-is "$(get "$L/acme/tiny/resolve/main/weights.bin" "$T/w2")" 200 "upstream stopped: 200"
-check "upstream stopped: the right bytes" cmp "$T/w2" "$UP/weights.bin"
-is "$(hdr "$T/w2.h" ETag)" "\"$sha\"" "upstream stopped: ETag"
-is "$(last_src)" git "upstream stopped: the git source answers from the store"
-is "$(get "$L/acme/tiny/resolve/main/weights.bin" "$T/w3" -r 100-199)" 206 \
-	"upstream stopped: Range 206"
-dd if="$UP/weights.bin" bs=100 skip=1 count=1 2>/dev/null >"$T/w3.want"
-check "upstream stopped: Range bytes" cmp "$T/w3" "$T/w3.want"
+download_ok "upstream stopped, from the store" "$L/acme/tiny/resolve/main/weights.bin" \
+	"$UP/weights.bin" "$sha" git
+range_ok "upstream stopped, Range" "$L/acme/tiny/resolve/main/weights.bin" \
+	"$UP/weights.bin" 100 199
 is "$(relay_conns)" "$c1" "upstream stopped: no upstream connection"
 # an object never fetched cannot come now: upstream trouble, a 5xx (the
 # relay stopped too, or it would hold the connection like a stalled upstream)

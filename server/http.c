@@ -317,7 +317,8 @@ static const struct err_map err_maps[] = {
 	{ HFM_EDENIED, 404, "RepoNotFound", "Repository not found" },
 	{ HFM_ENOREV, 404, "RevisionNotFound", "Invalid rev id" },
 	{ HFM_ENOENT, 404, "EntryNotFound", "Entry not found" },
-	{ HFM_EUNAVAIL, 404, "EntryNotFound", "The content of this file is not in this mirror" },
+	/* not EntryNotFound: clients would record the listed file as absent */
+	{ HFM_EUNAVAIL, 502, NULL, "The content of this file is not in this mirror" },
 	{ HFM_EGATED, 401, "GatedRepo", "Access to this repository is restricted" },
 	{ HFM_EINVAL, 400, NULL, "Bad request" },
 	{ HFM_ETOOBIG, 413, NULL, "Request too large" },

@@ -44,3 +44,68 @@ void hfm_found_dispose(struct hfm_found *f)
 		f->repo->src->ops->repo_close(f->repo);
 	f->repo = NULL;
 }
+
+/* The source that may open an entry another source found but cannot open. */
+static struct hfm_source *cache_of(struct hfm_source *const *srcs, size_t n,
+				   const struct hfm_source *not)
+{
+	for (size_t i = 0; i < n; i++)
+		if (srcs[i] != not && !strcmp(srcs[i]->ops->kind, "cache"))
+			return srcs[i];
+	return NULL;
+}
+
+/* e through the cache c; `why` says what f's own source lacks. */
+static int open_via_cache(struct hfm_body *out, struct hfm_source *c, const struct hfm_found *f,
+			  const struct hfm_entry *e, unsigned flags, struct hfm_ctx *ctx,
+			  const char *why)
+{
+	const char *commit = f->rc.commit;
+	struct hfm_repo *repo = NULL;
+	struct hfm_resolved up;
+	int rc;
+
+	if ((rc = c->ops->repo_open(&repo, c, &f->repo->id, ctx)))
+		return rc == HFM_ENOREPO ? hfm_error_set(HFM_EUNAVAIL, "%s", why) : rc;
+	rc = c->ops->open(out, repo, commit, e, flags, ctx);
+	if (rc == HFM_EUNAVAIL) {
+		rc = hfm_error_set(HFM_EUNAVAIL, "%s, and this mirror is offline", why);
+		goto cleanup;
+	}
+	if (rc || out->kind != HFM_BODY_STREAM)
+		goto cleanup;                /* an error, or the store has it by now */
+	/*
+	 * Nothing is fetched before the first read, so ask now whether upstream
+	 * has this very commit (a clone of a Hub repo has the Hub's ids): a HEAD
+	 * is not primed, and an upstream 404 mid-download would name nothing.
+	 */
+	rc = c->ops->resolve(&up, repo, commit, ctx);
+	if (rc == HFM_ENOREV || rc == HFM_ENOREPO || (!rc && strcmp(up.commit, commit))) {
+		rc = hfm_error_set(HFM_EUNAVAIL, "%s, and the upstream hub has no commit %s of %s",
+				   why, commit, f->repo->id.name);
+	} else if (rc && rc != HFM_EAGAIN) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", hfm_error_last());
+		rc = hfm_error_set(rc, "%s; fetching it: %s", why, msg);
+	}
+	if (rc)
+		hfm_body_dispose(out);
+cleanup:
+	c->ops->repo_close(repo);
+	return rc;
+}
+
+int hfm_lookup_open(struct hfm_body *out, struct hfm_source *const *srcs, size_t n,
+		    const struct hfm_found *f, const struct hfm_entry *e, unsigned flags,
+		    struct hfm_ctx *ctx)
+{
+	struct hfm_source *own = f->repo->src, *c;
+	char why[512];
+	int rc = own->ops->open(out, f->repo, f->rc.commit, e, flags, ctx);
+
+	if (rc != HFM_EUNAVAIL || !e->is_lfs || (flags & HFM_OPEN_RAW) ||
+	    !(c = cache_of(srcs, n, own)))
+		return rc;
+	snprintf(why, sizeof(why), "%s", hfm_error_last());
+	return open_via_cache(out, c, f, e, flags, ctx, why);
+}

@@ -35,7 +35,7 @@ enum hfm_error {
 	HFM_EOFFLINE = -12,    /* not in this mirror, offline  -> 404 + code */
 	HFM_EDENIED = -13,     /* access rules deny the repo   -> 404 RepoNotFound */
 	HFM_ECORRUPT = -14,    /* stored data failed verification */
-	HFM_EUNAVAIL = -15,    /* content known but missing locally (e.g. LFS object) */
+	HFM_EUNAVAIL = -15,    /* content known, missing, cannot be fetched -> 502 */
 };
 
 #define HFM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -295,8 +295,16 @@ static int resolve_rev(git_oid *out, struct gs_repo *r, git_repository *g, const
 	int rc;
 
 	if (hfm_is_hex(rev, HFM_SHA1_HEX)) {
-		if ((rc = commit_lookup_hex(&c, g, rev)))
-			return rc;
+		if ((rc = commit_lookup_hex(&c, g, rev))) {
+			/*
+			 * A Hub commit id that hfmirror-import kept for a snapshot of an
+			 * HF cache folder (its commits get new ids): the snapshot.
+			 */
+			name = hfm_asprintf("refs/hfmirror/hub/%s", rev);
+			int nrc = ref_commit(out, g, name);
+			free(name);
+			return nrc ? rc : 0;
+		}
 		git_oid_cpy(out, git_commit_id(c));
 		git_commit_free(c);
 		return 0;

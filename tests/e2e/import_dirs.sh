@@ -68,6 +68,14 @@ blob=$(ls "$C/blobs" | grep -E '^[0-9a-f]{64}$' | head -n 1)
 is "$(stat -c %i "$S/objects/$(echo "$blob" | cut -c1-2)/$blob")" "$(stat -c %i "$C/blobs/$blob")" \
 	"linked to the cache blob, not to its symlink"
 
+# the server answers the Hub's commit id of an imported snapshot
+start_server hub mirror --repos-path "$S" || exit 1
+is "$(curl -s -o /dev/null -w '%{http_code}' "$hub_URL/api/models/acme/tiny/revision/$main_sha")" 200 \
+	"the server resolves the Hub commit id of an imported snapshot"
+is "$(curl -s "$hub_URL/acme/tiny/resolve/$main_sha/config.json" | git hash-object --stdin)" \
+	"$(git -C "$UP" rev-parse main:config.json)" "and serves its files at that id"
+stop_server hub
+
 import --store "$S" "$C"
 is "$rc" 0 "cache re-run: exit 0"
 is "$(json_get "$T/out.json" '(j["objects_linked"], j["objects_copied"], j["refs_new"], j["refs_moved"])')" \

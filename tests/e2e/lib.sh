@@ -185,6 +185,29 @@ stop_server() {
 	return 0
 }
 
+# get URL OUT [curl args...]: download URL to OUT and print the status (000
+# on a transport error).  curl gives up after 60 s unless the args say more.
+get() {
+	_get_url=$1 _get_out=$2
+	shift 2
+	curl -s -o "$_get_out" -w '%{http_code}' --max-time 60 "$@" "$_get_url"
+}
+
+# sha256 FILE: the file's sha256 (hex), the name of an LFS object.
+sha256() { sha256sum <"$1" | cut -c1-64; }
+
+# store_object STORE OID: where the store keeps object OID.
+store_object() { echo "$1/objects/$(echo "$2" | cut -c1-2)/$2"; }
+
+# wait_for CMD...: run CMD until it succeeds, for about 60 s at most, and
+# return its last status.  The bound only keeps a broken server from
+# hanging the suite: what a test checks is the outcome, not the time.
+wait_for() {
+	_wait_n=0
+	while ! "$@" && [ $_wait_n -lt 600 ]; do sleep 0.1; _wait_n=$((_wait_n + 1)); done
+	"$@"
+}
+
 # hdr FILE NAME: the value of response header NAME in a curl -D dump.
 hdr() {
 	tr -d '\r' <"$1" | awk -v n="$(echo "$2" | tr 'A-Z' 'a-z')" -F': ' \

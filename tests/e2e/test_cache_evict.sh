@@ -32,10 +32,8 @@ done
 { printf 'IMP\000'; det_bytes imp-copy $((4 * MIB)); } | mk "$T/imp2/b.bin"
 check "import (hard link)" "$HFMIRROR_IMPORT" -q --store "$T/store" --name acme/imp1 "$T/imp1"
 check "import (copy)" "$HFMIRROR_IMPORT" -q --store "$T/store" --name acme/imp2 --copy "$T/imp2"
-object() { echo "$T/store/objects/$(echo "$1" | cut -c1-2)/$1"; }
-sha256() { sha256sum <"$1" | cut -c1-64; }
-IMP1=$(object "$(sha256 "$T/imp1/a.bin")")
-IMP2=$(object "$(sha256 "$T/imp2/b.bin")")
+IMP1=$(store_object "$T/store" "$(sha256 "$T/imp1/a.bin")")
+IMP2=$(store_object "$T/store" "$(sha256 "$T/imp2/b.bin")")
 is "$(stat -c %h "$IMP1" 2>/dev/null)" 2 "the hard-linked import is an object with two links"
 check "the copied import is an object" test -f "$IMP2"
 
@@ -55,23 +53,10 @@ start_server cache proxy -c "$T/cache.toml" --hf-scheme http --hf-netloc "$RELAY
 	--repos-path "$T/store" --wait-timeout 60 || exit 1
 C=$cache_URL
 
-# get URL OUT [curl args]: download, print the status (000 on a transport error)
-get() {
-	u=$1 o=$2
-	shift 2
-	curl -s -o "$o" -w '%{http_code}' --max-time 120 "$@" "$u"
-}
 # fetch K [TAG]: download f$K.bin through the cache; "ok" when 200 and right
 fetch() {
 	st=$(get "$C/acme/ev/resolve/main/f$1.bin" "$T/got.$1${2:-}")
 	if [ "$st" = 200 ] && cmp -s "$T/got.$1${2:-}" "$E/f$1.bin"; then echo ok; else echo "$st bad"; fi
-}
-# wait_for CMD...: poll until CMD succeeds, at most 60 s (not a timing test:
-# the bound only keeps a broken cache from hanging the suite)
-wait_for() {
-	n=0
-	while ! "$@" && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
-	"$@"
 }
 # cache_bytes: what the cache wrote and keeps, counted independently of
 # evict.c: allocated bytes of marked single-link objects plus partial/.
@@ -127,8 +112,8 @@ print(r.status)
 EOF
 }
 under_limit() { [ "$(cache_bytes)" -le $LIMIT ]; }
-F0=$(object "$(sha256 "$E/f0.bin")")
-F1=$(object "$(sha256 "$E/f1.bin")")
+F0=$(store_object "$T/store" "$(sha256 "$E/f0.bin")")
+F1=$(store_object "$T/store" "$(sha256 "$E/f1.bin")")
 
 is "$(get "$C/acme/imp1/resolve/main/a.bin" "$T/imp1.got")" 200 "imported file served"
 check "imported file: same bytes" cmp "$T/imp1.got" "$T/imp1/a.bin"

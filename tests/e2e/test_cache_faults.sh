@@ -33,14 +33,6 @@ start_server cache proxy -c "$T/cache.toml" --hf-scheme http --hf-netloc "$RELAY
 	--repos-path "$T/store" --wait-timeout 30 || exit 1
 C=$cache_URL
 
-# get URL OUT [curl args]: download, print the status (000 on a transport error)
-get() {
-	u=$1 o=$2
-	shift 2
-	curl -s -o "$o" -w '%{http_code}' --max-time 60 "$@" "$u"
-}
-object() { echo "$T/store/objects/$(echo "$1" | cut -c1-2)/$1"; }
-sha256() { sha256sum <"$1" | cut -c1-64; }
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 
 # ---- CDN redirect: the Hub's 302 to another host ---------------------------------
@@ -93,7 +85,8 @@ fi
 # 504 when upstream-timeout ends the fetch; a 503 would be the cache giving
 # up on waiting (wait-timeout), which means the failure never reached it.
 like "$st" '^50[24]$' "stall: the upstream's failure is the answer: 502/504 ($st)"
-check "stall: no object stored for it" test ! -e "$(object "$(sha256 "$F/stall.bin")")"
+check "stall: no object stored for it" \
+	test ! -e "$(store_object "$T/store" "$(sha256 "$F/stall.bin")")"
 relay_mode pass
 # A client retries a 5xx; the cache's short negative cache may answer the
 # first retry, so allow a few.

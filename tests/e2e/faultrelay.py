@@ -21,8 +21,8 @@ STATE_DIR/mode:
               Location http://127.0.0.2:CDNPORT/<same path and query>, with
               the headers the Hub puts on it (X-Repo-Commit, ETag = the LFS
               pointer's git blob id, X-Linked-Etag, X-Linked-Size, taken from
-              a HEAD to upstream).  Files that are not LFS, /raw/ and /api/
-              requests pass through.
+              a HEAD to upstream).  Files that are not LFS are served
+              directly, as by the Hub; /raw/ and /api/ requests pass.
 
 The CDN listener forwards every request to upstream unchanged (no gating, no
 redirect; the other modes apply) and appends one line per request to
@@ -41,14 +41,15 @@ without any Authorization header, else 403 (GatedRepo) or 404
       else RepoNotFound
   /api/T/REPO/auth-check: authorized: 200 {}; gated: GatedRepo; private:
       RepoNotFound
-  files (/REPO/resolve/..., /REPO/raw/...): authorized or neither: passed;
-      gated: GatedRepo; private: RepoNotFound
+  files (/REPO/resolve/..., /REPO/raw/...), any method: authorized: passed;
+      else gated: GatedRepo, private: RepoNotFound
   other /api/T/REPO/... (tree, paths-info, refs, commits): passed, except
       private and not authorized: RepoNotFound
 auth-check requests for repos not listed go to upstream.
 
 Requests get "Connection: close", so each request is a new connection and
-sees the mode current when it was sent.
+sees the mode current when it was sent.  drop, flip and slow also apply to
+the answers the relay makes itself (302s, denials, rewritten info).
 
 Counts: STATE_DIR/conns (connections accepted, both listeners),
 STATE_DIR/bytes (response bytes sent to clients) and STATE_DIR/authchecks

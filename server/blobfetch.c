@@ -1,10 +1,33 @@
 /* blobfetch.c - blob-cache fetches as upstream Range requests, checked. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hfm/blobfetch.h"
+#include "hfm/hash.h"
+
+/*
+ * A failed fetch is remembered for FAIL_KEEP_NS, by blob, offset and origin
+ * (URL and credentials).  Its readers are woken and their requests run
+ * again with new readers (the HTTP layer frees a stream that is not ready
+ * yet), which know nothing of the failure: without this memory each re-run
+ * started the same fetch again, and a stalled upstream held its clients
+ * until wait-timeout (then 503) instead of failing them after
+ * upstream-timeout.  As short as the metadata answers' negative cache.
+ */
+#define FAIL_KEEP_NS (2ull * 1000000000)
+#define FAIL_SLOTS 32
+
+struct failure {
+	char oid[HFM_SHA256_HEX + 1];
+	char origin[HFM_SHA1_HEX + 1];   /* sha1 of the URL and Authorization */
+	uint64_t off;
+	uint64_t until_ns;               /* 0: free */
+	int rc;
+	char why[200];
+};
 
 struct hfm_blobfetch {
 	struct hfm_upstream *up;
@@ -12,11 +35,16 @@ struct hfm_blobfetch {
 	long retry_base_ms;
 	hfm_log_fn log;
 	void *log_cls;
+	pthread_mutex_t lock;            /* fails, next_fail */
+	struct failure fails[FAIL_SLOTS];
+	unsigned next_fail;
 };
 
 /* One fetch in flight: lives from start until on_done. */
 struct xfer {
+	struct hfm_blobfetch *bf;
 	struct hfm_blob_fetch *f;
+	char origin[HFM_SHA1_HEX + 1];   /* as struct failure */
 	uint64_t off, len, size;
 	uint64_t skip;                   /* bytes to drop first (Range ignored) */
 	uint64_t got;                    /* bytes handed to the cache */
@@ -38,18 +66,77 @@ int hfm_blobfetch_new(struct hfm_blobfetch **out, struct hfm_upstream *up,
 	bf->retry_base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : 250;
 	bf->log = o->log;
 	bf->log_cls = o->log_cls;
+	pthread_mutex_init(&bf->lock, NULL);
 	*out = bf;
 	return 0;
 }
 
 void hfm_blobfetch_free(struct hfm_blobfetch *bf)
 {
+	if (!bf)
+		return;
+	pthread_mutex_destroy(&bf->lock);
 	free(bf);
 }
 
 static const char *oid_of(const struct xfer *x)
 {
 	return hfm_blob_oid(hfm_blob_fetch_blob(x->f));
+}
+
+/* The slot for (oid, off, origin) under bf->lock: its own, else a free one. */
+static struct failure *fail_slot(struct hfm_blobfetch *bf, const char *oid, uint64_t off,
+				 const char *origin, uint64_t now, int take)
+{
+	struct failure *free_slot = NULL;
+
+	for (unsigned i = 0; i < FAIL_SLOTS; i++) {
+		struct failure *k = &bf->fails[i];
+		if (k->until_ns <= now) {
+			free_slot = free_slot ? free_slot : k;
+			continue;
+		}
+		if (k->off == off && !strcmp(k->oid, oid) && !strcmp(k->origin, origin))
+			return k;
+	}
+	if (!take)
+		return NULL;
+	return free_slot ? free_slot : &bf->fails[bf->next_fail++ % FAIL_SLOTS];
+}
+
+static void fail_remember(struct xfer *x, int rc)
+{
+	struct hfm_blobfetch *bf = x->bf;
+	const char *oid = oid_of(x);
+	uint64_t now = hfm_mono_ns();
+
+	/* upstream's doing only: not a cancel, a shutdown or a disk error */
+	if (rc != HFM_ETIMEOUT && rc != HFM_EUPSTREAM && rc != HFM_EGATED)
+		return;
+	pthread_mutex_lock(&bf->lock);
+	struct failure *k = fail_slot(bf, oid, x->off, x->origin, now, 1);
+	snprintf(k->oid, sizeof(k->oid), "%s", oid);
+	snprintf(k->origin, sizeof(k->origin), "%s", x->origin);
+	snprintf(k->why, sizeof(k->why), "%s", hfm_error_last());
+	k->off = x->off;
+	k->rc = rc;
+	k->until_ns = now + FAIL_KEEP_NS;
+	pthread_mutex_unlock(&bf->lock);
+}
+
+/* The error of a fetch like this one that failed just now, or 0. */
+static int fail_recent(struct hfm_blobfetch *bf, const char *oid, uint64_t off,
+		       const char *origin)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&bf->lock);
+	struct failure *k = fail_slot(bf, oid, off, origin, hfm_mono_ns(), 0);
+	if (k)
+		rc = hfm_error_set(k->rc, "%s (a moment ago; not asking upstream again yet)",
+				   k->why);
+	pthread_mutex_unlock(&bf->lock);
+	return rc;
 }
 
 /* "bytes a-b/total" -> a, b, total; 0 on success. */
@@ -127,6 +214,8 @@ static void on_done(void *cls, int rc)
 	if (rc == 0 && x->got < x->len)
 		rc = hfm_error_set(HFM_EUPSTREAM, "upstream ended %s after %" PRIu64 " of %" PRIu64
 				   " bytes", oid_of(x), x->got, x->len);
+	if (rc)
+		fail_remember(x, rc);
 	hfm_blob_fetch_done(x->f, rc);
 	free(x);
 }
@@ -142,10 +231,18 @@ int hfm_blobfetch_start(void *cls, struct hfm_blob_fetch *f, const void *origin)
 	if (!o || !o->url)
 		return hfm_error_set(HFM_EINVAL, "blob fetch without an origin URL");
 	x = hfm_calloc(1, sizeof(*x));
+	x->bf = bf;
 	x->f = f;
 	x->off = hfm_blob_fetch_offset(f);
 	x->len = hfm_blob_fetch_length(f);
 	x->size = hfm_blob_size(hfm_blob_fetch_blob(f));
+	char *who = hfm_asprintf("%s\n%s", o->authorization ? o->authorization : "", o->url);
+	hfm_sha1_hex(x->origin, who, strlen(who));
+	free(who);
+	if ((rc = fail_recent(bf, oid_of(x), x->off, x->origin))) {
+		free(x);
+		return rc;
+	}
 	x->log = bf->log;
 	x->log_cls = bf->log_cls;
 

@@ -18,6 +18,10 @@
  *  - A body that ends early (dropped connection) fails the fetch; blocks it
  *    completed stay, the rest are released and their waiters get the error.
  * Connection failures before any header are retried (max_attempts).
+ * A fetch that failed is not started again for 2 s (same blob, offset, URL
+ * and Authorization): hfm_blobfetch_start answers its error at once, so
+ * readers woken by the failure that come back get it instead of waiting on
+ * a new attempt.
  *
  * Threading: hfm_blobfetch_start runs on the reader's thread and never
  * blocks; everything else runs on the upstream thread.  The blobfetch only

@@ -119,28 +119,32 @@ done_testing() {
 	[ "$TAP_FAILED" -eq 0 ]
 }
 
-# start_server NAME args...: runs "$HFMIRROR args... --host 127.0.0.1 --port 0",
-# waits until it listens, and sets ${NAME}_URL and ${NAME}_PID.  The server's
-# stderr goes to $T/NAME.log, stdout (the access log by default) to
-# $T/NAME.out: a test's own stdout is its TAP stream.
 # start_relay UPSTREAM_PORT: the fault-injecting relay (faultrelay.py) in
-# front of 127.0.0.1:UPSTREAM_PORT, state in $T/relay (mode, bytes, conns).
-# Sets RELAY (host:port) and RELAY_PID; stopped with the servers.
+# front of 127.0.0.1:UPSTREAM_PORT, state in $T/relay (mode, gated, bytes,
+# conns, authchecks, cdn_log).  Sets RELAY (host:port), RELAY_CDN (its
+# 127.0.0.2 side, the "CDN" of redirect mode) and RELAY_PID; stopped with
+# the servers.
 start_relay() {
 	mkdir -p "$T/relay"
 	echo pass >"$T/relay/mode"
-	rm -f "$T/relay/port"
+	rm -f "$T/relay/port" "$T/relay/port.cdn"
 	$PYTHON "$SRCDIR/tests/e2e/faultrelay.py" "$T/relay/port" "$1" "$T/relay" &
 	RELAY_PID=$!
 	SERVER_PIDS="$SERVER_PIDS $RELAY_PID"
 	local i=0
 	while [ ! -s "$T/relay/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 	RELAY=127.0.0.1:$(cat "$T/relay/port")
+	RELAY_CDN=127.0.0.2:$(cat "$T/relay/port.cdn")
 }
 relay_mode() { echo "$*" >"$T/relay/mode"; }
 relay_bytes() { cat "$T/relay/bytes" 2>/dev/null || echo 0; }
 relay_conns() { cat "$T/relay/conns" 2>/dev/null || echo 0; }
+relay_authchecks() { cat "$T/relay/authchecks" 2>/dev/null || echo 0; }
 
+# start_server NAME args...: runs "$HFMIRROR args... --host 127.0.0.1 --port 0",
+# waits until it listens, and sets ${NAME}_URL and ${NAME}_PID.  The server's
+# stderr goes to $T/NAME.log, stdout (the access log by default) to
+# $T/NAME.out: a test's own stdout is its TAP stream.
 start_server() {
 	name=$1
 	shift
@@ -179,6 +183,29 @@ stop_server() {
 	wait "$pid" 2>/dev/null
 	eval "${1}_STOPPED=1"
 	return 0
+}
+
+# get URL OUT [curl args...]: download URL to OUT and print the status (000
+# on a transport error).  curl gives up after 60 s unless the args say more.
+get() {
+	_get_url=$1 _get_out=$2
+	shift 2
+	curl -s -o "$_get_out" -w '%{http_code}' --max-time 60 "$@" "$_get_url"
+}
+
+# sha256 FILE: the file's sha256 (hex), the name of an LFS object.
+sha256() { sha256sum <"$1" | cut -c1-64; }
+
+# store_object STORE OID: where the store keeps object OID.
+store_object() { echo "$1/objects/$(echo "$2" | cut -c1-2)/$2"; }
+
+# wait_for CMD...: run CMD until it succeeds, for about 60 s at most, and
+# return its last status.  The bound only keeps a broken server from
+# hanging the suite: what a test checks is the outcome, not the time.
+wait_for() {
+	_wait_n=0
+	while ! "$@" && [ $_wait_n -lt 600 ]; do sleep 0.1; _wait_n=$((_wait_n + 1)); done
+	"$@"
 }
 
 # hdr FILE NAME: the value of response header NAME in a curl -D dump.

@@ -19,8 +19,6 @@ EOF
 
 mode() { relay_mode "$@"; }
 objects() { find "$1/objects" -type f 2>/dev/null | wc -l; }
-# get URL OUT: download, print the status (000 on a transport error)
-get() { curl -s -o "$2" -w '%{http_code}' --max-time 60 "$1"; }
 
 start_server cache proxy -c "$T/cache.toml" --hf-scheme http --hf-netloc "$RELAY" \
 	--repos-path "$T/store" --wait-timeout 30 || exit 1

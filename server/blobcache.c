@@ -56,6 +56,7 @@ struct hfm_blobcache {
 	void *fetch_cls;
 	hfm_log_fn log;
 	void *log_cls;
+	atomic_int mark_failed;          /* logged once */
 
 	pthread_mutex_t lock;            /* registry, refs, jobs */
 	pthread_cond_t job_cv;           /* on CLOCK_MONOTONIC */
@@ -273,7 +274,10 @@ static int create_files(struct hfm_blob *b)
 		rc = hfm_error_set(HFM_EIO, "partial/%s: %s", b->oid, strerror(errno));
 		goto fail;
 	}
-	hfm_evict_mark(b->fd);             /* ours: the evictor may remove it (evict.h) */
+	/* ours: the evictor may remove it (evict.h) */
+	if (hfm_evict_mark(bc->store, b->fd, b->oid) < 0 && !atomic_exchange(&bc->mark_failed, 1))
+		hfm_log(bc->log, bc->log_cls, HFM_LOG_WARN, "blobcache: %s: %s; blobs it "
+			"cannot mark as the cache's are never evicted", b->oid, hfm_error_last());
 	b->ro_fd = openat(pfd, b->oid, O_RDONLY | O_CLOEXEC);
 	b->map_fd = openat(pfd, tmpn, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (b->ro_fd < 0 || b->map_fd < 0) {

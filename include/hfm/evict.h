@@ -2,13 +2,17 @@
  * evict.h - keep the online cache's share of the store under a size limit.
  *
  * What counts and what may go: blobs the cache wrote, i.e. files under
- * <store>/objects that carry the extended attribute HFM_EVICT_XATTR (the
- * blob cache sets it when it creates a partial blob; the rename into
- * objects/ keeps it) and have one link, plus everything under
- * <store>/partial.  Objects without the mark (imported by copy) and objects
- * with more than one link (imported as a hard link) are never counted nor
- * removed.  On a filesystem without user xattrs nothing under objects/ is
- * marked, so only partial/ is ever evicted.
+ * <store>/objects that have one link and are marked as the cache's, plus
+ * everything under <store>/partial.  The mark is the extended attribute
+ * HFM_EVICT_XATTR (the blob cache sets it when it creates a partial blob;
+ * the rename into objects/ keeps it) or, on a filesystem without user
+ * xattrs (tmpfs without user_xattr, NFSv3, some FUSE mounts), an empty file
+ * <store>/meta/cache-owned/<oid> (hfm_evict_mark() falls back to it).
+ * Objects without either (imported by copy) and objects with more than one
+ * link (imported as a hard link) are never counted nor removed.  A record
+ * goes with its blob; one whose blob is neither in objects/ nor in partial/
+ * (removed by hand, lost in a crash) is dropped by a pass once it is an hour
+ * old.
  *
  * A pass measures the cache's bytes (allocated blocks, so sparse partial
  * blobs count for what they hold); above `limit` it removes files in
@@ -52,14 +56,24 @@ struct hfm_evict_stats {
 	uint64_t removed;                /* files removed (a partial blob and its map = 1) */
 };
 
-/* Mark the file behind fd as written by the cache (errors ignored: unmarked = kept). */
-void hfm_evict_mark(int fd);
+/*
+ * Mark blob `oid`, whose data is behind `fd`, as written by the cache: the
+ * xattr, else the record under meta/cache-owned/.  0 when the xattr was
+ * set, 1 when the record was written instead, HFM_EIO when neither could be
+ * (the blob is then kept forever, as an imported one).
+ */
+int hfm_evict_mark(const struct hfm_store *s, int fd, const char *oid);
+/* Write the record alone (what hfm_evict_mark() falls back to).  0 or HFM_EIO. */
+int hfm_evict_record(const struct hfm_store *s, const char *oid);
 
 /* One pass; 0 or HFM_EIO when the store cannot be read. */
 int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o);
 
 struct hfm_evictor;
-/* Start the thread (its first pass runs at once).  `o` is copied. */
+/*
+ * Start the thread (its first pass runs at once).  `o` is copied.  Logs
+ * once when the store's filesystem takes no user xattrs (records are used).
+ */
 int hfm_evictor_start(struct hfm_evictor **out, const struct hfm_evict_opts *o);
 /* Ask for a pass soon (e.g. after a blob was published).  Any thread. */
 void hfm_evictor_kick(struct hfm_evictor *e);

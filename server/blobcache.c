@@ -54,6 +54,9 @@ struct hfm_blobcache {
 	uint64_t fail_backoff_ns;
 	int (*fetch)(void *cls, struct hfm_blob_fetch *f, const void *origin);
 	void *fetch_cls;
+	void (*grew)(void *cls, uint64_t bytes);
+	void (*grew_release)(void *cls);
+	void *grew_cls;
 	hfm_log_fn log;
 	void *log_cls;
 	atomic_int mark_failed;          /* logged once */
@@ -818,6 +821,8 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 	pthread_mutex_unlock(&b->lock);
 	if (queue)
 		job_push(bc, b, job);
+	if (grown && bc->grew)
+		bc->grew(bc->grew_cls, grown);
 	hfm_waitq_fire(wake);
 	return 0;
 }
@@ -1062,6 +1067,11 @@ static void finish(struct hfm_blob *b)
 		atomic_fetch_add(&bc->n_verified, 1);
 		hfm_log(bc->log, bc->log_cls, HFM_LOG_INFO, "blobcache: %s complete (%llu bytes)",
 			b->oid, (unsigned long long)b->size);
+		/* an object, unlike a partial blob being filled, may be evicted;
+		 * told before the blob reads as complete, so whoever sees it
+		 * complete knows the listener was told */
+		if (bc->grew)
+			bc->grew(bc->grew_cls, 0);
 		pthread_mutex_lock(&b->lock);
 		b->state = B_COMPLETE;
 		close(b->fd);
@@ -1180,8 +1190,12 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 		 (partial_fd = openat(store->root_fd, "partial",
 				      O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		rc = hfm_error_set(HFM_EIO, "%s/partial: %s", store->root, strerror(errno));
-	if (rc)
+	if (rc) {
+		/* grew_cls is ours from here on, even when there is no cache */
+		if (o->grew_release)
+			o->grew_release(o->grew_cls);
 		return rc;
+	}
 	bc = hfm_calloc(1, sizeof(*bc));
 	bc->store = store;
 	bc->partial_fd = partial_fd;
@@ -1194,6 +1208,9 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 	bc->fail_backoff_ns = (uint64_t)(o->fail_backoff_ms ? o->fail_backoff_ms : 10000) * 1000000;
 	bc->fetch = o->fetch;
 	bc->fetch_cls = o->fetch_cls;
+	bc->grew = o->grew;
+	bc->grew_release = o->grew_release;
+	bc->grew_cls = o->grew_cls;
 	bc->log = o->log;
 	bc->log_cls = o->log_cls;
 	pthread_mutex_init(&bc->lock, NULL);
@@ -1223,6 +1240,8 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 	pthread_mutex_unlock(&bc->lock);
 	for (i = 0; i < bc->nworkers; i++)
 		pthread_join(bc->workers[i], NULL);
+	if (bc->grew_release)
+		bc->grew_release(bc->grew_cls);
 	if (atomic_load(&bc->n_open))
 		hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR,
 			"blobcache: freed with %llu blobs still open",

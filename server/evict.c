@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,27 +363,42 @@ struct hfm_evictor {
 	struct hfm_evict_opts o;
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int kicked, stop;
+	pthread_cond_t cond;             /* on CLOCK_MONOTONIC */
+	int stop;                        /* under lock */
+	atomic_int refs;
+	atomic_int stopped;              /* kicks and growth are ignored */
+	atomic_int kick_due;             /* a pass is due: further kicks coalesce */
+	atomic_uint_fast64_t grown, used, passes, kicks;
 };
 
 static void *evictor_main(void *arg)
 {
 	struct hfm_evictor *e = arg;
+	uint64_t gap = (uint64_t)(e->o.min_gap_ms ? e->o.min_gap_ms : 1000) * 1000000;
+	uint64_t every = (uint64_t)(e->o.interval_s ? e->o.interval_s : 60) * 1000000000;
 	struct hfm_evict_stats st;
 
 	pthread_mutex_lock(&e->lock);
 	while (!e->stop) {
-		e->kicked = 0;
+		uint64_t began = hfm_mono_ns(), until;
+
+		/* growth and kicks from now on call for the next pass */
+		atomic_store(&e->kick_due, 0);
+		atomic_store(&e->grown, 0);
 		pthread_mutex_unlock(&e->lock);
-		hfm_evict_pass(&st, &e->o);
+		if (hfm_evict_pass(&st, &e->o) == 0)
+			atomic_store(&e->used, st.used_after);
+		atomic_fetch_add(&e->passes, 1);
 		pthread_mutex_lock(&e->lock);
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += e->o.interval_s ? e->o.interval_s : 60;
-		while (!e->stop && !e->kicked)
-			if (pthread_cond_timedwait(&e->cond, &e->lock, &until) == ETIMEDOUT)
+		until = hfm_mono_ns() + every;
+		while (!e->stop) {
+			uint64_t t = until;
+			if (atomic_load(&e->kick_due) && began + gap < t)
+				t = began + gap;
+			if (hfm_mono_ns() >= t)
 				break;
+			hfm_cond_wait_mono(&e->cond, &e->lock, t);
+		}
 	}
 	pthread_mutex_unlock(&e->lock);
 	return NULL;
@@ -414,17 +430,16 @@ int hfm_evictor_start(struct hfm_evictor **out, const struct hfm_evict_opts *o)
 	int err = 0;
 
 	e->o = *o;
+	atomic_init(&e->refs, 1);
 	pthread_mutex_init(&e->lock, NULL);
-	pthread_cond_init(&e->cond, NULL);
+	hfm_cond_init_mono(&e->cond);
 	/* a warning only so that it shows at the daemon's default level: it works */
 	if (!xattrs_work(o->store, &err))
 		hfm_log(o->log, o->log_cls, HFM_LOG_WARN,
 			"evict: %s takes no user xattrs (%s): the blobs the cache writes are "
 			"recorded under %s/ instead", o->store->root, strerror(err), RECORD_DIR);
 	if (pthread_create(&e->thread, NULL, evictor_main, e)) {
-		pthread_mutex_destroy(&e->lock);
-		pthread_cond_destroy(&e->cond);
-		free(e);
+		hfm_evictor_unref(e);
 		return hfm_error_set(HFM_ERROR, "cannot start the evictor thread");
 	}
 	*out = e;
@@ -433,24 +448,63 @@ int hfm_evictor_start(struct hfm_evictor **out, const struct hfm_evict_opts *o)
 
 void hfm_evictor_kick(struct hfm_evictor *e)
 {
-	if (!e)
+	if (!e || atomic_load(&e->stopped) || atomic_exchange(&e->kick_due, 1))
 		return;
+	atomic_fetch_add(&e->kicks, 1);
+	/* under the lock, so the thread cannot miss it between its check and its wait */
 	pthread_mutex_lock(&e->lock);
-	e->kicked = 1;
 	pthread_cond_signal(&e->cond);
 	pthread_mutex_unlock(&e->lock);
+}
+
+void hfm_evictor_grew(void *evictor, uint64_t bytes)
+{
+	struct hfm_evictor *e = evictor;
+	uint64_t limit, share, g;
+
+	if (!e || !(limit = e->o.limit))
+		return;
+	share = limit / 64 ? limit / 64 : 1;
+	g = atomic_fetch_add(&e->grown, bytes) + bytes;
+	if ((bytes && g >= share) || atomic_load(&e->used) + g > limit)
+		hfm_evictor_kick(e);
+}
+
+void hfm_evictor_stats(struct hfm_evictor_stats *out, struct hfm_evictor *e)
+{
+	out->passes = atomic_load(&e->passes);
+	out->kicks = atomic_load(&e->kicks);
+	out->used = atomic_load(&e->used);
+	out->grown = atomic_load(&e->grown);
+}
+
+void *hfm_evictor_ref(struct hfm_evictor *e)
+{
+	if (e)
+		atomic_fetch_add(&e->refs, 1);
+	return e;
+}
+
+void hfm_evictor_unref(void *evictor)
+{
+	struct hfm_evictor *e = evictor;
+
+	if (!e || atomic_fetch_sub(&e->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->cond);
+	free(e);
 }
 
 void hfm_evictor_stop(struct hfm_evictor *e)
 {
 	if (!e)
 		return;
+	atomic_store(&e->stopped, 1);
 	pthread_mutex_lock(&e->lock);
 	e->stop = 1;
 	pthread_cond_signal(&e->cond);
 	pthread_mutex_unlock(&e->lock);
 	pthread_join(e->thread, NULL);
-	pthread_mutex_destroy(&e->lock);
-	pthread_cond_destroy(&e->cond);
-	free(e);
+	hfm_evictor_unref(e);
 }

@@ -89,6 +89,18 @@ struct hfm_blobcache_opts {
 	 */
 	int (*fetch)(void *cls, struct hfm_blob_fetch *f, const void *origin);
 	void *fetch_cls;
+	/*
+	 * Told how the cache's use of the store grows: `bytes` of blocks just
+	 * filled under partial/, or 0 when a blob was published into objects/
+	 * (hfm_evictor_grew fits).  Called without locks from fetching and
+	 * worker threads; must be cheap.  NULL = nobody listens.  The cache
+	 * owns grew_cls: grew_release(grew_cls), if set, is called once nothing
+	 * calls grew any more, by hfm_blobcache_free() (or a failing
+	 * hfm_blobcache_new()).
+	 */
+	void (*grew)(void *cls, uint64_t bytes);
+	void (*grew_release)(void *cls);
+	void *grew_cls;
 	hfm_log_fn log;
 	void *log_cls;
 };

@@ -26,8 +26,15 @@
  * has open is harmless: its fd keeps the inode until the response ends.
  *
  * Threading: hfm_evict_pass() is synchronous (tests, tools).  An evictor
- * runs passes on its own thread, every `interval_s` and when kicked.
- * Everything it owns is freed by hfm_evictor_stop(); the store is borrowed.
+ * runs passes on its own thread: one at start, then every `interval_s`, and
+ * soon after a kick, but never two within `min_gap_ms` (kicks coalesce).
+ * hfm_evictor_kick() and hfm_evictor_grew() are cheap (an atomic when a pass
+ * is already due) and callable from any thread, also after
+ * hfm_evictor_stop() by whoever still holds a reference (they do nothing
+ * then).  The evictor is reference counted so that a blob cache may keep
+ * telling it about growth until the cache itself is freed: the thread is
+ * stopped by hfm_evictor_stop(), the memory freed with the last reference.
+ * The store is borrowed.
  */
 #ifndef HFM_EVICT_H
 #define HFM_EVICT_H
@@ -46,6 +53,8 @@ struct hfm_evict_opts {
 	unsigned low_pct;                /* evict down to this % of limit; 0 = 90 */
 	enum hfm_clean_strategy strategy;
 	unsigned interval_s;             /* evictor: seconds between passes; 0 = 60 */
+	unsigned min_gap_ms;             /* evictor: least time from one pass to the next
+					    (debounces kicks); 0 = 1000 */
 	hfm_log_fn log;
 	void *log_cls;
 };
@@ -73,11 +82,35 @@ struct hfm_evictor;
 /*
  * Start the thread (its first pass runs at once).  `o` is copied.  Logs
  * once when the store's filesystem takes no user xattrs (records are used).
+ * The caller holds the one reference; hfm_evictor_stop() drops it.
  */
 int hfm_evictor_start(struct hfm_evictor **out, const struct hfm_evict_opts *o);
-/* Ask for a pass soon (e.g. after a blob was published).  Any thread. */
+/* Ask for a pass soon: at once, or min_gap_ms after the last one began.  NULL is fine. */
 void hfm_evictor_kick(struct hfm_evictor *e);
-/* Stop and join the thread, free everything.  NULL is fine. */
+/*
+ * The cache's use of the store grew by `bytes` (blocks written under
+ * partial/), or with 0 a blob was published into objects/ (where it can go,
+ * unlike a partial blob being filled).  Kicks a pass when the growth since
+ * the last pass reaches 1/64 of the limit or takes the last measured total
+ * over the limit, and after a publication while over the limit; otherwise
+ * it only counts.  Shaped as hfm_blobcache_opts.grew (cls = the evictor,
+ * NULL is fine).
+ */
+void hfm_evictor_grew(void *evictor, uint64_t bytes);
+
+struct hfm_evictor_stats {
+	uint64_t passes;                 /* finished */
+	uint64_t kicks;                  /* requests that made a pass due (coalesced ones not counted) */
+	uint64_t used;                   /* the cache's bytes after the last pass */
+	uint64_t grown;                  /* bytes reported by hfm_evictor_grew() since the last pass began */
+};
+void hfm_evictor_stats(struct hfm_evictor_stats *out, struct hfm_evictor *e);
+
+/* Another reference (for a blob cache's hfm_blobcache_opts.grew_cls); returns e. */
+void *hfm_evictor_ref(struct hfm_evictor *e);
+/* Drop a reference taken with hfm_evictor_ref(); shaped as hfm_blobcache_opts.grew_release. */
+void hfm_evictor_unref(void *evictor);
+/* Stop and join the thread, then drop the caller's reference.  NULL is fine. */
 void hfm_evictor_stop(struct hfm_evictor *e);
 
 #endif

@@ -2,7 +2,9 @@
 # test_cache_crash.sh - the cache server killed (-9) in the middle of a
 # large download, restarted on the same store: the file is then served
 # whole and correct, the download resumes from the blocks made durable
-# before the kill, and nothing under objects/ is wrong for its name.
+# before the kill, and nothing under objects/ is wrong for its name.  Then
+# eviction: a restart with a small limit evicts at once, and a blob
+# published later is evicted on the publication's kick, not the interval.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fixtures.sh"
 
@@ -93,7 +95,14 @@ check "objects/ is not empty" test -n "$(find "$T/store/objects" -type f)"
 
 # ---- eviction: a restart with a small limit evicts at once --------------------
 stop_server c2
-start_server c3 proxy -c "$T/cache.toml" --hf-scheme http --hf-netloc "$RELAY" \
+# a pass an hour apart: only the kicks can evict during the test
+cat >"$T/evict.toml" <<EOT
+[basic]
+cache-block-size = "1M"
+[hfmirror]
+evict-interval = 3600
+EOT
+start_server c3 proxy -c "$T/evict.toml" --hf-scheme http --hf-netloc "$RELAY" \
 	--repos-path "$T/store" --cache-size-limit 1M --cache-clean-strategy LARGE_FIRST || exit 1
 i=0
 while [ -f "$T/store/objects/$(echo "$sha" | cut -c1-2)/$sha" ] && [ $i -lt 100 ]; do
@@ -104,5 +113,13 @@ check "cache-size-limit: the 12 MiB blob is evicted" \
 is "$(curl -s -o "$T/w5" -w '%{http_code}' --max-time 60 "$c3_URL/acme/tiny/resolve/main/weights.bin")" 200 \
 	"after eviction: fetched again, 200"
 check "after eviction: same bytes" cmp "$T/w5" "$TINY/weights.bin"
+# published again, over the limit: the publication kicks a pass
+i=0
+while [ -f "$T/store/objects/$(echo "$sha" | cut -c1-2)/$sha" -o -f "$T/store/partial/$sha" ] &&
+	[ $i -lt 600 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+check "evicted again after its publication, long before evict-interval" \
+	test ! -f "$T/store/objects/$(echo "$sha" | cut -c1-2)/$sha" -a ! -f "$T/store/partial/$sha"
 
 done_testing

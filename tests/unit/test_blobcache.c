@@ -118,6 +118,27 @@ static struct hfm_store *store;
 
 #define NEVER_MS 3600000u                /* a sync_ms that never comes in a test */
 
+/* What the cache told its grew callback. */
+static struct {
+	uint64_t bytes;
+	int publishes, releases;
+} grew;
+
+static void count_grew(void *cls, uint64_t bytes)
+{
+	(void)cls;
+	if (bytes)
+		__atomic_add_fetch(&grew.bytes, bytes, __ATOMIC_SEQ_CST);
+	else
+		__atomic_add_fetch(&grew.publishes, 1, __ATOMIC_SEQ_CST);
+}
+
+static void count_release(void *cls)
+{
+	(void)cls;
+	grew.releases++;
+}
+
 static void cache_opts(struct hfm_blobcache_opts *o, uint64_t sync_bytes, unsigned sync_ms)
 {
 	memset(o, 0, sizeof(*o));
@@ -750,6 +771,38 @@ static void test_crash_resume(void)
 	free(content);
 }
 
+/* The grew callback: every filled byte once, one call per publication, released at free. */
+static void test_grew(void)
+{
+	size_t size = 10 * BS + 3;
+	uint8_t *content = random_content(size, 12);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache_opts o;
+	struct hfm_blobcache *bc;
+	struct hfm_blob *b;
+
+	hfm_sha256_hex(oid, content, size);
+	memset(&grew, 0, sizeof(grew));
+	cache_opts(&o, 0, 0);
+	o.grew = count_grew;
+	o.grew_release = count_release;
+	TAP_IS_INT(hfm_blobcache_new(&bc, store, &o), 0, "grew: cache with a listener");
+	fk.mode = F_SYNC;
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_OK(read_all(b, content, content) && wait_complete(b), "grew: blob read and published");
+	TAP_IS_INT(grew.bytes, size, "grew: told every filled byte once");
+	TAP_IS_INT(grew.publishes, 1, "grew: told of the publication");
+	hfm_blob_release(b);
+	TAP_IS_INT(grew.releases, 0, "grew: not released while the cache lives");
+	hfm_blobcache_free(bc);
+	TAP_IS_INT(grew.releases, 1, "grew: released by hfm_blobcache_free");
+
+	o.block_size = 3000;
+	TAP_IS_INT(hfm_blobcache_new(&bc, store, &o), HFM_EINVAL, "grew: a cache that fails to start");
+	TAP_IS_INT(grew.releases, 2, "grew: released by the failing hfm_blobcache_new");
+	free(content);
+}
+
 /* kill -9 a child filling a blob at arbitrary moments; reopen must be sane. */
 static void test_random_kill(void)
 {
@@ -930,6 +983,7 @@ int main(void)
 	test_git_blob_and_corrupt();
 	test_crash();
 	test_crash_resume();
+	test_grew();
 	test_random_kill();
 	test_concurrent();
 	test_empty_and_bad();

@@ -2,7 +2,8 @@
  * The evictor's pass: only marked single-link objects and partial blobs
  * count and go, in strategy order, down to the low-water mark; imported
  * objects (unmarked, or hard-linked) and partial blobs whose map is locked
- * stay.  Records under meta/cache-owned/ mark blobs as xattrs do.
+ * stay.  Records under meta/cache-owned/ mark blobs as xattrs do.  The
+ * thread: kicks, growth reports, debouncing, references.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -137,6 +138,71 @@ static void test_records(void)
 	unlink(path);
 }
 
+/* Wait (bounded) until the evictor finished `n` passes. */
+static int wait_passes(struct hfm_evictor *e, uint64_t n)
+{
+	struct hfm_evictor_stats es;
+
+	for (int i = 0; i < 3000; i++) {
+		hfm_evictor_stats(&es, e);
+		if (es.passes >= n)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+static void test_kick(void)
+{
+	struct hfm_evict_opts o = { .store = store, .strategy = HFM_CLEAN_LRU, .interval_s = 3600 };
+	struct hfm_evictor_stats es;
+	struct hfm_evictor *e = NULL;
+	void *ref;
+
+	/* the limit is far above what the store holds: passes only measure */
+	o.limit = 64u << 20;
+	TAP_IS_INT(hfm_evictor_start(&e, &o), 0, "kick: evictor starts");
+	TAP_OK(wait_passes(e, 1), "kick: first pass at start");
+	hfm_evictor_grew(e, 512u << 10);
+	hfm_evictor_grew(e, 0);
+	hfm_evictor_stats(&es, e);
+	TAP_OK(es.kicks == 0 && es.grown == 512u << 10,
+	       "kick: growth below 1/64 of the limit only counts (%llu kicks)",
+	       (unsigned long long)es.kicks);
+	hfm_evictor_grew(e, 512u << 10);
+	hfm_evictor_stats(&es, e);
+	TAP_IS_INT(es.kicks, 1, "kick: growth reaching 1/64 of the limit kicks");
+	TAP_OK(wait_passes(e, 2), "kick: and a pass follows, long before the interval");
+	hfm_evictor_grew(e, 60u << 20);
+	hfm_evictor_stats(&es, e);
+	TAP_IS_INT(es.kicks, 2, "kick: growth over the limit kicks");
+	TAP_OK(wait_passes(e, 3), "kick: another pass");
+	hfm_evictor_kick(e);
+	TAP_OK(wait_passes(e, 4), "kick: hfm_evictor_kick asks for one too");
+	/* a blob cache keeps its reference past stop: calls then do nothing */
+	ref = hfm_evictor_ref(e);
+	hfm_evictor_stop(e);
+	hfm_evictor_grew(ref, 1u << 30);
+	hfm_evictor_kick(ref);
+	hfm_evictor_stats(&es, ref);
+	TAP_OK(es.passes == 4 && es.kicks == 3, "kick: nothing after stop");
+	hfm_evictor_unref(ref);
+
+	/* debounced: within min_gap_ms of a pass, kicks wait and coalesce */
+	o.min_gap_ms = 3600 * 1000;
+	TAP_IS_INT(hfm_evictor_start(&e, &o), 0, "debounce: evictor starts");
+	TAP_OK(wait_passes(e, 1), "debounce: first pass at start");
+	hfm_evictor_kick(e);
+	hfm_evictor_kick(e);
+	hfm_evictor_grew(e, 10u << 20);
+	hfm_evictor_stats(&es, e);
+	TAP_OK(es.kicks == 1 && es.passes == 1,
+	       "debounce: three requests, one kick, no pass yet (%llu kicks, %llu passes)",
+	       (unsigned long long)es.kicks, (unsigned long long)es.passes);
+	hfm_evictor_stop(e);
+	TAP_OK(1, "debounce: stop does not wait for the gap");
+}
+
 int main(void)
 {
 	struct hfm_evict_stats st;
@@ -224,6 +290,7 @@ int main(void)
 
 	/* what is left: 4 and 5, imported; they never count */
 	test_records();
+	test_kick();
 
 	hfm_store_free(store);
 	snprintf(path, sizeof(path), "rm -rf '%s'", root);

@@ -124,6 +124,26 @@ uint64_t hfm_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void hfm_cond_init_mono(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+int hfm_cond_wait_mono(pthread_cond_t *c, pthread_mutex_t *m, uint64_t deadline_ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(deadline_ns / 1000000000),
+		.tv_nsec = (long)(deadline_ns % 1000000000),
+	};
+
+	return pthread_cond_timedwait(c, m, &ts);
+}
+
 void hfm_iso_date(char *out, int64_t ms)
 {
 	struct tm tm;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "hfm/hash.h"
 
 #define FRESH_NOMAP_S 3600               /* partial data with no map younger than this: being made */
+#define RECORD_DIR "meta/cache-owned"    /* marks where the filesystem has no user xattrs */
 
 struct cand {
 	char name[HFM_SHA256_HEX + 4];   /* oid; objects: "xx/<oid>" */
@@ -53,26 +55,6 @@ static void cand_add(struct cands *c, const char *name, int partial, const struc
 	c->total += k->bytes;
 }
 
-void hfm_evict_mark(int fd)
-{
-	(void)fsetxattr(fd, HFM_EVICT_XATTR, "1", 1, 0);
-}
-
-static int is_marked(int dirfd, const char *name, struct stat *st)
-{
-	char v[4];
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	int marked = 0;
-
-	if (fd < 0)
-		return 0;
-	if (!fstat(fd, st) && S_ISREG(st->st_mode) && st->st_nlink == 1 &&
-	    fgetxattr(fd, HFM_EVICT_XATTR, v, sizeof(v)) > 0)
-		marked = 1;
-	close(fd);
-	return marked;
-}
-
 /*
  * Open `name` under `at` for reading entries: always a new open file
  * description (a dup of a kept fd would share, and leave, its offset).
@@ -90,7 +72,141 @@ static DIR *open_dir(int at, const char *name, int *fd)
 	return d;
 }
 
-static void scan_objects(struct cands *c, const struct hfm_store *s)
+/* ---- marks ------------------------------------------------------------------ */
+
+int hfm_evict_record(const struct hfm_store *s, const char *oid)
+{
+	int dfd, fd, rc = 0;
+
+	if (!hfm_store_oid_valid(oid))
+		return hfm_error_set(HFM_EIO, "cannot record %s: not a blob id", oid);
+	if ((rc = hfm_store_mkdirs(s, RECORD_DIR)))
+		return rc;
+	dfd = openat(s->root_fd, RECORD_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = dfd < 0 ? -1 : openat(dfd, oid, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* a fresh mtime: a pass leaves young records alone (their blob is being made) */
+	if (fd < 0 || futimens(fd, NULL) < 0)
+		rc = hfm_error_set(HFM_EIO, "%s/%s/%s: %s", s->root, RECORD_DIR, oid, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	/* a record lost in a power cut would keep its blob forever */
+	if (!rc)
+		fsync(dfd);
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
+}
+
+int hfm_evict_mark(const struct hfm_store *s, int fd, const char *oid)
+{
+	if (fsetxattr(fd, HFM_EVICT_XATTR, "1", 1, 0) == 0)
+		return 0;
+	return hfm_evict_record(s, oid) ? HFM_EIO : 1;
+}
+
+/* The records under RECORD_DIR, sorted, for one pass. */
+struct records {
+	DIR *d;                          /* NULL when there are none */
+	int dfd;                         /* owned by d */
+	char (*oid)[HFM_SHA256_HEX + 1];
+	uint8_t *seen;                   /* its blob was found by the scans */
+	size_t n, cap;
+};
+
+static int oid_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void records_load(struct records *r, const struct hfm_store *s)
+{
+	struct dirent *de;
+
+	memset(r, 0, sizeof(*r));
+	r->dfd = -1;
+	if (!(r->d = open_dir(s->root_fd, RECORD_DIR, &r->dfd)))
+		return;
+	while ((de = readdir(r->d))) {
+		if (!hfm_store_oid_valid(de->d_name))
+			continue;
+		if (r->n == r->cap) {
+			r->cap = r->cap ? r->cap * 2 : 64;
+			r->oid = hfm_realloc(r->oid, r->cap * sizeof(*r->oid));
+		}
+		snprintf(r->oid[r->n++], sizeof(*r->oid), "%.64s", de->d_name);
+	}
+	if (r->n)
+		qsort(r->oid, r->n, sizeof(*r->oid), oid_cmp);
+	r->seen = hfm_calloc(r->n ? r->n : 1, 1);
+}
+
+/* Note that blob `oid` exists; 1 when it has a record. */
+static int records_saw(struct records *r, const char *oid)
+{
+	char (*k)[HFM_SHA256_HEX + 1];
+
+	if (!r->n)
+		return 0;
+	k = bsearch(oid, r->oid, r->n, sizeof(*r->oid), oid_cmp);
+	if (!k)
+		return 0;
+	r->seen[k - r->oid] = 1;
+	return 1;
+}
+
+static void records_drop(struct records *r, const char *oid)
+{
+	if (r->d)
+		unlinkat(r->dfd, oid, 0);
+}
+
+/*
+ * Drop records whose blob the scans did not see and that is neither in
+ * partial/ nor in objects/ now.  partial/ is looked at first: a blob being
+ * published moves from there to objects/, so one of the two sees it.
+ */
+static void records_sweep(struct records *r, const struct hfm_store *s, int pfd)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct stat st;
+
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->seen[i])
+			continue;
+		if ((pfd >= 0 && !fstatat(pfd, r->oid[i], &st, AT_SYMLINK_NOFOLLOW)) ||
+		    hfm_store_object_exists(s, r->oid[i]))
+			continue;
+		if (!fstatat(r->dfd, r->oid[i], &st, AT_SYMLINK_NOFOLLOW) &&
+		    now - (int64_t)st.st_mtim.tv_sec >= FRESH_NOMAP_S)
+			unlinkat(r->dfd, r->oid[i], 0);
+	}
+}
+
+static void records_dispose(struct records *r)
+{
+	if (r->d)
+		closedir(r->d);
+	free(r->oid);
+	free(r->seen);
+}
+
+/* A cache-written object: one link, and the xattr or a record. */
+static int is_marked(int dirfd, const char *name, struct stat *st, int recorded)
+{
+	char v[4];
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	int marked = 0;
+
+	if (fd < 0)
+		return 0;
+	if (!fstat(fd, st) && S_ISREG(st->st_mode) && st->st_nlink == 1 &&
+	    (recorded || fgetxattr(fd, HFM_EVICT_XATTR, v, sizeof(v)) > 0))
+		marked = 1;
+	close(fd);
+	return marked;
+}
+
+static void scan_objects(struct cands *c, const struct hfm_store *s, struct records *r)
 {
 	DIR *d = open_dir(s->objects_fd, ".", NULL);
 	struct dirent *de;
@@ -108,7 +224,8 @@ static void scan_objects(struct cands *c, const struct hfm_store *s)
 		while ((oe = readdir(sd))) {
 			struct stat st;
 			char name[HFM_SHA256_HEX + 4];
-			if (!hfm_store_oid_valid(oe->d_name) || !is_marked(sfd, oe->d_name, &st))
+			if (!hfm_store_oid_valid(oe->d_name) ||
+			    !is_marked(sfd, oe->d_name, &st, records_saw(r, oe->d_name)))
 				continue;
 			snprintf(name, sizeof(name), "%.2s/%.64s", de->d_name, oe->d_name);
 			cand_add(c, name, 0, &st, 0);
@@ -118,7 +235,7 @@ static void scan_objects(struct cands *c, const struct hfm_store *s)
 	closedir(d);
 }
 
-static void scan_partial(struct cands *c, int pfd)
+static void scan_partial(struct cands *c, int pfd, struct records *r)
 {
 	DIR *d = open_dir(pfd, ".", NULL);
 	struct dirent *de;
@@ -132,6 +249,7 @@ static void scan_partial(struct cands *c, int pfd)
 		if (!hfm_store_oid_valid(de->d_name) ||
 		    fstatat(pfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
 			continue;
+		records_saw(r, de->d_name);
 		snprintf(mapn, sizeof(mapn), "%.64s.map", de->d_name);
 		if (fstatat(pfd, mapn, &ms, AT_SYMLINK_NOFOLLOW)) {
 			if (now - ts_ns(&st.st_mtim) < (int64_t)FRESH_NOMAP_S * 1000000000)
@@ -166,14 +284,19 @@ static int cand_cmp(const void *pa, const void *pb)
 	return x < y ? -1 : x > y ? 1 : strcmp(a->name, b->name);
 }
 
-/* Remove one candidate; 1 when it went. */
-static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k)
+/* Remove one candidate (and its record); 1 when it went. */
+static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k,
+		       struct records *r)
 {
 	char mapn[HFM_SHA256_HEX + 8];
 	int mfd, gone;
 
-	if (!k->partial)
-		return unlinkat(s->objects_fd, k->name, 0) == 0;
+	if (!k->partial) {
+		gone = unlinkat(s->objects_fd, k->name, 0) == 0;
+		if (gone)
+			records_drop(r, k->name + 3);
+		return gone;
+	}
 	snprintf(mapn, sizeof(mapn), "%s.map", k->name);
 	mfd = openat(pfd, mapn, O_RDWR | O_CLOEXEC);
 	if (mfd >= 0 && flock(mfd, LOCK_EX | LOCK_NB)) {
@@ -186,6 +309,8 @@ static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k)
 	gone = unlinkat(pfd, k->name, 0) == 0;
 	if (mfd >= 0)
 		close(mfd);                      /* drops the lock */
+	if (gone)
+		records_drop(r, k->name);
 	return gone;
 }
 
@@ -193,6 +318,7 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 {
 	static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
 	struct cands c = { 0 };
+	struct records r;
 	unsigned pct = o->low_pct && o->low_pct <= 100 ? o->low_pct : 90;
 	uint64_t low;
 	int pfd;
@@ -202,9 +328,10 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 		return 0;
 	low = o->limit / 100 * pct + o->limit % 100 * pct / 100;
 	pfd = openat(o->store->root_fd, "partial", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	scan_objects(&c, o->store);
+	records_load(&r, o->store);
+	scan_objects(&c, o->store, &r);
 	if (pfd >= 0)
-		scan_partial(&c, pfd);
+		scan_partial(&c, pfd, &r);
 	out->used_before = out->used_after = c.total;
 	if (c.total > o->limit) {
 		pthread_mutex_lock(&sort_lock);
@@ -212,7 +339,7 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 		qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
 		pthread_mutex_unlock(&sort_lock);
 		for (size_t i = 0; i < c.n && out->used_after > low; i++) {
-			if (!remove_cand(o->store, pfd, &c.v[i]))
+			if (!remove_cand(o->store, pfd, &c.v[i], &r))
 				continue;
 			out->used_after -= c.v[i].bytes;
 			out->removed++;
@@ -222,6 +349,8 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 			(unsigned long long)out->removed, (unsigned long long)out->used_before,
 			(unsigned long long)out->used_after, (unsigned long long)o->limit);
 	}
+	records_sweep(&r, o->store, pfd);
+	records_dispose(&r);
 	if (pfd >= 0)
 		close(pfd);
 	free(c.v);
@@ -234,43 +363,83 @@ struct hfm_evictor {
 	struct hfm_evict_opts o;
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int kicked, stop;
+	pthread_cond_t cond;             /* on CLOCK_MONOTONIC */
+	int stop;                        /* under lock */
+	atomic_int refs;
+	atomic_int stopped;              /* kicks and growth are ignored */
+	atomic_int kick_due;             /* a pass is due: further kicks coalesce */
+	atomic_uint_fast64_t grown, used, passes, kicks;
 };
 
 static void *evictor_main(void *arg)
 {
 	struct hfm_evictor *e = arg;
+	uint64_t gap = (uint64_t)(e->o.min_gap_ms ? e->o.min_gap_ms : 1000) * 1000000;
+	uint64_t every = (uint64_t)(e->o.interval_s ? e->o.interval_s : 60) * 1000000000;
 	struct hfm_evict_stats st;
 
 	pthread_mutex_lock(&e->lock);
 	while (!e->stop) {
-		e->kicked = 0;
+		uint64_t began = hfm_mono_ns(), until;
+
+		/* growth and kicks from now on call for the next pass */
+		atomic_store(&e->kick_due, 0);
+		atomic_store(&e->grown, 0);
 		pthread_mutex_unlock(&e->lock);
-		hfm_evict_pass(&st, &e->o);
+		if (hfm_evict_pass(&st, &e->o) == 0)
+			atomic_store(&e->used, st.used_after);
+		atomic_fetch_add(&e->passes, 1);
 		pthread_mutex_lock(&e->lock);
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += e->o.interval_s ? e->o.interval_s : 60;
-		while (!e->stop && !e->kicked)
-			if (pthread_cond_timedwait(&e->cond, &e->lock, &until) == ETIMEDOUT)
+		until = hfm_mono_ns() + every;
+		while (!e->stop) {
+			uint64_t t = until;
+			if (atomic_load(&e->kick_due) && began + gap < t)
+				t = began + gap;
+			if (hfm_mono_ns() >= t)
 				break;
+			hfm_cond_wait_mono(&e->cond, &e->lock, t);
+		}
 	}
 	pthread_mutex_unlock(&e->lock);
 	return NULL;
 }
 
+/* 1 when files on the store's filesystem take user xattrs (or it cannot tell). */
+static int xattrs_work(const struct hfm_store *s, int *err)
+{
+	char name[48] = "";
+	int fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), ok;
+
+	if (fd < 0) {
+		snprintf(name, sizeof(name), ".xattr-probe.%ld", (long)getpid());
+		fd = openat(s->tmp_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	}
+	if (fd < 0)
+		return 1;
+	ok = fsetxattr(fd, HFM_EVICT_XATTR, "1", 1, 0) == 0;
+	*err = errno;
+	close(fd);
+	if (name[0])
+		unlinkat(s->tmp_fd, name, 0);
+	return ok;
+}
+
 int hfm_evictor_start(struct hfm_evictor **out, const struct hfm_evict_opts *o)
 {
 	struct hfm_evictor *e = hfm_calloc(1, sizeof(*e));
+	int err = 0;
 
 	e->o = *o;
+	atomic_init(&e->refs, 1);
 	pthread_mutex_init(&e->lock, NULL);
-	pthread_cond_init(&e->cond, NULL);
+	hfm_cond_init_mono(&e->cond);
+	/* a warning only so that it shows at the daemon's default level: it works */
+	if (!xattrs_work(o->store, &err))
+		hfm_log(o->log, o->log_cls, HFM_LOG_WARN,
+			"evict: %s takes no user xattrs (%s): the blobs the cache writes are "
+			"recorded under %s/ instead", o->store->root, strerror(err), RECORD_DIR);
 	if (pthread_create(&e->thread, NULL, evictor_main, e)) {
-		pthread_mutex_destroy(&e->lock);
-		pthread_cond_destroy(&e->cond);
-		free(e);
+		hfm_evictor_unref(e);
 		return hfm_error_set(HFM_ERROR, "cannot start the evictor thread");
 	}
 	*out = e;
@@ -279,24 +448,63 @@ int hfm_evictor_start(struct hfm_evictor **out, const struct hfm_evict_opts *o)
 
 void hfm_evictor_kick(struct hfm_evictor *e)
 {
-	if (!e)
+	if (!e || atomic_load(&e->stopped) || atomic_exchange(&e->kick_due, 1))
 		return;
+	atomic_fetch_add(&e->kicks, 1);
+	/* under the lock, so the thread cannot miss it between its check and its wait */
 	pthread_mutex_lock(&e->lock);
-	e->kicked = 1;
 	pthread_cond_signal(&e->cond);
 	pthread_mutex_unlock(&e->lock);
+}
+
+void hfm_evictor_grew(void *evictor, uint64_t bytes)
+{
+	struct hfm_evictor *e = evictor;
+	uint64_t limit, share, g;
+
+	if (!e || !(limit = e->o.limit))
+		return;
+	share = limit / 64 ? limit / 64 : 1;
+	g = atomic_fetch_add(&e->grown, bytes) + bytes;
+	if ((bytes && g >= share) || atomic_load(&e->used) + g > limit)
+		hfm_evictor_kick(e);
+}
+
+void hfm_evictor_stats(struct hfm_evictor_stats *out, struct hfm_evictor *e)
+{
+	out->passes = atomic_load(&e->passes);
+	out->kicks = atomic_load(&e->kicks);
+	out->used = atomic_load(&e->used);
+	out->grown = atomic_load(&e->grown);
+}
+
+void *hfm_evictor_ref(struct hfm_evictor *e)
+{
+	if (e)
+		atomic_fetch_add(&e->refs, 1);
+	return e;
+}
+
+void hfm_evictor_unref(void *evictor)
+{
+	struct hfm_evictor *e = evictor;
+
+	if (!e || atomic_fetch_sub(&e->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->cond);
+	free(e);
 }
 
 void hfm_evictor_stop(struct hfm_evictor *e)
 {
 	if (!e)
 		return;
+	atomic_store(&e->stopped, 1);
 	pthread_mutex_lock(&e->lock);
 	e->stop = 1;
 	pthread_cond_signal(&e->cond);
 	pthread_mutex_unlock(&e->lock);
 	pthread_join(e->thread, NULL);
-	pthread_mutex_destroy(&e->lock);
-	pthread_cond_destroy(&e->cond);
-	free(e);
+	hfm_evictor_unref(e);
 }

@@ -1385,15 +1385,6 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	struct hfm_blobfetch_opts fo = { .log = o->log, .log_cls = o->log_cls };
 	if ((rc = hfm_blobfetch_new(&cs->bf, cs->up, &fo)))
 		goto fail;
-	struct hfm_blobcache_opts bo = {
-		.block_size = o->block_size,
-		.fetch = hfm_blobfetch_start,
-		.fetch_cls = cs->bf,
-		.log = o->log,
-		.log_cls = o->log_cls,
-	};
-	if ((rc = hfm_blobcache_new(&cs->bc, o->store, &bo)))
-		goto fail;
 	if (o->size_limit && !o->offline) {
 		struct hfm_evict_opts eo = {
 			.store = o->store,
@@ -1406,6 +1397,20 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 		if ((rc = hfm_evictor_start(&cs->evictor, &eo)))
 			goto fail;
 	}
+	/* the blob cache kicks the evictor as it fills partial/ and publishes;
+	 * its reference outlives hfm_evictor_stop() in cache_free() */
+	struct hfm_blobcache_opts bo = {
+		.block_size = o->block_size,
+		.fetch = hfm_blobfetch_start,
+		.fetch_cls = cs->bf,
+		.grew = hfm_evictor_grew,        /* NULL-safe: no evictor, no kicks */
+		.grew_release = hfm_evictor_unref,
+		.grew_cls = hfm_evictor_ref(cs->evictor),
+		.log = o->log,
+		.log_cls = o->log_cls,
+	};
+	if ((rc = hfm_blobcache_new(&cs->bc, o->store, &bo)))
+		goto fail;
 	*out = &cs->base;
 	return 0;
 fail:

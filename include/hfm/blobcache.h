@@ -27,6 +27,11 @@
  * on disk, so after a crash (kill -9, power loss) the map never claims a
  * block that is not there; blocks filled but not yet durable are simply
  * fetched again.  A blob whose map is complete on open is verified then.
+ * A worker makes a blob's filled blocks durable once `sync_bytes` of them
+ * are waiting, `sync_ms` after the first of them was filled (so a stalled
+ * or slow transfer keeps its progress too), and when a fetch ends (complete,
+ * failed or cut off): a crash loses about min(sync_bytes, sync_ms of
+ * transfer) of a blob's progress.  The writer never waits for a sync.
  *
  * Single flight: each missing block belongs to at most one fetch at a time,
  * so concurrent readers of the same range share one upstream request.  A
@@ -68,7 +73,8 @@ struct hfm_blobcache_opts {
 	uint32_t block_size;             /* bytes, power of two >= page; 0 = 1 MiB */
 	uint32_t run_blocks;             /* most blocks one fetch covers; 0 = 64 */
 	uint32_t readahead_blocks;       /* window ahead of a reader; 0 = 32 */
-	uint64_t sync_bytes;             /* make filled data durable every ...; 0 = 64 MiB */
+	uint64_t sync_bytes;             /* make filled data durable every ...; 0 = 8 MiB */
+	unsigned sync_ms;                /* ... and this long after it was filled at most; 0 = 1000 */
 	int workers;                     /* durability/verification threads; 0 = 2 */
 	unsigned fail_backoff_ms;        /* after a verification failure, answer
 					    HFM_EUPSTREAM this long; 0 = 10000 */
@@ -83,6 +89,18 @@ struct hfm_blobcache_opts {
 	 */
 	int (*fetch)(void *cls, struct hfm_blob_fetch *f, const void *origin);
 	void *fetch_cls;
+	/*
+	 * Told how the cache's use of the store grows: `bytes` of blocks just
+	 * filled under partial/, or 0 when a blob was published into objects/
+	 * (hfm_evictor_grew fits).  Called without locks from fetching and
+	 * worker threads; must be cheap.  NULL = nobody listens.  The cache
+	 * owns grew_cls: grew_release(grew_cls), if set, is called once nothing
+	 * calls grew any more, by hfm_blobcache_free() (or a failing
+	 * hfm_blobcache_new()).
+	 */
+	void (*grew)(void *cls, uint64_t bytes);
+	void (*grew_release)(void *cls);
+	void *grew_cls;
 	hfm_log_fn log;
 	void *log_cls;
 };

@@ -15,6 +15,7 @@
 #ifndef HFM_COMMON_H
 #define HFM_COMMON_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
@@ -79,6 +80,14 @@ typedef void hfm_progress_fn(void *payload, uint64_t done, uint64_t total);
 /* Wall clock in milliseconds since the epoch, and a monotonic clock in ns. */
 int64_t hfm_now_ms(void);
 uint64_t hfm_mono_ns(void);
+
+/*
+ * A condition variable whose timed waits take hfm_mono_ns() deadlines (so a
+ * wall clock step neither cuts a wait short nor stretches it), and such a
+ * wait: pthread_cond_timedwait's result.
+ */
+void hfm_cond_init_mono(pthread_cond_t *c);
+int hfm_cond_wait_mono(pthread_cond_t *c, pthread_mutex_t *m, uint64_t deadline_ns);
 
 /*
  * Format a millisecond timestamp as the Hub does: "YYYY-MM-DDTHH:MM:SS.mmmZ"

@@ -116,22 +116,77 @@ static void *async_server(void *arg)
 static char root[] = "/tmp/hfm-blobcache-XXXXXX";
 static struct hfm_store *store;
 
+#define NEVER_MS 3600000u                /* a sync_ms that never comes in a test */
+
+/* What the cache told its grew callback. */
+static struct {
+	uint64_t bytes;
+	int publishes, releases;
+} grew;
+
+static void count_grew(void *cls, uint64_t bytes)
+{
+	(void)cls;
+	if (bytes)
+		__atomic_add_fetch(&grew.bytes, bytes, __ATOMIC_SEQ_CST);
+	else
+		__atomic_add_fetch(&grew.publishes, 1, __ATOMIC_SEQ_CST);
+}
+
+static void count_release(void *cls)
+{
+	(void)cls;
+	grew.releases++;
+}
+
+static void cache_opts(struct hfm_blobcache_opts *o, uint64_t sync_bytes, unsigned sync_ms)
+{
+	memset(o, 0, sizeof(*o));
+	o->block_size = BS;
+	o->run_blocks = 8;
+	o->readahead_blocks = 4;
+	o->sync_bytes = sync_bytes;
+	o->sync_ms = sync_ms;
+	o->fetch = fake_fetch;
+	o->log = logcap;
+}
+
+static struct hfm_blobcache *new_cache_sync(uint64_t sync_bytes, unsigned sync_ms)
+{
+	struct hfm_blobcache_opts o;
+	struct hfm_blobcache *bc = NULL;
+
+	cache_opts(&o, sync_bytes, sync_ms);
+	if (hfm_blobcache_new(&bc, store, &o))
+		abort();
+	return bc;
+}
+
 static struct hfm_blobcache *new_cache(uint64_t sync_bytes, unsigned backoff_ms)
 {
 	struct hfm_blobcache_opts o;
 	struct hfm_blobcache *bc = NULL;
 
-	memset(&o, 0, sizeof(o));
-	o.block_size = BS;
-	o.run_blocks = 8;
-	o.readahead_blocks = 4;
-	o.sync_bytes = sync_bytes;
+	cache_opts(&o, sync_bytes, 0);
 	o.fail_backoff_ms = backoff_ms;
-	o.fetch = fake_fetch;
-	o.log = logcap;
 	if (hfm_blobcache_new(&bc, store, &o))
 		abort();
 	return bc;
+}
+
+/* Wait (bounded) until the cache has made blocks durable `n` times. */
+static int wait_syncs(struct hfm_blobcache *bc, uint64_t n)
+{
+	struct hfm_blobcache_stats st;
+	int i;
+
+	for (i = 0; i < 3000; i++) {
+		hfm_blobcache_stats(&st, bc);
+		if (st.syncs >= n)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
 }
 
 static uint8_t *random_content(size_t n, unsigned seed)
@@ -482,7 +537,7 @@ static void child_fill_and_die(const char *oid, const uint8_t *content, size_t s
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
-		struct hfm_blobcache *bc = new_cache(sync_bytes, 0);
+		struct hfm_blobcache *bc = new_cache_sync(sync_bytes, NEVER_MS);
 		struct hfm_blobcache_stats st;
 		struct hfm_blob_reader r = { 0 };
 		struct hfm_blob_fetch *f;
@@ -577,6 +632,174 @@ static void test_crash(void)
 		hfm_blobcache_free(bc);
 		free(c2);
 	}
+	free(content);
+}
+
+/*
+ * How a fetch is filled before the process dies: `fill` gets the one fetch
+ * from offset 0 (8 blocks) and the content; it returns when what it wants
+ * durable is durable.
+ */
+typedef void fill_fn(struct hfm_blobcache *bc, struct hfm_blob_fetch *f, const uint8_t *content);
+
+/* In a child: a cache of (sync_bytes, sync_ms), one fetch, `fill`, kill -9. */
+static int child_run_and_die(const char *oid, const uint8_t *content, size_t size,
+			     uint64_t sync_bytes, unsigned sync_ms, fill_fn *fill)
+{
+	int status = 0;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct hfm_blobcache *bc = new_cache_sync(sync_bytes, sync_ms);
+		struct hfm_blob_reader r = { 0 };
+		struct hfm_blob *b;
+		uint64_t avail;
+
+		fk.mode = F_MANUAL;
+		fk.nq = 0;
+		if (hfm_blob_open(&b, bc, oid, size))
+			_exit(1);
+		hfm_blob_ensure(&avail, b, &r, 0, size, content, W());
+		fill(bc, take_fetch(), content);
+		/* no release, no free: the process just ends */
+		kill(getpid(), SIGKILL);
+		_exit(1);
+	}
+	waitpid(pid, &status, 0);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+/* 4 blocks reach sync_bytes and are synced; 2.5 more are written, not synced. */
+static void fill_by_bytes(struct hfm_blobcache *bc, struct hfm_blob_fetch *f,
+			  const uint8_t *content)
+{
+	hfm_blob_fetch_write(f, content, 4 * BS);
+	if (!wait_syncs(bc, 1))
+		_exit(1);
+	hfm_blob_fetch_write(f, content + 4 * BS, 2 * BS + BS / 2);
+}
+
+/* 3 blocks, far below sync_bytes: the timer makes them durable. */
+static void fill_by_time(struct hfm_blobcache *bc, struct hfm_blob_fetch *f,
+			 const uint8_t *content)
+{
+	hfm_blob_fetch_write(f, content, 3 * BS);
+	if (!wait_syncs(bc, 1))
+		_exit(1);
+}
+
+/* 2.5 blocks, then upstream drops the connection: the end of a fetch syncs. */
+static void fill_then_fail(struct hfm_blobcache *bc, struct hfm_blob_fetch *f,
+			   const uint8_t *content)
+{
+	hfm_blob_fetch_write(f, content, 2 * BS + BS / 2);
+	hfm_blob_fetch_done(f, hfm_error_set(HFM_EUPSTREAM, "connection dropped"));
+	if (!wait_syncs(bc, 1))
+		_exit(1);
+}
+
+/* After the kill: exactly [0, blocks) present with the right bytes, the rest missing. */
+static void check_resumes(const char *what, const char *oid, const uint8_t *content,
+			  size_t size, uint64_t blocks)
+{
+	struct hfm_blobcache *bc = new_cache(0, 0);
+	struct hfm_blob_range rg[4];
+	struct hfm_blob *b;
+	uint8_t *buf = malloc(blocks * BS);
+	size_t n;
+	int fd;
+
+	TAP_IS_INT(hfm_blob_open(&b, bc, oid, size), 0, "%s: reopen after kill -9", what);
+	n = hfm_blob_ranges(b, rg, 4);
+	TAP_OK(n == 1 && rg[0].start == 0 && rg[0].end == blocks * BS,
+	       "%s: the %llu durable blocks are present (%zu ranges, first ends at %llu)", what,
+	       (unsigned long long)blocks, n, n ? (unsigned long long)rg[0].end : 0ull);
+	TAP_IS_INT(hfm_blob_available(b, blocks * BS), 0,
+		   "%s: the blocks filled after the last sync are missing", what);
+	fd = hfm_blob_fd(b);
+	TAP_OK(pread(fd, buf, blocks * BS, 0) == (ssize_t)(blocks * BS) &&
+	       memcmp(buf, content, blocks * BS) == 0, "%s: and their bytes are right", what);
+	close(fd);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(buf);
+}
+
+/* A process killed in the middle of a fetch resumes from what was made durable. */
+static void test_crash_resume(void)
+{
+	size_t size = 12 * BS + 99;
+	uint8_t *content = random_content(size, 11);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc;
+	struct hfm_blob *b;
+
+	static const struct {
+		const char *what;
+		uint64_t sync_bytes;
+		unsigned sync_ms;
+		fill_fn *fill;
+		uint64_t durable;        /* blocks */
+	} cases[] = {
+		{ "resume by bytes", 4 * BS, NEVER_MS, fill_by_bytes, 4 },
+		{ "resume by time", 1ull << 40, 50, fill_by_time, 3 },
+		{ "resume after a failed fetch", 1ull << 40, NEVER_MS, fill_then_fail, 2 },
+	};
+
+	for (size_t i = 0; i < HFM_ARRAY_SIZE(cases); i++) {
+		/* a new blob each time: an earlier one's durable blocks would count */
+		content[0] = (uint8_t)i;
+		hfm_sha256_hex(oid, content, size);
+		TAP_OK(child_run_and_die(oid, content, size, cases[i].sync_bytes, cases[i].sync_ms,
+					 cases[i].fill), "%s: killed mid-fetch", cases[i].what);
+		check_resumes(cases[i].what, oid, content, size, cases[i].durable);
+	}
+
+	/* and the resumed blob completes, fetching only what was missing */
+	bc = new_cache(0, 0);
+	fk.mode = F_SYNC;
+	fk.fetched = 0;
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_OK(read_all(b, content, content) && wait_complete(b) &&
+	       object_matches(oid, content, size), "resume: completes and verifies");
+	TAP_IS_INT(fk.fetched, size - cases[HFM_ARRAY_SIZE(cases) - 1].durable * BS,
+		   "resume: only the missing blocks were fetched");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(content);
+}
+
+/* The grew callback: every filled byte once, one call per publication, released at free. */
+static void test_grew(void)
+{
+	size_t size = 10 * BS + 3;
+	uint8_t *content = random_content(size, 12);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache_opts o;
+	struct hfm_blobcache *bc;
+	struct hfm_blob *b;
+
+	hfm_sha256_hex(oid, content, size);
+	memset(&grew, 0, sizeof(grew));
+	cache_opts(&o, 0, 0);
+	o.grew = count_grew;
+	o.grew_release = count_release;
+	TAP_IS_INT(hfm_blobcache_new(&bc, store, &o), 0, "grew: cache with a listener");
+	fk.mode = F_SYNC;
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_OK(read_all(b, content, content) && wait_complete(b), "grew: blob read and published");
+	TAP_IS_INT(grew.bytes, size, "grew: told every filled byte once");
+	TAP_IS_INT(grew.publishes, 1, "grew: told of the publication");
+	hfm_blob_release(b);
+	TAP_IS_INT(grew.releases, 0, "grew: not released while the cache lives");
+	hfm_blobcache_free(bc);
+	TAP_IS_INT(grew.releases, 1, "grew: released by hfm_blobcache_free");
+
+	o.block_size = 3000;
+	TAP_IS_INT(hfm_blobcache_new(&bc, store, &o), HFM_EINVAL, "grew: a cache that fails to start");
+	TAP_IS_INT(grew.releases, 2, "grew: released by the failing hfm_blobcache_new");
 	free(content);
 }
 
@@ -759,6 +982,8 @@ int main(void)
 	test_readahead();
 	test_git_blob_and_corrupt();
 	test_crash();
+	test_crash_resume();
+	test_grew();
 	test_random_kill();
 	test_concurrent();
 	test_empty_and_bad();

@@ -2,7 +2,8 @@
  * The evictor's pass: only marked single-link objects and partial blobs
  * count and go, in strategy order, down to the low-water mark; imported
  * objects (unmarked, or hard-linked) and partial blobs whose map is locked
- * stay.
+ * stay.  Records under meta/cache-owned/ mark blobs as xattrs do.  The
+ * thread: kicks, growth reports, debouncing, references.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -44,7 +45,7 @@ static void put(const char *dir, const char *name, int kb, int mark, int ago_ati
 		abort();
 	fsync(fd);
 	if (mark)
-		hfm_evict_mark(fd);
+		hfm_evict_mark(store, fd, name);
 	clock_gettime(CLOCK_REALTIME, &ts[0]);
 	ts[1] = ts[0];
 	ts[0].tv_sec -= ago_atime;
@@ -65,6 +66,141 @@ static int exists(const char *dir, const char *name)
 static void object_dir(char *dir, const char *oid)
 {
 	sprintf(dir, "objects/%.2s", oid);
+}
+
+/* Make meta/cache-owned/<oid> look `ago` seconds old. */
+static void age_record(const char *oid, int ago)
+{
+	char path[512];
+	struct timespec ts[2];
+
+	snprintf(path, sizeof(path), "%s/meta/cache-owned/%s", root, oid);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= ago;
+	ts[1] = ts[0];
+	utimensat(AT_FDCWD, path, ts, 0);
+}
+
+/* Where user xattrs are missing, records mark the cache's blobs. */
+static void test_records(void)
+{
+	struct hfm_evict_opts o = { .store = store, .strategy = HFM_CLEAN_LRU };
+	struct hfm_evict_stats st;
+	char oid[5][65], dir[5][32], path[512], lnk[512];
+
+	for (int i = 0; i < 5; i++) {
+		oid_of(oid[i], 20 + i, 64);
+		object_dir(dir[i], oid[i]);
+	}
+	/* 0: recorded, no xattr (as on tmpfs without user_xattr); 1: recorded but hard-linked */
+	put(dir[0], oid[0], 300, 0, 500, 500);
+	TAP_IS_INT(hfm_evict_record(store, oid[0]), 0, "records: record a blob");
+	put(dir[1], oid[1], 300, 0, 600, 600);
+	hfm_evict_record(store, oid[1]);
+	snprintf(path, sizeof(path), "%s/%s/%s", root, dir[1], oid[1]);
+	snprintf(lnk, sizeof(lnk), "%s/imported-copy-2", root);
+	TAP_OK(link(path, lnk) == 0, "records: setup: object 1 has a second link");
+	/* 2: a record whose blob is gone, an hour old; 3: the same, young (being made) */
+	hfm_evict_record(store, oid[2]);
+	age_record(oid[2], 7200);
+	hfm_evict_record(store, oid[3]);
+	/* 4: an idle partial blob (data and map) with a record */
+	char mapn[80];
+	snprintf(mapn, sizeof(mapn), "%s.map", oid[4]);
+	put("partial", oid[4], 100, 0, 8000, 8000);
+	put("partial", mapn, 1, 0, 8000, 8000);
+	hfm_evict_record(store, oid[4]);
+	TAP_OK(exists("meta/cache-owned", oid[0]) && exists("meta/cache-owned", oid[4]),
+	       "records: under meta/cache-owned/");
+
+	o.limit = 10u << 20;
+	hfm_evict_pass(&st, &o);
+	TAP_OK(st.used_before >= 400 * 1024 && st.used_before < 440 * 1024,
+	       "records: the recorded object counts, the hard-linked one not (%llu bytes)",
+	       (unsigned long long)st.used_before);
+	TAP_OK(!exists("meta/cache-owned", oid[2]), "records: an old record without a blob is dropped");
+	TAP_OK(exists("meta/cache-owned", oid[3]), "records: a young one stays");
+	TAP_OK(exists("meta/cache-owned", oid[1]), "records: the hard-linked object's stays");
+
+	o.limit = 200 * 1024;
+	hfm_evict_pass(&st, &o);
+	TAP_OK(!exists(dir[0], oid[0]) && !exists("meta/cache-owned", oid[0]),
+	       "records: the recorded object is evicted, with its record");
+	TAP_OK(!exists("partial", oid[4]) && !exists("meta/cache-owned", oid[4]),
+	       "records: the partial blob too, with its record");
+	TAP_OK(exists(dir[1], oid[1]), "records: the hard-linked object stays");
+	unlink(lnk);
+	snprintf(path, sizeof(path), "%s/%s/%s", root, dir[1], oid[1]);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/meta/cache-owned/%s", root, oid[1]);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/meta/cache-owned/%s", root, oid[3]);
+	unlink(path);
+}
+
+/* Wait (bounded) until the evictor finished `n` passes. */
+static int wait_passes(struct hfm_evictor *e, uint64_t n)
+{
+	struct hfm_evictor_stats es;
+
+	for (int i = 0; i < 3000; i++) {
+		hfm_evictor_stats(&es, e);
+		if (es.passes >= n)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+static void test_kick(void)
+{
+	struct hfm_evict_opts o = { .store = store, .strategy = HFM_CLEAN_LRU, .interval_s = 3600 };
+	struct hfm_evictor_stats es;
+	struct hfm_evictor *e = NULL;
+	void *ref;
+
+	/* the limit is far above what the store holds: passes only measure */
+	o.limit = 64u << 20;
+	TAP_IS_INT(hfm_evictor_start(&e, &o), 0, "kick: evictor starts");
+	TAP_OK(wait_passes(e, 1), "kick: first pass at start");
+	hfm_evictor_grew(e, 512u << 10);
+	hfm_evictor_grew(e, 0);
+	hfm_evictor_stats(&es, e);
+	TAP_OK(es.kicks == 0 && es.grown == 512u << 10,
+	       "kick: growth below 1/64 of the limit only counts (%llu kicks)",
+	       (unsigned long long)es.kicks);
+	hfm_evictor_grew(e, 512u << 10);
+	hfm_evictor_stats(&es, e);
+	TAP_IS_INT(es.kicks, 1, "kick: growth reaching 1/64 of the limit kicks");
+	TAP_OK(wait_passes(e, 2), "kick: and a pass follows, long before the interval");
+	hfm_evictor_grew(e, 60u << 20);
+	hfm_evictor_stats(&es, e);
+	TAP_IS_INT(es.kicks, 2, "kick: growth over the limit kicks");
+	TAP_OK(wait_passes(e, 3), "kick: another pass");
+	hfm_evictor_kick(e);
+	TAP_OK(wait_passes(e, 4), "kick: hfm_evictor_kick asks for one too");
+	/* a blob cache keeps its reference past stop: calls then do nothing */
+	ref = hfm_evictor_ref(e);
+	hfm_evictor_stop(e);
+	hfm_evictor_grew(ref, 1u << 30);
+	hfm_evictor_kick(ref);
+	hfm_evictor_stats(&es, ref);
+	TAP_OK(es.passes == 4 && es.kicks == 3, "kick: nothing after stop");
+	hfm_evictor_unref(ref);
+
+	/* debounced: within min_gap_ms of a pass, kicks wait and coalesce */
+	o.min_gap_ms = 3600 * 1000;
+	TAP_IS_INT(hfm_evictor_start(&e, &o), 0, "debounce: evictor starts");
+	TAP_OK(wait_passes(e, 1), "debounce: first pass at start");
+	hfm_evictor_kick(e);
+	hfm_evictor_kick(e);
+	hfm_evictor_grew(e, 10u << 20);
+	hfm_evictor_stats(&es, e);
+	TAP_OK(es.kicks == 1 && es.passes == 1,
+	       "debounce: three requests, one kick, no pass yet (%llu kicks, %llu passes)",
+	       (unsigned long long)es.kicks, (unsigned long long)es.passes);
+	hfm_evictor_stop(e);
+	TAP_OK(1, "debounce: stop does not wait for the gap");
 }
 
 int main(void)
@@ -151,6 +287,10 @@ int main(void)
 	hfm_evictor_kick(e);
 	hfm_evictor_stop(e);
 	TAP_OK(exists(dir[4], oid[4]) && exists(dir[5], oid[5]), "evictor: imported objects stay");
+
+	/* what is left: 4 and 5, imported; they never count */
+	test_records();
+	test_kick();
 
 	hfm_store_free(store);
 	snprintf(path, sizeof(path), "rm -rf '%s'", root);

@@ -198,6 +198,18 @@ server_mem() {
 	awk -v k="$kb" 'BEGIN { printf "%.2f", k / 1024 }'
 }
 
+# CPU seconds (user + system) a server's processes have used so far.
+server_cpu() {
+	local pid ticks=0 v
+	for pid in $(server_pids "$1"); do
+		# Fields 14 and 15 of /proc/PID/stat, counted after the command
+		# name, which may hold spaces.
+		v=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }' || true)
+		ticks=$((ticks + ${v:-0}))
+	done
+	awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", t / hz }'
+}
+
 # Forget the peak so VmHWM covers only what follows (clear_refs "5").
 reset_peak() {
 	local pid

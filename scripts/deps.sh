@@ -6,8 +6,9 @@ what=${1:-all}
 build="meson ninja-build pkg-config gcc g++ libmicrohttpd-dev libgit2-dev libssl-dev
  libcjson-dev libpcre2-dev libcurl4-openssl-dev libtomlplusplus-dev"
 test="curl git git-lfs python3 nodejs npm openssl procps"
-# bench/run: the server to compare with and the load tools.
-bench="nginx wrk curl procps git git-lfs"
+# bench/run, bench/cache: the server to compare with, the load tools and
+# the counting relay (python3).
+bench="nginx wrk curl procps git git-lfs python3"
 case $what in
 build) pkgs=$build ;;
 test) pkgs=$test ;;

@@ -15,7 +15,6 @@
 #include "hfm/hash.h"
 
 #define NBUCKETS 1024
-#define WAKE_BYTES (64u * 1024)          /* wake streaming readers this often */
 
 /*
  * The map file: a 128-byte header, then one bit per block (bit i%8 of byte
@@ -82,7 +81,6 @@ struct hfm_blob_fetch {
 	uint64_t off, len;               /* bytes */
 	/* under b->lock */
 	uint64_t pos;                    /* bytes written from off */
-	uint64_t woke_at;                /* pos at the last wake */
 	int active;                      /* on b->fetches: its unfilled blocks are in flight */
 	int done;
 	int result;
@@ -796,15 +794,12 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 		set_bit(b->filled, i);
 		b->nfilled++;
 		grown += block_end(b, i) - block_start(b, i);
-		f->woke_at = 0;          /* a finished block always wakes */
 	}
 	b->undurable += grown;
 	if (f->pos == f->len)
 		unlink_fetch(b, f);
-	if (f->woke_at == 0 || f->pos - f->woke_at >= WAKE_BYTES || !f->active) {
-		f->woke_at = f->pos;
-		wake = hfm_waitq_take(&b->waiters);
-	}
+	/* every write is announced: the fetcher sizes them (blobfetch.c gathers) */
+	wake = hfm_waitq_take(&b->waiters);
 	if (b->nfilled == b->nblocks && b->state == B_PARTIAL) {
 		b->state = B_VERIFYING;
 		job = JOB_FINISH;

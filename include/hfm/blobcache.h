@@ -199,7 +199,9 @@ uint64_t hfm_blob_fetch_length(const struct hfm_blob_fetch *f);
 /*
  * Store the next n bytes of the fetch's range (in order).  HFM_EINVAL if n
  * runs past the range, HFM_EIO on a write error (the fetcher then ends the
- * fetch with that code).
+ * fetch with that code).  Each call is one pwrite and wakes the blob's
+ * waiting readers, so the fetcher chooses the granularity: few large writes
+ * are cheap, and bytes it holds back are not yet readable.
  */
 int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n);
 /*

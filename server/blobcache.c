@@ -15,7 +15,8 @@
 #include "hfm/hash.h"
 
 #define NBUCKETS 1024
-#define WAKE_BYTES (64u * 1024)          /* wake streaming readers this often */
+#define HASH_CHUNK (1u << 20)            /* catch-up reads */
+#define HASH_JOB_BYTES (64ull << 20)     /* catch-up per job, so flushes interleave */
 
 /*
  * The map file: a 128-byte header, then one bit per block (bit i%8 of byte
@@ -35,6 +36,7 @@ enum job_kind {
 	JOB_FLUSH,                       /* sync_bytes are waiting, or a fetch ended */
 	JOB_TIMER,                       /* sync_ms after a block was filled */
 	JOB_FINISH,
+	JOB_HASH,                        /* present bytes wait at the hash cursor */
 };
 
 struct job {
@@ -82,7 +84,6 @@ struct hfm_blob_fetch {
 	uint64_t off, len;               /* bytes */
 	/* under b->lock */
 	uint64_t pos;                    /* bytes written from off */
-	uint64_t woke_at;                /* pos at the last wake */
 	int active;                      /* on b->fetches: its unfilled blocks are in flight */
 	int done;
 	int result;
@@ -110,6 +111,21 @@ struct hfm_blob {
 	uint64_t undurable;              /* bytes filled since the last sync */
 	int flush_queued;                /* a JOB_FLUSH is queued */
 	int timer_queued;                /* a JOB_TIMER is queued */
+	/*
+	 * The digest the oid names, over [0, hash_pos) in order, so that
+	 * verification is done when the last block lands.  The writer whose
+	 * bytes start at hash_pos feeds them as it writes (a cold download is
+	 * one sequential fetch); a JOB_HASH catches up by reading the file when
+	 * present blocks wait at the cursor (out of order, Range first, after a
+	 * restart).  Whoever sets hash_busy (under lock) may use `hash` without
+	 * the lock until it clears it; hash_stale asks the one clearing it to
+	 * start the digest over.  NULL `hash`: verify by reading the whole file.
+	 */
+	struct hfm_hashctx *hash;
+	uint64_t hash_pos;
+	int hash_busy;
+	int hash_stale;
+	int hash_queued;                 /* a JOB_HASH is queued */
 	enum blob_state state;
 	uint64_t failed_until;           /* mono ns; backoff after corruption */
 	uint64_t discards;               /* verification failures so far */
@@ -137,6 +153,41 @@ static uint64_t block_end(const struct hfm_blob *b, uint64_t i)
 	uint64_t e = (i + 1) << b->shift;
 
 	return e < b->size ? e : b->size;
+}
+
+/* Under b->lock, not busy: the digest starts over at byte 0. */
+static void hash_reset(struct hfm_blob *b)
+{
+	int is256 = strlen(b->oid) == HFM_SHA256_HEX;
+
+	if (b->hash)
+		hfm_hashctx_final(b->hash, NULL, NULL);
+	b->hash = hfm_hashctx_new(b->size, !is256, is256);
+	b->hash_pos = 0;
+	b->hash_stale = 0;
+}
+
+/* Under b->lock: end a hash_busy section (advanced by n bytes). */
+static void hash_unbusy(struct hfm_blob *b, uint64_t n)
+{
+	b->hash_pos += n;
+	b->hash_busy = 0;
+	if (b->hash_stale)
+		hash_reset(b);
+}
+
+/*
+ * Under b->lock: 1 when present bytes wait at the hash cursor and nobody
+ * hashes or is queued to (the caller then queues a JOB_HASH).  Once every
+ * block is present, finish() hashes the rest instead.
+ */
+static int hash_wants_job(struct hfm_blob *b)
+{
+	if (!b->hash || b->hash_busy || b->hash_queued || b->state != B_PARTIAL ||
+	    b->hash_pos >= b->size || !bit(b->filled, b->hash_pos >> b->shift))
+		return 0;
+	b->hash_queued = 1;
+	return 1;
 }
 
 static void put_le(uint8_t *p, uint64_t v, int n)
@@ -269,6 +320,7 @@ static int create_files(struct hfm_blob *b)
 
 	close_files(b);
 	size_bitmaps(b, bc->bs_shift);
+	hash_reset(b);
 	map_name(mapn, b->oid, ".map");
 	map_name(tmpn, b->oid, ".map.tmp");
 	unlinkat(pfd, mapn, 0);
@@ -352,6 +404,7 @@ static int load_files(struct hfm_blob *b)
 		if (bit(b->durable, i))
 			goto stale;
 	memcpy(b->filled, b->durable, b->mapbytes);
+	hash_reset(b);                   /* not kept across runs: caught up by reading */
 	b->ro_fd = openat(bc->partial_fd, b->oid, O_RDONLY | O_CLOEXEC);
 	if (b->ro_fd < 0) {
 		close_files(b);
@@ -394,6 +447,8 @@ static struct hfm_blob *blob_alloc(struct hfm_blobcache *bc, const char *oid, ui
 static void blob_destroy(struct hfm_blob *b)
 {
 	close_files(b);
+	if (b->hash)
+		hfm_hashctx_final(b->hash, NULL, NULL);
 	free(b->filled);
 	free(b->durable);
 	pthread_mutex_destroy(&b->lock);
@@ -772,7 +827,7 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 	struct hfm_waitq_node *wake = NULL;
 	uint64_t pos, i, end, grown = 0;
 	enum job_kind job = JOB_FLUSH;
-	int queue = 0;
+	int queue = 0, hash_job, feed;
 
 	pthread_mutex_lock(&b->lock);
 	pos = f->pos;
@@ -780,14 +835,29 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 		pthread_mutex_unlock(&b->lock);
 		return hfm_error_set(HFM_EINVAL, "blob %s: write past the fetched range", b->oid);
 	}
+	/* the bytes at the hash cursor: hashed from here, never read back */
+	feed = b->hash && !b->hash_busy && b->hash_pos == f->off + pos;
+	if (feed)
+		b->hash_busy = 1;
 	pthread_mutex_unlock(&b->lock);
 
 	/* b->fd cannot change while this fetch is active (it owns unfilled blocks) */
-	if (n && write_all(b->fd, data, n, f->off + pos))
-		return hfm_error_set(HFM_EIO, "write partial/%s: %s", b->oid, strerror(errno));
+	if (n && write_all(b->fd, data, n, f->off + pos)) {
+		int rc = hfm_error_set(HFM_EIO, "write partial/%s: %s", b->oid, strerror(errno));
+		if (feed) {
+			pthread_mutex_lock(&b->lock);
+			hash_unbusy(b, 0);
+			pthread_mutex_unlock(&b->lock);
+		}
+		return rc;
+	}
 	atomic_fetch_add(&bc->n_bytes, n);
+	if (feed)
+		hfm_hashctx_update(b->hash, data, n);
 
 	pthread_mutex_lock(&b->lock);
+	if (feed)
+		hash_unbusy(b, n);
 	f->pos = pos + n;
 	end = f->off + f->pos;
 	for (i = (f->off + pos) >> b->shift; i < f->end && block_end(b, i) <= end; i++) {
@@ -796,15 +866,12 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 		set_bit(b->filled, i);
 		b->nfilled++;
 		grown += block_end(b, i) - block_start(b, i);
-		f->woke_at = 0;          /* a finished block always wakes */
 	}
 	b->undurable += grown;
 	if (f->pos == f->len)
 		unlink_fetch(b, f);
-	if (f->woke_at == 0 || f->pos - f->woke_at >= WAKE_BYTES || !f->active) {
-		f->woke_at = f->pos;
-		wake = hfm_waitq_take(&b->waiters);
-	}
+	/* every write is announced: the fetcher sizes them (blobfetch.c gathers) */
+	wake = hfm_waitq_take(&b->waiters);
 	if (b->nfilled == b->nblocks && b->state == B_PARTIAL) {
 		b->state = B_VERIFYING;
 		job = JOB_FINISH;
@@ -818,9 +885,12 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 		job = JOB_TIMER;
 		queue = 1;
 	}
+	hash_job = hash_wants_job(b);
 	pthread_mutex_unlock(&b->lock);
 	if (queue)
 		job_push(bc, b, job);
+	if (hash_job)
+		job_push(bc, b, JOB_HASH);
 	if (grown && bc->grew)
 		bc->grew(bc->grew_cls, grown);
 	hfm_waitq_fire(wake);
@@ -837,6 +907,18 @@ void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
 	pthread_mutex_lock(&b->lock);
 	fetch_end_locked(b, f, rc);
 	rc = f->result;
+	if (rc && b->hash) {
+		/* Hashed bytes of a block that goes back to missing may come
+		 * again different: without a way to rewind, start over. */
+		uint64_t i = b->hash_pos >> b->shift;
+		if (b->hash_pos != block_start(b, i) && i >= f->first && i < f->end &&
+		    !bit(b->filled, i)) {
+			if (b->hash_busy)
+				b->hash_stale = 1;
+			else
+				hash_reset(b);
+		}
+	}
 	wake = hfm_waitq_take(&b->waiters);
 	if (b->undurable && !b->flush_queued && b->state == B_PARTIAL) {
 		b->flush_queued = 1;
@@ -1040,6 +1122,104 @@ static void flush(struct hfm_blob *b)
 	free(target);
 }
 
+/*
+ * Advance the digest over present bytes at the cursor, reading them back
+ * (page cache, usually), up to `max` bytes.  Called with b->io_lock.  A read
+ * error drops the digest: finish() then verifies by reading the whole file.
+ */
+static void hash_catch_up(struct hfm_blob *b, uint64_t max)
+{
+	struct hfm_blobcache *bc = b->bc;
+	char *buf = NULL;
+
+	while (max) {
+		uint64_t pos, end;
+		ssize_t got = 0;
+		int fd;
+
+		pthread_mutex_lock(&b->lock);
+		if (!b->hash || b->hash_busy || b->state == B_COMPLETE) {
+			pthread_mutex_unlock(&b->lock);
+			break;
+		}
+		pos = end = b->hash_pos;
+		while (end < b->size && end - pos < HASH_CHUNK && bit(b->filled, end >> b->shift))
+			end = block_end(b, end >> b->shift);
+		if (end - pos > HASH_CHUNK)
+			end = pos + HASH_CHUNK;
+		if (end - pos > max)
+			end = pos + max;
+		if (end == pos) {
+			pthread_mutex_unlock(&b->lock);
+			break;
+		}
+		b->hash_busy = 1;
+		fd = b->ro_fd;
+		pthread_mutex_unlock(&b->lock);
+
+		if (!buf)
+			buf = hfm_malloc(HASH_CHUNK);
+		/* present blocks are not written again while the digest is ours */
+		while ((uint64_t)got < end - pos) {
+			ssize_t k = pread(fd, buf + got, (size_t)(end - pos) - (size_t)got,
+					  (off_t)pos + got);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				break;
+			got += k;
+		}
+		if ((uint64_t)got == end - pos)
+			hfm_hashctx_update(b->hash, buf, (size_t)got);
+		pthread_mutex_lock(&b->lock);
+		if ((uint64_t)got != end - pos) {
+			hfm_log(bc->log, bc->log_cls, HFM_LOG_WARN, "blobcache: read partial/%s "
+				"to hash it: %s", b->oid, got < 0 ? strerror(errno) : "short read");
+			hfm_hashctx_final(b->hash, NULL, NULL);
+			b->hash = NULL;
+			b->hash_busy = 0;
+			pthread_mutex_unlock(&b->lock);
+			break;
+		}
+		hash_unbusy(b, end - pos);
+		pthread_mutex_unlock(&b->lock);
+		max -= end - pos;
+	}
+	free(buf);
+}
+
+/*
+ * Check the complete blob against its oid: the in-order digest, finished
+ * over whatever it has not seen yet (usually nothing), or, without one, a
+ * read of the whole file.  Called with b->io_lock; nothing writes now.
+ */
+static int verify(struct hfm_blob *b)
+{
+	char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
+	int is256 = strlen(b->oid) == HFM_SHA256_HEX;
+	struct hfm_hashctx *h = NULL;
+	uint64_t pos;
+
+	hash_catch_up(b, UINT64_MAX);
+	pthread_mutex_lock(&b->lock);
+	pos = b->hash_pos;
+	if (b->hash && !b->hash_busy) {
+		h = b->hash;
+		b->hash = NULL;          /* create_files() starts a new one if need be */
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (!h || pos != b->size) {
+		if (h)
+			hfm_hashctx_final(h, NULL, NULL);
+		return hfm_store_verify_fd(b->ro_fd, b->size, b->oid);
+	}
+	hfm_hashctx_final(h, sha1, sha256);
+	if (strcmp(is256 ? sha256 : sha1, b->oid))
+		return hfm_error_set(HFM_ECORRUPT, "content hashes to %s, expected %s",
+				     is256 ? sha256 : sha1, b->oid);
+	return 0;
+}
+
 /* Verify a blob whose blocks are all present; publish it or start it over. */
 static void finish(struct hfm_blob *b)
 {
@@ -1058,7 +1238,7 @@ static void finish(struct hfm_blob *b)
 
 	/* No fetch is active (every block is filled), so nothing writes now. */
 	map_name(mapn, b->oid, ".map");
-	rc = hfm_store_verify_fd(b->ro_fd, b->size, b->oid);
+	rc = verify(b);
 	if (rc == 0)
 		rc = hfm_store_publish_at(bc->store, bc->partial_fd, b->oid, b->oid, 1);
 	if (rc == 0) {
@@ -1123,6 +1303,19 @@ static void run_job(struct job *j)
 	pthread_mutex_lock(&b->io_lock);
 	if (j->kind == JOB_FINISH) {
 		finish(b);
+	} else if (j->kind == JOB_HASH) {
+		int again;
+
+		pthread_mutex_lock(&b->lock);
+		b->hash_queued = 0;
+		pthread_mutex_unlock(&b->lock);
+		hash_catch_up(b, HASH_JOB_BYTES);
+		/* more to do: behind the other jobs, so this blob's flushes run */
+		pthread_mutex_lock(&b->lock);
+		again = hash_wants_job(b);
+		pthread_mutex_unlock(&b->lock);
+		if (again)
+			job_push(b->bc, b, JOB_HASH);
 	} else {
 		/* blocks filled from now on queue the next one */
 		pthread_mutex_lock(&b->lock);

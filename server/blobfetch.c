@@ -20,6 +20,20 @@
 #define FAIL_KEEP_NS (2ull * 1000000000)
 #define FAIL_SLOTS 32
 
+/*
+ * libcurl hands the body over in pieces of at most 16 KiB; writing each
+ * one cost a pwrite, two blob-lock rounds and a reader wake-up per piece
+ * (docs/performance.md, "Online cache").  Pieces are gathered into writes
+ * of COALESCE bytes, aligned to COALESCE in the blob (fetches start on a
+ * block boundary and blocks are powers of two, so a write never straddles
+ * a block of COALESCE bytes or more).  Bytes are held back at most
+ * COALESCE_NS, checked when the next piece arrives, and at the latest until
+ * the transfer ends, whatever its result: gathered bytes always reach the
+ * cache before hfm_blob_fetch_done().
+ */
+#define COALESCE (256u * 1024)
+#define COALESCE_NS (20ull * 1000000)
+
 struct failure {
 	char oid[HFM_SHA256_HEX + 1];
 	char origin[HFM_SHA1_HEX + 1];   /* sha1 of the URL and Authorization */
@@ -48,6 +62,9 @@ struct xfer {
 	uint64_t off, len, size;
 	uint64_t skip;                   /* bytes to drop first (Range ignored) */
 	uint64_t got;                    /* bytes handed to the cache */
+	char *buf;                       /* COALESCE bytes, gathered after got */
+	size_t nbuf;
+	uint64_t buf_since;              /* mono ns of the first byte in buf */
 	int whole;                       /* 200: the body is the whole blob */
 	hfm_log_fn log;
 	void *log_cls;
@@ -181,6 +198,47 @@ static int on_headers(void *cls, const struct hfm_up_response *r)
 	return hfm_error_set(HFM_EUPSTREAM, "upstream answered %ld for %s", r->status, oid_of(x));
 }
 
+/* Hand the gathered bytes to the cache. */
+static int flush_buf(struct xfer *x)
+{
+	int rc;
+
+	if (!x->nbuf)
+		return 0;
+	if ((rc = hfm_blob_fetch_write(x->f, x->buf, x->nbuf)))
+		return rc;
+	x->got += x->nbuf;
+	x->nbuf = 0;
+	return 0;
+}
+
+/* Gather n bytes, writing whenever an aligned COALESCE bytes are complete. */
+static int gather(struct xfer *x, const char *p, size_t n)
+{
+	int rc;
+
+	if (!x->buf)
+		x->buf = hfm_malloc(COALESCE);
+	while (n) {
+		uint64_t at = x->off + x->got;
+		size_t room = COALESCE - (size_t)(at & (COALESCE - 1)) - x->nbuf;
+		size_t k = n < room ? n : room;
+
+		if (!x->nbuf)
+			x->buf_since = hfm_mono_ns();
+		memcpy(x->buf + x->nbuf, p, k);
+		x->nbuf += k;
+		p += k;
+		n -= k;
+		if ((k == room || x->got + x->nbuf == x->len) && (rc = flush_buf(x)))
+			return rc;
+	}
+	/* a slow upstream: what came is streamed on without waiting for more */
+	if (x->nbuf && hfm_mono_ns() - x->buf_since >= COALESCE_NS)
+		return flush_buf(x);
+	return 0;
+}
+
 static int on_data(void *cls, const void *data, size_t n)
 {
 	struct xfer *x = cls;
@@ -194,29 +252,33 @@ static int on_data(void *cls, const void *data, size_t n)
 		p += k;
 		n -= k;
 	}
-	want = x->len - x->got;
+	want = x->len - x->got - x->nbuf;
 	if (n > want && !x->whole)
 		return hfm_error_set(HFM_EUPSTREAM, "upstream sent more than the range of %s",
 				     oid_of(x));
 	if (n > want)
 		n = (size_t)want;
-	if (n && (rc = hfm_blob_fetch_write(x->f, p, n)))
+	if (n && (rc = gather(x, p, n)))
 		return rc;
-	x->got += n;
-	/* a whole-body answer is cut once our part is in */
+	/* a whole-body answer is cut once our part is in (gather wrote it all) */
 	return x->whole && x->got == x->len ? HFM_UP_STOP : HFM_UP_CONTINUE;
 }
 
 static void on_done(void *cls, int rc)
 {
 	struct xfer *x = cls;
+	int wrc;
 
+	/* bytes that came before a failure are kept: their blocks may be complete */
+	if ((wrc = flush_buf(x)) && !rc)
+		rc = wrc;
 	if (rc == 0 && x->got < x->len)
 		rc = hfm_error_set(HFM_EUPSTREAM, "upstream ended %s after %" PRIu64 " of %" PRIu64
 				   " bytes", oid_of(x), x->got, x->len);
 	if (rc)
 		fail_remember(x, rc);
 	hfm_blob_fetch_done(x->f, rc);
+	free(x->buf);
 	free(x);
 }
 

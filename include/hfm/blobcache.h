@@ -13,6 +13,10 @@
  * When every block is present the content is verified against the oid,
  * renamed into objects/ (the same inode: open fds stay valid) and the map
  * is deleted.  A blob that fails verification is discarded and logged.
+ * The digest is computed in order as bytes arrive (fed from the writes at
+ * its cursor, and read back from the file when present blocks wait there),
+ * so verification rarely has anything left to read when the last block
+ * lands.  It lives in memory only: after a restart it starts at byte 0.
  *
  * Blocks: 1 MiB by default (a power of two, at least a page).  That is the
  * smallest unit fetched (a 1-byte probe costs at most 1 MiB) and the unit of
@@ -199,7 +203,9 @@ uint64_t hfm_blob_fetch_length(const struct hfm_blob_fetch *f);
 /*
  * Store the next n bytes of the fetch's range (in order).  HFM_EINVAL if n
  * runs past the range, HFM_EIO on a write error (the fetcher then ends the
- * fetch with that code).
+ * fetch with that code).  Each call is one pwrite and wakes the blob's
+ * waiting readers, so the fetcher chooses the granularity: few large writes
+ * are cheap, and bytes it holds back are not yet readable.
  */
 int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n);
 /*

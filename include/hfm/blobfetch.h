@@ -18,6 +18,10 @@
  *  - A body that ends early (dropped connection) fails the fetch; blocks it
  *    completed stay, the rest are released and their waiters get the error.
  * Connection failures before any header are retried (max_attempts).
+ * The body is written to the cache in aligned pieces of 256 KiB, not as
+ * libcurl hands it over (16 KiB): bytes wait at most 20 ms for the rest of
+ * their piece (checked as more arrive) and are always written before the
+ * fetch ends, whether it succeeded or failed.
  * A fetch that failed is not started again for 2 s (same blob, offset, URL
  * and Authorization): hfm_blobfetch_start answers its error at once, so
  * readers woken by the failure that come back get it instead of waiting on

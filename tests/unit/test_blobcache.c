@@ -490,6 +490,85 @@ static void test_git_blob_and_corrupt(void)
 	free(good2);
 }
 
+/*
+ * The digest follows the bytes in order as they arrive (blobcache.c): a
+ * blob filled back to front is still verified, and bytes hashed before a
+ * fetch failed mid-block do not vouch for what the next fetch writes there.
+ */
+static void test_hash_in_order(void)
+{
+	size_t size = 12 * BS + 7;
+	uint8_t *content = random_content(size, 11), *bad;
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache(0, 300);
+	struct hfm_blobcache_stats st;
+	struct hfm_blob_reader r = { 0 }, r2 = { 0 };
+	struct hfm_blob_fetch *f;
+	struct hfm_blob *b;
+	uint64_t avail, corrupt0;
+	int rc, i;
+
+	/* the tail first (a Range request), then the head, then the middle */
+	hfm_sha256_hex(oid, content, size);
+	fk.mode = F_MANUAL;
+	hfm_blob_open(&b, bc, oid, size);
+	rc = hfm_blob_ensure(&avail, b, &r, 9 * BS, size, content, W());
+	f = take_fetch();
+	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_offset(f) == 9 * BS, "in order: tail first");
+	serve(f, content);
+	rc = hfm_blob_ensure(&avail, b, &r, 0, 3 * BS, content, W());
+	f = take_fetch();
+	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_length(f) == 3 * BS, "in order: then the head");
+	serve(f, content);
+	rc = hfm_blob_ensure(&avail, b, &r, 3 * BS, 9 * BS, content, W());
+	f = take_fetch();
+	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_length(f) == 6 * BS, "in order: the middle last");
+	serve(f, content);
+	TAP_OK(wait_complete(b) && object_matches(oid, content, size),
+	       "in order: filled out of order, verified and published");
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_release(b);
+
+	/* half a block arrives right, the fetch fails, the next one sends it wrong */
+	size = 4 * BS;
+	bad = malloc(size);
+	memcpy(bad, content, size);
+	bad[100] ^= 0x5a;
+	hfm_sha256_hex(oid, content, size);
+	hfm_blobcache_stats(&st, bc);
+	corrupt0 = st.corrupt;
+	hfm_blob_open(&b, bc, oid, size);
+	rc = hfm_blob_ensure(&avail, b, &r, 0, size, content, W());
+	f = take_fetch();
+	TAP_OK(rc == HFM_EAGAIN && f, "rewrite: a fetch starts");
+	hfm_blob_fetch_write(f, content, BS / 2);
+	hfm_blob_fetch_done(f, HFM_ETIMEOUT);
+	rc = hfm_blob_ensure(&avail, b, &r2, 0, size, bad, W());
+	f = take_fetch();
+	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_offset(f) == 0, "rewrite: fetched again");
+	hfm_blob_fetch_write(f, bad, BS / 2);
+	hfm_blob_fetch_write(f, bad + BS / 2, size - BS / 2);
+	hfm_blob_fetch_done(f, 0);
+	for (i = 0; i < 300; i++) {
+		hfm_blobcache_stats(&st, bc);
+		if (st.corrupt > corrupt0)
+			break;
+		usleep(10000);
+	}
+	TAP_IS_INT(st.corrupt - corrupt0, 1, "rewrite: the wrong bytes fail verification");
+	TAP_OK(!hfm_store_object_exists(store, oid), "rewrite: not published");
+	usleep(350 * 1000);
+	fk.mode = F_SYNC;
+	TAP_OK(read_all(b, content, content) && wait_complete(b) &&
+	       object_matches(oid, content, size), "rewrite: the right bytes then verify");
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_reader_dispose(&r2);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(bad);
+	free(content);
+}
+
 /* Write a map by hand (white box: the format documented in blobcache.c). */
 static void write_map(const char *oid, uint64_t size, int all_bits)
 {
@@ -981,6 +1060,7 @@ int main(void)
 	test_single_flight();
 	test_readahead();
 	test_git_blob_and_corrupt();
+	test_hash_in_order();
 	test_crash();
 	test_crash_resume();
 	test_grew();

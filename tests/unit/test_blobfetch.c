@@ -194,6 +194,30 @@ static void test_lying(void)
 	hfm_blob_release(b);
 }
 
+/*
+ * A body cut off after 11 blocks: blobfetch gathers 256 KiB before it
+ * writes, so the last 3 blocks are still gathered when the connection
+ * drops; they must reach the cache anyway, and the blocks stay.
+ */
+static void test_drop_keeps_gathered(void)
+{
+	size_t size = 22 * BS;
+	char oid[HFM_SHA256_HEX + 1], url[128];
+	struct hfm_blobfetch_origin o = { url, NULL };
+	struct hfm_blob *b;
+	int ok, rc;
+
+	stub_oid(oid, size);
+	snprintf(url, sizeof(url), "%s/drop/%zu", A, size);
+	hfm_blob_open(&b, bc, oid, size);
+	rc = read_range(b, &o, 0, size, &ok);
+	TAP_IS_INT(rc, HFM_EUPSTREAM, "cut body: the reader's response ends with an error");
+	TAP_OK(ok, "cut body: the bytes read before it are right");
+	TAP_IS_INT(hfm_blob_available(b, 0), 11 * BS,
+		   "cut body: every block that arrived is kept, the last gathered ones too");
+	hfm_blob_release(b);
+}
+
 struct reader_arg {
 	struct hfm_blob *b;
 	const struct hfm_blobfetch_origin *o;
@@ -285,6 +309,7 @@ int main(void)
 	test_plain();
 	test_redirect();
 	test_lying();
+	test_drop_keeps_gathered();
 	test_concurrent();
 
 	/* upstream first: it ends every transfer, which ends every fetch */

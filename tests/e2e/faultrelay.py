@@ -16,6 +16,8 @@ STATE_DIR/mode:
   err500      answer 500 to every request, no upstream contact
   norange     strip Range headers from requests (upstream sends 200)
   slow N      forward, responses at about N bytes/s (a kill lands mid-body)
+  link N      forward, all responses together at most N bytes/s, as through
+              one shared WAN link (bench/cache's coldwan case)
   redirect    as the Hub: GET/HEAD of an LFS file (/{repo}/resolve/... or
               /{datasets,spaces}/{repo}/resolve/...) is answered 302 Found,
               Location http://127.0.0.2:CDNPORT/<same path and query>, with
@@ -250,8 +252,21 @@ def redirect(req):
                     ("Found. Redirecting to " + location).encode(), req.method == "HEAD")
 
 
+link_lock = threading.Lock()
+link_free = [0.0]           # when the shared link has sent what it was given
+
+
+def link_wait(n, rate):
+    """Take n bytes' time on the shared link; sleep until they are through."""
+    with link_lock:
+        now = time.monotonic()
+        link_free[0] = max(now, link_free[0]) + n / rate
+        until = link_free[0]
+    time.sleep(max(0.0, until - now))
+
+
 class Out:
-    """Response bytes to the client, shaped by the mode (drop, flip, slow)."""
+    """Response bytes to the client, shaped by the mode (drop, flip, slow, link)."""
 
     def __init__(self, c, how, arg):
         self.c, self.how, self.arg = c, how, arg
@@ -279,6 +294,8 @@ class Out:
             self.c.sendall(d)
             bump("bytes", len(d))
             return False
+        if how == "link" and arg > 0:
+            link_wait(len(d), arg)
         if how == "slow" and arg > 0:
             for k in range(0, len(d), 8192):
                 self.c.sendall(d[k:k + 8192])

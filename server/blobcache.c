@@ -54,13 +54,7 @@ struct hfm_blobcache {
 	uint64_t sync_bytes;
 	uint64_t sync_ns;
 	uint64_t fail_backoff_ns;
-	int (*fetch)(void *cls, struct hfm_blob_fetch *f, const void *origin);
-	void *fetch_cls;
-	void (*grew)(void *cls, uint64_t bytes);
-	void (*grew_release)(void *cls);
-	void *grew_cls;
-	hfm_log_fn log;
-	void *log_cls;
+	struct hfm_blobcache_opts o;     /* as given: callbacks and log */
 	atomic_int mark_failed;          /* logged once */
 
 	pthread_mutex_t lock;            /* registry, refs, jobs */
@@ -331,7 +325,7 @@ static int create_files(struct hfm_blob *b)
 	}
 	/* ours: the evictor may remove it (evict.h) */
 	if (hfm_evict_mark(bc->store, b->fd, b->oid) < 0 && !atomic_exchange(&bc->mark_failed, 1))
-		hfm_log(bc->log, bc->log_cls, HFM_LOG_WARN, "blobcache: %s: %s; blobs it "
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_WARN, "blobcache: %s: %s; blobs it "
 			"cannot mark as the cache's are never evicted", b->oid, hfm_error_last());
 	b->ro_fd = openat(pfd, b->oid, O_RDONLY | O_CLOEXEC);
 	b->map_fd = openat(pfd, tmpn, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -412,7 +406,7 @@ static int load_files(struct hfm_blob *b)
 	}
 	return 1;
 stale:
-	hfm_log(bc->log, bc->log_cls, HFM_LOG_INFO, "blobcache: partial %s has no usable map, "
+	hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_INFO, "blobcache: partial %s has no usable map, "
 		"starting it again", b->oid);
 	close_files(b);
 	return 0;
@@ -799,7 +793,7 @@ static void start_fetches(struct hfm_blob *b, struct hfm_blob_fetch **fs, size_t
 		b->refs++;               /* the fetch's reference on its blob */
 		pthread_mutex_unlock(&bc->lock);
 		atomic_fetch_add(&bc->n_fetches, 1);
-		rc = bc->fetch(bc->fetch_cls, f, origin);
+		rc = bc->o.fetch(bc->o.fetch_cls, f, origin);
 		if (rc)
 			hfm_blob_fetch_done(f, rc);
 	}
@@ -891,8 +885,8 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 		job_push(bc, b, job);
 	if (hash_job)
 		job_push(bc, b, JOB_HASH);
-	if (grown && bc->grew)
-		bc->grew(bc->grew_cls, grown);
+	if (grown && bc->o.grew)
+		bc->o.grew(bc->o.grew_cls, grown);
 	hfm_waitq_fire(wake);
 	return 0;
 }
@@ -927,7 +921,7 @@ void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
 	pthread_mutex_unlock(&b->lock);
 	if (rc) {
 		atomic_fetch_add(&bc->n_fetch_failures, 1);
-		hfm_log(bc->log, bc->log_cls, HFM_LOG_WARN,
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_WARN,
 			"blobcache: fetch of %s bytes %llu-%llu failed: %s", b->oid,
 			(unsigned long long)f->off, (unsigned long long)(f->off + f->len - 1),
 			hfm_error_last());
@@ -1110,7 +1104,7 @@ static void flush(struct hfm_blob *b)
 		return;
 	}
 	if (fdatasync(fd) < 0 || write_all(map_fd, target + lo, hi - lo, MAP_HDR + lo)) {
-		hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR, "blobcache: sync partial/%s: %s",
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: sync partial/%s: %s",
 			b->oid, strerror(errno));
 		free(target);
 		return;
@@ -1173,7 +1167,7 @@ static void hash_catch_up(struct hfm_blob *b, uint64_t max)
 			hfm_hashctx_update(b->hash, buf, (size_t)got);
 		pthread_mutex_lock(&b->lock);
 		if ((uint64_t)got != end - pos) {
-			hfm_log(bc->log, bc->log_cls, HFM_LOG_WARN, "blobcache: read partial/%s "
+			hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_WARN, "blobcache: read partial/%s "
 				"to hash it: %s", b->oid, got < 0 ? strerror(errno) : "short read");
 			hfm_hashctx_final(b->hash, NULL, NULL);
 			b->hash = NULL;
@@ -1245,13 +1239,13 @@ static void finish(struct hfm_blob *b)
 		unlinkat(bc->partial_fd, mapn, 0);
 		sync_dir(bc->partial_fd);
 		atomic_fetch_add(&bc->n_verified, 1);
-		hfm_log(bc->log, bc->log_cls, HFM_LOG_INFO, "blobcache: %s complete (%llu bytes)",
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_INFO, "blobcache: %s complete (%llu bytes)",
 			b->oid, (unsigned long long)b->size);
 		/* an object, unlike a partial blob being filled, may be evicted;
 		 * told before the blob reads as complete, so whoever sees it
 		 * complete knows the listener was told */
-		if (bc->grew)
-			bc->grew(bc->grew_cls, 0);
+		if (bc->o.grew)
+			bc->o.grew(bc->o.grew_cls, 0);
 		pthread_mutex_lock(&b->lock);
 		b->state = B_COMPLETE;
 		close(b->fd);
@@ -1262,7 +1256,7 @@ static void finish(struct hfm_blob *b)
 		hfm_waitq_fire(wake);
 		return;
 	}
-	hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR,
+	hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR,
 		"blobcache: %s discarded: %s", b->oid, hfm_error_last());
 	/* the map goes first: data without a map reads as empty */
 	unlinkat(bc->partial_fd, mapn, 0);
@@ -1277,7 +1271,7 @@ static void finish(struct hfm_blob *b)
 	/* counted once the old files are gone: the stat tells it is over */
 	atomic_fetch_add(&bc->n_corrupt, 1);
 	if (rc)
-		hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR, "blobcache: recreate %s: %s", b->oid,
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: recreate %s: %s", b->oid,
 			hfm_error_last());
 	hfm_waitq_fire(wake);
 }
@@ -1399,13 +1393,7 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 	bc->sync_bytes = o->sync_bytes ? o->sync_bytes : 8ull << 20;
 	bc->sync_ns = (uint64_t)(o->sync_ms ? o->sync_ms : 1000) * 1000000;
 	bc->fail_backoff_ns = (uint64_t)(o->fail_backoff_ms ? o->fail_backoff_ms : 10000) * 1000000;
-	bc->fetch = o->fetch;
-	bc->fetch_cls = o->fetch_cls;
-	bc->grew = o->grew;
-	bc->grew_release = o->grew_release;
-	bc->grew_cls = o->grew_cls;
-	bc->log = o->log;
-	bc->log_cls = o->log_cls;
+	bc->o = *o;
 	pthread_mutex_init(&bc->lock, NULL);
 	hfm_cond_init_mono(&bc->job_cv);
 	bc->nworkers = o->workers > 0 ? o->workers : 2;
@@ -1433,10 +1421,10 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 	pthread_mutex_unlock(&bc->lock);
 	for (i = 0; i < bc->nworkers; i++)
 		pthread_join(bc->workers[i], NULL);
-	if (bc->grew_release)
-		bc->grew_release(bc->grew_cls);
+	if (bc->o.grew_release)
+		bc->o.grew_release(bc->o.grew_cls);
 	if (atomic_load(&bc->n_open))
-		hfm_log(bc->log, bc->log_cls, HFM_LOG_ERROR,
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR,
 			"blobcache: freed with %llu blobs still open",
 			(unsigned long long)atomic_load(&bc->n_open));
 	free(bc->workers);

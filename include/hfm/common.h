@@ -33,7 +33,7 @@ enum hfm_error {
 	HFM_ETIMEOUT = -9,     /* upstream unreachable / slow  -> 504 */
 	HFM_EGATED = -10,      /* gated repo, no access        -> 401/403 GatedRepo */
 	HFM_EIO = -11,         /* local disk error             -> 500 */
-	HFM_EOFFLINE = -12,    /* not in this mirror, offline  -> 404 + code */
+	HFM_EOFFLINE = -12,    /* offline, nothing cached      -> 503 (sources map it to the Hub's 404s) */
 	HFM_EDENIED = -13,     /* access rules deny the repo   -> 404 RepoNotFound */
 	HFM_ECORRUPT = -14,    /* stored data failed verification */
 	HFM_EUNAVAIL = -15,    /* content known, missing, cannot be fetched -> 502 */

@@ -87,6 +87,13 @@ static int open_via_cache(struct hfm_body *out, struct hfm_source *c, const stru
 		char msg[512];
 		snprintf(msg, sizeof(msg), "%s", hfm_error_last());
 		rc = hfm_error_set(rc, "%s; fetching it: %s", why, msg);
+	} else if (!rc && c->ops->access) {
+		/*
+		 * Only now does the cache know whether upstream gates the repo (open
+		 * came before resolve): check this request's token before its stream
+		 * can join a transfer someone else's token started.
+		 */
+		rc = c->ops->access(repo, ctx);
 	}
 	if (rc)
 		hfm_body_dispose(out);

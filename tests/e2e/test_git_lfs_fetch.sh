@@ -4,14 +4,17 @@
 # a second hfmirror serving the full clone (with LFS objects), reached through
 # faultrelay.py, which counts connections.  Also: the object lands in the
 # store and is then served by the git source with the upstream gone; Range;
-# offline; a commit upstream lacks; a repo the cache rules deny.
+# offline; a commit upstream lacks; a repo the cache rules deny; a gated repo
+# (the relay plays the Hub's gating): its object reaches accepted tokens only.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/import_lib.sh"
 
 UP=$T/up/models/acme/tiny
 NC=$T/up/models/acme/nocache
+GA=$T/up/models/acme/gated
 make_upstream "$UP"
 make_upstream "$NC"
+make_upstream "$GA"
 start_server up mirror -m "$T/up" --offline --repos-path "$T/upstore" || exit 1
 start_relay "${up_URL##*:}"
 
@@ -19,6 +22,8 @@ start_relay "${up_URL##*:}"
 MIR=$T/mirrors/models/acme
 GIT_LFS_SKIP_SMUDGE=1 git clone -q "file://$UP" "$MIR/tiny" 2>/dev/null
 GIT_LFS_SKIP_SMUDGE=1 git clone -q "file://$NC" "$MIR/nocache" 2>/dev/null
+GIT_LFS_SKIP_SMUDGE=1 git clone -q "file://$GA" "$MIR/gated" 2>/dev/null
+echo "gated acme/gated hf_good" >"$T/relay/gated"
 is "$(find "$MIR" -path '*/lfs/objects/*' -type f | wc -l)" 0 \
 	"the local clones hold no LFS object"
 
@@ -104,6 +109,23 @@ range_ok "Range on a missing object" "$L/acme/tiny/resolve/main/data/shard.bin" 
 	"$UP/data/shard.bin" 1000 1999
 is "$(hdr "$T/rg.h" ETag)" "\"$(sha256sum <"$UP/data/shard.bin" | cut -c1-64)\"" \
 	"Range: ETag is the sha256"
+
+# ---- a gated repo: no token rides along on someone else's download -------------
+# A slow fetch with the accepted token is under way when a request without a
+# token asks for the same object: it must be refused, not join the transfer.
+gsha=$(sha256sum <"$GA/weights.bin" | cut -c1-64)
+relay_mode slow 1000000
+get "$L/acme/gated/resolve/main/weights.bin" "$T/ga" -H "Authorization: Bearer hf_good" \
+	>"$T/ga.st" &
+ga_pid=$!
+check "gated: the accepted download is under way" wait_for test -e "$S/partial/$gsha"
+is "$(get "$L/acme/gated/resolve/main/weights.bin" "$T/gb")" 401 \
+	"gated: a request without a token meanwhile is 401"
+is "$(hdr "$T/gb.h" X-Error-Code)" GatedRepo "gated: GatedRepo"
+wait "$ga_pid"
+relay_mode pass
+is "$(cat "$T/ga.st")" 200 "gated: the accepted token's download is 200"
+check "gated: the accepted token gets the right bytes" cmp "$T/ga" "$GA/weights.bin"
 
 # ---- a commit the upstream does not have ---------------------------------------
 # A local commit (made with plumbing, so that no LFS filter runs) adds an LFS

@@ -1,12 +1,12 @@
 /* blobfetch.c - blob-cache fetches as upstream Range requests, checked. */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hfm/blobfetch.h"
 #include "hfm/hash.h"
+#include "hfm/ttlmap.h"
 
 /*
  * A failed fetch is remembered for FAIL_KEEP_NS, by blob, offset and origin
@@ -34,31 +34,20 @@
 #define COALESCE (256u * 1024)
 #define COALESCE_NS (20ull * 1000000)
 
-struct failure {
-	char oid[HFM_SHA256_HEX + 1];
-	char origin[HFM_SHA1_HEX + 1];   /* sha1 of the URL and Authorization */
-	uint64_t off;
-	uint64_t until_ns;               /* 0: free */
-	int rc;
-	char why[200];
-};
-
 struct hfm_blobfetch {
 	struct hfm_upstream *up;
 	int max_attempts;
 	long retry_base_ms;
 	hfm_log_fn log;
 	void *log_cls;
-	pthread_mutex_t lock;            /* fails, next_fail */
-	struct failure fails[FAIL_SLOTS];
-	unsigned next_fail;
+	struct hfm_ttlmap *fails;        /* by struct xfer's key: rc and why */
 };
 
 /* One fetch in flight: lives from start until on_done. */
 struct xfer {
 	struct hfm_blobfetch *bf;
 	struct hfm_blob_fetch *f;
-	char origin[HFM_SHA1_HEX + 1];   /* as struct failure */
+	char key[HFM_TTLMAP_KEY_MAX + 1];   /* "<oid> <off> <sha1 of Authorization and URL>" */
 	uint64_t off, len, size;
 	uint64_t skip;                   /* bytes to drop first (Range ignored) */
 	uint64_t got;                    /* bytes handed to the cache */
@@ -83,7 +72,7 @@ int hfm_blobfetch_new(struct hfm_blobfetch **out, struct hfm_upstream *up,
 	bf->retry_base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : 250;
 	bf->log = o->log;
 	bf->log_cls = o->log_cls;
-	pthread_mutex_init(&bf->lock, NULL);
+	bf->fails = hfm_ttlmap_new(FAIL_SLOTS);
 	*out = bf;
 	return 0;
 }
@@ -92,7 +81,7 @@ void hfm_blobfetch_free(struct hfm_blobfetch *bf)
 {
 	if (!bf)
 		return;
-	pthread_mutex_destroy(&bf->lock);
+	hfm_ttlmap_free(bf->fails);
 	free(bf);
 }
 
@@ -101,59 +90,22 @@ static const char *oid_of(const struct xfer *x)
 	return hfm_blob_oid(hfm_blob_fetch_blob(x->f));
 }
 
-/* The slot for (oid, off, origin) under bf->lock: its own, else a free one. */
-static struct failure *fail_slot(struct hfm_blobfetch *bf, const char *oid, uint64_t off,
-				 const char *origin, uint64_t now, int take)
-{
-	struct failure *free_slot = NULL;
-
-	for (unsigned i = 0; i < FAIL_SLOTS; i++) {
-		struct failure *k = &bf->fails[i];
-		if (k->until_ns <= now) {
-			free_slot = free_slot ? free_slot : k;
-			continue;
-		}
-		if (k->off == off && !strcmp(k->oid, oid) && !strcmp(k->origin, origin))
-			return k;
-	}
-	if (!take)
-		return NULL;
-	return free_slot ? free_slot : &bf->fails[bf->next_fail++ % FAIL_SLOTS];
-}
-
 static void fail_remember(struct xfer *x, int rc)
 {
-	struct hfm_blobfetch *bf = x->bf;
-	const char *oid = oid_of(x);
-	uint64_t now = hfm_mono_ns();
-
 	/* upstream's doing only: not a cancel, a shutdown or a disk error */
-	if (rc != HFM_ETIMEOUT && rc != HFM_EUPSTREAM && rc != HFM_EGATED)
-		return;
-	pthread_mutex_lock(&bf->lock);
-	struct failure *k = fail_slot(bf, oid, x->off, x->origin, now, 1);
-	snprintf(k->oid, sizeof(k->oid), "%s", oid);
-	snprintf(k->origin, sizeof(k->origin), "%s", x->origin);
-	snprintf(k->why, sizeof(k->why), "%s", hfm_error_last());
-	k->off = x->off;
-	k->rc = rc;
-	k->until_ns = now + FAIL_KEEP_NS;
-	pthread_mutex_unlock(&bf->lock);
+	if (rc == HFM_ETIMEOUT || rc == HFM_EUPSTREAM || rc == HFM_EGATED)
+		hfm_ttlmap_put(x->bf->fails, x->key, rc, hfm_error_last(), FAIL_KEEP_NS);
 }
 
-/* The error of a fetch like this one that failed just now, or 0. */
-static int fail_recent(struct hfm_blobfetch *bf, const char *oid, uint64_t off,
-		       const char *origin)
+/* The error of a fetch like x that failed just now, or 0. */
+static int fail_recent(const struct xfer *x)
 {
-	int rc = 0;
+	char why[HFM_TTLMAP_WHY_MAX + 1];
+	int rc;
 
-	pthread_mutex_lock(&bf->lock);
-	struct failure *k = fail_slot(bf, oid, off, origin, hfm_mono_ns(), 0);
-	if (k)
-		rc = hfm_error_set(k->rc, "%s (a moment ago; not asking upstream again yet)",
-				   k->why);
-	pthread_mutex_unlock(&bf->lock);
-	return rc;
+	if (!hfm_ttlmap_get(x->bf->fails, x->key, &rc, why, sizeof(why)))
+		return 0;
+	return hfm_error_set(rc, "%s (a moment ago; not asking upstream again yet)", why);
 }
 
 /* "bytes a-b/total" -> a, b, total; 0 on success. */
@@ -299,9 +251,11 @@ int hfm_blobfetch_start(void *cls, struct hfm_blob_fetch *f, const void *origin)
 	x->len = hfm_blob_fetch_length(f);
 	x->size = hfm_blob_size(hfm_blob_fetch_blob(f));
 	char *who = hfm_asprintf("%s\n%s", o->authorization ? o->authorization : "", o->url);
-	hfm_sha1_hex(x->origin, who, strlen(who));
+	char from[HFM_SHA1_HEX + 1];
+	hfm_sha1_hex(from, who, strlen(who));
 	free(who);
-	if ((rc = fail_recent(bf, oid_of(x), x->off, x->origin))) {
+	snprintf(x->key, sizeof(x->key), "%s %" PRIu64 " %s", oid_of(x), x->off, from);
+	if ((rc = fail_recent(x))) {
 		free(x);
 		return rc;
 	}

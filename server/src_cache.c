@@ -19,6 +19,7 @@
 #include "hfm/hash.h"
 #include "hfm/src_cache.h"
 #include "hfm/stream.h"
+#include "hfm/ttlmap.h"
 #include "hfm/upstream.h"
 
 #define PAGE_MAX (64u << 20)            /* one upstream JSON answer */
@@ -30,16 +31,6 @@
 
 /* How the upstream marks a repo. */
 enum restriction { R_UNKNOWN = -1, R_OPEN = 0, R_GATED, R_PRIVATE };
-
-/*
- * The upstream's answer to "may the holder of this token read this repo":
- * key = sha1 of the Authorization header (or "") + " " + "<type>/<name>".
- */
-struct grant {
-	char key[HFM_SHA1_HEX + 1 + 16 + HFM_REPO_NAME_MAX];
-	int rc;                          /* 0, HFM_EGATED or HFM_ENOREPO */
-	uint64_t until_ns;
-};
 
 /* One upstream API request (or a chain of pages), shared by every request
  * that needs the same answer while it runs and shortly after. */
@@ -86,8 +77,11 @@ struct cachesrc {
 	struct job *jobs;
 	struct cache_snap *snaps[SNAP_CACHE];
 	unsigned snap_next;
-	struct grant *grants;            /* GRANTS of them, under lock */
-	unsigned grant_next;
+	/*
+	 * The upstream's answers to "may the holder of this token read this
+	 * repo" (0, HFM_EGATED or HFM_ENOREPO), by grant_key().
+	 */
+	struct hfm_ttlmap *grants;
 };
 
 struct cache_repo {
@@ -517,40 +511,9 @@ static void grant_key(char *key, size_t cap, const struct cache_repo *r, const s
 	snprintf(key, cap, "%s %s/%s", h, hfm_repo_type_plural(r->base.id.type), r->base.id.name);
 }
 
-/* 1 with *rc = the remembered answer, 0 if there is none (or it is old). */
-static int grant_find(struct cachesrc *cs, const char *key, int *rc)
-{
-	uint64_t now = hfm_mono_ns();
-	int found = 0;
-
-	pthread_mutex_lock(&cs->lock);
-	for (unsigned i = 0; i < GRANTS && !found; i++)
-		if (cs->grants[i].until_ns > now && !strcmp(cs->grants[i].key, key)) {
-			*rc = cs->grants[i].rc;
-			found = 1;
-		}
-	pthread_mutex_unlock(&cs->lock);
-	return found;
-}
-
 static void grant_put(struct cachesrc *cs, const char *key, int rc, unsigned ttl_s)
 {
-	uint64_t now = hfm_mono_ns();
-	struct grant *g = NULL;
-
-	pthread_mutex_lock(&cs->lock);
-	for (unsigned i = 0; i < GRANTS && !g; i++)
-		if (!strcmp(cs->grants[i].key, key))
-			g = &cs->grants[i];
-	for (unsigned i = 0; i < GRANTS && !g; i++)
-		if (cs->grants[i].until_ns <= now)
-			g = &cs->grants[i];
-	if (!g)
-		g = &cs->grants[cs->grant_next++ % GRANTS];
-	snprintf(g->key, sizeof(g->key), "%s", key);
-	g->rc = rc;
-	g->until_ns = now + (uint64_t)ttl_s * 1000000000ull;
-	pthread_mutex_unlock(&cs->lock);
+	hfm_ttlmap_put(cs->grants, key, rc, NULL, (uint64_t)ttl_s * 1000000000ull);
 }
 
 /*
@@ -562,7 +525,7 @@ static void fresh_info(struct cache_repo *r, struct hfm_ctx *ctx)
 {
 	struct cachesrc *cs = r->cs;
 	static const char *const names[] = { "", "gated\n", "private\n" };
-	char rel[HFM_PATH_MAX], key[sizeof(((struct grant *)0)->key)];
+	char rel[HFM_PATH_MAX], key[HFM_TTLMAP_KEY_MAX + 1];
 
 	if (r->restricted == R_PRIVATE) {
 		grant_key(key, sizeof(key), r, ctx);
@@ -597,7 +560,7 @@ static int cache_access(struct hfm_repo *base, struct hfm_ctx *ctx)
 	struct cache_repo *r = (struct cache_repo *)base;
 	struct cachesrc *cs = r->cs;
 	const char *what;
-	char key[sizeof(((struct grant *)0)->key)];
+	char key[HFM_TTLMAP_KEY_MAX + 1];
 	struct answer a = { 0 };
 	struct hfm_buf url = HFM_BUF_INIT(8192);
 	int rc;
@@ -615,7 +578,7 @@ static int cache_access(struct hfm_repo *base, struct hfm_ctx *ctx)
 				     "token (allow-gated-offline is off)", base->id.name, what);
 	}
 	grant_key(key, sizeof(key), r, ctx);
-	if (grant_find(cs, key, &rc)) {
+	if (hfm_ttlmap_get(cs->grants, key, &rc, NULL, 0)) {
 		if (rc)
 			return refuse(r, rc);
 		return r->granted = 1, 0;
@@ -1323,7 +1286,7 @@ static void cache_free(struct hfm_source *src)
 			hfm_snapshot_unref(&cs->snaps[i]->base);
 	pthread_mutex_destroy(&cs->lock);
 	pthread_cond_destroy(&cs->cond);
-	free(cs->grants);
+	hfm_ttlmap_free(cs->grants);
 	free(cs->up_url);
 	free(cs->base.label);
 	free(cs);
@@ -1364,7 +1327,7 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	cs->ttl = o->metadata_ttl;
 	cs->allow_gated_offline = o->allow_gated_offline;
 	cs->grant_ttl = o->access_check_ttl ? o->access_check_ttl : 300;
-	cs->grants = hfm_calloc(GRANTS, sizeof(*cs->grants));
+	cs->grants = hfm_ttlmap_new(GRANTS);
 	cs->rules = o->cache_rules;
 	cs->log = o->log;
 	cs->log_cls = o->log_cls;

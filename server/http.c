@@ -1,5 +1,5 @@
 /*
- * http.c - the libmicrohttpd daemon, request lifecycle and replies.
+ * http.c - the libmicrohttpd daemon, request lifecycle and sending replies.
  *
  * Lifecycle of a request (struct hfm_req):
  *  - MHD's URI log callback allocates it with the raw request URI, before
@@ -35,14 +35,14 @@
 
 #include "hfm/handlers.h"
 #include "hfm/http.h"
-#include "hfm/range.h"
+#include "hfm/reply.h"
 #include "hfm/stream.h"
 
 #define SMALL_BODY (64u * 1024)          /* copied into the response */
 /* pread+send block: 1 MiB measured 3.0-3.6 GB/s vs 2.1-2.6 at 256 KiB
  * (bench/run, docs/performance.md); held only while a body is sent. */
 #define PREAD_BLOCK (1024u * 1024)
-#define MAX_HEADERS 16
+#define MAX_HEADERS 24
 
 struct hfm_server {
 	struct MHD_Daemon *d;
@@ -126,6 +126,7 @@ const struct hfm_buf *hfm_req_body(const struct hfm_req *r) { return &r->body; }
 struct hfm_ctx *hfm_req_ctx(struct hfm_req *r) { return &r->ctx; }
 struct hfm_server *hfm_req_server(struct hfm_req *r) { return r->srv; }
 void hfm_req_set_source(struct hfm_req *r, const char *kind) { r->src_kind = kind; }
+int hfm_req_replied(const struct hfm_req *r) { return r->replied; }
 const char *hfm_req_query(const struct hfm_req *r) { return r->query; }
 
 const char *hfm_req_header(struct hfm_req *r, const char *name)
@@ -240,15 +241,8 @@ const char *hfm_req_base_url(struct hfm_req *r)
 
 /* ---- replies ------------------------------------------------------------- */
 
-static void common_headers(struct hfm_req *r, struct MHD_Response *resp)
+static void queue_headers(struct hfm_req *r, struct MHD_Response *resp)
 {
-	MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
-	MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-		"X-Repo-Commit,X-Linked-Etag,X-Linked-Size,ETag,Content-Range,"
-		"Accept-Ranges,Content-Length,Link,X-Error-Code,X-Error-Message,X-Request-Id");
-	const char *trace = hfm_req_header(r, "X-Amzn-Trace-Id");
-	if (trace && strlen(trace) < 200 && !strpbrk(trace, "\r\n"))
-		MHD_add_response_header(resp, "X-Request-Id", trace);
 	for (size_t i = 0; i < r->nhdrs; i++)
 		MHD_add_response_header(resp, r->hdrs[i].key, r->hdrs[i].val);
 }
@@ -260,7 +254,7 @@ static int queue(struct hfm_req *r, unsigned status, struct MHD_Response *resp, 
 		r->status = 500;
 		return HFM_EIO;
 	}
-	common_headers(r, resp);
+	queue_headers(r, resp);
 	enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	r->replied = 1;
@@ -271,101 +265,17 @@ static int queue(struct hfm_req *r, unsigned status, struct MHD_Response *resp, 
 
 static struct MHD_Response *buf_response(struct hfm_buf *b)
 {
-	size_t len = b->len;
-	char *p = hfm_buf_detach(b);
+	size_t len = b ? b->len : 0;
+	char *p = b ? hfm_buf_detach(b) : NULL;
 	if (!p)
 		return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	return MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
 }
 
-int hfm_reply_text(struct hfm_req *r, unsigned status, const char *content_type,
-		   struct hfm_buf *body)
+int hfm_req_respond(struct hfm_req *r, unsigned status, struct hfm_buf *body)
 {
-	size_t len = body->len;
-	struct MHD_Response *resp = buf_response(body);
-	if (resp && content_type)
-		MHD_add_response_header(resp, "Content-Type", content_type);
-	return queue(r, status, resp, len);
-}
-
-int hfm_reply_json(struct hfm_req *r, unsigned status, struct hfm_buf *body)
-{
-	return hfm_reply_text(r, status, "application/json; charset=utf-8", body);
-}
-
-int hfm_reply_html(struct hfm_req *r, unsigned status, struct hfm_buf *body)
-{
-	return hfm_reply_text(r, status, "text/html; charset=utf-8", body);
-}
-
-int hfm_reply_not_found(struct hfm_req *r)
-{
-	struct hfm_buf b = HFM_BUF_INIT(256);
-	hfm_buf_puts(&b, "{\"error\":\"Not Found\"}");
-	return hfm_reply_json(r, 404, &b);
-}
-
-struct err_map {
-	int code;
-	unsigned status;
-	const char *hub_code;        /* X-Error-Code or NULL */
-	const char *dflt;
-};
-
-static const struct err_map err_maps[] = {
-	{ HFM_ENOREPO, 404, "RepoNotFound", "Repository not found" },
-	{ HFM_EDENIED, 404, "RepoNotFound", "Repository not found" },
-	{ HFM_ENOREV, 404, "RevisionNotFound", "Invalid rev id" },
-	{ HFM_ENOENT, 404, "EntryNotFound", "Entry not found" },
-	/* not EntryNotFound: clients would record the listed file as absent */
-	{ HFM_EUNAVAIL, 502, NULL, "The content of this file is not in this mirror" },
-	{ HFM_EGATED, 401, "GatedRepo", "Access to this repository is restricted" },
-	{ HFM_EINVAL, 400, NULL, "Bad request" },
-	{ HFM_ETOOBIG, 413, NULL, "Request too large" },
-	{ HFM_EUPSTREAM, 502, NULL, "Upstream hub error" },
-	{ HFM_ETIMEOUT, 504, NULL, "Upstream hub timed out" },
-	{ HFM_EOFFLINE, 503, NULL, "This mirror is offline" },
-	{ HFM_EAGAIN, 503, NULL, "The request waited too long; retry later" },
-	{ HFM_ECORRUPT, 500, NULL, "Stored content is corrupt" },
-};
-
-int hfm_reply_error(struct hfm_req *r, int code, const char *message, const char *commit)
-{
-	const struct err_map *m = NULL;
-	for (size_t i = 0; i < HFM_ARRAY_SIZE(err_maps); i++)
-		if (err_maps[i].code == code)
-			m = &err_maps[i];
-	unsigned status = m ? m->status : 500;
-	if (code == HFM_EGATED && r->ctx.authorization)
-		status = 403;
-	if (!message || !*message) {
-		const char *last = hfm_error_last();
-		message = last && *last ? last : (m ? m->dflt : "Internal error");
-	}
-	/* Header values must be one line of printable bytes. */
-	char hmsg[512];
-	size_t k = 0;
-	for (const char *p = message; *p && k < sizeof(hmsg) - 1; p++)
-		hmsg[k++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? ' ' : *p;
-	hmsg[k] = '\0';
-
-	struct hfm_buf b = HFM_BUF_INIT(4096);
-	hfm_buf_puts(&b, "{\"error\":");
-	hfm_buf_json_str(&b, message);
-	hfm_buf_puts(&b, "}");
-	size_t len = b.len;
-	struct MHD_Response *resp = buf_response(&b);
-	if (!resp)
-		return queue(r, status, NULL, 0);
-	MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-	if (m && m->hub_code)
-		MHD_add_response_header(resp, "X-Error-Code", m->hub_code);
-	MHD_add_response_header(resp, "X-Error-Message", hmsg);
-	if (commit && *commit)
-		MHD_add_response_header(resp, "X-Repo-Commit", commit);
-	if (status == 503)
-		MHD_add_response_header(resp, "Retry-After", "5");
-	return queue(r, status, resp, len);
+	size_t len = body ? body->len : 0;
+	return queue(r, status, buf_response(body), len);
 }
 
 /* ---- file replies --------------------------------------------------------- */
@@ -491,140 +401,23 @@ static struct MHD_Response *body_response(struct hfm_req *r, struct hfm_body *b,
 	return NULL;
 }
 
-/* Does an If-None-Match / If-Range value name our etag? */
-static int etag_matches(const char *hdr, const char *etag)
+int hfm_req_respond_body(struct hfm_req *r, unsigned status, struct hfm_body *body,
+			 uint64_t start, uint64_t len)
 {
-	if (!hdr)
-		return 0;
-	size_t el = strlen(etag);
-	const char *p = hdr;
-	while (*p) {
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		if (*p == '*')
-			return 1;
-		if (p[0] == 'W' && p[1] == '/')
-			p += 2;
-		int q = *p == '"';
-		if (q)
-			p++;
-		const char *s = p;
-		while (*p && *p != ',' && (q ? *p != '"' : *p != ' '))
-			p++;
-		if ((size_t)(p - s) == el && !memcmp(s, etag, el))
-			return 1;
-		if (q && *p == '"')
-			p++;
-		while (*p && *p != ',')
-			p++;
-	}
-	return 0;
-}
-
-static const char *content_type_for(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	const char *base = slash ? slash + 1 : path;
-	const char *dot = strrchr(base, '.');
-	if (!dot)
-		return "application/octet-stream";
-	dot++;
-	static const struct { const char *ext, *type; } types[] = {
-		{ "json", "application/json" },
-		{ "txt", "text/plain; charset=utf-8" },
-		{ "md", "text/plain; charset=utf-8" },
-		{ "py", "text/plain; charset=utf-8" },
-		{ "csv", "text/csv; charset=utf-8" },
-		{ "yaml", "text/plain; charset=utf-8" },
-		{ "yml", "text/plain; charset=utf-8" },
-		/* Never let a repo's HTML or SVG run in a browser on our origin. */
-		{ "html", "text/plain; charset=utf-8" },
-		{ "htm", "text/plain; charset=utf-8" },
-		{ "svg", "text/plain; charset=utf-8" },
-		{ "png", "image/png" },
-		{ "jpg", "image/jpeg" },
-		{ "jpeg", "image/jpeg" },
-	};
-	for (size_t i = 0; i < HFM_ARRAY_SIZE(types); i++)
-		if (hfm_strieq(dot, types[i].ext))
-			return types[i].type;
-	return "application/octet-stream";
-}
-
-int hfm_reply_file(struct hfm_req *r, const struct hfm_entry *e, struct hfm_body *body,
-		   const char *commit, int raw)
-{
-	int lfs_view = e->is_lfs && !raw;
-	const char *etag = lfs_view ? e->lfs_oid : e->oid;
-	char qetag[HFM_SHA256_HEX + 3];
-	snprintf(qetag, sizeof(qetag), "\"%s\"", etag);
-	uint64_t size = body->size;
-	char num[32];
-
-	hfm_req_add_header(r, "X-Repo-Commit", commit);
-	hfm_req_add_header(r, "ETag", qetag);
-	if (lfs_view) {
-		hfm_req_add_header(r, "X-Linked-Etag", qetag);
-		snprintf(num, sizeof(num), "%llu", (unsigned long long)size);
-		hfm_req_add_header(r, "X-Linked-Size", num);
-	}
-	hfm_req_add_header(r, "Accept-Ranges", "bytes");
-	if (body->source_kind)
-		r->src_kind = body->source_kind;
-
-	if (etag_matches(hfm_req_header(r, "If-None-Match"), etag)) {
-		hfm_body_dispose(body);
-		struct MHD_Response *resp =
-			MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-		return queue(r, 304, resp, 0);
-	}
-
-	const char *range = hfm_req_header(r, "Range");
-	const char *if_range = hfm_req_header(r, "If-Range");
-	if (range && if_range && !etag_matches(if_range, etag))
-		range = NULL;                /* representation changed: send it whole */
-	uint64_t start = 0, len = size;
-	unsigned status = 200;
-	switch (hfm_range_parse(range, size, &start, &len)) {
-	case HFM_RANGE_NONE:
-		break;
-	case HFM_RANGE_PARTIAL: {
-		char cr[80];
-		snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)start,
-			 (unsigned long long)(start + len - 1), (unsigned long long)size);
-		hfm_req_add_header(r, "Content-Range", cr);
-		status = 206;
-		break;
-	}
-	case HFM_RANGE_UNSATISFIABLE: {
-		char cr[48];
-		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
-		hfm_req_add_header(r, "Content-Range", cr);
-		hfm_body_dispose(body);
-		struct MHD_Response *resp =
-			MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-		return queue(r, 416, resp, 0);
-	}
-	case HFM_RANGE_EMPTY_FILE:
-		hfm_req_add_header(r, "Content-Range", "bytes */0");
-		break;
-	}
 	if (body->kind == HFM_BODY_STREAM && r->method != HFM_M_HEAD && len) {
 		/* Know that upstream delivers before promising a 200/206. */
-		int prc = hfm_stream_prime(body->stream, start, start + len, r->ctx.waiter);
-		if (prc) {
+		int rc = hfm_stream_prime(body->stream, start, start + len, r->waiter);
+		if (rc) {
 			hfm_body_dispose(body);
 			drop_headers(r);
-			return prc == HFM_EAGAIN ? prc : hfm_reply_error(r, prc, NULL, commit);
+			return rc;
 		}
 	}
 	struct MHD_Response *resp = body_response(r, body, start, len);
 	if (!resp) {
 		drop_headers(r);
-		return hfm_reply_error(r, HFM_EIO, NULL, NULL);
+		return HFM_EIO;
 	}
-	MHD_add_response_header(resp, "Content-Type", content_type_for(e->path));
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	return queue(r, status, resp, len);
 }
 

@@ -16,6 +16,7 @@
 #define HFM_HANDLERS_H
 
 #include "http.h"
+#include "reply.h"
 
 int hfm_handle(struct hfm_req *r);
 

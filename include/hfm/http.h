@@ -4,7 +4,8 @@
  *
  * The server owns one libmicrohttpd daemon with an epoll thread pool.
  * Every request goes through the router (route.h) to a handler (handlers.h).
- * A handler answers with one of the hfm_reply_*() functions, or returns
+ * A handler answers with one of the hfm_reply_*() functions (reply.h, the
+ * Hub's rules on top of hfm_req_respond*() here), or returns
  * HFM_EAGAIN after a source armed the request's waiter: the connection is
  * then suspended (no thread is held, nothing polls) and the handler runs
  * again from the top when the waiter fires.  A request that waits longer
@@ -80,27 +81,26 @@ void hfm_req_set_source(struct hfm_req *r, const char *kind);
 /* Headers added to whatever reply follows (copied). */
 void hfm_req_add_header(struct hfm_req *r, const char *name, const char *value);
 
-/* Replies: each returns 0; the body buffer is taken over (and reset). */
-int hfm_reply_json(struct hfm_req *r, unsigned status, struct hfm_buf *body);
-int hfm_reply_html(struct hfm_req *r, unsigned status, struct hfm_buf *body);
-int hfm_reply_text(struct hfm_req *r, unsigned status, const char *content_type,
-		   struct hfm_buf *body);
 /*
- * The Hub's error: status from `code` (HFM_E*), X-Error-Code, X-Error-Message
- * (`message`, or the thread's last error, or a default), JSON {"error": …}.
- * `commit` (may be NULL) is sent as X-Repo-Commit (EntryNotFound needs it).
+ * Send the reply: `status`, the headers added so far, and `body` (taken
+ * over; NULL = empty).  A HEAD request gets the headers with the body's
+ * Content-Length.  Returns 0, or HFM_EIO if the connection would not take
+ * it.  Once per run; hfm_req_replied() tells whether it happened.
  */
-int hfm_reply_error(struct hfm_req *r, int code, const char *message, const char *commit);
-/* A plain 404 for unknown routes (no X-Error-Code, as the Hub). */
-int hfm_reply_not_found(struct hfm_req *r);
-
+int hfm_req_respond(struct hfm_req *r, unsigned status, struct hfm_buf *body);
 /*
- * A file answer for /resolve/ and /raw/: ETag, X-Repo-Commit, X-Linked-*,
- * Range (206/416), If-None-Match (304), If-Range; the body is taken over.
- * `raw` selects the git blob view (the pointer for LFS files).
+ * Send bytes [start, start+len) of `body` (taken over) with `status`:
+ * files as fd ranges (pread or sendfile, --body-io), streams as they
+ * arrive, suspending the connection while bytes are on their way.  A
+ * stream is primed first so a dead upstream is an error answer, not a 200
+ * that breaks off: then nothing is sent, the headers added so far are
+ * dropped, and its error (HFM_EAGAIN with the request's waiter armed, or
+ * the upstream's) is returned for the caller to answer; likewise HFM_EIO
+ * for a file that changed while it was read.
  */
-int hfm_reply_file(struct hfm_req *r, const struct hfm_entry *e, struct hfm_body *body,
-		   const char *commit, int raw);
+int hfm_req_respond_body(struct hfm_req *r, unsigned status, struct hfm_body *body,
+			 uint64_t start, uint64_t len);
+int hfm_req_replied(const struct hfm_req *r);
 
 /*
  * Split an application/x-www-form-urlencoded string (a query or a POST

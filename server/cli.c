@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hfm/catalog.h"
 #include "hfm/cli.h"
 #include "hfm/config.h"
 #include "hfm/hasher.h"
@@ -550,6 +551,11 @@ static int run_server(struct run *o)
 		srcs[nsrc++] = c;
 	}
 
+	struct hfm_catalog catalog = {
+		.sources = srcs,
+		.nsources = nsrc,
+		.proxy_rules = cfg->proxy,
+	};
 	struct hfm_server_opts so = {
 		.host = cfg->host,
 		.port = cfg->port,
@@ -563,9 +569,7 @@ static int run_server(struct run *o)
 		.max_connections = cfg->max_connections,
 		.idle_timeout = cfg->idle_timeout,
 		.wait_timeout = cfg->wait_timeout,
-		.sources = srcs,
-		.nsources = nsrc,
-		.proxy_rules = cfg->proxy,
+		.catalog = &catalog,
 		.mode_label = cmd_names[o->cmd],
 	};
 	if (hfm_server_start(&srv, &so)) {

@@ -13,7 +13,6 @@
 #include <cjson/cJSON.h>
 
 #include "hfm/handlers.h"
-#include "hfm/lookup.h"
 
 #define JSON_MAX (256u << 20)            /* one answer: 100k-file repos fit */
 #define TREE_PAGE 1000                   /* the Hub's page size */
@@ -570,58 +569,6 @@ static int h_commits(struct hfm_req *r, struct hfm_found *f)
 
 /* ---- repo listing -------------------------------------------------------------- */
 
-struct names {
-	char **v;
-	size_t n;
-};
-
-static void names_add(void *cls, const char *name)
-{
-	struct names *ns = cls;
-	if (ns->n >= 1000000)
-		return;
-	ns->v = hfm_realloc(ns->v, (ns->n + 1) * sizeof(*ns->v));
-	ns->v[ns->n++] = hfm_strdup(name);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Every repo name of type t across sources, sorted and unique. */
-void hfm_api_repo_names(struct hfm_server *srv, enum hfm_repo_type t, char ***out, size_t *n)
-{
-	const struct hfm_rules *rules = hfm_server_proxy_rules(srv);
-	struct hfm_source **srcs;
-	size_t nsrc = hfm_server_sources(srv, &srcs);
-	struct names ns = { 0 };
-	for (size_t i = 0; i < nsrc; i++)
-		if (srcs[i]->ops->list_repos)
-			srcs[i]->ops->list_repos(srcs[i], t, names_add, &ns);
-	if (rules) {                     /* what the rules hide is not listed either */
-		size_t k = 0;
-		for (size_t i = 0; i < ns.n; i++) {
-			if (hfm_rules_allow(rules, ns.v[i]))
-				ns.v[k++] = ns.v[i];
-			else
-				free(ns.v[i]);
-		}
-		ns.n = k;
-	}
-	if (ns.n)
-		qsort(ns.v, ns.n, sizeof(*ns.v), cmp_str);
-	size_t k = 0;
-	for (size_t i = 0; i < ns.n; i++) {
-		if (k && !strcmp(ns.v[k - 1], ns.v[i]))
-			free(ns.v[i]);
-		else
-			ns.v[k++] = ns.v[i];
-	}
-	*out = ns.v;
-	*n = k;
-}
-
 static int h_list(struct hfm_req *r)
 {
 	const struct hfm_route *rt = hfm_req_route(r);
@@ -630,7 +577,7 @@ static int h_list(struct hfm_req *r)
 	long limit = arg_long(r, "limit", 1000000, 1, 1000000);
 	char **names;
 	size_t n;
-	hfm_api_repo_names(hfm_req_server(r), rt->repo.type, &names, &n);
+	hfm_catalog_repo_names(&names, &n, hfm_server_catalog(hfm_req_server(r)), rt->repo.type);
 
 	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
 	hfm_buf_putc(&b, '[');
@@ -709,7 +656,8 @@ int hfm_h_api(struct hfm_req *r)
 	}
 	/* refs has no revision: any source holding the repo answers. */
 	const char *rev = rt->rev ? rt->rev : "HEAD";
-	if ((rc = hfm_find(&f, r, &rt->repo, rev)))
+	if ((rc = hfm_catalog_find(&f, hfm_server_catalog(hfm_req_server(r)), &rt->repo, rev,
+				    hfm_req_ctx(r))))
 		return rc;
 	hfm_req_set_source(r, f.repo->src->ops->kind);
 	switch (rt->kind) {

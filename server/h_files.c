@@ -5,12 +5,11 @@
  * file's content (etag = sha256, X-Linked-*), /raw/ its git blob (the
  * pointer).  Bytes come from the source's body (an fd for zero-copy), or
  * from the online cache when the answering source lacks an LFS object
- * (hfm_lookup_open).  Content that is known but cannot be had is
+ * (hfm_catalog_open).  Content that is known but cannot be had is
  * HFM_EUNAVAIL: a 502, not EntryNotFound, since the file does exist
  * (docs/git-mirrors.md says why).
  */
 #include "hfm/handlers.h"
-#include "hfm/lookup.h"
 
 int hfm_h_file(struct hfm_req *r)
 {
@@ -20,11 +19,10 @@ int hfm_h_file(struct hfm_req *r)
 	struct hfm_found f;
 	struct hfm_list *l = NULL;
 	struct hfm_body body = { .fd = -1 };
-	struct hfm_source **srcs;
-	size_t nsrcs = hfm_server_sources(hfm_req_server(r), &srcs);
+	const struct hfm_catalog *cat = hfm_server_catalog(hfm_req_server(r));
 	int rc;
 
-	if ((rc = hfm_find(&f, r, &rt->repo, rt->rev)))
+	if ((rc = hfm_catalog_find(&f, cat, &rt->repo, rt->rev, ctx)))
 		return rc;
 	const struct hfm_source_ops *ops = f.repo->src->ops;
 	hfm_req_set_source(r, ops->kind);
@@ -37,7 +35,7 @@ int hfm_h_file(struct hfm_req *r)
 	if (rc)
 		goto cleanup;
 	const struct hfm_entry *e = l->items[0];
-	rc = hfm_lookup_open(&body, srcs, nsrcs, &f, e, raw ? HFM_OPEN_RAW : 0, ctx);
+	rc = hfm_catalog_open(&body, cat, &f, e, raw ? HFM_OPEN_RAW : 0, ctx);
 	if (rc == HFM_ENOENT || rc == HFM_EUNAVAIL) {
 		rc = hfm_reply_error(r, rc, NULL, f.rc.commit);
 		goto cleanup;

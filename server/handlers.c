@@ -1,23 +1,5 @@
 /* handlers.c - dispatch a routed request (see handlers.h). */
-#include <string.h>
-
 #include "hfm/handlers.h"
-#include "hfm/lookup.h"
-
-int hfm_find(struct hfm_found *out, struct hfm_req *r, const struct hfm_repo_id *id,
-	     const char *rev)
-{
-	struct hfm_server *srv = hfm_req_server(r);
-	const struct hfm_rules *rules = hfm_server_proxy_rules(srv);
-	struct hfm_source **srcs;
-	size_t n = hfm_server_sources(srv, &srcs);
-
-	if (rules && !hfm_rules_allow(rules, id->name)) {
-		memset(out, 0, sizeof(*out));
-		return hfm_error_set(HFM_EDENIED, "Repository not found: %s", id->name);
-	}
-	return hfm_lookup(out, srcs, n, id, rev, hfm_req_ctx(r));
-}
 
 static int h_options(struct hfm_req *r)
 {

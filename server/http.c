@@ -964,15 +964,9 @@ int hfm_server_port(const struct hfm_server *s) { return s->port; }
 const char *hfm_server_url(const struct hfm_server *s) { return s->url; }
 const char *hfm_server_mode(const struct hfm_server *s) { return s->o.mode_label ? s->o.mode_label : ""; }
 
-const struct hfm_rules *hfm_server_proxy_rules(const struct hfm_server *s)
+const struct hfm_catalog *hfm_server_catalog(const struct hfm_server *s)
 {
-	return s->o.proxy_rules;
-}
-
-size_t hfm_server_sources(struct hfm_server *s, struct hfm_source ***out)
-{
-	*out = s->o.sources;
-	return s->o.nsources;
+	return s->o.catalog;
 }
 
 void hfm_server_stop(struct hfm_server *s)

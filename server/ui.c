@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "hfm/handlers.h"
-#include "hfm/lookup.h"
 
 #define PAGE_MAX (64u << 20)
 
@@ -50,7 +49,8 @@ static int index_page(struct hfm_req *r)
 	for (int t = 0; t < HFM_REPO_TYPES; t++) {
 		char **names;
 		size_t n;
-		hfm_api_repo_names(hfm_req_server(r), (enum hfm_repo_type)t, &names, &n);
+		hfm_catalog_repo_names(&names, &n, hfm_server_catalog(hfm_req_server(r)),
+				       (enum hfm_repo_type)t);
 		hfm_buf_printf(&b, "<h2>%s (%zu)</h2><ul>", hfm_repo_type_plural((enum hfm_repo_type)t), n);
 		for (size_t i = 0; i < n; i++) {
 			hfm_buf_puts(&b, "<li><a href=\"/");
@@ -76,7 +76,8 @@ static int repo_page(struct hfm_req *r)
 	struct hfm_list *l = NULL;
 	int rc;
 
-	if ((rc = hfm_find(&f, r, &rt->repo, rev)))
+	if ((rc = hfm_catalog_find(&f, hfm_server_catalog(hfm_req_server(r)), &rt->repo, rev,
+				    hfm_req_ctx(r))))
 		return rc;
 	const char *dir = rt->path ? rt->path : "";
 	rc = f.repo->src->ops->list(&l, f.repo, f.rc.commit, dir, 0, hfm_req_ctx(r));

@@ -15,25 +15,14 @@
 #ifndef HFM_HANDLERS_H
 #define HFM_HANDLERS_H
 
+#include "catalog.h"
 #include "http.h"
 #include "reply.h"
 
 int hfm_handle(struct hfm_req *r);
 
-struct hfm_found;
-/*
- * hfm_lookup() over the server's sources, after the proxy rules: a repo
- * they deny is HFM_EDENIED (answered RepoNotFound), whoever holds it.
- */
-int hfm_find(struct hfm_found *out, struct hfm_req *r, const struct hfm_repo_id *id,
-	     const char *rev);
-
 int hfm_h_file(struct hfm_req *r);        /* /resolve/, /raw/ */
 int hfm_h_api(struct hfm_req *r);         /* /api/... */
 int hfm_h_ui(struct hfm_req *r);          /* /, /{repo}, /{repo}/tree/... */
-
-/* Every repo name of type t across the server's sources, sorted, unique;
- * the caller frees each name and the array. */
-void hfm_api_repo_names(struct hfm_server *srv, enum hfm_repo_type t, char ***out, size_t *n);
 
 #endif

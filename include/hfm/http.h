@@ -20,7 +20,6 @@
 #include <stdint.h>
 #include "buf.h"
 #include "route.h"
-#include "rules.h"
 #include "source.h"
 
 #define HFM_MAX_BODY (1u << 20)        /* POST bodies (paths-info) */
@@ -39,15 +38,12 @@ struct hfm_server_opts {
 	unsigned max_connections;        /* 0 = default (4096) */
 	unsigned idle_timeout;           /* seconds, 0 = default (120) */
 	unsigned wait_timeout;           /* seconds a request may wait, 0 = 600 */
-	struct hfm_source **sources;     /* in answering order; borrowed */
-	size_t nsources;
+	const struct hfm_catalog *catalog; /* what handlers serve; borrowed */
 	const char *mode_label;          /* "model-bin", "mirror", ... for the web page */
-	/* Olah's [[accessibility.proxy]] rules: a denied repo is RepoNotFound
-	 * whatever source holds it.  NULL = allow all.  Borrowed. */
-	const struct hfm_rules *proxy_rules;
 };
 
 struct hfm_server;
+struct hfm_catalog;
 
 int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o);
 /* The port actually bound (useful with port 0). */
@@ -110,9 +106,8 @@ int hfm_req_replied(const struct hfm_req *r);
 void hfm_form_parse(const char *s, size_t n, void (*cb)(void *cls, char *key, char *val),
 		    void *cls);
 
-/* Sources and counters for handlers and /metrics. */
-size_t hfm_server_sources(struct hfm_server *s, struct hfm_source ***out);
-const struct hfm_rules *hfm_server_proxy_rules(const struct hfm_server *s);
+/* The catalog and counters for handlers and /metrics. */
+const struct hfm_catalog *hfm_server_catalog(const struct hfm_server *s);
 const char *hfm_server_mode(const struct hfm_server *s);
 void hfm_server_metrics(struct hfm_server *s, struct hfm_buf *out);
 

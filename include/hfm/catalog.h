@@ -1,0 +1,45 @@
+/*
+ * catalog.h - what this mirror serves: its sources in answering order and
+ * the proxy rules over them.  Handlers ask the catalog, never the sources
+ * one by one and never the HTTP server.
+ *
+ * A catalog is a view: it borrows the sources and the rules (the CLI owns
+ * them and keeps them alive while the server runs) and holds no state of
+ * its own, so any number of threads may use one at once.
+ */
+#ifndef HFM_CATALOG_H
+#define HFM_CATALOG_H
+
+#include "lookup.h"
+#include "rules.h"
+#include "source.h"
+
+struct hfm_catalog {
+	struct hfm_source *const *sources;   /* in answering order; borrowed */
+	size_t nsources;
+	/* Olah's [[accessibility.proxy]] rules: a repo they deny is
+	 * RepoNotFound whatever source holds it.  NULL = allow all.  Borrowed. */
+	const struct hfm_rules *proxy_rules;
+};
+
+/*
+ * hfm_lookup() over the catalog's sources, after the proxy rules: a repo
+ * they deny is HFM_EDENIED (answered RepoNotFound) and no source is asked.
+ * On error *out is zeroed (hfm_found_dispose() is then a no-op).
+ */
+int hfm_catalog_find(struct hfm_found *out, const struct hfm_catalog *c,
+		     const struct hfm_repo_id *id, const char *rev, struct hfm_ctx *ctx);
+
+/* hfm_lookup_open() over the catalog's sources (see lookup.h). */
+int hfm_catalog_open(struct hfm_body *out, const struct hfm_catalog *c, const struct hfm_found *f,
+		     const struct hfm_entry *e, unsigned flags, struct hfm_ctx *ctx);
+
+/*
+ * Every repo name of type t across the sources that can list theirs,
+ * without those the proxy rules hide, sorted in byte order, each once.
+ * The caller frees each name and the array (NULL when *n is 0).
+ */
+void hfm_catalog_repo_names(char ***out, size_t *n, const struct hfm_catalog *c,
+			    enum hfm_repo_type t);
+
+#endif

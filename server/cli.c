@@ -24,10 +24,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hfm/catalog.h"
 #include "hfm/cli.h"
 #include "hfm/config.h"
 #include "hfm/hasher.h"
+#include "hfm/handlers.h"
 #include "hfm/hashindex.h"
 #include "hfm/http.h"
 #include "hfm/src_cache.h"
@@ -556,6 +556,11 @@ static int run_server(struct run *o)
 		.nsources = nsrc,
 		.proxy_rules = cfg->proxy,
 	};
+	/* The app answers what the catalog holds; the server only carries it. */
+	struct hfm_app app = {
+		.catalog = &catalog,
+		.mode_label = cmd_names[o->cmd],
+	};
 	struct hfm_server_opts so = {
 		.host = cfg->host,
 		.port = cfg->port,
@@ -569,8 +574,8 @@ static int run_server(struct run *o)
 		.max_connections = cfg->max_connections,
 		.idle_timeout = cfg->idle_timeout,
 		.wait_timeout = cfg->wait_timeout,
-		.catalog = &catalog,
-		.mode_label = cmd_names[o->cmd],
+		.handle = hfm_app_handle,
+		.app = &app,
 	};
 	if (hfm_server_start(&srv, &so)) {
 		fprintf(stderr, "%s: %s\n", o->prog, hfm_error_last());

@@ -10,11 +10,6 @@
 #include <string.h>
 
 #include "hfm/config.h"
-#include "hfm/http.h"
-
-_Static_assert((int)HFM_CFG_IO_PREAD == (int)HFM_IO_PREAD &&
-	       (int)HFM_CFG_IO_SENDFILE == (int)HFM_IO_SENDFILE,
-	       "config body-io values must be http.h's");
 
 static void free_strv(char **v, size_t n)
 {

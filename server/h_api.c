@@ -183,11 +183,12 @@ static int reply_json_buf(struct hfm_req *r, struct hfm_buf *b)
 
 /* ---- info / revision ------------------------------------------------------- */
 
-static int h_info(struct hfm_req *r, struct hfm_found *f)
+static int h_info(struct hfm_call *c, struct hfm_found *f)
 {
-	const struct hfm_route *rt = hfm_req_route(r);
+	struct hfm_req *r = c->req;
+	const struct hfm_route *rt = &c->route;
 	const struct hfm_source_ops *ops = f->repo->src->ops;
-	struct hfm_ctx *ctx = hfm_req_ctx(r);
+	struct hfm_ctx *ctx = &c->ctx;
 	const char *bs = hfm_req_arg(r, "blobs");
 	int blobs = hfm_parse_bool(bs, 0);
 	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
@@ -291,9 +292,10 @@ static size_t first_after(const struct hfm_list *l, const char *after)
 	return lo;
 }
 
-static int h_tree(struct hfm_req *r, struct hfm_found *f)
+static int h_tree(struct hfm_call *c, struct hfm_found *f)
 {
-	const struct hfm_route *rt = hfm_req_route(r);
+	struct hfm_req *r = c->req;
+	const struct hfm_route *rt = &c->route;
 	const struct hfm_source_ops *ops = f->repo->src->ops;
 	int recursive = arg_bool(r, "recursive");
 	int expand = arg_bool(r, "expand");
@@ -307,7 +309,7 @@ static int h_tree(struct hfm_req *r, struct hfm_found *f)
 		return hfm_error_set(HFM_EINVAL, "Invalid cursor");
 	unsigned flags = HFM_LIST_IDS | (recursive ? HFM_LIST_RECURSIVE : 0) |
 			 (expand ? HFM_LIST_EXPAND : 0);
-	rc = ops->list(&l, f->repo, f->rc.commit, rt->path, flags, hfm_req_ctx(r));
+	rc = ops->list(&l, f->repo, f->rc.commit, rt->path, flags, &c->ctx);
 	if (rc == HFM_ENOENT) {
 		free(after);
 		return hfm_reply_error(r, HFM_ENOENT, NULL, f->rc.commit);
@@ -414,8 +416,9 @@ static int parse_paths_json(struct paths *p, const struct hfm_buf *body)
 	return rc;
 }
 
-static int h_paths_info(struct hfm_req *r, struct hfm_found *f)
+static int h_paths_info(struct hfm_call *c, struct hfm_found *f)
 {
+	struct hfm_req *r = c->req;
 	const struct hfm_source_ops *ops = f->repo->src->ops;
 	const struct hfm_buf *body = hfm_req_body(r);
 	const char *ct = hfm_req_header(r, "Content-Type");
@@ -453,7 +456,7 @@ static int h_paths_info(struct hfm_req *r, struct hfm_found *f)
 	}
 	p.n = k;
 	rc = ops->stat(&l, f->repo, f->rc.commit, (const char *const *)p.v, p.n,
-		       HFM_LIST_IDS | (p.expand ? HFM_LIST_EXPAND : 0), hfm_req_ctx(r));
+		       HFM_LIST_IDS | (p.expand ? HFM_LIST_EXPAND : 0), &c->ctx);
 	if (rc)
 		goto cleanup;
 	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
@@ -495,10 +498,11 @@ static void put_refs(struct hfm_buf *b, const struct hfm_refs *refs, int kind)
 	hfm_buf_putc(b, ']');
 }
 
-static int h_refs(struct hfm_req *r, struct hfm_found *f)
+static int h_refs(struct hfm_call *c, struct hfm_found *f)
 {
+	struct hfm_req *r = c->req;
 	struct hfm_refs *refs = NULL;
-	int rc = f->repo->src->ops->refs(&refs, f->repo, hfm_req_ctx(r));
+	int rc = f->repo->src->ops->refs(&refs, f->repo, &c->ctx);
 	if (rc)
 		return rc;
 	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
@@ -519,20 +523,21 @@ static int h_refs(struct hfm_req *r, struct hfm_found *f)
 
 /* ---- commits ----------------------------------------------------------------- */
 
-static int h_commits(struct hfm_req *r, struct hfm_found *f)
+static int h_commits(struct hfm_call *c, struct hfm_found *f)
 {
-	const struct hfm_route *rt = hfm_req_route(r);
+	struct hfm_req *r = c->req;
+	const struct hfm_route *rt = &c->route;
 	long limit = arg_long(r, "limit", COMMITS_PAGE, 1, COMMITS_PAGE_MAX);
 	long page = arg_long(r, "p", 0, 0, 1000000);
-	struct hfm_commits *c = NULL;
-	int rc = f->repo->src->ops->commits(&c, f->repo, f->rc.commit, (size_t)(page * limit),
-					    (size_t)limit, hfm_req_ctx(r));
+	struct hfm_commits *cs = NULL;
+	int rc = f->repo->src->ops->commits(&cs, f->repo, f->rc.commit, (size_t)(page * limit),
+					    (size_t)limit, &c->ctx);
 	if (rc)
 		return rc;
 	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
 	hfm_buf_putc(&b, '[');
-	for (size_t i = 0; i < c->n; i++) {
-		const struct hfm_commit *x = &c->v[i];
+	for (size_t i = 0; i < cs->n; i++) {
+		const struct hfm_commit *x = &cs->v[i];
 		if (i)
 			hfm_buf_putc(&b, ',');
 		hfm_buf_puts(&b, "{\"id\":\"");
@@ -552,7 +557,7 @@ static int h_commits(struct hfm_req *r, struct hfm_found *f)
 		hfm_buf_puts(&b, "]}");
 	}
 	hfm_buf_putc(&b, ']');
-	if (c->more) {
+	if (cs->more) {
 		struct hfm_buf link = HFM_BUF_INIT(4096);
 		hfm_buf_putc(&link, '<');
 		api_base(&link, r, &rt->repo);
@@ -563,21 +568,22 @@ static int h_commits(struct hfm_req *r, struct hfm_found *f)
 			hfm_req_add_header(r, "Link", link.ptr);
 		hfm_buf_dispose(&link);
 	}
-	hfm_commits_free(c);
+	hfm_commits_free(cs);
 	return reply_json_buf(r, &b);
 }
 
 /* ---- repo listing -------------------------------------------------------------- */
 
-static int h_list(struct hfm_req *r)
+static int h_list(struct hfm_call *c)
 {
-	const struct hfm_route *rt = hfm_req_route(r);
+	struct hfm_req *r = c->req;
+	const struct hfm_route *rt = &c->route;
 	const char *search = hfm_req_arg(r, "search");
 	const char *author = hfm_req_arg(r, "author");
 	long limit = arg_long(r, "limit", 1000000, 1, 1000000);
 	char **names;
 	size_t n;
-	hfm_catalog_repo_names(&names, &n, hfm_server_catalog(hfm_req_server(r)), rt->repo.type);
+	hfm_catalog_repo_names(&names, &n, c->app->catalog, rt->repo.type);
 
 	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
 	hfm_buf_putc(&b, '[');
@@ -618,10 +624,11 @@ static int h_list(struct hfm_req *r)
  * auth_check(): 200, or the repo's error (401/403 GatedRepo, 404).  A cache
  * of a gated repo asks its upstream (and so may a mirror chained to us).
  */
-static int h_auth_check(struct hfm_req *r, struct hfm_found *f)
+static int h_auth_check(struct hfm_call *c, struct hfm_found *f)
 {
+	struct hfm_req *r = c->req;
 	const struct hfm_source_ops *ops = f->repo->src->ops;
-	int rc = ops->access ? ops->access(f->repo, hfm_req_ctx(r)) : 0;
+	int rc = ops->access ? ops->access(f->repo, &c->ctx) : 0;
 
 	if (rc)
 		return rc == HFM_EAGAIN ? rc : hfm_reply_error(r, rc, NULL, f->rc.commit);
@@ -640,15 +647,16 @@ static int h_whoami(struct hfm_req *r)
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
-int hfm_h_api(struct hfm_req *r)
+int hfm_h_api(struct hfm_call *c)
 {
-	const struct hfm_route *rt = hfm_req_route(r);
+	struct hfm_req *r = c->req;
+	const struct hfm_route *rt = &c->route;
 	struct hfm_found f;
 	int rc;
 
 	switch (rt->kind) {
 	case HFM_R_API_LIST:
-		return h_list(r);
+		return h_list(c);
 	case HFM_R_API_WHOAMI:
 		return h_whoami(r);
 	default:
@@ -656,29 +664,28 @@ int hfm_h_api(struct hfm_req *r)
 	}
 	/* refs has no revision: any source holding the repo answers. */
 	const char *rev = rt->rev ? rt->rev : "HEAD";
-	if ((rc = hfm_catalog_find(&f, hfm_server_catalog(hfm_req_server(r)), &rt->repo, rev,
-				    hfm_req_ctx(r))))
+	if ((rc = hfm_catalog_find(&f, c->app->catalog, &rt->repo, rev, &c->ctx)))
 		return rc;
 	hfm_req_set_source(r, f.repo->src->ops->kind);
 	switch (rt->kind) {
 	case HFM_R_API_INFO:
 	case HFM_R_API_REVISION:
-		rc = h_info(r, &f);
+		rc = h_info(c, &f);
 		break;
 	case HFM_R_API_TREE:
-		rc = h_tree(r, &f);
+		rc = h_tree(c, &f);
 		break;
 	case HFM_R_API_PATHS_INFO:
-		rc = h_paths_info(r, &f);
+		rc = h_paths_info(c, &f);
 		break;
 	case HFM_R_API_REFS:
-		rc = h_refs(r, &f);
+		rc = h_refs(c, &f);
 		break;
 	case HFM_R_API_COMMITS:
-		rc = h_commits(r, &f);
+		rc = h_commits(c, &f);
 		break;
 	case HFM_R_API_AUTH_CHECK:
-		rc = h_auth_check(r, &f);
+		rc = h_auth_check(c, &f);
 		break;
 	default:
 		rc = hfm_reply_not_found(r);

@@ -11,15 +11,16 @@
  */
 #include "hfm/handlers.h"
 
-int hfm_h_file(struct hfm_req *r)
+int hfm_h_file(struct hfm_call *c)
 {
-	const struct hfm_route *rt = hfm_req_route(r);
-	struct hfm_ctx *ctx = hfm_req_ctx(r);
+	struct hfm_req *r = c->req;
+	const struct hfm_route *rt = &c->route;
+	struct hfm_ctx *ctx = &c->ctx;
 	int raw = rt->kind == HFM_R_RAW;
 	struct hfm_found f;
 	struct hfm_list *l = NULL;
 	struct hfm_body body = { .fd = -1 };
-	const struct hfm_catalog *cat = hfm_server_catalog(hfm_req_server(r));
+	const struct hfm_catalog *cat = c->app->catalog;
 	int rc;
 
 	if ((rc = hfm_catalog_find(&f, cat, &rt->repo, rt->rev, ctx)))

@@ -1,21 +1,24 @@
 /*
- * http.c - the libmicrohttpd daemon, request lifecycle and sending replies.
+ * http.c - the transport: the libmicrohttpd daemon, the request lifecycle,
+ * sending replies, suspend/resume, the access log and the counters.  The
+ * application is a callback (hfm_server_opts.handle); nothing here knows
+ * the Hub.
  *
  * Lifecycle of a request (struct hfm_req):
  *  - MHD's URI log callback allocates it with the raw request URI, before
- *    MHD decodes anything; we route on that raw string ourselves.
+ *    MHD decodes anything, so the app can route on that raw string.
  *  - The access handler reads the body (POST, capped at HFM_MAX_BODY), then
- *    runs hfm_handle().  A handler that returns HFM_EAGAIN has armed the
- *    request's waiter: the connection is suspended (no thread is held).
+ *    runs the app.  An app that returns HFM_EAGAIN has armed the request's
+ *    waiter: the connection is suspended (no thread is held).
  *  - The waiter's callback resumes the connection; MHD calls the access
- *    handler again and the handler runs from the top.
+ *    handler again and the app runs from the top.
  *  - A deadline thread resumes requests that waited longer than
- *    wait_timeout; they are answered 503 with Retry-After.
+ *    wait_timeout; the app then answers them refused (503, Retry-After).
  *  - MHD's completion callback writes the access-log line and frees it.
  *
  * `slock` (one per server) serialises the suspend/resume handshake: a wake
- * that arrives before the handler managed to suspend sets `woken`, and the
- * handler then retries at once instead of suspending.
+ * that arrives before the request managed to suspend sets `woken`, and the
+ * request then retries at once instead of suspending.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,9 +36,8 @@
 
 #include <microhttpd.h>
 
-#include "hfm/handlers.h"
 #include "hfm/http.h"
-#include "hfm/reply.h"
+#include "hfm/source.h"
 #include "hfm/stream.h"
 
 #define SMALL_BODY (64u * 1024)          /* copied into the response */
@@ -77,12 +79,10 @@ struct hfm_req {
 	const char *query;                   /* raw query after '?', or "" */
 	enum hfm_method method;
 	const char *method_str;
-	struct hfm_route route;
-	int started, routed;
+	int started;
 	struct hfm_buf body;
 	int body_too_big;
-	struct hfm_ctx ctx;
-	struct hfm_waiter *waiter;
+	struct hfm_waiter *waiter;           /* this run's (or this read's) */
 
 	/* under srv->slock */
 	int suspended, woken, timed_out;
@@ -121,13 +121,27 @@ static enum hfm_method method_of(const char *m)
 }
 
 enum hfm_method hfm_req_method(const struct hfm_req *r) { return r->method; }
-const struct hfm_route *hfm_req_route(const struct hfm_req *r) { return &r->route; }
+const char *hfm_req_path(const struct hfm_req *r) { return r->path; }
 const struct hfm_buf *hfm_req_body(const struct hfm_req *r) { return &r->body; }
-struct hfm_ctx *hfm_req_ctx(struct hfm_req *r) { return &r->ctx; }
+struct hfm_waiter *hfm_req_waiter(struct hfm_req *r) { return r->waiter; }
 struct hfm_server *hfm_req_server(struct hfm_req *r) { return r->srv; }
 void hfm_req_set_source(struct hfm_req *r, const char *kind) { r->src_kind = kind; }
 int hfm_req_replied(const struct hfm_req *r) { return r->replied; }
-const char *hfm_req_query(const struct hfm_req *r) { return r->query; }
+
+int hfm_req_refused(const struct hfm_req *r, const char **why)
+{
+	*why = NULL;
+	if (r->body_too_big) {
+		*why = "Request body too large";
+		return HFM_ETOOBIG;
+	}
+	if (r->timed_out) {
+		if (r->srv->stopping)
+			*why = "The server is stopping";
+		return HFM_EAGAIN;
+	}
+	return 0;
+}
 
 const char *hfm_req_header(struct hfm_req *r, const char *name)
 {
@@ -502,7 +516,6 @@ static void drop_waiter(struct hfm_req *r)
 		hfm_waiter_cancel(r->waiter);   /* waits out a callback in progress */
 		hfm_waiter_unref(r->waiter);
 		r->waiter = NULL;
-		r->ctx.waiter = NULL;
 	}
 }
 
@@ -579,7 +592,14 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	}
 }
 
-/* Run the handler; suspend on HFM_EAGAIN.  Returns MHD_YES/NO. */
+/* The app did not answer: never leave a client without a reply. */
+static void reply_bare_500(struct hfm_req *r)
+{
+	drop_headers(r);
+	hfm_req_respond(r, 500, NULL);
+}
+
+/* Run the app; suspend on HFM_EAGAIN.  Returns MHD_YES/NO. */
 static enum MHD_Result run(struct hfm_req *r)
 {
 	struct hfm_server *s = r->srv;
@@ -589,21 +609,20 @@ static enum MHD_Result run(struct hfm_req *r)
 	}
 	for (;;) {
 		drop_waiter(r);
-		if (r->timed_out) {
-			hfm_reply_error(r, HFM_EAGAIN, s->stopping ? "The server is stopping" : NULL,
-					NULL);
-			break;
+		drop_headers(r);                  /* what an unanswered run added */
+		const char *why;
+		int refused = hfm_req_refused(r, &why);
+		if (!refused) {
+			r->waiter = hfm_waiter_new(req_wake, r);
+			pthread_mutex_lock(&s->slock);
+			r->woken = 0;
+			pthread_mutex_unlock(&s->slock);
 		}
-		r->waiter = hfm_waiter_new(req_wake, r);
-		r->ctx.waiter = r->waiter;
-		pthread_mutex_lock(&s->slock);
-		r->woken = 0;
-		pthread_mutex_unlock(&s->slock);
 		hfm_error_clear();
-		int rc = hfm_handle(r);
+		int rc = s->o.handle(r, s->o.app);
 		if (r->replied)
 			break;
-		if (rc == HFM_EAGAIN) {
+		if (rc == HFM_EAGAIN && !refused) {
 			pthread_mutex_lock(&s->slock);
 			if (r->woken) {               /* already done: go again */
 				pthread_mutex_unlock(&s->slock);
@@ -623,7 +642,7 @@ static enum MHD_Result run(struct hfm_req *r)
 			atomic_fetch_add(&s->n_waits, 1);
 			return MHD_YES;
 		}
-		hfm_reply_error(r, rc ? rc : HFM_EIO, NULL, NULL);
+		reply_bare_500(r);
 		break;
 	}
 	drop_waiter(r);
@@ -668,18 +687,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->conn = conn;
 		r->method = method_of(method);
 		r->method_str = method;
-		r->ctx.authorization = hfm_req_header(r, "Authorization");
-		int rc = hfm_route_parse(&r->route, r->path);
-		r->routed = 1;
-		if (rc) {
-			hfm_reply_error(r, HFM_EINVAL, hfm_error_last(), NULL);
-			return MHD_YES;
-		}
 		if (r->method == HFM_M_POST) {
 			const char *cl = hfm_req_header(r, "Content-Length");
 			if (cl && strtoull(cl, NULL, 10) > HFM_MAX_BODY) {
-				hfm_reply_error(r, HFM_ETOOBIG, "Request body too large", NULL);
-				return MHD_YES;
+				r->body_too_big = 1;     /* refused before reading it */
+				return run(r);
 			}
 		}
 		/*
@@ -697,10 +709,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->replied)
 		return MHD_YES;
-	if (r->body_too_big) {
-		hfm_reply_error(r, HFM_ETOOBIG, "Request body too large", NULL);
-		return MHD_YES;
-	}
 	return run(r);
 }
 
@@ -757,8 +765,6 @@ static void log_line(struct hfm_server *s, struct hfm_req *r, enum MHD_RequestTe
 static void req_free(struct hfm_req *r)
 {
 	drop_waiter(r);
-	if (r->routed)
-		hfm_route_dispose(&r->route);
 	hfm_buf_dispose(&r->body);
 	for (size_t i = 0; i < r->nargs; i++) {
 		free(r->args[i].key);
@@ -960,14 +966,7 @@ cleanup:
 	return rc;
 }
 
-int hfm_server_port(const struct hfm_server *s) { return s->port; }
 const char *hfm_server_url(const struct hfm_server *s) { return s->url; }
-const char *hfm_server_mode(const struct hfm_server *s) { return s->o.mode_label ? s->o.mode_label : ""; }
-
-const struct hfm_catalog *hfm_server_catalog(const struct hfm_server *s)
-{
-	return s->o.catalog;
-}
 
 void hfm_server_stop(struct hfm_server *s)
 {

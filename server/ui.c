@@ -37,20 +37,20 @@ static void human(struct hfm_buf *b, uint64_t n)
 		hfm_buf_printf(b, "%.1f %s", v, u[i]);
 }
 
-static int index_page(struct hfm_req *r)
+static int index_page(struct hfm_call *c)
 {
+	struct hfm_req *r = c->req;
 	struct hfm_buf b = HFM_BUF_INIT(PAGE_MAX);
 	head(&b, "hfmirror");
 	hfm_buf_puts(&b, "<h1>hfmirror</h1><p>A Hugging Face Hub mirror (");
-	hfm_buf_html(&b, hfm_server_mode(hfm_req_server(r)));
+	hfm_buf_html(&b, c->app->mode_label ? c->app->mode_label : "");
 	hfm_buf_puts(&b, "). Point clients at it with <code>HF_ENDPOINT=");
 	hfm_buf_html(&b, hfm_req_base_url(r));
 	hfm_buf_puts(&b, "</code>.</p>");
 	for (int t = 0; t < HFM_REPO_TYPES; t++) {
 		char **names;
 		size_t n;
-		hfm_catalog_repo_names(&names, &n, hfm_server_catalog(hfm_req_server(r)),
-				       (enum hfm_repo_type)t);
+		hfm_catalog_repo_names(&names, &n, c->app->catalog, (enum hfm_repo_type)t);
 		hfm_buf_printf(&b, "<h2>%s (%zu)</h2><ul>", hfm_repo_type_plural((enum hfm_repo_type)t), n);
 		for (size_t i = 0; i < n; i++) {
 			hfm_buf_puts(&b, "<li><a href=\"/");
@@ -68,19 +68,19 @@ static int index_page(struct hfm_req *r)
 	return hfm_reply_html(r, 200, &b);
 }
 
-static int repo_page(struct hfm_req *r)
+static int repo_page(struct hfm_call *c)
 {
-	const struct hfm_route *rt = hfm_req_route(r);
+	struct hfm_req *r = c->req;
+	const struct hfm_route *rt = &c->route;
 	const char *rev = rt->rev ? rt->rev : "HEAD";
 	struct hfm_found f;
 	struct hfm_list *l = NULL;
 	int rc;
 
-	if ((rc = hfm_catalog_find(&f, hfm_server_catalog(hfm_req_server(r)), &rt->repo, rev,
-				    hfm_req_ctx(r))))
+	if ((rc = hfm_catalog_find(&f, c->app->catalog, &rt->repo, rev, &c->ctx)))
 		return rc;
 	const char *dir = rt->path ? rt->path : "";
-	rc = f.repo->src->ops->list(&l, f.repo, f.rc.commit, dir, 0, hfm_req_ctx(r));
+	rc = f.repo->src->ops->list(&l, f.repo, f.rc.commit, dir, 0, &c->ctx);
 	if (rc == HFM_ENOENT) {
 		rc = hfm_reply_error(r, HFM_ENOENT, NULL, f.rc.commit);
 		goto cleanup;
@@ -133,9 +133,9 @@ cleanup:
 	return rc;
 }
 
-int hfm_h_ui(struct hfm_req *r)
+int hfm_h_ui(struct hfm_call *c)
 {
-	if (hfm_req_route(r)->kind == HFM_R_UI_INDEX)
-		return index_page(r);
-	return repo_page(r);
+	if (c->route.kind == HFM_R_UI_INDEX)
+		return index_page(c);
+	return repo_page(c);
 }

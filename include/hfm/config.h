@@ -43,7 +43,7 @@ enum hfm_clean_strategy {
 	HFM_CLEAN_LARGE_FIRST,
 };
 
-/* How file bodies are written to sockets; values equal http.h's hfm_body_io. */
+/* How file bodies are written to sockets (the CLI maps it to http.h's hfm_body_io). */
 enum hfm_cfg_body_io {
 	HFM_CFG_IO_PREAD = 0,
 	HFM_CFG_IO_SENDFILE = 1,

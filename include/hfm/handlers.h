@@ -1,16 +1,20 @@
 /*
- * handlers.h - what the server runs for each routed request.
+ * handlers.h - the application: what runs for each request.
  *
- * hfm_handle() is called by the HTTP layer (http.c) once the request is
- * complete (body read), and again from the top each time the request was
- * suspended and its waiter fired.  It must answer with one hfm_reply_*()
- * call and return 0, or return HFM_EAGAIN after a source armed the request's
- * waiter.  Any other return without a reply becomes the Hub's error for that
- * code (hfm_reply_error).
+ * The transport (http.h) calls hfm_app_handle(req, app) once a request is
+ * complete (body read), and again from the top each time the request
+ * waited: it returned HFM_EAGAIN after a source armed the request's waiter,
+ * the connection was suspended, and the waiter fired.  The app parses the
+ * route (route.h) from the raw path, and a handler asks the catalog
+ * (catalog.h) and answers with one hfm_reply_*() call (reply.h) and returns
+ * 0, or returns HFM_EAGAIN.  Any other return without a reply becomes the
+ * Hub's error for that code (hfm_reply_error).  A request the transport
+ * refuses (body too large, waited too long) is answered here too, in the
+ * Hub's form.
  *
- * The handlers live in h_files.c (resolve/raw), h_api.c (the JSON API),
- * ui.c (the web page) and h_misc.c (health, metrics); they talk to sources
- * only through source.h, via the repo lookup in repo.c.
+ * The handlers: h_files.c (resolve/raw), h_api.c (the JSON API), ui.c (the
+ * web page); handlers.c dispatches and has the small ones (OPTIONS,
+ * /healthz, /metrics).  They reach sources only through the catalog.
  */
 #ifndef HFM_HANDLERS_H
 #define HFM_HANDLERS_H
@@ -18,11 +22,26 @@
 #include "catalog.h"
 #include "http.h"
 #include "reply.h"
+#include "route.h"
 
-int hfm_handle(struct hfm_req *r);
+struct hfm_app {
+	const struct hfm_catalog *catalog;   /* what is served; borrowed */
+	const char *mode_label;              /* "model-bin", "mirror", ...: /healthz, the web page */
+};
 
-int hfm_h_file(struct hfm_req *r);        /* /resolve/, /raw/ */
-int hfm_h_api(struct hfm_req *r);         /* /api/... */
-int hfm_h_ui(struct hfm_req *r);          /* /, /{repo}, /{repo}/tree/... */
+/* The transport's handle callback (hfm_server_opts): `app` is a struct hfm_app. */
+int hfm_app_handle(struct hfm_req *r, void *app);
+
+/* One run of the app over one request: what every handler gets. */
+struct hfm_call {
+	struct hfm_req *req;                 /* the transport's request */
+	const struct hfm_app *app;
+	struct hfm_route route;              /* parsed from the raw path */
+	struct hfm_ctx ctx;                  /* for sources: the waiter, Authorization */
+};
+
+int hfm_h_file(struct hfm_call *c);        /* /resolve/, /raw/ */
+int hfm_h_api(struct hfm_call *c);         /* /api/... */
+int hfm_h_ui(struct hfm_call *c);          /* /, /{repo}, /{repo}/tree/... */
 
 #endif

@@ -1,30 +1,40 @@
 /*
- * http.h - the HTTP server (libmicrohttpd) and the request interface that
- * handlers use.
+ * http.h - the HTTP transport (libmicrohttpd) and the request interface an
+ * application answers through.
  *
- * The server owns one libmicrohttpd daemon with an epoll thread pool.
- * Every request goes through the router (route.h) to a handler (handlers.h).
- * A handler answers with one of the hfm_reply_*() functions (reply.h, the
- * Hub's rules on top of hfm_req_respond*() here), or returns
- * HFM_EAGAIN after a source armed the request's waiter: the connection is
- * then suspended (no thread is held, nothing polls) and the handler runs
- * again from the top when the waiter fires.  A request that waits longer
- * than its deadline is answered 503 with Retry-After.
+ * The server owns one libmicrohttpd daemon with an epoll thread pool.  It
+ * knows nothing of the Hub: it reads a request (raw path and query, headers,
+ * a POST body up to HFM_MAX_BODY) and calls the application's
+ * `handle(req, app)` (hfm_server_opts), which answers through the
+ * hfm_req_*() functions below -- hfm_reply_*() (reply.h) are the Hub's
+ * rules on top of them.  A handle that returns HFM_EAGAIN has armed the
+ * request's waiter (hfm_req_waiter): the connection is then suspended (no
+ * thread is held, nothing polls) and handle runs again from the top when
+ * the waiter fires.  A request that waits longer than its deadline, or is
+ * still waiting when the server stops, runs once more with
+ * hfm_req_refused() saying so, and must then answer at once.
+ *
+ * Threading: handle runs on the server's threads, for different requests at
+ * once; the runs of one request never overlap.  The hfm_req_*() functions
+ * may only be called from a run of that request.
  *
  * Limits: request headers (MHD connection memory), URL length, body size
- * (HFM_MAX_BODY), per-connection idle timeout, total connections.
+ * (HFM_MAX_BODY), headers per reply, per-connection idle timeout, total
+ * connections.
  */
 #ifndef HFM_HTTP_H
 #define HFM_HTTP_H
 
 #include <stdint.h>
 #include "buf.h"
-#include "route.h"
-#include "source.h"
+#include "wait.h"
 
 #define HFM_MAX_BODY (1u << 20)        /* POST bodies (paths-info) */
 
 enum hfm_body_io { HFM_IO_PREAD = 0, HFM_IO_SENDFILE = 1 };
+
+struct hfm_req;
+struct hfm_body;                       /* source.h: bytes from an fd, memory or a stream */
 
 struct hfm_server_opts {
 	const char *host;                /* name or address to bind */
@@ -38,45 +48,58 @@ struct hfm_server_opts {
 	unsigned max_connections;        /* 0 = default (4096) */
 	unsigned idle_timeout;           /* seconds, 0 = default (120) */
 	unsigned wait_timeout;           /* seconds a request may wait, 0 = 600 */
-	const struct hfm_catalog *catalog; /* what handlers serve; borrowed */
-	const char *mode_label;          /* "model-bin", "mirror", ... for the web page */
+	/*
+	 * The application.  handle answers `r` (one hfm_req_respond*() call)
+	 * and returns 0, or returns HFM_EAGAIN with the waiter armed; a run
+	 * that neither replies nor waits gets a bare 500.  `app` is passed
+	 * through untouched and must outlive the server.
+	 */
+	int (*handle)(struct hfm_req *r, void *app);
+	void *app;
 };
 
 struct hfm_server;
-struct hfm_catalog;
 
 int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o);
-/* The port actually bound (useful with port 0). */
-int hfm_server_port(const struct hfm_server *s);
-/* The public base URL ("http://127.0.0.1:8090"), for logs. */
+/* The base URL it listens on ("http://127.0.0.1:8090", the port bound), for logs. */
 const char *hfm_server_url(const struct hfm_server *s);
-/* Resume every waiting request, stop accepting, join the threads. */
+/* Stop accepting, answer every waiting request (refused), join the threads. */
 void hfm_server_stop(struct hfm_server *s);
+/* The transport's counters (requests by class, bytes, waits, ...) as
+ * Prometheus text. */
+void hfm_server_metrics(struct hfm_server *s, struct hfm_buf *out);
 
-/* ---- what handlers see -------------------------------------------------- */
+/* ---- a request, as the application sees it ---------------------------- */
 
 enum hfm_method { HFM_M_GET, HFM_M_HEAD, HFM_M_POST, HFM_M_OPTIONS, HFM_M_OTHER };
 
-struct hfm_req;
-
 enum hfm_method hfm_req_method(const struct hfm_req *r);
-const struct hfm_route *hfm_req_route(const struct hfm_req *r);
+/* The path as sent, without the query: still percent-encoded. */
+const char *hfm_req_path(const struct hfm_req *r);
 const char *hfm_req_header(struct hfm_req *r, const char *name);
-/* The raw query string (after '?'), "" if none. */
-const char *hfm_req_query(const struct hfm_req *r);
 /* Query argument, percent- and '+'-decoded; NULL if absent. Owned by r. */
 const char *hfm_req_arg(struct hfm_req *r, const char *name);
 const struct hfm_buf *hfm_req_body(const struct hfm_req *r);
-struct hfm_ctx *hfm_req_ctx(struct hfm_req *r);
+/*
+ * This run's waiter: arm it on a wait queue and return HFM_EAGAIN to be run
+ * again once it fires.  A new one each run.
+ */
+struct hfm_waiter *hfm_req_waiter(struct hfm_req *r);
+/*
+ * Why the transport will not let this request run: 0, or HFM_ETOOBIG (the
+ * body is over HFM_MAX_BODY) or HFM_EAGAIN (it waited past its deadline,
+ * or the server is stopping), with *why a message or NULL.  A refused
+ * request must be answered in this run.
+ */
+int hfm_req_refused(const struct hfm_req *r, const char **why);
 struct hfm_server *hfm_req_server(struct hfm_req *r);
 /* "http://host:port" as the client reached us (or the configured public URL). */
 const char *hfm_req_base_url(struct hfm_req *r);
 /* Note which source answered, for the access log. */
 void hfm_req_set_source(struct hfm_req *r, const char *kind);
 
-/* Headers added to whatever reply follows (copied). */
+/* Headers added to whatever reply follows (copied; at most 24). */
 void hfm_req_add_header(struct hfm_req *r, const char *name, const char *value);
-
 /*
  * Send the reply: `status`, the headers added so far, and `body` (taken
  * over; NULL = empty).  A HEAD request gets the headers with the body's
@@ -105,10 +128,5 @@ int hfm_req_replied(const struct hfm_req *r);
  */
 void hfm_form_parse(const char *s, size_t n, void (*cb)(void *cls, char *key, char *val),
 		    void *cls);
-
-/* The catalog and counters for handlers and /metrics. */
-const struct hfm_catalog *hfm_server_catalog(const struct hfm_server *s);
-const char *hfm_server_mode(const struct hfm_server *s);
-void hfm_server_metrics(struct hfm_server *s, struct hfm_buf *out);
 
 #endif

@@ -519,9 +519,49 @@ static void drop_waiter(struct hfm_req *r)
 	}
 }
 
-/* Park a request on the suspended list; the caller holds s->slock. */
-static void suspend_locked(struct hfm_server *s, struct hfm_req *r)
+/* Count the time a request spent suspended, once it runs again. */
+static void account_wait(struct hfm_req *r)
 {
+	if (r->susp_ns) {
+		r->wait_ns += hfm_mono_ns() - r->susp_ns;
+		r->susp_ns = 0;
+	}
+}
+
+/* A fresh waiter for the next try: from now on its wake resumes r, or,
+ * before r is suspended, sets `woken`. */
+static void arm(struct hfm_req *r)
+{
+	struct hfm_server *s = r->srv;
+	r->waiter = hfm_waiter_new(req_wake, r);
+	pthread_mutex_lock(&s->slock);
+	r->woken = 0;
+	pthread_mutex_unlock(&s->slock);
+}
+
+enum park { PARK_SUSPENDED, PARK_RETRY, PARK_STOPPING };
+
+/*
+ * The suspend handshake, after a try returned HFM_EAGAIN with r's waiter
+ * armed: PARK_RETRY when the waiter fired already (try again at once),
+ * PARK_STOPPING when the server is stopping (nothing would resume r), else
+ * the connection is suspended until the waiter fires or r's deadline
+ * passes.  `each_wait`: the deadline counts from this wait (a streamed
+ * body waits many times); otherwise from the request's first wait.
+ */
+static enum park park(struct hfm_req *r, int each_wait)
+{
+	struct hfm_server *s = r->srv;
+	pthread_mutex_lock(&s->slock);
+	if (r->woken || s->stopping) {
+		int woken = r->woken;
+		pthread_mutex_unlock(&s->slock);
+		return woken ? PARK_RETRY : PARK_STOPPING;
+	}
+	if (each_wait || !r->deadline_ns) {
+		unsigned t = s->o.wait_timeout ? s->o.wait_timeout : 600;
+		r->deadline_ns = hfm_mono_ns() + (uint64_t)t * 1000000000ull;
+	}
 	MHD_suspend_connection(r->conn);
 	r->suspended = 1;
 	r->susp_ns = hfm_mono_ns();
@@ -530,6 +570,9 @@ static void suspend_locked(struct hfm_server *s, struct hfm_req *r)
 	if (s->suspended)
 		s->suspended->prev = r;
 	s->suspended = r;
+	pthread_mutex_unlock(&s->slock);
+	atomic_fetch_add(&s->n_waits, 1);
+	return PARK_SUSPENDED;
 }
 
 /*
@@ -537,58 +580,41 @@ static void suspend_locked(struct hfm_server *s, struct hfm_req *r)
  * internal polling mode makes it call again at once (a busy loop), so when
  * no bytes are there the reader suspends the connection itself (allowed
  * from a content reader, microhttpd.h) and returns 0; the stream's wake
- * resumes it and MHD asks again for the same position.  The handshake is
- * run()'s: a wake that comes before the suspend sets `woken` and the reader
- * tries again instead of sleeping.  Each wait has its own deadline; a
- * request that times out, or any stream error, ends the body early
- * (MHD closes the connection, so the client sees a short read).
+ * resumes it and MHD asks again for the same position.  Each wait has its
+ * own deadline; a request that times out, or any stream error, ends the
+ * body early (MHD closes the connection, so the client sees a short read).
  */
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct stream_cls *c = cls;
 	struct hfm_req *r = c->r;
-	struct hfm_server *s = r->srv;
 
 	if (pos >= c->len)
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	if (r->susp_ns) {
-		r->wait_ns += hfm_mono_ns() - r->susp_ns;
-		r->susp_ns = 0;
-	}
+	account_wait(r);
 	size_t want = (size_t)HFM_MIN((uint64_t)max, c->len - pos);
 	for (;;) {
 		if (r->waiter && hfm_waiter_fired(r->waiter))
 			drop_waiter(r);
 		if (r->timed_out)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
-		if (!r->waiter) {
-			r->waiter = hfm_waiter_new(req_wake, r);
-			pthread_mutex_lock(&s->slock);
-			r->woken = 0;
-			pthread_mutex_unlock(&s->slock);
-		}
+		if (!r->waiter)
+			arm(r);
 		ssize_t n = hfm_stream_read(c->s, c->base + pos, c->base + c->len, buf, want,
 					    r->waiter);
 		if (n > 0)
 			return n;
 		if (n != HFM_EAGAIN)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
-		pthread_mutex_lock(&s->slock);
-		if (r->woken) {               /* the bytes came already */
-			pthread_mutex_unlock(&s->slock);
-			drop_waiter(r);
-			continue;
-		}
-		if (s->stopping) {
-			pthread_mutex_unlock(&s->slock);
+		switch (park(r, 1)) {
+		case PARK_SUSPENDED:
+			return 0;
+		case PARK_STOPPING:
 			return MHD_CONTENT_READER_END_WITH_ERROR;
+		case PARK_RETRY:              /* the bytes came already */
+			drop_waiter(r);
+			break;
 		}
-		unsigned t = s->o.wait_timeout ? s->o.wait_timeout : 600;
-		r->deadline_ns = hfm_mono_ns() + (uint64_t)t * 1000000000ull;
-		suspend_locked(s, r);
-		pthread_mutex_unlock(&s->slock);
-		atomic_fetch_add(&s->n_waits, 1);
-		return 0;
 	}
 }
 
@@ -603,47 +629,27 @@ static void reply_bare_500(struct hfm_req *r)
 static enum MHD_Result run(struct hfm_req *r)
 {
 	struct hfm_server *s = r->srv;
-	if (r->susp_ns) {
-		r->wait_ns += hfm_mono_ns() - r->susp_ns;
-		r->susp_ns = 0;
-	}
+	account_wait(r);
 	for (;;) {
 		drop_waiter(r);
 		drop_headers(r);                  /* what an unanswered run added */
 		const char *why;
 		int refused = hfm_req_refused(r, &why);
-		if (!refused) {
-			r->waiter = hfm_waiter_new(req_wake, r);
-			pthread_mutex_lock(&s->slock);
-			r->woken = 0;
-			pthread_mutex_unlock(&s->slock);
-		}
+		if (!refused)
+			arm(r);
 		hfm_error_clear();
 		int rc = s->o.handle(r, s->o.app);
 		if (r->replied)
 			break;
-		if (rc == HFM_EAGAIN && !refused) {
-			pthread_mutex_lock(&s->slock);
-			if (r->woken) {               /* already done: go again */
-				pthread_mutex_unlock(&s->slock);
-				continue;
-			}
-			if (s->stopping) {
-				pthread_mutex_unlock(&s->slock);
-				r->timed_out = 1;
-				continue;
-			}
-			if (!r->deadline_ns) {
-				unsigned t = s->o.wait_timeout ? s->o.wait_timeout : 600;
-				r->deadline_ns = hfm_mono_ns() + (uint64_t)t * 1000000000ull;
-			}
-			suspend_locked(s, r);
-			pthread_mutex_unlock(&s->slock);
-			atomic_fetch_add(&s->n_waits, 1);
-			return MHD_YES;
+		if (rc != HFM_EAGAIN || refused) {
+			reply_bare_500(r);
+			break;
 		}
-		reply_bare_500(r);
-		break;
+		enum park p = park(r, 0);
+		if (p == PARK_SUSPENDED)
+			return MHD_YES;
+		if (p == PARK_STOPPING)
+			r->timed_out = 1;         /* answered refused on the next turn */
 	}
 	drop_waiter(r);
 	return MHD_YES;
@@ -921,8 +927,10 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 	/*
 	 * Request line + headers must fit: this is the header size limit, and
 	 * what an idle keep-alive connection costs once it served a request
-	 * (MHD keeps the pool).  Hub clients send < 2 KiB of headers; 16 KiB
-	 * keeps 256 idle connections near 14 MiB.
+	 * (MHD keeps the pool).  Hub clients send < 2 KiB of headers; 8 KiB
+	 * (nginx's default header line limit) still fits a 3 KiB file path
+	 * with a token and a long User-Agent, and saves ~2 MiB over 16 KiB at
+	 * 256 idle connections (docs/performance.md).
 	 */
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 8 * 1024, NULL };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL };

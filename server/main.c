@@ -1,4 +1,4 @@
-/* main.c - the hfmirror daemon; everything is in the core library. */
+/* main.c - the hfmirror daemon; everything is in the server library (hfmserver). */
 #include "hfm/cli.h"
 
 int main(int argc, char **argv)

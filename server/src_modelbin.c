@@ -755,7 +755,13 @@ static int mb_open(struct hfm_body *out, struct hfm_repo *repo, const char *comm
 	rel = hfm_asprintf("%s/%s", r->rel, e->path);
 	fd = hfm_open_beneath(r->mb->root_fd, r->mb->root, rel, O_RDONLY);
 	free(rel);
-	if (fd >= 0 && fstat(fd, &st) == 0)
+	if (fd >= 0 && fstat(fd, &st)) {
+		int err = errno;
+
+		close(fd);
+		return hfm_error_set(HFM_EIO, "cannot stat %s: %s", e->path, strerror(err));
+	}
+	if (fd >= 0)
 		hfm_hash_key_from_stat(&got, &st);
 	if (fd < 0 || memcmp(&got, want, sizeof(got))) {
 		int err = errno;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "hfm/common.h"
+#include "hfm/hash.h"
 #include "hfm/path.h"
 
 static const char *const plural[] = { "models", "datasets", "spaces" };
@@ -69,17 +70,6 @@ int hfm_repo_id_set(struct hfm_repo_id *out, enum hfm_repo_type t,
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 long hfm_pct_decode(char *out, const char *in, size_t n, int plus_space)
 {
 	size_t i = 0, o = 0;
@@ -88,14 +78,10 @@ long hfm_pct_decode(char *out, const char *in, size_t n, int plus_space)
 		char c = in[i];
 
 		if (c == '%') {
-			int hi, lo;
-			if (i + 2 >= n)
+			unsigned char byte;
+			if (i + 2 >= n || hfm_unhex(&byte, in + i + 1, 1))
 				return -1;
-			hi = hexval(in[i + 1]);
-			lo = hexval(in[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			c = (char)(hi << 4 | lo);
+			c = (char)byte;
 			i += 3;
 		} else {
 			if (c == '+' && plus_space)

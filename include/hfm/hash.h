@@ -17,7 +17,7 @@
 #define HFM_SHA256_HEX 64
 
 void hfm_hex(char *out, const unsigned char *in, size_t n);
-/* Decode `2n` hex chars into n bytes; returns 0 or HFM_EINVAL. */
+/* Decode `2n` hex chars (either case) into n bytes; returns 0 or HFM_EINVAL. */
 int hfm_unhex(unsigned char *out, const char *hex, size_t n);
 /* True when s is exactly `n` lowercase hex digits. */
 int hfm_is_hex(const char *s, size_t n);

@@ -115,16 +115,6 @@ void hfm_config_push_str(char ***list, size_t *n, const char *value)
 	(*list)[(*n)++] = hfm_strdup(value);
 }
 
-const char *hfm_clean_strategy_name(enum hfm_clean_strategy s)
-{
-	switch (s) {
-	case HFM_CLEAN_LRU: return "LRU";
-	case HFM_CLEAN_FIFO: return "FIFO";
-	case HFM_CLEAN_LARGE_FIRST: return "LARGE_FIRST";
-	}
-	return "?";
-}
-
 const char *hfm_config_check_port(long long port)
 {
 	return port < 0 || port > 65535 ? "must be between 0 and 65535" : NULL;

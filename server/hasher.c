@@ -35,7 +35,6 @@ struct hfm_hasher {
 	struct hfm_hashindex *idx;
 	struct job *buckets[NBUCKETS];
 	struct queue urgent, background;
-	size_t njobs;
 	int stopping;
 	int nthreads;
 	pthread_t *threads;
@@ -72,7 +71,6 @@ static void unhash(struct hfm_hasher *h, struct job *j)
 	while (*pp != j)
 		pp = &(*pp)->hnext;
 	*pp = j->hnext;
-	h->njobs--;
 }
 
 static void q_push(struct queue *q, struct job *j)
@@ -271,7 +269,6 @@ static struct job *new_job(struct hfm_hasher *h, const char *path,
 	j->state = state;
 	j->hnext = h->buckets[b];
 	h->buckets[b] = j;
-	h->njobs++;
 	if (state == J_URGENT) {
 		q_push(&h->urgent, j);
 		pthread_cond_signal(&h->urgent_cv);
@@ -342,14 +339,4 @@ void hfm_hasher_prefetch(struct hfm_hasher *h, const char *path, const struct st
 	if (!find_job(h, &k) && !h->stopping)
 		new_job(h, path, &k, J_BACKGROUND);
 	pthread_mutex_unlock(&h->lock);
-}
-
-size_t hfm_hasher_pending(struct hfm_hasher *h)
-{
-	size_t n;
-
-	pthread_mutex_lock(&h->lock);
-	n = h->njobs;
-	pthread_mutex_unlock(&h->lock);
-	return n;
 }

@@ -105,8 +105,3 @@ void hfm_waitq_fire(struct hfm_waitq_node *l)
 		l = next;
 	}
 }
-
-void hfm_waitq_wake_all(struct hfm_waitq *q)
-{
-	hfm_waitq_fire(hfm_waitq_take(q));
-}

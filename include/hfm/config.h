@@ -163,9 +163,6 @@ int hfm_parse_size(uint64_t *out, const char *s, struct hfm_buf *err);
  */
 int hfm_parse_duration(unsigned *out, const char *s, struct hfm_buf *err);
 
-/* "LRU", "FIFO", "LARGE_FIRST". */
-const char *hfm_clean_strategy_name(enum hfm_clean_strategy s);
-
 /*
  * Checks shared by the file reader, hfm_config_finish() and command-line
  * parsing, so a value means the same wherever it comes from: NULL if the

@@ -49,7 +49,4 @@ int hfm_hasher_get(struct hfm_hasher *h, const char *path, const struct stat *st
 /* Queue a background job unless the hashes are known or queued. */
 void hfm_hasher_prefetch(struct hfm_hasher *h, const char *path, const struct stat *st);
 
-/* Jobs waiting or running (for tests and /metrics). */
-size_t hfm_hasher_pending(struct hfm_hasher *h);
-
 #endif

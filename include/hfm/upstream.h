@@ -5,7 +5,8 @@
  * runs it (curl_multi_poll, woken by curl_multi_wakeup when work is queued).
  * Every transfer runs on that thread; callers on server threads only queue
  * work and return, so no server thread ever waits for the network.  The one
- * blocking call, hfm_up_fetch(), is a convenience for the importer and tests.
+ * blocking call, hfm_up_fetch(), is a convenience for tests and tools that
+ * run no server.
  *
  * Connections: the multi handle keeps a connection cache, so transfers to the
  * same host reuse keep-alive connections (and HTTP/2 multiplexing where the
@@ -196,7 +197,7 @@ void hfm_up_cancel(struct hfm_up_xfer *x);
 /* Drop the handle from hfm_up_start (does not cancel). */
 void hfm_up_release(struct hfm_up_xfer *x);
 
-/* ---- blocking convenience (importer, tests; never on a server thread) --- */
+/* ---- blocking convenience (tests, tools; never on a server thread) ------ */
 
 struct hfm_up_result {
 	long status;                    /* 0 if no response */

@@ -4,8 +4,9 @@
  * A source that cannot answer yet (a file still being hashed, bytes still
  * coming from upstream) registers the request's waiter on a wait queue and
  * returns HFM_EAGAIN.  The HTTP layer then suspends the connection; when the
- * work is done, whoever finished it calls hfm_waitq_wake_all() and the
- * request runs again from the top, finding the result ready.
+ * work is done, whoever finished it wakes the queue (hfm_waitq_take() under
+ * its lock, hfm_waitq_fire() after) and the request runs again from the top,
+ * finding the result ready.
  *
  * Waiters are reference counted because the two sides live on different
  * threads and either may go first: a queue holds a reference until it fires,
@@ -50,7 +51,5 @@ void hfm_waitq_add(struct hfm_waitq *q, struct hfm_waiter *w);
 struct hfm_waitq_node *hfm_waitq_take(struct hfm_waitq *q);
 /* Wake and release a detached list (without the owner's lock). */
 void hfm_waitq_fire(struct hfm_waitq_node *list);
-/* Both at once, for owners whose lock is not held by the caller. */
-void hfm_waitq_wake_all(struct hfm_waitq *q);
 
 #endif

@@ -780,7 +780,7 @@ static void fetch_end_locked(struct hfm_blob *b, struct hfm_blob_fetch *f, int r
 }
 
 static void start_fetches(struct hfm_blob *b, struct hfm_blob_fetch **fs, size_t n,
-			  const void *origin)
+			  const struct hfm_blob_origin *origin)
 {
 	struct hfm_blobcache *bc = b->bc;
 	size_t i;
@@ -967,7 +967,7 @@ static void blocking_wake(void *cls)
 }
 
 static int ensure_blocking(uint64_t *avail, struct hfm_blob *b, struct hfm_blob_reader *r,
-			   uint64_t off, uint64_t end, const void *origin)
+			   uint64_t off, uint64_t end, const struct hfm_blob_origin *origin)
 {
 	struct blocking s;
 	int rc;
@@ -998,7 +998,7 @@ static int ensure_blocking(uint64_t *avail, struct hfm_blob *b, struct hfm_blob_
 }
 
 int hfm_blob_ensure(uint64_t *avail, struct hfm_blob *b, struct hfm_blob_reader *r,
-		    uint64_t off, uint64_t end, const void *origin, struct hfm_waiter *w)
+		    uint64_t off, uint64_t end, const struct hfm_blob_origin *origin, struct hfm_waiter *w)
 {
 	struct hfm_blob_fetch *fs[8];
 	int started = 0, rc = 0;

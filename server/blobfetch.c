@@ -234,9 +234,8 @@ static void on_done(void *cls, int rc)
 	free(x);
 }
 
-int hfm_blobfetch_start(void *cls, struct hfm_blob_fetch *f, const void *origin)
+int hfm_blobfetch_start(void *cls, struct hfm_blob_fetch *f, const struct hfm_blob_origin *o)
 {
-	const struct hfm_blobfetch_origin *o = origin;
 	struct hfm_blobfetch *bf = cls;
 	struct hfm_up_request req;
 	struct xfer *x;

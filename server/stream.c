@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hfm/blobfetch.h"
+#include "hfm/blobcache.h"
 #include "hfm/hash.h"
 #include "hfm/stream.h"
 
@@ -93,7 +93,7 @@ static int blob_attach(struct blob_stream *s)
 static int blob_prime(struct hfm_stream *base, uint64_t start, uint64_t end, struct hfm_waiter *w)
 {
 	struct blob_stream *s = (struct blob_stream *)base;
-	struct hfm_blobfetch_origin origin = { base->url, base->auth };
+	struct hfm_blob_origin origin = { base->url, base->auth };
 	uint64_t avail;
 	int rc;
 
@@ -106,7 +106,7 @@ static ssize_t blob_read(struct hfm_stream *base, uint64_t pos, uint64_t end, ch
 			 size_t max, struct hfm_waiter *w)
 {
 	struct blob_stream *s = (struct blob_stream *)base;
-	struct hfm_blobfetch_origin origin = { base->url, base->auth };
+	struct hfm_blob_origin origin = { base->url, base->auth };
 	uint64_t avail, lim = end;
 	int rc;
 

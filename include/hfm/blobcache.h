@@ -49,8 +49,9 @@
  * for missing blocks within `readahead_blocks` ahead of the reader, up to
  * the end of the range it asked for.
  *
- * Fetching is a callback (opts.fetch), so this module knows nothing about
- * HTTP; blobfetch.h provides one on top of upstream.h.
+ * Fetching is a callback (opts.fetch) given each reader's origin (a URL and
+ * credentials), so this module knows nothing about HTTP; blobfetch.h
+ * provides one on top of upstream.h.
  *
  * Threading: everything may be called from any thread.  One struct
  * hfm_blob exists per oid in the process (hfm_blob_open returns the shared
@@ -73,6 +74,18 @@ struct hfm_blobcache;
 struct hfm_blob;
 struct hfm_blob_fetch;
 
+/*
+ * Where a blob comes from, as one reader knows it.  The reader passes it to
+ * hfm_blob_ensure(); a fetch that call starts gets it, so each fetch uses
+ * the URL and credentials of the reader that needed it (a gated blob is
+ * fetched with a token that may read it).  Borrowed: valid during the
+ * fetch callback only.
+ */
+struct hfm_blob_origin {
+	const char *url;                 /* a URL whose body is the blob (a /resolve/ URL) */
+	const char *authorization;       /* the reader's Authorization, or NULL */
+};
+
 struct hfm_blobcache_opts {
 	uint32_t block_size;             /* bytes, power of two >= page; 0 = 1 MiB */
 	uint32_t run_blocks;             /* most blocks one fetch covers; 0 = 64 */
@@ -91,7 +104,7 @@ struct hfm_blobcache_opts {
 	 * any thread, possibly before returning); or return a negative code
 	 * without calling either, and the fetch ends with that code.
 	 */
-	int (*fetch)(void *cls, struct hfm_blob_fetch *f, const void *origin);
+	int (*fetch)(void *cls, struct hfm_blob_fetch *f, const struct hfm_blob_origin *origin);
 	void *fetch_cls;
 	/*
 	 * Told how the cache's use of the store grows: `bytes` of blocks just
@@ -193,7 +206,8 @@ void hfm_blob_reader_dispose(struct hfm_blob_reader *r);
  * With w == NULL the call waits (blocking) instead of returning HFM_EAGAIN.
  */
 int hfm_blob_ensure(uint64_t *avail, struct hfm_blob *b, struct hfm_blob_reader *r,
-		    uint64_t off, uint64_t end, const void *origin, struct hfm_waiter *w);
+		    uint64_t off, uint64_t end, const struct hfm_blob_origin *origin,
+		    struct hfm_waiter *w);
 
 /* ---- the fetcher's side ------------------------------------------------- */
 

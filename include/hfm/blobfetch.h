@@ -3,10 +3,10 @@
  * (upstream.h) with HTTP Range requests.
  *
  * Plug hfm_blobfetch_start in as hfm_blobcache_opts.fetch with the struct
- * hfm_blobfetch as fetch_cls; readers pass a struct hfm_blobfetch_origin as
- * the `origin` of hfm_blob_ensure().  Each fetch becomes one GET of the
- * origin URL with `Range: bytes=a-b` for the fetch's coalesced blocks,
- * following redirects (the Hub's CDN gets the Range but not the token).
+ * hfm_blobfetch as fetch_cls.  Each fetch becomes one GET of its origin's
+ * URL (struct hfm_blob_origin, sent with its Authorization) with
+ * `Range: bytes=a-b` for the fetch's coalesced blocks, following redirects
+ * (the Hub's CDN gets the Range but not the token).
  *
  * What upstream answers is checked, not trusted:
  *  - 206 must carry exactly the Content-Range asked for, with the blob's
@@ -40,12 +40,6 @@
 
 struct hfm_blobfetch;
 
-/* Where a blob comes from, as one reader knows it. */
-struct hfm_blobfetch_origin {
-	const char *url;                 /* a URL whose body is the blob (a /resolve/ URL) */
-	const char *authorization;       /* the reader's Authorization, or NULL */
-};
-
 struct hfm_blobfetch_opts {
 	int max_attempts;                /* per fetch, before headers; 0 = 3 */
 	long retry_base_ms;              /* 0 = 250 */
@@ -59,6 +53,6 @@ int hfm_blobfetch_new(struct hfm_blobfetch **out, struct hfm_upstream *up,
 void hfm_blobfetch_free(struct hfm_blobfetch *bf);
 
 /* The hfm_blobcache_opts.fetch callback (cls = struct hfm_blobfetch *). */
-int hfm_blobfetch_start(void *cls, struct hfm_blob_fetch *f, const void *origin);
+int hfm_blobfetch_start(void *cls, struct hfm_blob_fetch *f, const struct hfm_blob_origin *o);
 
 #endif

@@ -48,9 +48,20 @@ static void serve(struct hfm_blob_fetch *f, const uint8_t *src)
 	hfm_blob_fetch_done(f, rc);
 }
 
-/* `origin` is the content the blob should have. */
-static int fake_fetch(void *cls, struct hfm_blob_fetch *f, const void *origin)
+/*
+ * The fake upstream serves bytes from memory: the origin a reader passes is
+ * the first member of a struct naming the buffer (the cache hands it to
+ * fake_fetch as it got it).
+ */
+struct mem_origin {
+	struct hfm_blob_origin o;
+	const uint8_t *src;              /* the content the blob should have */
+};
+#define ORIGIN(p) (&(struct mem_origin){ { "mem:", NULL }, (p) }.o)
+
+static int fake_fetch(void *cls, struct hfm_blob_fetch *f, const struct hfm_blob_origin *origin)
 {
+	const uint8_t *src = ((const struct mem_origin *)origin)->src;
 	int mode;
 
 	pthread_mutex_lock(&fk.lock);
@@ -63,12 +74,12 @@ static int fake_fetch(void *cls, struct hfm_blob_fetch *f, const void *origin)
 	}
 	if (mode != F_SYNC) {
 		fk.q[fk.nq] = f;
-		fk.qsrc[fk.nq++] = origin;
+		fk.qsrc[fk.nq++] = src;
 		pthread_cond_broadcast(&fk.cv);
 	}
 	pthread_mutex_unlock(&fk.lock);
 	if (mode == F_SYNC)
-		serve(f, origin);
+		serve(f, src);
 	return 0;
 }
 
@@ -237,7 +248,7 @@ static int wait_complete(struct hfm_blob *b)
 }
 
 /* Read the whole blob through ensure (blocking) and compare. */
-static int read_all(struct hfm_blob *b, const uint8_t *content, const void *origin)
+static int read_all(struct hfm_blob *b, const uint8_t *content)
 {
 	struct hfm_blob_reader r = { 0 };
 	uint64_t size = hfm_blob_size(b), off = 0, avail;
@@ -246,7 +257,7 @@ static int read_all(struct hfm_blob *b, const uint8_t *content, const void *orig
 
 	while (ok && off < size) {
 		size_t n;
-		if (hfm_blob_ensure(&avail, b, &r, off, size, origin, NULL)) {
+		if (hfm_blob_ensure(&avail, b, &r, off, size, ORIGIN(content), NULL)) {
 			ok = 0;
 			break;
 		}
@@ -308,9 +319,9 @@ static void test_single_flight(void)
 	TAP_IS_INT(hfm_blob_open(&b2, bc, oid, size + 1), HFM_EINVAL, "a different size is refused");
 	TAP_IS_INT(hfm_blob_available(b, 0), 0, "nothing present yet");
 
-	rc = hfm_blob_ensure(&avail, b, &r1, 0, 1, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r1, 0, 1, ORIGIN(content), W());
 	TAP_IS_INT(rc, HFM_EAGAIN, "reader 1 waits");
-	rc = hfm_blob_ensure(&avail, b, &r2, 100, 101, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r2, 100, 101, ORIGIN(content), W());
 	TAP_IS_INT(rc, HFM_EAGAIN, "reader 2 waits");
 	TAP_IS_INT(fk.nfetches, 1, "single flight: one fetch for two readers");
 	f = take_fetch();
@@ -321,7 +332,7 @@ static void test_single_flight(void)
 	hfm_blob_fetch_write(f, content, BS / 2);
 	TAP_IS_INT(wakes, 2, "both readers woken by progress");
 	TAP_IS_INT(hfm_blob_available(b, 0), BS / 2, "streaming: bytes readable before the block is");
-	rc = hfm_blob_ensure(&avail, b, &r1, 0, 1, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r1, 0, 1, ORIGIN(content), W());
 	TAP_OK(rc == 0 && avail == BS / 2, "ensure answers the high-water mark");
 	TAP_IS_INT(hfm_blob_ranges(b, rg, 4), 0, "no complete block yet");
 	TAP_IS_INT(hfm_blob_fetch_write(f, content + BS / 2, BS), HFM_EINVAL,
@@ -331,7 +342,7 @@ static void test_single_flight(void)
 	TAP_IS_INT(hfm_blob_available(b, 0), BS, "block 0 present");
 
 	/* out of order: block 10, then a failing fetch at block 15 */
-	rc = hfm_blob_ensure(&avail, b, &r3, 10 * BS + 5, 11 * BS, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r3, 10 * BS + 5, 11 * BS, ORIGIN(content), W());
 	TAP_IS_INT(rc, HFM_EAGAIN, "block 10 missing");
 	f = take_fetch();
 	TAP_OK(f && hfm_blob_fetch_offset(f) == 10 * BS && hfm_blob_fetch_length(f) == BS,
@@ -345,12 +356,12 @@ static void test_single_flight(void)
 
 	hfm_blob_reader_dispose(&r2);
 	wakes = 0;
-	rc = hfm_blob_ensure(&avail, b, &r2, 15 * BS, size, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r2, 15 * BS, size, ORIGIN(content), W());
 	TAP_IS_INT(rc, HFM_EAGAIN, "block 15 missing");
 	f = take_fetch();
 	TAP_OK(f && hfm_blob_fetch_offset(f) == 15 * BS && hfm_blob_fetch_length(f) == 6 * BS - (BS - 1234),
 	       "a run covers the missing blocks to the end (coalesced)");
-	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, content, W()), HFM_EAGAIN,
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, ORIGIN(content), W()), HFM_EAGAIN,
 		   "a reader inside the run waits on it too");
 	TAP_IS_INT(fk.nfetches, 3, "still no extra fetch");
 	hfm_blob_fetch_write(f, content + 15 * BS, BS + 100);
@@ -358,9 +369,9 @@ static void test_single_flight(void)
 	TAP_OK(wakes >= 2, "failure wakes the waiters");
 	TAP_IS_INT(hfm_blob_available(b, 15 * BS), BS, "the block completed before the drop stays");
 	TAP_IS_INT(hfm_blob_available(b, 16 * BS), 0, "the half block is released");
-	rc = hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, ORIGIN(content), W());
 	TAP_IS_INT(rc, HFM_EUPSTREAM, "a waiter of the failed fetch gets its error");
-	rc = hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, ORIGIN(content), W());
 	TAP_IS_INT(rc, HFM_EAGAIN, "asking again starts a new fetch");
 	f = take_fetch();
 	TAP_OK(f && hfm_blob_fetch_offset(f) == 17 * BS, "the new fetch starts at the reader");
@@ -369,18 +380,18 @@ static void test_single_flight(void)
 	/* a start that fails synchronously (offline) */
 	fk.fail_start = HFM_EOFFLINE;
 	hfm_blob_reader_dispose(&r3);
-	rc = hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r3, 17 * BS, size, ORIGIN(content), W());
 	TAP_IS_INT(rc, HFM_EOFFLINE, "a fetch that cannot start fails the reader at once");
 	fk.fail_start = 0;
 
 	/* finish with blocking readers and a synchronous fetcher */
 	fk.mode = F_SYNC;
-	TAP_OK(read_all(b, content, content), "every byte readable and right");
+	TAP_OK(read_all(b, content), "every byte readable and right");
 	TAP_OK(wait_complete(b), "verified and published");
 	TAP_OK(object_matches(oid, content, size), "objects/ holds the content");
 	TAP_OK(!partial_exists(oid, "") && !partial_exists(oid, ".map"),
 	       "partial files gone");
-	TAP_OK(read_all(b, content, content), "still readable after publish (same inode)");
+	TAP_OK(read_all(b, content), "still readable after publish (same inode)");
 	{
 		struct hfm_blobcache_stats st;
 		hfm_blobcache_stats(&st, bc);
@@ -416,21 +427,21 @@ static void test_readahead(void)
 	fk.mode = F_MANUAL;
 	fk.nfetches = 0;
 	hfm_blob_open(&b, bc, oid, size);
-	rc = hfm_blob_ensure(&avail, b, &r, 0, size, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r, 0, size, ORIGIN(content), W());
 	f = take_fetch();
 	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_length(f) == 8 * BS && fk.nfetches == 1,
 	       "readahead: first run is run_blocks long");
 	serve(f, content);
-	rc = hfm_blob_ensure(&avail, b, &r, BS, size, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r, BS, size, ORIGIN(content), W());
 	TAP_OK(rc == 0 && avail == 7 * BS && fk.nfetches == 1,
 	       "readahead: not yet, the run's end is beyond the window");
-	rc = hfm_blob_ensure(&avail, b, &r, 5 * BS, size, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r, 5 * BS, size, ORIGIN(content), W());
 	f = take_fetch();
 	TAP_OK(rc == 0 && avail == 3 * BS, "readahead: the reader is served from cache");
 	TAP_OK(f && hfm_blob_fetch_offset(f) == 8 * BS && hfm_blob_fetch_length(f) == 8 * BS,
 	       "readahead: the next run started while 3 blocks are left");
 	hfm_blob_fetch_done(f, HFM_ETIMEOUT);
-	rc = hfm_blob_ensure(&avail, b, &r, 20 * BS, 20 * BS + 1, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r, 20 * BS, 20 * BS + 1, ORIGIN(content), W());
 	f = take_fetch();
 	TAP_OK(f && hfm_blob_fetch_length(f) == BS && !take_fetch(),
 	       "readahead: bounded by the reader's end");
@@ -458,14 +469,14 @@ static void test_git_blob_and_corrupt(void)
 	hfm_git_blob_id(oid, good, size);
 	fk.mode = F_SYNC;
 	hfm_blob_open(&b, bc, oid, size);
-	TAP_OK(read_all(b, good, good), "git blob: read");
+	TAP_OK(read_all(b, good), "git blob: read");
 	TAP_OK(wait_complete(b) && object_matches(oid, good, size), "git blob: verified by sha1");
 	hfm_blob_release(b);
 
 	/* upstream sends other bytes than the id says */
 	hfm_git_blob_id(oid, good2, size);
 	hfm_blob_open(&b, bc, oid, size);
-	read_all(b, bad, bad);
+	read_all(b, bad);
 	for (i = 0; i < 300; i++) {
 		hfm_blobcache_stats(&st, bc);
 		if (st.corrupt)
@@ -477,10 +488,10 @@ static void test_git_blob_and_corrupt(void)
 	TAP_IS_INT(hfm_blob_available(b, 0), 0, "corrupt: discarded, nothing present");
 	TAP_OK(partial_exists(oid, ".map"), "corrupt: started over with a fresh map");
 	TAP_OK(logcap_has("discarded") && logcap_has(oid), "corrupt: logged with the reason");
-	rc = hfm_blob_ensure(&avail, b, &r, 0, size, bad, NULL);
+	rc = hfm_blob_ensure(&avail, b, &r, 0, size, ORIGIN(bad), NULL);
 	TAP_IS_INT(rc, HFM_EUPSTREAM, "corrupt: refetch refused during the backoff");
 	usleep(350 * 1000);
-	TAP_OK(read_all(b, good2, good2), "corrupt: after the backoff it is fetched again");
+	TAP_OK(read_all(b, good2), "corrupt: after the backoff it is fetched again");
 	TAP_OK(wait_complete(b) && object_matches(oid, good2, size), "corrupt: and then verified");
 	hfm_blob_reader_dispose(&r);
 	hfm_blob_release(b);
@@ -512,15 +523,15 @@ static void test_hash_in_order(void)
 	hfm_sha256_hex(oid, content, size);
 	fk.mode = F_MANUAL;
 	hfm_blob_open(&b, bc, oid, size);
-	rc = hfm_blob_ensure(&avail, b, &r, 9 * BS, size, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r, 9 * BS, size, ORIGIN(content), W());
 	f = take_fetch();
 	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_offset(f) == 9 * BS, "in order: tail first");
 	serve(f, content);
-	rc = hfm_blob_ensure(&avail, b, &r, 0, 3 * BS, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r, 0, 3 * BS, ORIGIN(content), W());
 	f = take_fetch();
 	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_length(f) == 3 * BS, "in order: then the head");
 	serve(f, content);
-	rc = hfm_blob_ensure(&avail, b, &r, 3 * BS, 9 * BS, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r, 3 * BS, 9 * BS, ORIGIN(content), W());
 	f = take_fetch();
 	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_length(f) == 6 * BS, "in order: the middle last");
 	serve(f, content);
@@ -538,12 +549,12 @@ static void test_hash_in_order(void)
 	hfm_blobcache_stats(&st, bc);
 	corrupt0 = st.corrupt;
 	hfm_blob_open(&b, bc, oid, size);
-	rc = hfm_blob_ensure(&avail, b, &r, 0, size, content, W());
+	rc = hfm_blob_ensure(&avail, b, &r, 0, size, ORIGIN(content), W());
 	f = take_fetch();
 	TAP_OK(rc == HFM_EAGAIN && f, "rewrite: a fetch starts");
 	hfm_blob_fetch_write(f, content, BS / 2);
 	hfm_blob_fetch_done(f, HFM_ETIMEOUT);
-	rc = hfm_blob_ensure(&avail, b, &r2, 0, size, bad, W());
+	rc = hfm_blob_ensure(&avail, b, &r2, 0, size, ORIGIN(bad), W());
 	f = take_fetch();
 	TAP_OK(rc == HFM_EAGAIN && f && hfm_blob_fetch_offset(f) == 0, "rewrite: fetched again");
 	hfm_blob_fetch_write(f, bad, BS / 2);
@@ -559,7 +570,7 @@ static void test_hash_in_order(void)
 	TAP_OK(!hfm_store_object_exists(store, oid), "rewrite: not published");
 	usleep(350 * 1000);
 	fk.mode = F_SYNC;
-	TAP_OK(read_all(b, content, content) && wait_complete(b) &&
+	TAP_OK(read_all(b, content) && wait_complete(b) &&
 	       object_matches(oid, content, size), "rewrite: the right bytes then verify");
 	hfm_blob_reader_dispose(&r);
 	hfm_blob_reader_dispose(&r2);
@@ -626,7 +637,7 @@ static void child_fill_and_die(const char *oid, const uint8_t *content, size_t s
 		fk.mode = F_MANUAL;
 		fk.nq = 0;
 		hfm_blob_open(&b, bc, oid, size);
-		hfm_blob_ensure(&avail, b, &r, 0, (uint64_t)nblocks * BS, content, W());
+		hfm_blob_ensure(&avail, b, &r, 0, (uint64_t)nblocks * BS, ORIGIN(content), W());
 		f = take_fetch();
 		if (finish_fetch) {
 			serve(f, content);
@@ -689,7 +700,7 @@ static void test_crash(void)
 	TAP_IS_INT(hfm_blob_ranges(b, rg, 4), 1, "crash: one range present");
 	TAP_OK(rg[0].start == 0 && rg[0].end == 4 * BS, "crash: exactly the synced blocks");
 	fk.mode = F_SYNC;
-	TAP_OK(read_all(b, content, content), "crash: the rest is fetched, content right");
+	TAP_OK(read_all(b, content), "crash: the rest is fetched, content right");
 	TAP_OK(wait_complete(b) && object_matches(oid, content, size), "crash: then verified");
 	hfm_blob_release(b);
 	hfm_blobcache_free(bc);
@@ -740,7 +751,7 @@ static int child_run_and_die(const char *oid, const uint8_t *content, size_t siz
 		fk.nq = 0;
 		if (hfm_blob_open(&b, bc, oid, size))
 			_exit(1);
-		hfm_blob_ensure(&avail, b, &r, 0, size, content, W());
+		hfm_blob_ensure(&avail, b, &r, 0, size, ORIGIN(content), W());
 		fill(bc, take_fetch(), content);
 		/* no release, no free: the process just ends */
 		kill(getpid(), SIGKILL);
@@ -841,7 +852,7 @@ static void test_crash_resume(void)
 	fk.mode = F_SYNC;
 	fk.fetched = 0;
 	hfm_blob_open(&b, bc, oid, size);
-	TAP_OK(read_all(b, content, content) && wait_complete(b) &&
+	TAP_OK(read_all(b, content) && wait_complete(b) &&
 	       object_matches(oid, content, size), "resume: completes and verifies");
 	TAP_IS_INT(fk.fetched, size - cases[HFM_ARRAY_SIZE(cases) - 1].durable * BS,
 		   "resume: only the missing blocks were fetched");
@@ -868,7 +879,7 @@ static void test_grew(void)
 	TAP_IS_INT(hfm_blobcache_new(&bc, store, &o), 0, "grew: cache with a listener");
 	fk.mode = F_SYNC;
 	hfm_blob_open(&b, bc, oid, size);
-	TAP_OK(read_all(b, content, content) && wait_complete(b), "grew: blob read and published");
+	TAP_OK(read_all(b, content) && wait_complete(b), "grew: blob read and published");
 	TAP_IS_INT(grew.bytes, size, "grew: told every filled byte once");
 	TAP_IS_INT(grew.publishes, 1, "grew: told of the publication");
 	hfm_blob_release(b);
@@ -913,7 +924,7 @@ static void test_random_kill(void)
 			hfm_blob_open(&cb, bc, oid, size);
 			if (write(pfd[1], "g", 1) != 1)
 				_exit(1);
-			read_all(cb, content, content);
+			read_all(cb, content);
 			pause();
 			_exit(0);
 		}
@@ -955,7 +966,7 @@ static void test_random_kill(void)
 		struct hfm_blob *b;
 		fk.mode = F_SYNC;
 		hfm_blob_open(&b, bc, oid, size);
-		TAP_OK(read_all(b, content, content) && wait_complete(b) &&
+		TAP_OK(read_all(b, content) && wait_complete(b) &&
 		       object_matches(oid, content, size), "random kill -9: completes afterwards");
 		hfm_blob_release(b);
 		hfm_blobcache_free(bc);
@@ -974,7 +985,7 @@ static void *reader_thread(void *arg)
 {
 	struct reader_arg *a = arg;
 
-	a->ok = read_all(a->b, a->content, a->content);
+	a->ok = read_all(a->b, a->content);
 	return NULL;
 }
 

@@ -36,7 +36,7 @@ static void stub_oid(char oid[HFM_SHA256_HEX + 1], size_t n)
  * Read [off, end) of the blob through ensure (blocking), checking every byte
  * against the stub's content.  Returns 0 or the first error.
  */
-static int read_range(struct hfm_blob *b, const struct hfm_blobfetch_origin *o, uint64_t off,
+static int read_range(struct hfm_blob *b, const struct hfm_blob_origin *o, uint64_t off,
 		      uint64_t end, int *content_ok)
 {
 	struct hfm_blob_reader r = { 0 };
@@ -94,7 +94,7 @@ static void test_plain(void)
 {
 	size_t size = 40 * BS + 333;
 	char oid[HFM_SHA256_HEX + 1], url[128];
-	struct hfm_blobfetch_origin o = { url, "Bearer hf_tok" };
+	struct hfm_blob_origin o = { url, "Bearer hf_tok" };
 	struct hfm_blob *b;
 	int ok, nreq, i0 = stub_requests(sa);
 	struct stub_req q;
@@ -118,7 +118,7 @@ static void test_redirect(void)
 {
 	size_t size = 10 * BS + 1;
 	char oid[HFM_SHA256_HEX + 1], url[128];
-	struct hfm_blobfetch_origin o = { url, "Bearer hf_tok" };
+	struct hfm_blob_origin o = { url, "Bearer hf_tok" };
 	struct hfm_blob *b;
 	int ok, nreq, i0 = stub_requests(sb), i;
 
@@ -141,7 +141,7 @@ static void test_lying(void)
 {
 	size_t size = 20 * BS + 5;
 	char oid[HFM_SHA256_HEX + 1], url[128];
-	struct hfm_blobfetch_origin o = { url, NULL };
+	struct hfm_blob_origin o = { url, NULL };
 	struct hfm_blobcache_stats s0, s1;
 	struct hfm_blob *b;
 	int ok, rc;
@@ -203,7 +203,7 @@ static void test_drop_keeps_gathered(void)
 {
 	size_t size = 22 * BS;
 	char oid[HFM_SHA256_HEX + 1], url[128];
-	struct hfm_blobfetch_origin o = { url, NULL };
+	struct hfm_blob_origin o = { url, NULL };
 	struct hfm_blob *b;
 	int ok, rc;
 
@@ -220,7 +220,7 @@ static void test_drop_keeps_gathered(void)
 
 struct reader_arg {
 	struct hfm_blob *b;
-	const struct hfm_blobfetch_origin *o;
+	const struct hfm_blob_origin *o;
 	uint64_t off;
 	int rc, ok;
 };
@@ -237,7 +237,7 @@ static void test_concurrent(void)
 {
 	size_t size = 60 * BS + 17;
 	char oid[HFM_SHA256_HEX + 1], url[128];
-	struct hfm_blobfetch_origin o = { url, NULL };
+	struct hfm_blob_origin o = { url, NULL };
 	struct reader_arg ra[3];
 	pthread_t th[3];
 	struct hfm_blob *b;

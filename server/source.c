@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include "hfm/source.h"
-#include "hfm/stream.h"
 
 void hfm_commit_dispose(struct hfm_commit *c)
 {
@@ -202,6 +201,27 @@ void hfm_commits_free(struct hfm_commits *c)
 		hfm_commit_dispose(&c->v[i]);
 	free(c->v);
 	free(c);
+}
+
+ssize_t hfm_stream_read(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
+			size_t max, struct hfm_waiter *w)
+{
+	if (pos >= end || !max)
+		return hfm_error_set(HFM_EINVAL, "read past the end of a stream");
+	return s->ops->read(s, pos, end, buf, max, w);
+}
+
+int hfm_stream_prime(struct hfm_stream *s, uint64_t start, uint64_t end, struct hfm_waiter *w)
+{
+	if (!s->ops->prime || start >= end || !w)
+		return 0;
+	return s->ops->prime(s, start, end, w);
+}
+
+void hfm_stream_free(struct hfm_stream *s)
+{
+	if (s)
+		s->ops->free(s);
 }
 
 void hfm_body_dispose(struct hfm_body *b)

@@ -12,11 +12,9 @@
 /* Relay buffer: bounds memory per denied download. */
 #define RELAY_BUF (256u * 1024)
 
-struct hfm_stream {
-	ssize_t (*read)(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
-			size_t max, struct hfm_waiter *w);
-	void (*free)(struct hfm_stream *s);
-	int (*prime)(struct hfm_stream *s, uint64_t start, uint64_t end, struct hfm_waiter *w);
+/* What blob and relay streams share: the origin, and how far to trust it. */
+struct origin_stream {
+	struct hfm_stream base;
 	char *url, *auth;
 	char oid[HFM_SHA256_HEX + 1];
 	uint64_t size;
@@ -24,41 +22,26 @@ struct hfm_stream {
 	int whole;                       /* first read at 0 up to size: verify */
 };
 
-ssize_t hfm_stream_read(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
-			size_t max, struct hfm_waiter *w)
+static void origin_init(struct origin_stream *s, const struct hfm_stream_origin *o,
+			const struct hfm_stream_ops *ops)
 {
-	if (!s->started) {
-		s->started = 1;
-		s->whole = pos == 0 && end == s->size;
-	}
-	if (pos >= end || !max)
-		return hfm_error_set(HFM_EINVAL, "read past the end of a stream");
-	return s->read(s, pos, end, buf, max, w);
-}
-
-int hfm_stream_prime(struct hfm_stream *s, uint64_t start, uint64_t end, struct hfm_waiter *w)
-{
-	if (!s->prime || start >= end || !w)
-		return 0;
-	return s->prime(s, start, end, w);
-}
-
-void hfm_stream_free(struct hfm_stream *s)
-{
-	if (!s)
-		return;
-	s->free(s);
-}
-
-static void base_init(struct hfm_stream *s, const struct hfm_stream_origin *o)
-{
+	s->base.ops = ops;
 	s->url = hfm_strdup(o->url);
 	s->auth = o->authorization ? hfm_strdup(o->authorization) : NULL;
 	snprintf(s->oid, sizeof(s->oid), "%s", o->oid);
 	s->size = o->size;
 }
 
-static void base_dispose(struct hfm_stream *s)
+/* Every read first: the first one tells whether the response is the whole file. */
+static void origin_read(struct origin_stream *s, uint64_t pos, uint64_t end)
+{
+	if (!s->started) {
+		s->started = 1;
+		s->whole = pos == 0 && end == s->size;
+	}
+}
+
+static void origin_dispose(struct origin_stream *s)
 {
 	free(s->url);
 	free(s->auth);
@@ -67,7 +50,7 @@ static void base_dispose(struct hfm_stream *s)
 /* ---- blob streams --------------------------------------------------------- */
 
 struct blob_stream {
-	struct hfm_stream base;
+	struct origin_stream os;
 	struct hfm_blobcache *bc;
 	struct hfm_blob *blob;
 	struct hfm_blob_reader reader;
@@ -81,19 +64,19 @@ static int blob_attach(struct blob_stream *s)
 
 	if (s->blob)
 		return 0;
-	if ((rc = hfm_blob_open(&s->blob, s->bc, s->base.oid, s->base.size)))
+	if ((rc = hfm_blob_open(&s->blob, s->bc, s->os.oid, s->os.size)))
 		return rc;
 	s->discards = hfm_blob_discards(s->blob);
 	s->fd = hfm_blob_fd(s->blob);
 	if (s->fd < 0)
-		return hfm_error_set(HFM_EIO, "blob %s: cannot open", s->base.oid);
+		return hfm_error_set(HFM_EIO, "blob %s: cannot open", s->os.oid);
 	return 0;
 }
 
-static int blob_prime(struct hfm_stream *base, uint64_t start, uint64_t end, struct hfm_waiter *w)
+static int blob_prime(struct hfm_stream *stream, uint64_t start, uint64_t end, struct hfm_waiter *w)
 {
-	struct blob_stream *s = (struct blob_stream *)base;
-	struct hfm_blob_origin origin = { base->url, base->auth };
+	struct blob_stream *s = (struct blob_stream *)stream;
+	struct hfm_blob_origin origin = { s->os.url, s->os.auth };
 	uint64_t avail;
 	int rc;
 
@@ -102,14 +85,15 @@ static int blob_prime(struct hfm_stream *base, uint64_t start, uint64_t end, str
 	return hfm_blob_ensure(&avail, s->blob, &s->reader, start, end, &origin, w);
 }
 
-static ssize_t blob_read(struct hfm_stream *base, uint64_t pos, uint64_t end, char *buf,
+static ssize_t blob_read(struct hfm_stream *stream, uint64_t pos, uint64_t end, char *buf,
 			 size_t max, struct hfm_waiter *w)
 {
-	struct blob_stream *s = (struct blob_stream *)base;
-	struct hfm_blob_origin origin = { base->url, base->auth };
+	struct blob_stream *s = (struct blob_stream *)stream;
+	struct hfm_blob_origin origin = { s->os.url, s->os.auth };
 	uint64_t avail, lim = end;
 	int rc;
 
+	origin_read(&s->os, pos, end);
 	if ((rc = blob_attach(s)))
 		return rc;
 	rc = hfm_blob_ensure(&avail, s->blob, &s->reader, pos, end, &origin, w);
@@ -119,7 +103,7 @@ static ssize_t blob_read(struct hfm_stream *base, uint64_t pos, uint64_t end, ch
 	 * The last byte of a whole-file answer waits for verification: if the
 	 * blob turns out corrupt the client sees a short body, not a wrong one.
 	 */
-	if (base->whole && end == base->size && pos + HFM_MIN(avail, (uint64_t)max) >= end) {
+	if (s->os.whole && end == s->os.size && pos + HFM_MIN(avail, (uint64_t)max) >= end) {
 		if (pos + 1 < end)
 			lim = end - 1;
 		else if ((rc = hfm_blob_wait_verified(s->blob, s->discards, w)))
@@ -128,35 +112,38 @@ static ssize_t blob_read(struct hfm_stream *base, uint64_t pos, uint64_t end, ch
 	uint64_t n = HFM_MIN(HFM_MIN(avail, lim - pos), (uint64_t)max);
 	ssize_t got = pread(s->fd, buf, n, (off_t)pos);
 	if (got <= 0)
-		return hfm_error_set(HFM_EIO, "blob %s: read failed", base->oid);
+		return hfm_error_set(HFM_EIO, "blob %s: read failed", s->os.oid);
 	return got;
 }
 
-static void blob_free(struct hfm_stream *base)
+static void blob_free(struct hfm_stream *stream)
 {
-	struct blob_stream *s = (struct blob_stream *)base;
+	struct blob_stream *s = (struct blob_stream *)stream;
 
 	hfm_blob_reader_dispose(&s->reader);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->blob)
 		hfm_blob_release(s->blob);
-	base_dispose(base);
+	origin_dispose(&s->os);
 	free(s);
 }
+
+static const struct hfm_stream_ops blob_ops = {
+	.read = blob_read,
+	.prime = blob_prime,
+	.free = blob_free,
+};
 
 int hfm_stream_blob_new(struct hfm_stream **out, struct hfm_blobcache *bc,
 			const struct hfm_stream_origin *o)
 {
 	struct blob_stream *s = hfm_calloc(1, sizeof(*s));
 
-	base_init(&s->base, o);
-	s->base.read = blob_read;
-	s->base.free = blob_free;
-	s->base.prime = blob_prime;
+	origin_init(&s->os, o, &blob_ops);
 	s->bc = bc;
 	s->fd = -1;
-	*out = &s->base;
+	*out = &s->os.base;
 	return 0;
 }
 
@@ -168,7 +155,7 @@ int hfm_stream_blob_new(struct hfm_stream **out, struct hfm_blobcache *bc,
  * last (`refs`), because on_done may still run after the response is gone.
  */
 struct relay_stream {
-	struct hfm_stream base;
+	struct origin_stream os;
 	struct hfm_upstream *up;
 	struct hfm_up_xfer *x;
 	pthread_mutex_t lock;
@@ -200,7 +187,7 @@ static void relay_unref(struct relay_stream *s)
 	hfm_waitq_fire(hfm_waitq_take(&s->waiters));
 	pthread_mutex_destroy(&s->lock);
 	free(s->buf);
-	base_dispose(&s->base);
+	origin_dispose(&s->os);
 	free(s);
 }
 
@@ -213,13 +200,13 @@ static int relay_headers(void *cls, const struct hfm_up_response *r)
 		const char *cr = hfm_up_header(r, "Content-Range");
 		snprintf(want, sizeof(want), "bytes %llu-%llu/%llu", (unsigned long long)s->start,
 			 (unsigned long long)(s->start + s->want - 1),
-			 (unsigned long long)s->base.size);
+			 (unsigned long long)s->os.size);
 		if (!cr || strcmp(cr, want))
 			return hfm_error_set(HFM_EUPSTREAM, "upstream sent the wrong range");
 		return HFM_UP_CONTINUE;
 	}
 	if (r->status == 200) {
-		if (r->content_length >= 0 && (uint64_t)r->content_length != s->base.size)
+		if (r->content_length >= 0 && (uint64_t)r->content_length != s->os.size)
 			return hfm_error_set(HFM_EUPSTREAM, "upstream size differs");
 		s->skip = s->start;          /* Range ignored: drop what precedes */
 		return HFM_UP_CONTINUE;
@@ -279,8 +266,8 @@ static void relay_done(void *cls, int result)
 		char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
 		hfm_hashctx_final(s->hash, sha1, sha256);
 		s->hash = NULL;
-		const char *got = strlen(s->base.oid) == HFM_SHA1_HEX ? sha1 : sha256;
-		s->verified = !s->rc && !strcmp(got, s->base.oid) ? 1 : -1;
+		const char *got = strlen(s->os.oid) == HFM_SHA1_HEX ? sha1 : sha256;
+		s->verified = !s->rc && !strcmp(got, s->os.oid) ? 1 : -1;
 	}
 	wake = hfm_waitq_take(&s->waiters);
 	pthread_mutex_unlock(&s->lock);
@@ -288,18 +275,19 @@ static void relay_done(void *cls, int result)
 	relay_unref(s);
 }
 
-static ssize_t relay_read(struct hfm_stream *base, uint64_t pos, uint64_t end, char *buf,
+static ssize_t relay_read(struct hfm_stream *stream, uint64_t pos, uint64_t end, char *buf,
 			  size_t max, struct hfm_waiter *w)
 {
-	struct relay_stream *s = (struct relay_stream *)base;
+	struct relay_stream *s = (struct relay_stream *)stream;
 	ssize_t rc;
 
+	origin_read(&s->os, pos, end);
 	if (!s->x && !s->done) {
 		struct hfm_up_request req = {
 			.method = HFM_UP_GET,
-			.url = base->url,
-			.authorization = base->auth,
-			.has_range = pos > 0 || end < base->size,
+			.url = s->os.url,
+			.authorization = s->os.auth,
+			.has_range = pos > 0 || end < s->os.size,
 			.range_start = pos,
 			.range_len = end - pos,
 			.follow_redirects = 1,
@@ -312,9 +300,9 @@ static ssize_t relay_read(struct hfm_stream *base, uint64_t pos, uint64_t end, c
 		s->start = pos;
 		s->want = end - pos;
 		s->buf = hfm_malloc(RELAY_BUF);
-		if (base->whole)
-			s->hash = hfm_hashctx_new(base->size, strlen(base->oid) == HFM_SHA1_HEX,
-						  strlen(base->oid) == HFM_SHA256_HEX);
+		if (s->os.whole)
+			s->hash = hfm_hashctx_new(s->os.size, strlen(s->os.oid) == HFM_SHA1_HEX,
+						  strlen(s->os.oid) == HFM_SHA256_HEX);
 		s->refs++;                   /* the transfer's */
 		if ((rc = hfm_up_start(&s->x, s->up, &req))) {
 			s->refs--;
@@ -329,12 +317,12 @@ static ssize_t relay_read(struct hfm_stream *base, uint64_t pos, uint64_t end, c
 		return hfm_error_set(HFM_EINVAL, "relay stream read out of order");
 	}
 	/* hold back the last byte of a whole file until its digest matched */
-	if (base->whole && have && pos + have >= base->size && s->verified != 1) {
+	if (s->os.whole && have && pos + have >= s->os.size && s->verified != 1) {
 		have--;
 		if (s->verified == -1) {
 			pthread_mutex_unlock(&s->lock);
 			return hfm_error_set(HFM_ECORRUPT, "upstream sent content that is not %s",
-					     base->oid);
+					     s->os.oid);
 		}
 	}
 	if (have) {
@@ -358,26 +346,29 @@ static ssize_t relay_read(struct hfm_stream *base, uint64_t pos, uint64_t end, c
 	return HFM_EAGAIN;
 }
 
-static void relay_free(struct hfm_stream *base)
+static void relay_free(struct hfm_stream *stream)
 {
-	struct relay_stream *s = (struct relay_stream *)base;
+	struct relay_stream *s = (struct relay_stream *)stream;
 
 	if (s->x)
 		hfm_up_cancel(s->x);
 	relay_unref(s);
 }
 
+static const struct hfm_stream_ops relay_ops = {
+	.read = relay_read,
+	.free = relay_free,
+};
+
 int hfm_stream_relay_new(struct hfm_stream **out, struct hfm_upstream *up,
 			 const struct hfm_stream_origin *o)
 {
 	struct relay_stream *s = hfm_calloc(1, sizeof(*s));
 
-	base_init(&s->base, o);
-	s->base.read = relay_read;
-	s->base.free = relay_free;
+	origin_init(&s->os, o, &relay_ops);
 	s->up = up;
 	s->refs = 1;
 	pthread_mutex_init(&s->lock, NULL);
-	*out = &s->base;
+	*out = &s->os.base;
 	return 0;
 }

@@ -149,9 +149,56 @@ struct hfm_commits {
 };
 void hfm_commits_free(struct hfm_commits *c);
 
+/*
+ * A body that is still arriving (HFM_BODY_STREAM; the online cache's are in
+ * stream.h).  The HTTP layer asks for bytes at a content offset and gets
+ * what is there now, or HFM_EAGAIN after the stream armed the request's
+ * waiter (the connection is then suspended until the bytes come: nothing
+ * polls).
+ *
+ * Ownership: whoever holds the body owns its stream and calls
+ * hfm_stream_free() once (also when the response was never sent, e.g.
+ * HEAD).  A stream starts no work before its first read or prime.
+ *
+ * Threading: one reader at a time per stream (MHD calls a response's reader
+ * from one thread at a time); the wake may come from any thread.
+ */
+struct hfm_stream;
+struct hfm_stream_ops {
+	/* hfm_stream_read() with pos < end and max > 0 checked. */
+	ssize_t (*read)(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
+			size_t max, struct hfm_waiter *w);
+	/* Optional (NULL: always ready): hfm_stream_prime() with start < end, w set. */
+	int (*prime)(struct hfm_stream *s, uint64_t start, uint64_t end, struct hfm_waiter *w);
+	void (*free)(struct hfm_stream *s);
+};
+/* Base of every stream (embed first). */
+struct hfm_stream {
+	const struct hfm_stream_ops *ops;
+};
+
+/*
+ * Copy bytes at content offset `pos` (pos < end) into buf (max > 0); `end`
+ * is where this response stops.  Returns the number of bytes (> 0),
+ * HFM_EAGAIN with w armed, or a negative error: the response must end short.
+ */
+ssize_t hfm_stream_read(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
+			size_t max, struct hfm_waiter *w);
+/*
+ * Before the status line is sent: 0 when bytes at `start` are readable now
+ * (or the stream cannot tell without starting its transfer, or w is NULL),
+ * HFM_EAGAIN with w armed while the first bytes are on their way, or the
+ * error that fetching them met.  So a dead upstream is a 502/504 answer,
+ * not a 200 that breaks off.  The caller may free the stream after
+ * HFM_EAGAIN: work started continues (the blob cache keeps fetching) for
+ * the re-run.
+ */
+int hfm_stream_prime(struct hfm_stream *s, uint64_t start, uint64_t end, struct hfm_waiter *w);
+/* NULL is fine. */
+void hfm_stream_free(struct hfm_stream *s);
+
 /* A file body: bytes from an fd, from memory, or from a stream (cache). */
 enum hfm_body_kind { HFM_BODY_FD, HFM_BODY_MEM, HFM_BODY_STREAM };
-struct hfm_stream;                   /* online cache: see stream.h */
 struct hfm_body {
 	enum hfm_body_kind kind;
 	uint64_t size;                   /* total content bytes */

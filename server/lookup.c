@@ -46,16 +46,16 @@ void hfm_found_dispose(struct hfm_found *f)
 }
 
 /* The source that may open an entry another source found but cannot open. */
-static struct hfm_source *cache_of(struct hfm_source *const *srcs, size_t n,
-				   const struct hfm_source *not)
+static struct hfm_source *foreign_opener(struct hfm_source *const *srcs, size_t n,
+					 const struct hfm_source *not)
 {
 	for (size_t i = 0; i < n; i++)
-		if (srcs[i] != not && !strcmp(srcs[i]->ops->kind, "cache"))
+		if (srcs[i] != not && srcs[i]->ops->opens_foreign)
 			return srcs[i];
 	return NULL;
 }
 
-/* e through the cache c; `why` says what f's own source lacks. */
+/* e through c (the online cache); `why` says what f's own source lacks. */
 static int open_via_cache(struct hfm_body *out, struct hfm_source *c, const struct hfm_found *f,
 			  const struct hfm_entry *e, unsigned flags, struct hfm_ctx *ctx,
 			  const char *why)
@@ -111,7 +111,7 @@ int hfm_lookup_open(struct hfm_body *out, struct hfm_source *const *srcs, size_t
 	int rc = own->ops->open(out, f->repo, f->rc.commit, e, flags, ctx);
 
 	if (rc != HFM_EUNAVAIL || !e->is_lfs || (flags & HFM_OPEN_RAW) ||
-	    !(c = cache_of(srcs, n, own)))
+	    !(c = foreign_opener(srcs, n, own)))
 		return rc;
 	snprintf(why, sizeof(why), "%s", hfm_error_last());
 	return open_via_cache(out, c, f, e, flags, ctx, why);

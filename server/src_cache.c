@@ -1303,6 +1303,7 @@ static const struct hfm_source_ops cache_ops = {
 	.refs = cache_refs,
 	.commits = cache_commits,
 	.open = cache_open,
+	.opens_foreign = 1,
 	.access = cache_access,
 	.free = cache_free,
 };

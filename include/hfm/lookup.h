@@ -9,8 +9,8 @@
  * RevisionNotFound if some source had the repo, else RepoNotFound.
  *
  * A file is opened by the source that answered, with one exception: an LFS
- * file whose object that source lacks is fetched through the online cache
- * (hfm_lookup_open).
+ * file whose object that source lacks is opened by a source whose ops say
+ * opens_foreign -- the online cache, which fetches it (hfm_lookup_open).
  */
 #ifndef HFM_LOOKUP_H
 #define HFM_LOOKUP_H
@@ -36,19 +36,21 @@ void hfm_found_dispose(struct hfm_found *f);
  * f->repo's ops->open does, flags included.  When that source knows an LFS
  * file but lacks its object (HFM_EUNAVAIL: a git mirror where `git lfs
  * fetch` never ran), the same entry -- same repo id, commit, path, LFS oid
- * and size -- is opened through the first "cache" source of `srcs` instead:
- * it fetches {upstream}/{repo}/resolve/{commit}/{path} into the store under
- * the oid, or relays it unstored when its cache rules deny the repo.  Before
- * that the cache resolves the commit upstream, so an upstream without that
+ * and size -- is opened through the first other source of `srcs` whose
+ * ops have opens_foreign (the online cache) instead: it fetches
+ * {upstream}/{repo}/resolve/{commit}/{path} into the store under the oid,
+ * or relays it unstored when its cache rules deny the repo.  Before that
+ * the cache resolves the commit upstream, so an upstream without that
  * commit is an error naming it rather than a download that breaks off.  Only
- * the cache may take over another source's entry: it opens an entry by its
- * ids alone, never through e->priv.  Proxy rules are the caller's (hfm_find).
+ * such a source may take over another source's entry: it opens an entry by
+ * its ids alone, never through e->priv.  Proxy rules are the caller's
+ * (hfm_find).
  *
  * Returns 0 with *out filled (the caller owns it: hfm_body_dispose(), or
  * hand it to hfm_reply_file(); it needs no repo handle), HFM_EAGAIN
  * (ctx->waiter armed: re-run from the top), HFM_EUNAVAIL with a message that
- * names the object and why it cannot be had (no cache in `srcs`, the cache
- * is offline, upstream lacks the commit), or another source error
+ * names the object and why it cannot be had (no such source in `srcs`, the
+ * cache is offline, upstream lacks the commit), or another source error
  * (HFM_EGATED, transport errors).  The cache's repo handle is closed before
  * returning.
  */

@@ -255,6 +255,13 @@ struct hfm_source_ops {
 	/* Open a file entry obtained from list/stat on the same repo+commit. */
 	int (*open)(struct hfm_body *out, struct hfm_repo *r, const char *commit,
 		    const struct hfm_entry *e, unsigned flags, struct hfm_ctx *ctx);
+	/*
+	 * 1 if open() may also be given an entry another source listed for the
+	 * same repo id and commit: it uses only the entry's path, size and ids,
+	 * never e->priv.  hfm_lookup_open() turns to such a source for an LFS
+	 * object the answering source lacks (the online cache fetches it).
+	 */
+	int opens_foreign;
 
 	/*
 	 * Optional: 0 if this request may read the file contents of r (resolved

@@ -16,7 +16,7 @@
 
 #define NBUCKETS 1024
 #define HASH_CHUNK (1u << 20)            /* catch-up reads */
-#define HASH_JOB_BYTES (64ull << 20)     /* catch-up per job, so flushes interleave */
+#define HASH_TASK_BYTES (64ull << 20)    /* catch-up per task, so flushes interleave */
 
 /*
  * The map file: a 128-byte header, then one bit per block (bit i%8 of byte
@@ -28,21 +28,21 @@
 
 enum blob_state {
 	B_PARTIAL,                       /* blocks missing */
-	B_VERIFYING,                     /* all filled, a finish job is queued */
+	B_VERIFYING,                     /* all filled, a finish task is queued */
 	B_COMPLETE,                      /* in objects/ */
 };
 
-enum job_kind {
-	JOB_FLUSH,                       /* sync_bytes are waiting, or a fetch ended */
-	JOB_TIMER,                       /* sync_ms after a block was filled */
-	JOB_FINISH,
-	JOB_HASH,                        /* present bytes wait at the hash cursor */
+enum task_kind {
+	TASK_FLUSH,                      /* sync_bytes are waiting, or a fetch ended */
+	TASK_TIMER,                      /* sync_ms after a block was filled */
+	TASK_FINISH,
+	TASK_HASH,                       /* present bytes wait at the hash cursor */
 };
 
-struct job {
-	struct job *next;
-	enum job_kind kind;
-	uint64_t due;                    /* JOB_TIMER: mono ns */
+struct blob_task {
+	struct blob_task *next;
+	enum task_kind kind;
+	uint64_t due;                    /* TASK_TIMER: mono ns */
 	struct hfm_blob *b;              /* reference held */
 };
 
@@ -57,12 +57,12 @@ struct hfm_blobcache {
 	struct hfm_blobcache_opts o;     /* as given: callbacks and log */
 	atomic_int mark_failed;          /* logged once */
 
-	pthread_mutex_t lock;            /* registry, refs, jobs */
-	pthread_cond_t job_cv;           /* on CLOCK_MONOTONIC */
+	pthread_mutex_t lock;            /* registry, refs, tasks */
+	pthread_cond_t task_cv;           /* on CLOCK_MONOTONIC */
 	struct hfm_blob *buckets[NBUCKETS];
-	struct job *job_head, *job_tail;
-	/* JOB_TIMERs, by due time: all are due sync_ns after they were queued */
-	struct job *timer_head, *timer_tail;
+	struct blob_task *task_head, *task_tail;
+	/* TASK_TIMERs, by due time: all are due sync_ns after they were queued */
+	struct blob_task *timer_head, *timer_tail;
 	int stopping;
 	int nworkers;
 	pthread_t *workers;
@@ -94,7 +94,7 @@ struct hfm_blob {
 	uint64_t nblocks;
 	size_t mapbytes;
 
-	pthread_mutex_t io_lock;         /* serialises flush/finish jobs */
+	pthread_mutex_t io_lock;         /* serialises flush/finish tasks */
 	pthread_mutex_t lock;
 	int fd;                          /* read-write data, -1 once complete */
 	int ro_fd;                       /* read-only, same inode, kept after publish */
@@ -103,13 +103,13 @@ struct hfm_blob {
 	uint8_t *durable;                /* bit set in the map on disk */
 	uint64_t nfilled;
 	uint64_t undurable;              /* bytes filled since the last sync */
-	int flush_queued;                /* a JOB_FLUSH is queued */
-	int timer_queued;                /* a JOB_TIMER is queued */
+	int flush_queued;                /* a TASK_FLUSH is queued */
+	int timer_queued;                /* a TASK_TIMER is queued */
 	/*
 	 * The digest the oid names, over [0, hash_pos) in order, so that
 	 * verification is done when the last block lands.  The writer whose
 	 * bytes start at hash_pos feeds them as it writes (a cold download is
-	 * one sequential fetch); a JOB_HASH catches up by reading the file when
+	 * one sequential fetch); a TASK_HASH catches up by reading the file when
 	 * present blocks wait at the cursor (out of order, Range first, after a
 	 * restart).  Whoever sets hash_busy (under lock) may use `hash` without
 	 * the lock until it clears it; hash_stale asks the one clearing it to
@@ -119,7 +119,7 @@ struct hfm_blob {
 	uint64_t hash_pos;
 	int hash_busy;
 	int hash_stale;
-	int hash_queued;                 /* a JOB_HASH is queued */
+	int hash_queued;                 /* a TASK_HASH is queued */
 	enum blob_state state;
 	uint64_t failed_until;           /* mono ns; backoff after corruption */
 	uint64_t discards;               /* verification failures so far */
@@ -172,10 +172,10 @@ static void hash_unbusy(struct hfm_blob *b, uint64_t n)
 
 /*
  * Under b->lock: 1 when present bytes wait at the hash cursor and nobody
- * hashes or is queued to (the caller then queues a JOB_HASH).  Once every
+ * hashes or is queued to (the caller then queues a TASK_HASH).  Once every
  * block is present, finish() hashes the rest instead.
  */
-static int hash_wants_job(struct hfm_blob *b)
+static int hash_wants_task(struct hfm_blob *b)
 {
 	if (!b->hash || b->hash_busy || b->hash_queued || b->state != B_PARTIAL ||
 	    b->hash_pos >= b->size || !bit(b->filled, b->hash_pos >> b->shift))
@@ -224,9 +224,9 @@ static void sync_dir(int dirfd)
 	fsync(dirfd);
 }
 
-/* ---- jobs ---------------------------------------------------------------- */
+/* ---- tasks --------------------------------------------------------------- */
 
-static void job_append(struct job **head, struct job **tail, struct job *j)
+static void task_append(struct blob_task **head, struct blob_task **tail, struct blob_task *j)
 {
 	j->next = NULL;
 	if (*tail)
@@ -236,28 +236,28 @@ static void job_append(struct job **head, struct job **tail, struct job *j)
 	*tail = j;
 }
 
-/* Call with bc->lock held; takes a blob reference for the job. */
-static void job_push_locked(struct hfm_blobcache *bc, struct hfm_blob *b, enum job_kind kind)
+/* Call with bc->lock held; takes a blob reference for the task. */
+static void task_push_locked(struct hfm_blobcache *bc, struct hfm_blob *b, enum task_kind kind)
 {
-	struct job *j = hfm_malloc(sizeof(*j));
+	struct blob_task *j = hfm_malloc(sizeof(*j));
 
 	j->kind = kind;
 	j->b = b;
 	b->refs++;
-	if (kind == JOB_TIMER) {
+	if (kind == TASK_TIMER) {
 		j->due = hfm_mono_ns() + bc->sync_ns;
-		job_append(&bc->timer_head, &bc->timer_tail, j);
+		task_append(&bc->timer_head, &bc->timer_tail, j);
 	} else {
-		job_append(&bc->job_head, &bc->job_tail, j);
+		task_append(&bc->task_head, &bc->task_tail, j);
 	}
 	/* a worker waiting for nothing, or for a later timer, looks again */
-	pthread_cond_signal(&bc->job_cv);
+	pthread_cond_signal(&bc->task_cv);
 }
 
-static void job_push(struct hfm_blobcache *bc, struct hfm_blob *b, enum job_kind kind)
+static void task_push(struct hfm_blobcache *bc, struct hfm_blob *b, enum task_kind kind)
 {
 	pthread_mutex_lock(&bc->lock);
-	job_push_locked(bc, b, kind);
+	task_push_locked(bc, b, kind);
 	pthread_mutex_unlock(&bc->lock);
 }
 
@@ -452,7 +452,7 @@ static void blob_destroy(struct hfm_blob *b)
 
 static void flush(struct hfm_blob *b);
 
-/* Called with bc->lock; fills a new blob from disk.  May queue a finish job. */
+/* Called with bc->lock; fills a new blob from disk.  May queue a finish task. */
 static int blob_load(struct hfm_blob *b)
 {
 	struct hfm_blobcache *bc = b->bc;
@@ -483,7 +483,7 @@ static int blob_load(struct hfm_blob *b)
 	if (b->nfilled == b->nblocks) {
 		/* complete but not verified: a crash came between the last bit and publish */
 		b->state = B_VERIFYING;
-		job_push_locked(bc, b, JOB_FINISH);
+		task_push_locked(bc, b, TASK_FINISH);
 	}
 	return 0;
 }
@@ -550,7 +550,7 @@ void hfm_blob_release(struct hfm_blob *b)
 	*pp = b->hnext;
 	atomic_fetch_sub(&bc->n_open, 1);
 	pthread_mutex_unlock(&bc->lock);
-	/* fetches and jobs hold references, so this is rare: make it durable */
+	/* fetches and tasks hold references, so this is rare: make it durable */
 	if (b->state != B_COMPLETE && b->undurable)
 		flush(b);
 	blob_destroy(b);
@@ -820,8 +820,8 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 	struct hfm_blobcache *bc = b->bc;
 	struct hfm_waitq_node *wake = NULL;
 	uint64_t pos, i, end, grown = 0;
-	enum job_kind job = JOB_FLUSH;
-	int queue = 0, hash_job, feed;
+	enum task_kind task = TASK_FLUSH;
+	int queue = 0, hash_task, feed;
 
 	pthread_mutex_lock(&b->lock);
 	pos = f->pos;
@@ -868,7 +868,7 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 	wake = hfm_waitq_take(&b->waiters);
 	if (b->nfilled == b->nblocks && b->state == B_PARTIAL) {
 		b->state = B_VERIFYING;
-		job = JOB_FINISH;
+		task = TASK_FINISH;
 		queue = 1;
 	} else if (b->undurable >= bc->sync_bytes && !b->flush_queued) {
 		b->flush_queued = 1;
@@ -876,15 +876,15 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 	} else if (grown && !b->flush_queued && !b->timer_queued) {
 		/* the first block that waits: durable within sync_ms, come what may */
 		b->timer_queued = 1;
-		job = JOB_TIMER;
+		task = TASK_TIMER;
 		queue = 1;
 	}
-	hash_job = hash_wants_job(b);
+	hash_task = hash_wants_task(b);
 	pthread_mutex_unlock(&b->lock);
 	if (queue)
-		job_push(bc, b, job);
-	if (hash_job)
-		job_push(bc, b, JOB_HASH);
+		task_push(bc, b, task);
+	if (hash_task)
+		task_push(bc, b, TASK_HASH);
 	if (grown && bc->o.grew)
 		bc->o.grew(bc->o.grew_cls, grown);
 	hfm_waitq_fire(wake);
@@ -927,7 +927,7 @@ void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
 			hfm_error_last());
 	}
 	if (queue_flush)
-		job_push(bc, b, JOB_FLUSH);
+		task_push(bc, b, TASK_FLUSH);
 	hfm_waitq_fire(wake);
 	f->b = NULL;
 	fetch_unref(f);                  /* the fetcher's */
@@ -1282,38 +1282,38 @@ static void timers_due(struct hfm_blobcache *bc)
 	uint64_t now = bc->timer_head && !bc->stopping ? hfm_mono_ns() : 0;
 
 	while (bc->timer_head && (bc->stopping || bc->timer_head->due <= now)) {
-		struct job *j = bc->timer_head;
+		struct blob_task *j = bc->timer_head;
 		bc->timer_head = j->next;
 		if (!bc->timer_head)
 			bc->timer_tail = NULL;
-		job_append(&bc->job_head, &bc->job_tail, j);
+		task_append(&bc->task_head, &bc->task_tail, j);
 	}
 }
 
-static void run_job(struct job *j)
+static void run_task(struct blob_task *j)
 {
 	struct hfm_blob *b = j->b;
 
 	pthread_mutex_lock(&b->io_lock);
-	if (j->kind == JOB_FINISH) {
+	if (j->kind == TASK_FINISH) {
 		finish(b);
-	} else if (j->kind == JOB_HASH) {
+	} else if (j->kind == TASK_HASH) {
 		int again;
 
 		pthread_mutex_lock(&b->lock);
 		b->hash_queued = 0;
 		pthread_mutex_unlock(&b->lock);
-		hash_catch_up(b, HASH_JOB_BYTES);
-		/* more to do: behind the other jobs, so this blob's flushes run */
+		hash_catch_up(b, HASH_TASK_BYTES);
+		/* more to do: behind the other tasks, so this blob's flushes run */
 		pthread_mutex_lock(&b->lock);
-		again = hash_wants_job(b);
+		again = hash_wants_task(b);
 		pthread_mutex_unlock(&b->lock);
 		if (again)
-			job_push(b->bc, b, JOB_HASH);
+			task_push(b->bc, b, TASK_HASH);
 	} else {
 		/* blocks filled from now on queue the next one */
 		pthread_mutex_lock(&b->lock);
-		if (j->kind == JOB_TIMER)
+		if (j->kind == TASK_TIMER)
 			b->timer_queued = 0;
 		else
 			b->flush_queued = 0;
@@ -1329,25 +1329,25 @@ static void *worker(void *arg)
 
 	pthread_mutex_lock(&bc->lock);
 	for (;;) {
-		struct job *j;
+		struct blob_task *j;
 
 		timers_due(bc);
-		j = bc->job_head;
+		j = bc->task_head;
 		if (!j) {
 			if (bc->stopping)
 				break;           /* queue and timers drained */
 			if (bc->timer_head)
-				hfm_cond_wait_mono(&bc->job_cv, &bc->lock, bc->timer_head->due);
+				hfm_cond_wait_mono(&bc->task_cv, &bc->lock, bc->timer_head->due);
 			else
-				pthread_cond_wait(&bc->job_cv, &bc->lock);
+				pthread_cond_wait(&bc->task_cv, &bc->lock);
 			continue;
 		}
-		bc->job_head = j->next;
-		if (!bc->job_head)
-			bc->job_tail = NULL;
+		bc->task_head = j->next;
+		if (!bc->task_head)
+			bc->task_tail = NULL;
 		pthread_mutex_unlock(&bc->lock);
 
-		run_job(j);
+		run_task(j);
 		hfm_blob_release(j->b);
 		free(j);
 
@@ -1395,7 +1395,7 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 	bc->fail_backoff_ns = (uint64_t)(o->fail_backoff_ms ? o->fail_backoff_ms : 10000) * 1000000;
 	bc->o = *o;
 	pthread_mutex_init(&bc->lock, NULL);
-	hfm_cond_init_mono(&bc->job_cv);
+	hfm_cond_init_mono(&bc->task_cv);
 	bc->nworkers = o->workers > 0 ? o->workers : 2;
 	bc->workers = hfm_calloc((size_t)bc->nworkers, sizeof(*bc->workers));
 	for (i = 0; i < bc->nworkers; i++)
@@ -1417,7 +1417,7 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 		return;
 	pthread_mutex_lock(&bc->lock);
 	bc->stopping = 1;
-	pthread_cond_broadcast(&bc->job_cv);
+	pthread_cond_broadcast(&bc->task_cv);
 	pthread_mutex_unlock(&bc->lock);
 	for (i = 0; i < bc->nworkers; i++)
 		pthread_join(bc->workers[i], NULL);
@@ -1429,7 +1429,7 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 			(unsigned long long)atomic_load(&bc->n_open));
 	free(bc->workers);
 	close(bc->partial_fd);
-	pthread_cond_destroy(&bc->job_cv);
+	pthread_cond_destroy(&bc->task_cv);
 	pthread_mutex_destroy(&bc->lock);
 	free(bc);
 }

@@ -24,7 +24,7 @@
 
 #define PAGE_MAX (64u << 20)            /* one upstream JSON answer */
 #define TOTAL_MAX (512u << 20)          /* a whole paged tree */
-#define JOB_KEEP_NS (2ull * 1000000000ull)  /* a finished job answers re-runs this long */
+#define GET_KEEP_NS (2ull * 1000000000ull)  /* a finished GET answers re-runs this long */
 #define SNAP_CACHE 16
 #define GRANTS 1024                     /* remembered token checks */
 #define DENY_KEEP_S 10                  /* a refusal is asked again this soon */
@@ -32,10 +32,10 @@
 /* How the upstream marks a repo. */
 enum restriction { R_UNKNOWN = -1, R_OPEN = 0, R_GATED, R_PRIVATE };
 
-/* One upstream API request (or a chain of pages), shared by every request
- * that needs the same answer while it runs and shortly after. */
-struct job {
-	struct job *next;
+/* One upstream API GET (or a chain of pages), shared by every request that
+ * needs the same answer while it runs and shortly after. */
+struct api_get {
+	struct api_get *next;
 	struct cachesrc *cs;
 	char *key;
 	char *auth;
@@ -73,8 +73,8 @@ struct cachesrc {
 	struct hfm_blobcache *bc;
 	struct hfm_evictor *evictor;     /* NULL without a size limit */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;             /* a job finished (blocking callers) */
-	struct job *jobs;
+	pthread_cond_t cond;             /* a GET finished (blocking callers) */
+	struct api_get *gets;            /* in flight, or finished within GET_KEEP_NS */
 	struct cache_snap *snaps[SNAP_CACHE];
 	unsigned snap_next;
 	/*
@@ -193,29 +193,29 @@ static void api_url(struct hfm_buf *b, struct cache_repo *r)
 		       r->base.id.name);
 }
 
-/* ---- upstream jobs --------------------------------------------------------- */
+/* ---- upstream API GETs ----------------------------------------------------- */
 
-static void job_free(struct job *j)
+static void api_get_free(struct api_get *g)
 {
-	hfm_waitq_fire(hfm_waitq_take(&j->waiters));
-	hfm_buf_dispose(&j->page);
-	hfm_buf_dispose(&j->body);
-	free(j->next_url);
-	free(j->key);
-	free(j->auth);
-	free(j);
+	hfm_waitq_fire(hfm_waitq_take(&g->waiters));
+	hfm_buf_dispose(&g->page);
+	hfm_buf_dispose(&g->body);
+	free(g->next_url);
+	free(g->key);
+	free(g->auth);
+	free(g);
 }
 
-static int job_headers(void *cls, const struct hfm_up_response *r)
+static int api_get_headers(void *cls, const struct hfm_up_response *r)
 {
-	struct job *j = cls;
+	struct api_get *g = cls;
 	const char *code = hfm_up_header(r, "X-Error-Code");
 	const char *link = hfm_up_header(r, "Link");
 
-	j->status = r->status;
-	snprintf(j->errcode, sizeof(j->errcode), "%s", code ? code : "");
-	free(j->next_url);
-	j->next_url = NULL;
+	g->status = r->status;
+	snprintf(g->errcode, sizeof(g->errcode), "%s", code ? code : "");
+	free(g->next_url);
+	g->next_url = NULL;
 	/* Link: <url>; rel="next" (possibly among other links) */
 	while (link && *link) {
 		const char *lt = strchr(link, '<'), *gt = lt ? strchr(lt, '>') : NULL;
@@ -224,7 +224,7 @@ static int job_headers(void *cls, const struct hfm_up_response *r)
 		const char *end = strchr(gt, ',');
 		size_t seglen = end ? (size_t)(end - gt) : strlen(gt);
 		if (memmem(gt, seglen, "rel=\"next\"", 10) || memmem(gt, seglen, "rel=next", 8)) {
-			j->next_url = hfm_strndup(lt + 1, (size_t)(gt - lt - 1));
+			g->next_url = hfm_strndup(lt + 1, (size_t)(gt - lt - 1));
 			break;
 		}
 		link = end ? end + 1 : NULL;
@@ -232,19 +232,19 @@ static int job_headers(void *cls, const struct hfm_up_response *r)
 	return HFM_UP_CONTINUE;
 }
 
-static int job_data(void *cls, const void *data, size_t n)
+static int api_get_data(void *cls, const void *data, size_t n)
 {
-	struct job *j = cls;
+	struct api_get *g = cls;
 
-	return hfm_buf_put(&j->page, data, n) ? HFM_ETOOBIG : HFM_UP_CONTINUE;
+	return hfm_buf_put(&g->page, data, n) ? HFM_ETOOBIG : HFM_UP_CONTINUE;
 }
 
-static int job_start(struct job *j, const char *url);
+static int api_get_start(struct api_get *g, const char *url);
 
-/* Append the page's array items to j->body; 0 or HFM_EUPSTREAM. */
-static int job_merge_page(struct job *j)
+/* Append the page's array items to g->body; 0 or HFM_EUPSTREAM. */
+static int api_get_merge_page(struct api_get *g)
 {
-	const char *p = hfm_buf_cstr(&j->page), *e = p + j->page.len;
+	const char *p = hfm_buf_cstr(&g->page), *e = p + g->page.len;
 
 	while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
 		p++;
@@ -257,69 +257,69 @@ static int job_merge_page(struct job *j)
 	while (p < e && (*p == ' ' || *p == '\n'))
 		p++;
 	if (e > p) {
-		if (j->nitems_pages++)
-			hfm_buf_putc(&j->body, ',');
-		hfm_buf_put(&j->body, p, (size_t)(e - p));
+		if (g->nitems_pages++)
+			hfm_buf_putc(&g->body, ',');
+		hfm_buf_put(&g->body, p, (size_t)(e - p));
 	}
-	hfm_buf_reset(&j->page);
-	return j->body.err;
+	hfm_buf_reset(&g->page);
+	return g->body.err;
 }
 
-static void job_finish(struct job *j, int rc)
+static void api_get_finish(struct api_get *g, int rc)
 {
-	struct cachesrc *cs = j->cs;
+	struct cachesrc *cs = g->cs;
 	struct hfm_waitq_node *wake;
 
 	pthread_mutex_lock(&cs->lock);
-	j->done = 1;
-	j->rc = rc;
-	j->done_ns = hfm_mono_ns();
-	wake = hfm_waitq_take(&j->waiters);
+	g->done = 1;
+	g->rc = rc;
+	g->done_ns = hfm_mono_ns();
+	wake = hfm_waitq_take(&g->waiters);
 	pthread_cond_broadcast(&cs->cond);
 	pthread_mutex_unlock(&cs->lock);
 	hfm_waitq_fire(wake);
 }
 
-static void job_done(void *cls, int result)
+static void api_get_done(void *cls, int result)
 {
-	struct job *j = cls;
+	struct api_get *g = cls;
 
-	if (!result && j->paged && j->status == 200) {
-		result = job_merge_page(j);
-		if (!result && j->next_url) {
-			char *url = j->next_url;
-			j->next_url = NULL;
-			result = job_start(j, url);
+	if (!result && g->paged && g->status == 200) {
+		result = api_get_merge_page(g);
+		if (!result && g->next_url) {
+			char *url = g->next_url;
+			g->next_url = NULL;
+			result = api_get_start(g, url);
 			free(url);
 			if (!result)
-				return;      /* the next page continues the job */
+				return;      /* the next page continues the GET */
 		}
 		if (!result) {
-			hfm_buf_putc(&j->body, ']');
-			struct hfm_buf t = j->page;
-			j->page = j->body;
-			j->body = t;
-			result = j->page.err;
+			hfm_buf_putc(&g->body, ']');
+			struct hfm_buf t = g->page;
+			g->page = g->body;
+			g->body = t;
+			result = g->page.err;
 		}
 	}
-	job_finish(j, result);
+	api_get_finish(g, result);
 }
 
-static int job_start(struct job *j, const char *url)
+static int api_get_start(struct api_get *g, const char *url)
 {
 	struct hfm_up_request req = {
 		.method = HFM_UP_GET,
 		.url = url,
-		.authorization = j->auth,
+		.authorization = g->auth,
 		.follow_redirects = 1,
 		.max_attempts = 3,
-		.on_headers = job_headers,
-		.on_data = job_data,
-		.on_done = job_done,
-		.cls = j,
+		.on_headers = api_get_headers,
+		.on_data = api_get_data,
+		.on_done = api_get_done,
+		.cls = g,
 	};
-	hfm_buf_reset(&j->page);
-	return hfm_up_start(NULL, j->cs->up, &req);
+	hfm_buf_reset(&g->page);
+	return hfm_up_start(NULL, g->cs->up, &req);
 }
 
 struct answer {
@@ -338,7 +338,7 @@ static int ask(struct answer *a, struct cachesrc *cs, const char *url, int paged
 	       struct hfm_ctx *ctx)
 {
 	char authhash[HFM_SHA1_HEX + 1] = "";
-	struct job *j, **pp;
+	struct api_get *g, **pp;
 	uint64_t now = hfm_mono_ns();
 	char *key;
 	int rc = 0;
@@ -349,49 +349,49 @@ static int ask(struct answer *a, struct cachesrc *cs, const char *url, int paged
 		hfm_sha1_hex(authhash, ctx->authorization, strlen(ctx->authorization));
 	key = hfm_asprintf("%s %s", authhash, url);
 	pthread_mutex_lock(&cs->lock);
-	for (pp = &cs->jobs; (j = *pp);) {
-		if (j->done && now - j->done_ns > JOB_KEEP_NS) {
-			*pp = j->next;           /* stale: later requests ask again */
-			job_free(j);
+	for (pp = &cs->gets; (g = *pp);) {
+		if (g->done && now - g->done_ns > GET_KEEP_NS) {
+			*pp = g->next;           /* stale: later requests ask again */
+			api_get_free(g);
 			continue;
 		}
-		if (!strcmp(j->key, key))
+		if (!strcmp(g->key, key))
 			break;
-		pp = &j->next;
+		pp = &g->next;
 	}
-	if (!j) {
-		j = hfm_calloc(1, sizeof(*j));
-		j->cs = cs;
-		j->key = key;
+	if (!g) {
+		g = hfm_calloc(1, sizeof(*g));
+		g->cs = cs;
+		g->key = key;
 		key = NULL;
-		j->auth = ctx->authorization ? hfm_strdup(ctx->authorization) : NULL;
-		j->paged = paged;
-		hfm_buf_init(&j->page, PAGE_MAX);
-		hfm_buf_init(&j->body, TOTAL_MAX);
+		g->auth = ctx->authorization ? hfm_strdup(ctx->authorization) : NULL;
+		g->paged = paged;
+		hfm_buf_init(&g->page, PAGE_MAX);
+		hfm_buf_init(&g->body, TOTAL_MAX);
 		if (paged)
-			hfm_buf_putc(&j->body, '[');
-		j->next = cs->jobs;
-		cs->jobs = j;
+			hfm_buf_putc(&g->body, '[');
+		g->next = cs->gets;
+		cs->gets = g;
 		pthread_mutex_unlock(&cs->lock);
-		rc = job_start(j, url);
+		rc = api_get_start(g, url);
 		if (rc)
-			job_finish(j, rc);
+			api_get_finish(g, rc);
 		pthread_mutex_lock(&cs->lock);
 	}
 	free(key);
-	while (!j->done) {
+	while (!g->done) {
 		if (ctx->waiter) {
-			hfm_waitq_add(&j->waiters, ctx->waiter);
+			hfm_waitq_add(&g->waiters, ctx->waiter);
 			pthread_mutex_unlock(&cs->lock);
 			return HFM_EAGAIN;
 		}
 		pthread_cond_wait(&cs->cond, &cs->lock);
 	}
-	a->rc = j->rc;
-	a->status = j->status;
-	memcpy(a->errcode, j->errcode, sizeof(a->errcode));
+	a->rc = g->rc;
+	a->status = g->status;
+	memcpy(a->errcode, g->errcode, sizeof(a->errcode));
 	hfm_buf_init(&a->body, TOTAL_MAX);
-	hfm_buf_put(&a->body, hfm_buf_cstr(&j->page), j->page.len);
+	hfm_buf_put(&a->body, hfm_buf_cstr(&g->page), g->page.len);
 	pthread_mutex_unlock(&cs->lock);
 	return 0;
 }
@@ -1276,10 +1276,10 @@ static void cache_free(struct hfm_source *src)
 		hfm_blobcache_free(cs->bc);
 	if (cs->bf)
 		hfm_blobfetch_free(cs->bf);
-	while (cs->jobs) {
-		struct job *j = cs->jobs;
-		cs->jobs = j->next;
-		job_free(j);
+	while (cs->gets) {
+		struct api_get *g = cs->gets;
+		cs->gets = g->next;
+		api_get_free(g);
 	}
 	for (unsigned i = 0; i < SNAP_CACHE; i++)
 		if (cs->snaps[i])

@@ -14,9 +14,15 @@
 
 #include "stub_http.h"
 
-#define MAX_LOG 256
+#define MAX_LOG 1024
 #define MAX_CONNS 64
 #define MAX_FLAKY 16
+#define MAX_ROUTES 64
+
+struct route {
+	char *target, *headers, *body;
+	int status;
+};
 
 struct conn {
 	struct stub *s;
@@ -35,6 +41,9 @@ struct stub {
 	int nlog;
 	char flaky_key[MAX_FLAKY][64];
 	int flaky_count[MAX_FLAKY];
+	struct route routes[MAX_ROUTES];
+	int nroutes;
+	atomic_int hold;
 };
 
 void stub_fill(void *buf, uint64_t off, size_t n)
@@ -126,15 +135,53 @@ static void stall(struct stub *s, int fd)
 	}
 }
 
+static void wait_hold(struct stub *s)
+{
+	while (s->hold && !s->stopping)
+		usleep(2000);
+}
+
+/* A canned answer for r, sent; 1 to keep the connection, 0 to close, -1 if none. */
+static int answer_canned(struct stub *s, int fd, const struct stub_req *r, int head)
+{
+	struct route rt = { 0 };
+	int i, rc;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->nroutes; i++)
+		if (!strcmp(s->routes[i].target, r->path)) {
+			rt.status = s->routes[i].status;
+			rt.headers = strdup(s->routes[i].headers);
+			rt.body = strdup(s->routes[i].body);
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	if (!rt.status)
+		return -1;
+	wait_hold(s);
+	rc = send_text(fd, rt.status, rt.headers, rt.body, head) == 0;
+	free(rt.headers);
+	free(rt.body);
+	return rc;
+}
+
 /* Answer one request; returns 1 to keep the connection open. */
 static int answer(struct stub *s, int fd, const struct stub_req *r, const char *raw)
 {
 	int head = strcmp(r->method, "HEAD") == 0;
 	unsigned long long n = 0, k = 0;
 	char extra[1024], key[64];
-	int port = 0, off = 0;
+	int port = 0, off = 0, canned;
 	uint64_t a, b;
 
+	if ((canned = answer_canned(s, fd, r, head)) >= 0)
+		return canned;
+	if (sscanf(r->path, "/hold/%llu", &n) == 1) {
+		if (send_head(fd, 200, NULL, n))
+			return 0;
+		wait_hold(s);
+		return head || send_pattern(fd, 0, n) == 0;
+	}
 	if (sscanf(r->path, "/bytes/%llu", &n) == 1 || sscanf(r->path, "/norange/%llu", &n) == 1 ||
 	    sscanf(r->path, "/badrange/%llu", &n) == 1) {
 		int ranged = strncmp(r->path, "/norange/", 9) && r->range[0] &&
@@ -346,6 +393,11 @@ void stub_stop(struct stub *s)
 		free(s->conns[i]);
 	}
 	close(s->lfd);
+	for (i = 0; i < s->nroutes; i++) {
+		free(s->routes[i].target);
+		free(s->routes[i].headers);
+		free(s->routes[i].body);
+	}
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -378,4 +430,45 @@ void stub_request(struct stub *s, int i, struct stub_req *out)
 	else
 		memset(out, 0, sizeof(*out));
 	pthread_mutex_unlock(&s->lock);
+}
+
+void stub_route(struct stub *s, const char *target, int status, const char *headers,
+		const char *body)
+{
+	struct route *rt = NULL;
+	int i;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->nroutes && !rt; i++)
+		if (!strcmp(s->routes[i].target, target))
+			rt = &s->routes[i];
+	if (!rt) {
+		if (s->nroutes == MAX_ROUTES)
+			abort();
+		rt = &s->routes[s->nroutes++];
+		rt->target = strdup(target);
+	} else {
+		free(rt->headers);
+		free(rt->body);
+	}
+	rt->status = status;
+	rt->headers = strdup(headers ? headers : "");
+	rt->body = strdup(body ? body : "");
+	pthread_mutex_unlock(&s->lock);
+}
+
+int stub_hits(struct stub *s, const char *target)
+{
+	int i, n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->nlog; i++)
+		n += strcmp(s->log[i].path, target) == 0;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+void stub_hold(struct stub *s, int on)
+{
+	s->hold = on;
 }

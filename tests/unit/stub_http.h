@@ -17,7 +17,12 @@
  *   /status/CODE           that status, a short body
  *   /flaky/K/KEY           503 for the first K requests with this KEY, then /bytes/16
  *   /echo                  the request's header block as the body
+ *   /hold/N                as /bytes/N, but the body waits while stub_hold() is on
  * Anything else is 404.
+ *
+ * Canned answers (stub_route) come before those routes: a request whose
+ * target (path and query) is exactly a canned one gets that answer, after
+ * waiting while stub_hold() is on.
  */
 #ifndef HFM_STUB_HTTP_H
 #define HFM_STUB_HTTP_H
@@ -53,5 +58,17 @@ void stub_request(struct stub *s, int i, struct stub_req *out);
 
 /* Fill buf with content bytes [off, off+n). */
 void stub_fill(void *buf, uint64_t off, size_t n);
+
+/*
+ * Answer requests for exactly `target` with `status`, the header lines
+ * `headers` ("Name: value\r\n" each, or NULL) and `body` (all copied).  A
+ * later call for the same target replaces its answer.
+ */
+void stub_route(struct stub *s, const char *target, int status, const char *headers,
+		const char *body);
+/* Requests served so far whose target was exactly `target`. */
+int stub_hits(struct stub *s, const char *target);
+/* While on, canned answers and /hold/ bodies wait (so a client sees "not yet"). */
+void stub_hold(struct stub *s, int on);
 
 #endif

@@ -40,14 +40,6 @@ struct gitsrc {
 	size_t commits;
 };
 
-int hfm_imp_git_error(const char *what)
-{
-	const git_error *e = git_error_last();
-
-	return hfm_error_set(HFM_ERROR, "%s: %s", what,
-			     e && e->message ? e->message : "unknown libgit2 error");
-}
-
 /* ---- which repo ---------------------------------------------------------- */
 
 /* "origin", else the only remote; NULL if neither. */

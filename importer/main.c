@@ -1,6 +1,6 @@
 /*
  * main.c - hfmirror-import: the command line.  Each SOURCE becomes one job
- * (job.h), or one per repo for a whole Hugging Face cache.
+ * (job.h, run by run.h), or one per repo for a whole Hugging Face cache.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -11,6 +11,7 @@
 
 #include "infer.h"
 #include "report.h"
+#include "run.h"
 #include "sources.h"
 
 #define EXIT_INCOMPLETE 2
@@ -190,7 +191,7 @@ static void run_one(struct run *r, const char *path, enum hfm_imp_kind kind)
 	hfm_error_clear();
 	rc = resolve_id(&job);
 	if (!rc)
-		rc = hfm_imp_job_run(&job);
+		rc = hfm_imp_run(&job);
 	if (rc) {
 		fprintf(stderr, "hfmirror-import: %s\n", hfm_error_last()[0] ? hfm_error_last()
 									   : hfm_strerror(rc));

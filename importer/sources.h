@@ -1,6 +1,6 @@
 /*
  * sources.h - the kinds of SOURCE the importer reads, and step 1 of a job
- * (job.h) for each: write the git objects into the mirror, list the refs and
+ * (run.h) for each: write the git objects into the mirror, list the refs and
  * the LFS objects with their candidate files.
  *
  *   git      a clone made by git (+ git-lfs), bare or not, smudged or not;

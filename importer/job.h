@@ -6,11 +6,11 @@
  *   main.c        the command line: which sources, which repo each one is
  *   run.h         the runner: a job's three steps in the order that keeps
  *                 the store consistent (see there); report.h beside it
- *   the steps     step 1, per kind of source (sources.h): gitsrc.c (a
+ *   the steps     step 1, per kind of source (sources.h): gitclone.c (a
  *                 clone made by git), hfcache.c (a Hugging Face cache
  *                 folder), plaindir.c (a directory of files), the last two
  *                 through dirtree.h; step 2, lfsimport.h; step 3, mirror.h
- *                 (which also creates and locks the mirror); probe.c (what
+ *                 (which also creates and locks the mirror); probe.h (what
  *                 kind a source is) beside them
  *   job.h         this record: what the runner hands the steps, what they
  *                 fill in and what report.h reads
@@ -40,7 +40,7 @@ struct hfm_imp_opts {
 };
 
 enum hfm_imp_kind {
-	HFM_IMP_SRC_GIT,             /* a clone, bare or not */
+	HFM_IMP_SRC_CLONE,           /* a clone made by git, bare or not */
 	HFM_IMP_SRC_HFCACHE,         /* one models--org--name folder of a HF cache */
 	HFM_IMP_SRC_PLAIN,           /* a directory of files */
 };
@@ -77,7 +77,7 @@ struct hfm_imp_job {
 	char **shallow;                       /* commits whose parents are absent */
 	size_t nshallow;
 	struct hfm_imp_lfsset lfs;
-	size_t git_objects;                   /* git objects packed (git sources) */
+	size_t git_objects;                   /* git objects packed (clones only) */
 
 	/* filled by steps 2 and 3 */
 	size_t linked, copied, present;

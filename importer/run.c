@@ -11,8 +11,8 @@ int hfm_imp_run(struct hfm_imp_job *job)
 	if ((rc = hfm_imp_mirror_open(job, &lock_fd)))
 		goto out;
 	switch (job->kind) {
-	case HFM_IMP_SRC_GIT:
-		rc = hfm_imp_git_collect(job);
+	case HFM_IMP_SRC_CLONE:
+		rc = hfm_imp_clone_collect(job);
 		break;
 	case HFM_IMP_SRC_HFCACHE:
 		rc = hfm_imp_hfcache_collect(job);

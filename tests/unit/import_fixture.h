@@ -78,22 +78,43 @@ HFM_PRINTF(1, 2) static inline int fx_sh(const char *fmt, ...)
 	return rc;
 }
 
+static inline char *fx_sh_vtext(char *out, size_t n, const char *fmt, va_list ap)
+{
+	char cmd[8192];
+	size_t len = 0;
+	FILE *p;
+
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	if ((p = popen(cmd, "r"))) {
+		len = fread(out, 1, n - 1, p);
+		pclose(p);
+	}
+	if (len && out[len - 1] == '\n')
+		len--;
+	out[len] = '\0';
+	return out;
+}
+
+/* All of a command's output, without its last newline, cut to `n` - 1 bytes. */
+HFM_PRINTF(3, 4) static inline char *fx_sh_text(char *out, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fx_sh_vtext(out, n, fmt, ap);
+	va_end(ap);
+	return out;
+}
+
 /* The first line of a command's output, without its newline ("" if none). */
 HFM_PRINTF(3, 4) static inline char *fx_sh_line(char *out, size_t n, const char *fmt, ...)
 {
-	char cmd[8192];
 	va_list ap;
-	FILE *p;
 
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	fx_sh_vtext(out, n, fmt, ap);
 	va_end(ap);
-	out[0] = '\0';
-	if ((p = popen(cmd, "r"))) {
-		if (fgets(out, (int)n, p))
-			out[strcspn(out, "\n")] = '\0';
-		pclose(p);
-	}
+	out[strcspn(out, "\n")] = '\0';
 	return out;
 }
 

@@ -9,13 +9,15 @@
  *   the steps     step 1, per kind of source (sources.h): gitclone.c (a
  *                 clone made by git), hfcache.c (a Hugging Face cache
  *                 folder), plaindir.c (a directory of files), the last two
- *                 through dirtree.h; step 2, lfsimport.h; step 3, mirror.h
- *                 (which also creates and locks the mirror); probe.h (what
- *                 kind a source is) beside them
+ *                 through dirtree.h (hfcache.c hands a snapshot file that is
+ *                 no cache blob to plaindir.c); step 2, lfsimport.h; step 3,
+ *                 mirror.h (which also creates and locks the mirror);
+ *                 probe.h (what kind a source is) beside them
  *   job.h         this record: what the runner hands the steps, what they
  *                 fill in and what report.h reads
  *   leaves        lfsset.h, keyset.h, progress.h, infer.h
  *
+ * All of it stands on the core library's base and store (include/hfm/).
  * The steps write their results into the record (its fields and the
  * hfm_imp_job_add_*() functions here); nothing below the runner calls it.
  */

@@ -185,8 +185,8 @@ int hfm_imp_dir_tree(git_oid *out, git_repository *repo, const struct hfm_imp_fi
 	return write_tree(out, &empty, repo, l->v, 0, l->n, 0);
 }
 
-int hfm_imp_commit(git_oid *out, git_repository *repo, const git_oid *tree,
-		   const git_oid *parent, int64_t when, const char *message)
+int hfm_imp_dir_commit(git_oid *out, git_repository *repo, const git_oid *tree,
+		       const git_oid *parent, int64_t when, const char *message)
 {
 	git_signature *sig = NULL;
 	git_tree *t = NULL;

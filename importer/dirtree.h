@@ -43,7 +43,7 @@ int hfm_imp_dir_tree(git_oid *out, git_repository *repo, const struct hfm_imp_fi
  * committed by hfmirror-import at `when` (seconds, UTC): the same inputs
  * give the same commit id, so a re-run makes nothing new.
  */
-int hfm_imp_commit(git_oid *out, git_repository *repo, const git_oid *tree,
-		   const git_oid *parent, int64_t when, const char *message);
+int hfm_imp_dir_commit(git_oid *out, git_repository *repo, const git_oid *tree,
+		       const git_oid *parent, int64_t when, const char *message);
 
 #endif

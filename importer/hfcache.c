@@ -147,7 +147,7 @@ static int build_snapshot(struct hfm_imp_job *job, struct snapshot *snap)
 		goto cleanup;
 	msg = hfm_asprintf("Snapshot of %s from a Hugging Face cache\n\nHub-Commit: %s\n",
 			   job->id.name, snap->hub);
-	if ((rc = hfm_imp_commit(&snap->commit, job->mirror, &tree, NULL, when, msg)))
+	if ((rc = hfm_imp_dir_commit(&snap->commit, job->mirror, &tree, NULL, when, msg)))
 		goto cleanup;
 	snap->built = 1;
 cleanup:

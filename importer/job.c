@@ -1,10 +1,9 @@
-/* job.c - one import, in the order that keeps the store consistent (job.h). */
+/* job.c - the record of one import, filled by its steps (job.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lfsimport.h"
-#include "mirror.h"
-#include "sources.h"
+#include "job.h"
 
 void hfm_imp_job_init(struct hfm_imp_job *job, const struct hfm_imp_opts *opts,
 		      struct hfm_store *store, struct hfm_imp_progress *progress,
@@ -81,27 +80,10 @@ size_t hfm_imp_job_missing(const struct hfm_imp_job *job)
 	return n;
 }
 
-int hfm_imp_job_run(struct hfm_imp_job *job)
+int hfm_imp_git_error(const char *what)
 {
-	int lock_fd = -1, rc;
+	const git_error *e = git_error_last();
 
-	if ((rc = hfm_imp_mirror_open(job, &lock_fd)))
-		goto out;
-	switch (job->kind) {
-	case HFM_IMP_SRC_GIT:
-		rc = hfm_imp_git_collect(job);
-		break;
-	case HFM_IMP_SRC_HFCACHE:
-		rc = hfm_imp_hfcache_collect(job);
-		break;
-	case HFM_IMP_SRC_PLAIN:
-		rc = hfm_imp_plain_collect(job);
-		break;
-	}
-	if (rc || (rc = hfm_imp_lfs_import(job)))
-		goto out;
-	rc = hfm_imp_mirror_update(job);
-out:
-	hfm_imp_mirror_unlock(lock_fd);
-	return rc;
+	return hfm_error_set(HFM_ERROR, "%s: %s", what,
+			     e && e->message ? e->message : "unknown libgit2 error");
 }

@@ -1,17 +1,25 @@
 /*
- * job.h - one import: one SOURCE into one mirror of the store.
+ * job.h - the record of one import: one SOURCE into one mirror of the store.
  *
- * The order of the steps is what keeps the store consistent when an import
- * is killed at any point:
- *   1. the source module writes the source's git objects into the mirror's
- *      object database and lists the refs to set and the LFS objects they
- *      reach; no ref of the mirror moves;
- *   2. lfsimport.c brings the LFS objects into objects/ (each one staged and
- *      renamed, or hard-linked, after verification);
- *   3. mirror.c moves the mirror's refs.
- * So a ref never names a commit whose git objects are not all in the mirror,
- * and unreferenced objects left by a killed run are simply found present
- * by the next one.
+ * The importer in layers, each using only the ones below it:
+ *
+ *   main.c        the command line: which sources, which repo each one is
+ *   run.h         the runner: a job's three steps in the order that keeps
+ *                 the store consistent (see there); report.h beside it
+ *   the steps     step 1, per kind of source (sources.h): gitclone.c (a
+ *                 clone made by git), hfcache.c (a Hugging Face cache
+ *                 folder), plaindir.c (a directory of files), the last two
+ *                 through dirtree.h (hfcache.c hands a snapshot file that is
+ *                 no cache blob to plaindir.c); step 2, lfsimport.h; step 3,
+ *                 mirror.h (which also creates and locks the mirror);
+ *                 probe.h (what kind a source is) beside them
+ *   job.h         this record: what the runner hands the steps, what they
+ *                 fill in and what report.h reads
+ *   leaves        lfsset.h, keyset.h, progress.h, infer.h
+ *
+ * All of it stands on the core library's base and store (include/hfm/).
+ * The steps write their results into the record (its fields and the
+ * hfm_imp_job_add_*() functions here); nothing below the runner calls it.
  */
 #ifndef HFM_IMP_JOB_H
 #define HFM_IMP_JOB_H
@@ -34,7 +42,7 @@ struct hfm_imp_opts {
 };
 
 enum hfm_imp_kind {
-	HFM_IMP_SRC_GIT,             /* a clone, bare or not */
+	HFM_IMP_SRC_CLONE,           /* a clone made by git, bare or not */
 	HFM_IMP_SRC_HFCACHE,         /* one models--org--name folder of a HF cache */
 	HFM_IMP_SRC_PLAIN,           /* a directory of files */
 };
@@ -62,7 +70,7 @@ struct hfm_imp_job {
 	enum hfm_imp_kind kind;
 	struct hfm_repo_id id;
 	char *mirror_path;
-	git_repository *mirror;               /* open once step 1 starts */
+	git_repository *mirror;               /* opened by mirror.h before step 1 */
 
 	/* filled by the source in step 1 */
 	struct hfm_imp_ref *refs;
@@ -71,7 +79,7 @@ struct hfm_imp_job {
 	char **shallow;                       /* commits whose parents are absent */
 	size_t nshallow;
 	struct hfm_imp_lfsset lfs;
-	size_t git_objects;                   /* git objects packed (git sources) */
+	size_t git_objects;                   /* git objects packed (clones only) */
 
 	/* filled by steps 2 and 3 */
 	size_t linked, copied, present;
@@ -92,16 +100,13 @@ void hfm_imp_job_add_ref(struct hfm_imp_job *job, const char *name, const git_oi
 void hfm_imp_job_add_corrupt(struct hfm_imp_job *job, const char *oid, const char *path,
 			     const char *reason);
 
-/*
- * Run the import of job->source (kind and id already set): all three steps.
- * 0 (complete or not: see the lfs states), or an error code with a message.
- */
-int hfm_imp_job_run(struct hfm_imp_job *job);
-
 /* Objects still missing from the store after the run. */
 size_t hfm_imp_job_missing(const struct hfm_imp_job *job);
 
-/* libgit2's last error as an HFM_ERROR message prefixed with `what`. */
+/*
+ * libgit2's last error as an HFM_ERROR message prefixed with `what`; returns
+ * HFM_ERROR.  Every step reads or writes git objects, so it lives here.
+ */
 int hfm_imp_git_error(const char *what);
 
 #endif

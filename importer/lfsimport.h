@@ -1,5 +1,5 @@
 /*
- * lfsimport.h - step 2 of a job (job.h): bring the listed LFS objects into
+ * lfsimport.h - step 2 of a job (run.h): bring the listed LFS objects into
  * the store.
  *
  * An object already in objects/ is counted present without being read

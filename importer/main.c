@@ -1,6 +1,6 @@
 /*
  * main.c - hfmirror-import: the command line.  Each SOURCE becomes one job
- * (job.h), or one per repo for a whole Hugging Face cache.
+ * (job.h, run by run.h), or one per repo for a whole Hugging Face cache.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "infer.h"
+#include "probe.h"
 #include "report.h"
+#include "run.h"
 #include "sources.h"
 
 #define EXIT_INCOMPLETE 2
@@ -144,8 +146,8 @@ static int resolve_id(struct hfm_imp_job *job)
 		return 0;
 	}
 	switch (job->kind) {
-	case HFM_IMP_SRC_GIT:
-		if ((rc = hfm_imp_git_infer(&job->id, job->source))) {
+	case HFM_IMP_SRC_CLONE:
+		if ((rc = hfm_imp_clone_infer(&job->id, job->source))) {
 			char *why = hfm_strdup(hfm_error_last());
 
 			rc = hfm_error_set(rc, "cannot tell which repo %s is: %s;\n  %s",
@@ -190,7 +192,7 @@ static void run_one(struct run *r, const char *path, enum hfm_imp_kind kind)
 	hfm_error_clear();
 	rc = resolve_id(&job);
 	if (!rc)
-		rc = hfm_imp_job_run(&job);
+		rc = hfm_imp_run(&job);
 	if (rc) {
 		fprintf(stderr, "hfmirror-import: %s\n", hfm_error_last()[0] ? hfm_error_last()
 									   : hfm_strerror(rc));
@@ -228,7 +230,7 @@ static void run_source(struct run *r, const char *path)
 		run_one(r, path, kind);
 		return;
 	}
-	if (hfm_imp_hfcache_list(&repos, &n, path)) {
+	if (hfm_imp_probe_cache_repos(&repos, &n, path)) {
 		fprintf(stderr, "hfmirror-import: %s\n", hfm_error_last());
 		r->errors++;
 		return;

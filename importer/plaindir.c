@@ -163,7 +163,8 @@ int hfm_imp_plain_collect(struct hfm_imp_job *job)
 	} else {
 		char *msg = hfm_asprintf("Import the files of %s\n", job->id.name);
 
-		rc = hfm_imp_commit(&commit, job->mirror, &tree, has_old ? &old : NULL, when, msg);
+		rc = hfm_imp_dir_commit(&commit, job->mirror, &tree, has_old ? &old : NULL, when,
+					msg);
 		free(msg);
 		if (rc)
 			goto cleanup;

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "sources.h"
+#include "probe.h"
 
 static int is_dir(const char *dir, const char *name)
 {
@@ -28,7 +28,7 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int hfm_imp_hfcache_list(char ***out, size_t *n, const char *root)
+int hfm_imp_probe_cache_repos(char ***out, size_t *n, const char *root)
 {
 	DIR *d = opendir(root);
 	struct dirent *de;
@@ -66,14 +66,14 @@ int hfm_imp_probe(enum hfm_imp_kind *kind, int *cache_root, const char *path)
 	/* NO_SEARCH: a plain directory inside some checkout is not that checkout */
 	if (git_repository_open_ext(&repo, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) == 0) {
 		git_repository_free(repo);
-		*kind = HFM_IMP_SRC_GIT;
+		*kind = HFM_IMP_SRC_CLONE;
 		return 0;
 	}
 	if (is_dir(path, "snapshots") && is_dir(path, "blobs")) {
 		*kind = HFM_IMP_SRC_HFCACHE;
 		return 0;
 	}
-	if (hfm_imp_hfcache_list(&list, &n, path) == 0) {
+	if (hfm_imp_probe_cache_repos(&list, &n, path) == 0) {
 		for (i = 0; i < n; i++)
 			free(list[i]);
 		free(list);

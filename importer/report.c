@@ -8,7 +8,7 @@
 static const char *hint(const struct hfm_imp_job *job)
 {
 	switch (job->kind) {
-	case HFM_IMP_SRC_GIT:
+	case HFM_IMP_SRC_CLONE:
 		return "fetch them into the clone (git lfs fetch --all) and run again";
 	case HFM_IMP_SRC_HFCACHE:
 		return "download them into the cache and run again";
@@ -27,7 +27,7 @@ void hfm_imp_report_text(FILE *out, const struct hfm_imp_job *job, int all)
 		hfm_repo_type_name(job->id.type), job->mirror_path);
 	fprintf(out, "  refs: %zu (%zu new, %zu moved)", job->nrefs, job->refs_new,
 		job->refs_moved);
-	if (job->kind == HFM_IMP_SRC_GIT)
+	if (job->kind == HFM_IMP_SRC_CLONE)
 		fprintf(out, "; git objects: %zu new", job->git_objects);
 	fputc('\n', out);
 	fprintf(out, "  LFS objects: %zu linked, %zu copied (%s), %zu already in the store, "
@@ -103,7 +103,7 @@ void hfm_imp_report_json(struct hfm_buf *out, const struct hfm_imp_job *job, con
 		hfm_buf_json_str(out, hex);
 	}
 	hfm_buf_putc(out, '}');
-	if (job->kind == HFM_IMP_SRC_GIT)
+	if (job->kind == HFM_IMP_SRC_CLONE)
 		key_u64(out, "git_objects", job->git_objects);
 	key_u64(out, "refs_new", job->refs_new);
 	key_u64(out, "refs_moved", job->refs_moved);

@@ -9,7 +9,7 @@
  *    "missing": [{"oid", "size", "path"}], "corrupt": [{"oid", "path", "reason"}],
  *    "complete"}
  *
- * "git_objects" (objects packed from a clone) only for git sources.
+ * "git_objects" (objects packed from a clone) only for clones.
  * A source that failed gives {"source", "repo"?, "error", "complete": false}.
  */
 #ifndef HFM_IMP_REPORT_H

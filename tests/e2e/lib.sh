@@ -1,4 +1,4 @@
-# lib.sh - TAP helpers for end-to-end tests (sourced by tests/e2e/*.sh).
+# lib.sh - TAP helpers for end-to-end tests (sourced by tests/e2e/test_*.sh).
 #
 # Environment (set by meson, or by hand):
 #   HFMIRROR         path to the hfmirror binary

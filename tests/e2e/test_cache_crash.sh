@@ -6,7 +6,7 @@
 # eviction: a restart with a small limit evicts at once, and a blob
 # published later is evicted on the publication's kick, not the interval.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/fixtures.sh"
+. "$(dirname "$0")/lib_fixtures.sh"
 
 # map_blocks OID: how many blocks partial/OID.map marks durable (0 if none).
 map_blocks() {

@@ -5,7 +5,7 @@
 # file evicted while a slow client reads it still delivered whole, evicted
 # files fetched again, and imported objects never touched.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/fixtures.sh"
+. "$(dirname "$0")/lib_fixtures.sh"
 
 MIB=1048576
 LIMIT=$((20 * MIB))

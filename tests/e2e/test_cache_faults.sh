@@ -3,7 +3,7 @@
 # like the Hub (LFS files 302 to a CDN on another host) or badly (stalls,
 # trickles, drops metadata answers), through faultrelay.py.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/fixtures.sh"
+. "$(dirname "$0")/lib_fixtures.sh"
 
 make_fixture_tree "$T/root" "$T/outside"
 TINY=$T/root/acme/tiny

@@ -5,7 +5,7 @@
 # "Bearer hf_good" only.  Cached content must reach only requests whose
 # token the upstream accepted, and offline only if the operator allows it.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/fixtures.sh"
+. "$(dirname "$0")/lib_fixtures.sh"
 
 R=$T/root
 printf '{"model_type": "gated"}\n' | mk "$R/acme/g/config.json"

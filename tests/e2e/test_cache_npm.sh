@@ -4,7 +4,7 @@
 # hfmirror), then again with the upstream stopped (soft offline), each time
 # compared byte for byte with the source tree.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/fixtures.sh"
+. "$(dirname "$0")/lib_fixtures.sh"
 
 HFJS="$SRCDIR/tests/hfjs"
 if [ ! -d "$HFJS/node_modules/@huggingface/hub" ] &&

@@ -7,7 +7,7 @@
 # offline; a commit upstream lacks; a repo the cache rules deny; a gated repo
 # (the relay plays the Hub's gating): its object reaches accepted tokens only.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/import_lib.sh"
+. "$(dirname "$0")/lib_import.sh"
 
 UP=$T/up/models/acme/tiny
 NC=$T/up/models/acme/nocache

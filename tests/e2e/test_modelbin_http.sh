@@ -6,7 +6,7 @@
 # pagination, the web page, the access log, TLS, and ids that follow changes
 # on disk.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/fixtures.sh"
+. "$(dirname "$0")/lib_fixtures.sh"
 
 ROOT="$T/root"
 TINY="$ROOT/acme/tiny"

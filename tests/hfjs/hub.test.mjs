@@ -1,7 +1,7 @@
 // hub.test.mjs - the real @huggingface/hub npm client against hfmirror.
 //
-// Run by tests/e2e/test_hfjs.sh, which generates the fixture tree
-// (tests/e2e/fixtures.sh), starts `hfmirror model-bin` on it and sets:
+// Run by tests/e2e/test_modelbin_hfjs.sh, which generates the fixture tree
+// (tests/e2e/lib_fixtures.sh), starts `hfmirror model-bin` on it and sets:
 //   HFM_URL   the server's base URL (the client's `hubUrl`; npm ignores HF_ENDPOINT)
 //   HFM_ROOT  the served directory, to compare what the client gets with the source
 // Every expectation is computed from the files on disk, not hard-coded.
@@ -29,7 +29,7 @@ import {
 const hubUrl = process.env.HFM_URL;
 const root = process.env.HFM_ROOT;
 if (!hubUrl || !root) {
-	throw new Error("HFM_URL and HFM_ROOT must be set (run through tests/e2e/test_hfjs.sh)");
+	throw new Error("HFM_URL and HFM_ROOT must be set (run through tests/e2e/test_modelbin_hfjs.sh)");
 }
 const tiny = join(root, "acme/tiny");
 const HEX40 = /^[0-9a-f]{40}$/;

@@ -1,5 +1,5 @@
 /*
- * gitsrc.c - step 1 for a clone made by git: bare or not, LFS smudged or not.
+ * gitclone.c - step 1 for a clone made by git: bare or not, LFS smudged or not.
  *
  * Every object the selected refs reach is walked once (a set of seen oids),
  * in the source repository.  Objects the mirror lacks go into one pack,
@@ -24,7 +24,8 @@
 #define POINTER_MAX 1024
 #define INFER_DEPTH 4
 
-struct gitsrc {
+/* Step 1 for one clone: the walk over everything its refs reach. */
+struct clone_walk {
 	struct hfm_imp_job *job;
 	git_repository *repo;
 	git_odb *odb;                   /* the source's */
@@ -39,14 +40,6 @@ struct gitsrc {
 	struct hfm_buf path;            /* the tree path being walked */
 	size_t commits;
 };
-
-int hfm_imp_git_error(const char *what)
-{
-	const git_error *e = git_error_last();
-
-	return hfm_error_set(HFM_ERROR, "%s: %s", what,
-			     e && e->message ? e->message : "unknown libgit2 error");
-}
 
 /* ---- which repo ---------------------------------------------------------- */
 
@@ -112,7 +105,7 @@ cleanup:
 	return rc;
 }
 
-int hfm_imp_git_infer(struct hfm_repo_id *out, const char *path)
+int hfm_imp_clone_infer(struct hfm_repo_id *out, const char *path)
 {
 	return infer_at(out, path, 0);
 }
@@ -184,7 +177,7 @@ static int job_has_ref(const struct hfm_imp_job *job, const char *name)
  * in a bare or mirror clone, and in a repo without a remote, the local
  * branches are.
  */
-static int select_refs(struct gitsrc *g)
+static int select_refs(struct clone_walk *g)
 {
 	struct hfm_imp_job *job = g->job;
 	git_reference_iterator *it = NULL;
@@ -277,7 +270,7 @@ static int mirror_has(git_odb *modb, const git_oid *id)
  * Mark `id` seen; *fresh says whether it was new.  A new object the mirror
  * lacks goes into the pack (`name`, a path's base name, helps delta search).
  */
-static int visit(int *fresh, struct gitsrc *g, const git_oid *id, const char *name)
+static int visit(int *fresh, struct clone_walk *g, const git_oid *id, const char *name)
 {
 	hfm_imp_keyset_put(&g->seen, id->id, fresh);
 	if (!*fresh || mirror_has(g->modb, id))
@@ -294,7 +287,7 @@ static int visit(int *fresh, struct gitsrc *g, const git_oid *id, const char *na
 	return 0;
 }
 
-static void lfs_dir_candidate(struct gitsrc *g, struct hfm_imp_lfs *e)
+static void lfs_dir_candidate(struct clone_walk *g, struct hfm_imp_lfs *e)
 {
 	char *p = hfm_asprintf("%s/%.2s/%.2s/%s", g->lfsdir, e->oid, e->oid + 2, e->oid);
 
@@ -303,7 +296,7 @@ static void lfs_dir_candidate(struct gitsrc *g, struct hfm_imp_lfs *e)
 }
 
 /* A blob small enough to be a pointer is read; a pointer is listed. */
-static int check_blob(struct gitsrc *g, const git_oid *id)
+static int check_blob(struct clone_walk *g, const git_oid *id)
 {
 	struct hfm_imp_lfs *e;
 	git_odb_object *obj = NULL;
@@ -332,7 +325,7 @@ static int check_blob(struct gitsrc *g, const git_oid *id)
 	return rc;
 }
 
-static int walk_tree(struct gitsrc *g, const git_oid *id)
+static int walk_tree(struct clone_walk *g, const git_oid *id)
 {
 	git_tree *tree = NULL;
 	size_t i, n, plen = g->path.len;
@@ -368,7 +361,7 @@ static int walk_tree(struct gitsrc *g, const git_oid *id)
 	return rc;
 }
 
-static void push_commit(struct gitsrc *g, const git_oid *id)
+static void push_commit(struct clone_walk *g, const git_oid *id)
 {
 	if (g->nstack == g->capstack) {
 		g->capstack = g->capstack ? g->capstack * 2 : 256;
@@ -378,7 +371,7 @@ static void push_commit(struct gitsrc *g, const git_oid *id)
 }
 
 /* Walk the commits on the stack and everything they reach. */
-static int walk_commits(struct gitsrc *g)
+static int walk_commits(struct clone_walk *g)
 {
 	int rc = 0, fresh;
 
@@ -406,7 +399,7 @@ static int walk_commits(struct gitsrc *g)
 }
 
 /* Everything `target` reaches, peeling tags. */
-static int walk_ref(struct gitsrc *g, const char *refname, const git_oid *target)
+static int walk_ref(struct clone_walk *g, const char *refname, const git_oid *target)
 {
 	git_oid id = *target;
 	int rc, fresh;
@@ -482,7 +475,7 @@ static int pack_chunk(void *data, size_t size, void *payload)
 	return 0;
 }
 
-static int write_pack(struct gitsrc *g)
+static int write_pack(struct clone_walk *g)
 {
 	struct pack_sink sink;
 	int rc = 0;
@@ -505,7 +498,7 @@ static int write_pack(struct gitsrc *g)
 
 /* ---- shallow clones, git-lfs's store, the working tree ------------------- */
 
-static int read_shallow(struct gitsrc *g)
+static int read_shallow(struct clone_walk *g)
 {
 	char *path = hfm_asprintf("%sshallow", git_repository_commondir(g->repo));
 	FILE *f = fopen(path, "r");
@@ -533,7 +526,7 @@ static int read_shallow(struct gitsrc *g)
 }
 
 /* git-lfs keeps objects in <gitdir>/lfs/objects unless lfs.storage moves them. */
-static void find_lfs_dir(struct gitsrc *g)
+static void find_lfs_dir(struct clone_walk *g)
 {
 	const char *common = git_repository_commondir(g->repo);
 	git_config *cfg = NULL;
@@ -556,7 +549,7 @@ static void find_lfs_dir(struct gitsrc *g)
  * (after `git lfs prune`, or a copy of a working tree).  Only the files of
  * the checked-out commit are candidates; they are verified like any other.
  */
-static int worktree_tree(struct gitsrc *g, const git_oid *id, const char *workdir)
+static int worktree_tree(struct clone_walk *g, const git_oid *id, const char *workdir)
 {
 	git_tree *tree = NULL;
 	size_t i, n, plen = g->path.len;
@@ -601,7 +594,7 @@ static int worktree_tree(struct gitsrc *g, const git_oid *id, const char *workdi
 	return rc;
 }
 
-static void worktree_candidates(struct gitsrc *g)
+static void worktree_candidates(struct clone_walk *g)
 {
 	const char *workdir = git_repository_workdir(g->repo);
 	git_object *head = NULL;
@@ -615,9 +608,9 @@ static void worktree_candidates(struct gitsrc *g)
 
 /* ---- step 1 --------------------------------------------------------------- */
 
-int hfm_imp_git_collect(struct hfm_imp_job *job)
+int hfm_imp_clone_collect(struct hfm_imp_job *job)
 {
-	struct gitsrc g;
+	struct clone_walk g;
 	size_t i;
 	int rc = 0;
 

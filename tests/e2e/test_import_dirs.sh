@@ -1,8 +1,9 @@
 #!/bin/sh
-# hfmirror-import from sources without git objects: a Hugging Face cache
-# (one repo folder, and a whole cache) and a plain directory of files.
+# test_import_dirs.sh - hfmirror-import from sources without git objects: a
+# Hugging Face cache (one repo folder, and a whole cache) and a plain
+# directory of files.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/import_lib.sh"
+. "$(dirname "$0")/lib_import.sh"
 
 UP=$T/up/acme/tiny
 make_upstream "$UP"

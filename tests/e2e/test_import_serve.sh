@@ -1,9 +1,9 @@
 #!/bin/sh
-# What hfmirror-import writes is what 'hfmirror mirror --repos-path' serves:
-# the source clone is deleted after the import, so every byte comes from the
-# store.
+# test_import_serve.sh - what hfmirror-import writes is what
+# 'hfmirror mirror --repos-path' serves: the source clone is deleted after
+# the import, so every byte comes from the store.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/import_lib.sh"
+. "$(dirname "$0")/lib_import.sh"
 
 UP=$T/up/acme/tiny
 make_upstream "$UP"

@@ -1,4 +1,4 @@
-# import_lib.sh - fixtures for the hfmirror-import tests (sourced after lib.sh).
+# lib_import.sh - fixtures for the hfmirror-import tests (sourced after lib.sh).
 #
 # make_upstream DIR builds a non-bare repo with git and git-lfs that has
 # what the importer must carry over: branches main and dev, an annotated

@@ -1,12 +1,12 @@
 #!/bin/bash
-# test_hfjs.sh - the real npm client (@huggingface/hub, pinned in
+# test_modelbin_hfjs.sh - the real npm client (@huggingface/hub, pinned in
 # tests/hfjs/package.json) against `hfmirror model-bin` on the fixture tree.
 #
 # node's TAP is folded into this script's own TAP stream (one line per
 # top-level node test, failures with node's diagnostics), so the plan stays
 # ours and the server checks below can follow the client's results.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/fixtures.sh"
+. "$(dirname "$0")/lib_fixtures.sh"
 
 HFJS="$SRCDIR/tests/hfjs"
 MIN_TESTS=20 # the file has more; fewer means node did not run them all

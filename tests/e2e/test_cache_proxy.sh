@@ -1,9 +1,10 @@
 #!/bin/sh
-# test_cache.sh - the online cache (hfmirror proxy) against a real upstream:
-# a second hfmirror serving the fixture tree, reached through faultrelay.py,
-# which counts bytes and connections and can drop, flip, stall or fail.
+# test_cache_proxy.sh - the online cache (hfmirror proxy) against a real
+# upstream: a second hfmirror serving the fixture tree, reached through
+# faultrelay.py, which counts bytes and connections and can drop, flip,
+# stall or fail.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/fixtures.sh"
+. "$(dirname "$0")/lib_fixtures.sh"
 
 make_fixture_tree "$T/root" "$T/outside"
 TINY=$T/root/acme/tiny

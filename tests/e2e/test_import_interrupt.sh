@@ -1,8 +1,9 @@
 #!/bin/sh
-# hfmirror-import killed with SIGKILL in the middle of copying an object:
-# the store stays consistent and a re-run completes the import.
+# test_import_interrupt.sh - hfmirror-import killed with SIGKILL in the
+# middle of copying an object: the store stays consistent and a re-run
+# completes the import.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/import_lib.sh"
+. "$(dirname "$0")/lib_import.sh"
 
 UP=$T/up/acme/tiny
 make_upstream "$UP"

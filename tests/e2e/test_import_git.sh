@@ -1,8 +1,9 @@
 #!/bin/sh
-# hfmirror-import from git clones: smudged, GIT_LFS_SKIP_SMUDGE, bare, only a
-# working tree, corrupt LFS objects; re-runs; name inference.
+# test_import_git.sh - hfmirror-import from git clones: smudged,
+# GIT_LFS_SKIP_SMUDGE, bare, only a working tree, corrupt LFS objects;
+# re-runs; name inference.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/import_lib.sh"
+. "$(dirname "$0")/lib_import.sh"
 
 UP=$T/up/acme/tiny
 make_upstream "$UP"

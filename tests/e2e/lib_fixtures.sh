@@ -1,4 +1,4 @@
-# fixtures.sh - the model-bin tree the end-to-end tests serve (sourced).
+# lib_fixtures.sh - the model-bin tree the end-to-end tests serve (sourced).
 #
 # Everything is generated at test time (no binaries in the repository) and
 # is deterministic, so a failure can be reproduced byte for byte.  Sizes are

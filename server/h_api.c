@@ -3,22 +3,20 @@
  * commits, repo listing, whoami.
  *
  * Shapes follow hub-contract.md §3-§7.  JSON is written straight into a
- * capped hfm_buf (no cJSON tree for listings); request bodies (paths-info
- * JSON) are parsed with cJSON.
+ * capped hfm_buf (no cJSON tree for listings); the paths-info body is
+ * parsed by paths_body.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "hfm/handlers.h"
+#include "hfm/paths_body.h"
 
 #define JSON_MAX (256u << 20)            /* one answer: 100k-file repos fit */
 #define TREE_PAGE 1000                   /* the Hub's page size */
 #define TREE_PAGE_EXPAND 100             /* lastCommit is costly: smaller pages */
 #define TREE_PAGE_MAX 10000
-#define PATHS_MAX 10000
 #define COMMITS_PAGE 50
 #define COMMITS_PAGE_MAX 1000
 
@@ -355,106 +353,19 @@ static int h_tree(struct hfm_call *c, struct hfm_found *f)
 
 /* ---- paths-info ------------------------------------------------------------ */
 
-struct paths {
-	char **v;
-	size_t n;
-	int expand;
-	int too_many;
-};
-
-static void paths_add(struct paths *p, char *s)
-{
-	if (p->n >= PATHS_MAX) {
-		p->too_many = 1;
-		free(s);
-		return;
-	}
-	p->v = hfm_realloc(p->v, (p->n + 1) * sizeof(*p->v));
-	p->v[p->n++] = s;
-}
-
-static void form_cb(void *cls, char *key, char *val)
-{
-	struct paths *p = cls;
-	if (!strcmp(key, "paths") || !strcmp(key, "paths[]"))
-		paths_add(p, val);
-	else {
-		if (!strcmp(key, "expand"))
-			p->expand = hfm_parse_bool(val, 0);
-		free(val);
-	}
-	free(key);
-}
-
-static int parse_paths_json(struct paths *p, const struct hfm_buf *body)
-{
-	cJSON *root = cJSON_ParseWithLength(hfm_buf_cstr(body), body->len);
-	if (!root)
-		return hfm_error_set(HFM_EINVAL, "The body is not valid JSON");
-	int rc = 0;
-	cJSON *paths = cJSON_GetObjectItemCaseSensitive(root, "paths");
-	cJSON *expand = cJSON_GetObjectItemCaseSensitive(root, "expand");
-	if (cJSON_IsString(paths)) {
-		paths_add(p, hfm_strdup(paths->valuestring));
-	} else if (cJSON_IsArray(paths)) {
-		cJSON *it;
-		cJSON_ArrayForEach(it, paths) {
-			if (!cJSON_IsString(it)) {
-				rc = hfm_error_set(HFM_EINVAL, "\"paths\" must be a list of strings");
-				break;
-			}
-			paths_add(p, hfm_strdup(it->valuestring));
-		}
-	} else {
-		rc = hfm_error_set(HFM_EINVAL, "The body needs \"paths\": a list of strings");
-	}
-	if (cJSON_IsBool(expand))
-		p->expand = cJSON_IsTrue(expand);
-	else if (cJSON_IsString(expand))
-		p->expand = hfm_parse_bool(expand->valuestring, 0);
-	cJSON_Delete(root);
-	return rc;
-}
-
 static int h_paths_info(struct hfm_call *c, struct hfm_found *f)
 {
 	struct hfm_req *r = c->req;
 	const struct hfm_source_ops *ops = f->repo->src->ops;
 	const struct hfm_buf *body = hfm_req_body(r);
-	const char *ct = hfm_req_header(r, "Content-Type");
-	struct paths p = { 0 };
+	struct hfm_paths_body p;
 	struct hfm_list *l = NULL;
-	int rc = 0;
+	int rc;
 
-	/* npm sends JSON; Python sends a form.  Sniff when the type is missing. */
-	const char *s = hfm_buf_cstr(body);
-	while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
-		s++;
-	if ((ct && strstr(ct, "json")) || (!ct && *s == '{'))
-		rc = parse_paths_json(&p, body);
-	else
-		hfm_form_parse(hfm_buf_cstr(body), body->len, form_cb, &p);
-	if (!rc && p.too_many)
-		rc = hfm_error_set(HFM_EINVAL, "Too many paths (at most %d)", PATHS_MAX);
+	rc = hfm_paths_body_parse(&p, hfm_req_header(r, "Content-Type"), hfm_buf_cstr(body),
+				  body->len);
 	if (rc)
 		goto cleanup;
-	/* Leading/trailing slashes are tolerated, invalid paths are just absent. */
-	size_t k = 0;
-	for (size_t i = 0; i < p.n; i++) {
-		char *q = p.v[i];
-		while (*q == '/')
-			q++;
-		size_t n = strlen(q);
-		while (n > 0 && q[n - 1] == '/')
-			q[--n] = '\0';
-		if (*q && hfm_path_valid(q)) {
-			memmove(p.v[i], q, n + 1);
-			p.v[k++] = p.v[i];
-		} else {
-			free(p.v[i]);
-		}
-	}
-	p.n = k;
 	rc = ops->stat(&l, f->repo, f->rc.commit, (const char *const *)p.v, p.n,
 		       HFM_LIST_IDS | (p.expand ? HFM_LIST_EXPAND : 0), &c->ctx);
 	if (rc)
@@ -472,9 +383,7 @@ static int h_paths_info(struct hfm_call *c, struct hfm_found *f)
 cleanup:
 	if (l)
 		hfm_list_free(l);
-	for (size_t i = 0; i < p.n; i++)
-		free(p.v[i]);
-	free(p.v);
+	hfm_paths_body_dispose(&p);
 	return rc;
 }
 

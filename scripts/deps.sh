@@ -1,5 +1,5 @@
 #!/bin/sh
-# deps.sh [build|test|bench|all] - install what hfmirror needs from Debian.
+# deps.sh [build|test|bench|fuzz|all] - install what hfmirror needs from Debian.
 # Runs apt-get through sudo when not root.  Safe to run again.
 set -e
 what=${1:-all}
@@ -9,12 +9,16 @@ test="curl git git-lfs python3 nodejs npm openssl procps"
 # bench/run, bench/cache: the server to compare with, the load tools and
 # the counting relay (python3).
 bench="nginx wrk curl procps git git-lfs python3"
+# scripts/fuzz: clang and its runtimes (libFuzzer, ASan, UBSan); the
+# unversioned packages follow Debian's default clang.
+fuzz="clang libclang-rt-dev"
 case $what in
 build) pkgs=$build ;;
 test) pkgs=$test ;;
 bench) pkgs=$bench ;;
-all) pkgs="$build $test" ;;
-*) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+fuzz) pkgs=$fuzz ;;
+all) pkgs="$build $test $fuzz" ;;
+*) echo "usage: $0 [build|test|bench|fuzz|all]" >&2; exit 2 ;;
 esac
 # installed PKG: true when PKG (or what it provides) is already here.
 # Node from nodesource bundles npm and conflicts with Debian's npm package,

@@ -236,6 +236,8 @@ int hfm_lfs_pointer_parse(char oid[HFM_SHA256_HEX + 1], uint64_t *size,
 		p = nl + 1;
 		if ((size_t)(nl - line) == 11 + HFM_SHA256_HEX &&
 		    !memcmp(line, "oid sha256:", 11)) {
+			if (have_oid)
+				return HFM_EINVAL;   /* each key once (spec) */
 			memcpy(oid, line + 11, HFM_SHA256_HEX);
 			oid[HFM_SHA256_HEX] = '\0';
 			if (!hfm_is_hex(oid, HFM_SHA256_HEX))
@@ -243,7 +245,7 @@ int hfm_lfs_pointer_parse(char oid[HFM_SHA256_HEX + 1], uint64_t *size,
 			have_oid = 1;
 		} else if (nl - line > 5 && !memcmp(line, "size ", 5)) {
 			const char *d;
-			if (nl - line > 5 + 19)
+			if (have_size || nl - line > 5 + 19)
 				return HFM_EINVAL;
 			for (d = line + 5; d < nl; d++) {
 				if (*d < '0' || *d > '9')

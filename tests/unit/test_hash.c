@@ -46,6 +46,22 @@ int main(void)
 		       "plain text is not a pointer");
 		TAP_OK(hfm_lfs_pointer_parse(oid, &size, p.ptr, p.len - 1) == HFM_EINVAL,
 		       "truncated pointer is rejected");
+		{
+			/* found by tests/fuzz (lfs_pointer): a second size line
+			 * was appended to the first ("12" then "1" read as 121) */
+			struct hfm_buf d = HFM_BUF_INIT(4096);
+
+			hfm_buf_puts(&d, p.ptr);
+			hfm_buf_puts(&d, "size 1\n");
+			TAP_OK(hfm_lfs_pointer_parse(oid, &size, d.ptr, d.len) == HFM_EINVAL,
+			       "a pointer with two size lines is rejected");
+			hfm_buf_reset(&d);
+			hfm_buf_puts(&d, p.ptr);
+			hfm_buf_printf(&d, "oid sha256:%s\n", o);
+			TAP_OK(hfm_lfs_pointer_parse(oid, &size, d.ptr, d.len) == HFM_EINVAL,
+			       "a pointer with two oid lines is rejected");
+			hfm_buf_dispose(&d);
+		}
 		hfm_buf_dispose(&p);
 	}
 

@@ -76,8 +76,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc == HFM_ERROR)
 		fprintf(stderr, "%s", hfm_buf_cstr(&err));
 	FUZZ_CHECK(rc == 0 || rc == HFM_EINVAL);
-	if (cfg->warnings)
-		FUZZ_CHECK(lines_name_file(cfg->warnings));
+	if (cfg->warnings && !lines_name_file(cfg->warnings))
+		fprintf(stderr, "warnings:\n%s", cfg->warnings);
+	FUZZ_CHECK(!cfg->warnings || lines_name_file(cfg->warnings));
+	if (rc && !lines_name_file(hfm_buf_cstr(&err)))
+		fprintf(stderr, "errors:\n%s", hfm_buf_cstr(&err));
 	if (rc) {
 		FUZZ_CHECK(lines_name_file(hfm_buf_cstr(&err)));
 		goto out;

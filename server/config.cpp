@@ -69,6 +69,30 @@ std::string loose(std::string_view s)
 	return out;
 }
 
+/*
+ * Messages are one line each, but keys, values and toml++'s descriptions
+ * quote the file, which may hold any byte: control bytes are escaped.
+ */
+std::string printable(std::string_view s)
+{
+	static const char hex[] = "0123456789abcdef";
+	std::string out;
+
+	for (unsigned char c : s) {
+		if (c == '\n')
+			out += "\\n";
+		else if (c == '\t')
+			out += "\\t";
+		else if (c == '\r')
+			out += "\\r";
+		else if (c < 0x20 || c == 0x7f)
+			out += std::string("\\x") + hex[c >> 4] + hex[c & 15];
+		else
+			out += (char)c;
+	}
+	return out;
+}
+
 struct reader {
 	hfm_config *cfg;
 	std::string file;
@@ -82,8 +106,8 @@ struct reader {
 		if (where.begin.line)
 			text += std::to_string(where.begin.line) + ":";
 		if (!key.empty())
-			text += " " + key + ":";
-		to.push_back({ where.begin.line, text + " " + what });
+			text += " " + printable(key) + ":";
+		to.push_back({ where.begin.line, text + " " + printable(what) });
 	}
 
 	void error(const toml::source_region &where, const std::string &key, const char *fmt, ...)
@@ -650,7 +674,7 @@ int read_file(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
 		r.top(root);
 	} catch (const toml::parse_error &e) {
 		const toml::source_position &at = e.source().begin;
-		std::string desc(e.description());
+		std::string desc = printable(e.description());
 
 		r.errors.push_back({ at.line, r.file + ":" + std::to_string(at.line) + ": " +
 				     desc + " (column " + std::to_string(at.column) + ")" });

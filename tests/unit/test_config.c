@@ -372,6 +372,14 @@ static void test_errors(void)
 	refused("[Basic]\nport = 1\n", "t.toml:1: Basic: unknown section (did you mean basic?)\n",
 		"section case");
 	refused("\n[basics]\n", "t.toml:2: basics: unknown section\n", "unknown section");
+	/* found by tests/fuzz (config): what a message quotes from the file
+	 * may hold a newline, which split one problem over two lines */
+	refused("[basic]\nport = t\n",
+		"t.toml:2: Error while parsing boolean: expected 'true', saw 't\\n' (column 9)\n",
+		"a parse error quoting a newline is one line");
+	refused("[\"a\\nb\"]\n[basic]\n\"po\\u0001rt\" = 1\n",
+		"t.toml:1: a\\nb: unknown section\nt.toml:3: basic.po\\x01rt: unknown key\n",
+		"keys with control characters are escaped");
 	refused("port = 8090\n",
 		"t.toml:1: port: unknown key (keys belong in a section such as [basic])\n",
 		"key outside a section");

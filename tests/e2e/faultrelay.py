@@ -12,6 +12,9 @@ STATE_DIR/mode:
   pass        forward both ways
   drop N      close after N response bytes
   flip N      invert the byte at offset N of the first response body
+  flipmid     invert the middle byte (offset Content-Length / 2) of every
+              response body over 1 MiB: a Range fetch of blocks is wrong
+              where a small Range inside it looks (test_cache_range.sh)
   stall       accept, read the request, never answer
   err500      answer 500 to every request, no upstream contact
   norange     strip Range headers from requests (upstream sends 200)
@@ -274,18 +277,25 @@ class Out:
         self.seen = b""
         self.body_at = None
         self.flipped = False
+        if how == "flipmid":
+            self.arg = None          # the body's middle, once its length is known
 
     def send(self, d):
         """False once the mode says to stop sending."""
         how, arg = self.how, self.arg
-        if how == "flip" and not self.flipped:
+        if how in ("flip", "flipmid") and not self.flipped:
             if self.body_at is None:
                 self.seen += d
                 i = self.seen.find(b"\r\n\r\n")
                 if i >= 0:
                     self.body_at = i + 4
+                    if how == "flipmid":
+                        m = re.search(rb"(?im)^content-length:\s*(\d+)", self.seen[:i])
+                        n = int(m.group(1)) if m else 0
+                        self.arg = arg = n // 2 if n > (1 << 20) else None
             start = self.sent
-            if self.body_at is not None and start <= self.body_at + arg < start + len(d):
+            if self.body_at is not None and arg is not None and \
+                    start <= self.body_at + arg < start + len(d):
                 k = self.body_at + arg - start
                 d = d[:k] + bytes([d[k] ^ 0xFF]) + d[k + 1:]
                 self.flipped = True

@@ -580,12 +580,17 @@ void reader::ours(const toml::table &t)
 			read_duration(v, key, 1, 86400, &cfg->upstream_timeout);
 		} else if (name == "evict-interval") {
 			read_duration(v, key, 1, 86400, &cfg->evict_interval);
+		} else if (name == "range-fill-max-size") {
+			read_size(v, key, &cfg->range_fill_max_size);
+		} else if (name == "verify-ranges") {
+			if ((i = read_choice(v, key, { "live", "strict" })) >= 0)
+				cfg->verify_ranges_strict = i;
 		} else {
 			unknown(k, key, "key", { "threads", "hash-threads", "body-io", "access-log",
 				"hash-index", "metadata-ttl", "wait-timeout", "idle-timeout",
 				"max-connections", "model-bin-rescan", "model-bin-prefetch",
 				"allow-gated-offline", "access-check-ttl", "upstream-timeout",
-				"evict-interval" });
+				"evict-interval", "range-fill-max-size", "verify-ranges" });
 		}
 	}
 }

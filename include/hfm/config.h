@@ -54,6 +54,7 @@ enum hfm_cfg_body_io {
 #define HFM_CONFIG_MIN_BLOCK_SIZE (64u << 10)
 #define HFM_CONFIG_MAX_BLOCK_SIZE (1u << 30)
 #define HFM_CONFIG_MAX_FILE_SIZE (1u << 20)    /* a config file larger is refused */
+#define HFM_CONFIG_DEFAULT_RANGE_FILL_MAX (64ull << 30)
 
 struct hfm_config {
 	char *path;                  /* the file read last, NULL if none */
@@ -104,6 +105,10 @@ struct hfm_config {
 	unsigned access_check_ttl;   /* seconds an upstream token check of a gated repo holds; 300 */
 	unsigned upstream_timeout;   /* seconds an upstream transfer may stall before it fails; 30 */
 	unsigned evict_interval;     /* seconds between eviction passes (and one after publishes); 60 */
+	uint64_t range_fill_max_size;   /* bytes: a Range on a larger cold blob is relayed, not
+					   stored; 0 = no limit; HFM_CONFIG_DEFAULT_RANGE_FILL_MAX */
+	int verify_ranges_strict;    /* verify-ranges = "strict": Range answers wait for the
+					verified blob; 0 ("live") */
 
 	/* Filled by hfm_config_finish(); never set these yourself. */
 	char *mirror_url;            /* "<mirror-scheme>://<mirror-netloc>" */

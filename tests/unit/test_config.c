@@ -184,6 +184,8 @@ static void test_defaults(void)
 	TAP_IS_INT(c->idle_timeout, 120, "idle timeout");
 	TAP_IS_INT(c->max_connections, 4096, "max connections");
 	TAP_IS_INT(c->allow_gated_offline, 0, "gated repos need a token offline");
+	TAP_IS_INT(c->range_fill_max_size, 64ull << 30, "range-fill-max-size 64 GiB");
+	TAP_IS_INT(c->verify_ranges_strict, 0, "verify-ranges live");
 	TAP_IS_STR(c->warnings, NULL, "no warnings");
 	hfm_config_free(c);
 
@@ -288,6 +290,21 @@ static void test_values(void)
 		TAP_IS_INT(c->allow_gated_offline, 1, "allow-gated-offline");
 	}
 	hfm_config_free(c);
+
+	c = loads("[hfmirror]\nrange-fill-max-size = \"8G\"\nverify-ranges = \"strict\"\n", NULL,
+		  "range keys");
+	if (c) {
+		TAP_IS_INT(c->range_fill_max_size, 8ull << 30, "range-fill-max-size 8G");
+		TAP_IS_INT(c->verify_ranges_strict, 1, "verify-ranges strict");
+	}
+	hfm_config_free(c);
+	c = loads("[hfmirror]\nrange-fill-max-size = \"\"\n", NULL, "range-fill-max-size no limit");
+	if (c)
+		TAP_IS_INT(c->range_fill_max_size, 0, "range-fill-max-size \"\" is no limit");
+	hfm_config_free(c);
+	refused("[hfmirror]\nverify-ranges = \"lazy\"\n",
+		"t.toml:2: hfmirror.verify-ranges: \"lazy\" is not one of live, strict\n",
+		"verify-ranges lazy");
 
 	c = loads("[model-bin]\npath = [\"/a\", \"/b\"]\n", NULL, "model-bin path list");
 	if (c)

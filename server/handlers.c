@@ -82,6 +82,7 @@ int hfm_app_handle(struct hfm_req *r, void *app)
 		.ctx = {
 			.waiter = hfm_req_waiter(r),
 			.authorization = hfm_req_header(r, "Authorization"),
+			.arrived_ns = hfm_req_arrived_ns(r),
 		},
 	};
 	if (hfm_route_parse(&c.route, hfm_req_path(r)))

@@ -124,6 +124,7 @@ enum hfm_method hfm_req_method(const struct hfm_req *r) { return r->method; }
 const char *hfm_req_path(const struct hfm_req *r) { return r->path; }
 const struct hfm_buf *hfm_req_body(const struct hfm_req *r) { return &r->body; }
 struct hfm_waiter *hfm_req_waiter(struct hfm_req *r) { return r->waiter; }
+uint64_t hfm_req_arrived_ns(const struct hfm_req *r) { return r->t0_ns; }
 struct hfm_server *hfm_req_server(struct hfm_req *r) { return r->srv; }
 void hfm_req_set_source(struct hfm_req *r, const char *kind) { r->src_kind = kind; }
 int hfm_req_replied(const struct hfm_req *r) { return r->replied; }

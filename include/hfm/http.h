@@ -85,6 +85,8 @@ const struct hfm_buf *hfm_req_body(const struct hfm_req *r);
  * again once it fires.  A new one each run.
  */
 struct hfm_waiter *hfm_req_waiter(struct hfm_req *r);
+/* hfm_mono_ns() when the request came: the same in every run of it. */
+uint64_t hfm_req_arrived_ns(const struct hfm_req *r);
 /*
  * Why the transport will not let this request run: 0, or HFM_ETOOBIG (the
  * body is over HFM_MAX_BODY) or HFM_EAGAIN (it waited past its deadline,

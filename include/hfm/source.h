@@ -40,6 +40,12 @@ struct hfm_repo;
 struct hfm_ctx {
 	struct hfm_waiter *waiter;       /* arm to wait; NULL = block instead */
 	const char *authorization;       /* client's Authorization header, or NULL */
+	/*
+	 * hfm_mono_ns() when the request came, the same in every re-run of
+	 * it; 0 = unknown.  The cache tells bytes stored before a request
+	 * from bytes it sees arrive (stream.h).
+	 */
+	uint64_t arrived_ns;
 };
 
 /* A commit as the API shows it. Strings are owned (hfm_commit_dispose). */

@@ -19,6 +19,24 @@
 #define HASH_TASK_BYTES (64ull << 20)    /* catch-up per task, so flushes interleave */
 
 /*
+ * The background fill (hfm_blob_fill) fetches what readers do not: it
+ * starts a fetch only when no other fetch of the blob is active and none
+ * ended within fill_idle_ms (1 s), so parallel Range readers each fetch their own
+ * part and a sequential reader's next request does not find the fill ahead
+ * of it; one fetch at a time, of at most FILL_RUN_BYTES, so a reader that
+ * comes meanwhile finds most of the blob still free for its own fetches.
+ * After two verification failures in a row a blob is not filled again for
+ * fail_backoff_ms, doubling with each further one up to FILL_BACKOFF_MAX:
+ * a Range request on a blob whose upstream keeps sending wrong bytes must
+ * not cost a whole blob each time.
+ */
+#define FILL_RUN_BYTES (64ull << 20)
+#define FILL_BACKOFF_MAX 64              /* times fail_backoff_ms */
+
+/* born[] of a block that holds no bytes */
+#define BORN_NONE UINT64_MAX
+
+/*
  * The map file: a 128-byte header, then one bit per block (bit i%8 of byte
  * i/8).  Integers are little-endian.  The oid in the header makes a map
  * renamed by hand, or left from another blob, fail validation.
@@ -37,12 +55,14 @@ enum task_kind {
 	TASK_TIMER,                      /* sync_ms after a block was filled */
 	TASK_FINISH,
 	TASK_HASH,                       /* present bytes wait at the hash cursor */
+	TASK_FILL,                       /* the fill may go on (a timer) */
+	TASK_KEEP,                       /* a timer that only holds its reference */
 };
 
 struct blob_task {
 	struct blob_task *next;
 	enum task_kind kind;
-	uint64_t due;                    /* TASK_TIMER: mono ns */
+	uint64_t due;                    /* timers (TASK_TIMER, TASK_FILL): mono ns */
 	struct hfm_blob *b;              /* reference held */
 };
 
@@ -54,15 +74,16 @@ struct hfm_blobcache {
 	uint64_t sync_bytes;
 	uint64_t sync_ns;
 	uint64_t fail_backoff_ns;
+	uint64_t fill_idle_ns;
 	struct hfm_blobcache_opts o;     /* as given: callbacks and log */
 	atomic_int mark_failed;          /* logged once */
+	atomic_int fills_stopped;        /* hfm_blobcache_stop_fills() */
 
 	pthread_mutex_t lock;            /* registry, refs, tasks */
 	pthread_cond_t task_cv;           /* on CLOCK_MONOTONIC */
 	struct hfm_blob *buckets[NBUCKETS];
 	struct blob_task *task_head, *task_tail;
-	/* TASK_TIMERs, by due time: all are due sync_ns after they were queued */
-	struct blob_task *timer_head, *timer_tail;
+	struct blob_task *timer_head;    /* by due time */
 	int stopping;
 	int nworkers;
 	pthread_t *workers;
@@ -79,6 +100,7 @@ struct hfm_blob_fetch {
 	/* under b->lock */
 	uint64_t pos;                    /* bytes written from off */
 	int active;                      /* on b->fetches: its unfilled blocks are in flight */
+	int fill;                        /* the background fill's */
 	int done;
 	int result;
 	struct hfm_blob_fetch *next;
@@ -101,6 +123,13 @@ struct hfm_blob {
 	int map_fd;                      /* -1 once complete */
 	uint8_t *filled;                 /* readable (page cache at least) */
 	uint8_t *durable;                /* bit set in the map on disk */
+	/*
+	 * Per block: when its first byte was written (mono ns), 0 for blocks
+	 * found on disk, BORN_NONE while it holds none.  A Range response
+	 * treats bytes born before its request came as stored, unverified
+	 * bytes (hfm_blob_unverified).
+	 */
+	uint64_t *born;
 	uint64_t nfilled;
 	uint64_t undurable;              /* bytes filled since the last sync */
 	int flush_queued;                /* a TASK_FLUSH is queued */
@@ -121,8 +150,19 @@ struct hfm_blob {
 	int hash_stale;
 	int hash_queued;                 /* a TASK_HASH is queued */
 	enum blob_state state;
-	uint64_t failed_until;           /* mono ns; backoff after corruption */
 	uint64_t discards;               /* verification failures so far */
+	uint64_t discarded_ns;           /* mono ns of the last one */
+	/* the background fill (hfm_blob_fill; FILL_* above) */
+	int fill_on;
+	int fill_urgent;                 /* a request waits for it: no idle wait */
+	char *fill_url, *fill_auth;      /* its origin: copies of the first asker's */
+	int fill_fetches;                /* its fetches in flight (0 or 1) */
+	uint64_t fill_after;             /* mono ns: no fill fetch starts before */
+	int fill_timer;                  /* a TASK_FILL is queued */
+	int pumping, pump_again;         /* fill_pump() runs; run it once more */
+	int fill_rc;                     /* why the last fill ended early */
+	unsigned fill_fails;             /* verification failures in a row */
+	uint64_t fill_backoff_until;     /* mono ns */
 	struct hfm_blob_fetch *fetches;  /* active ones */
 	struct hfm_waitq waiters;
 };
@@ -236,22 +276,43 @@ static void task_append(struct blob_task **head, struct blob_task **tail, struct
 	*tail = j;
 }
 
-/* Call with bc->lock held; takes a blob reference for the task. */
-static void task_push_locked(struct hfm_blobcache *bc, struct hfm_blob *b, enum task_kind kind)
+/*
+ * Call with bc->lock held; takes a blob reference for the task.  `due`
+ * (mono ns) makes it a timer: it runs then, not before.
+ */
+static void task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
+				enum task_kind kind, uint64_t due)
 {
-	struct blob_task *j = hfm_malloc(sizeof(*j));
+	struct blob_task *j = hfm_malloc(sizeof(*j)), **pp;
 
 	j->kind = kind;
 	j->b = b;
+	j->due = due;
 	b->refs++;
-	if (kind == TASK_TIMER) {
-		j->due = hfm_mono_ns() + bc->sync_ns;
-		task_append(&bc->timer_head, &bc->timer_tail, j);
+	if (due) {
+		/* few timers wait at once (one per blob and kind): a list will do */
+		for (pp = &bc->timer_head; *pp && (*pp)->due <= due; pp = &(*pp)->next)
+			;
+		j->next = *pp;
+		*pp = j;
 	} else {
 		task_append(&bc->task_head, &bc->task_tail, j);
 	}
 	/* a worker waiting for nothing, or for a later timer, looks again */
 	pthread_cond_signal(&bc->task_cv);
+}
+
+static void task_push_locked(struct hfm_blobcache *bc, struct hfm_blob *b, enum task_kind kind)
+{
+	task_push_at_locked(bc, b, kind, kind == TASK_TIMER ? hfm_mono_ns() + bc->sync_ns : 0);
+}
+
+static void task_push_at(struct hfm_blobcache *bc, struct hfm_blob *b, enum task_kind kind,
+			 uint64_t due)
+{
+	pthread_mutex_lock(&bc->lock);
+	task_push_at_locked(bc, b, kind, due);
+	pthread_mutex_unlock(&bc->lock);
 }
 
 static void task_push(struct hfm_blobcache *bc, struct hfm_blob *b, enum task_kind kind)
@@ -294,8 +355,12 @@ static void size_bitmaps(struct hfm_blob *b, uint32_t shift)
 	b->mapbytes = (size_t)((b->nblocks + 7) / 8);
 	free(b->filled);
 	free(b->durable);
+	free(b->born);
 	b->filled = hfm_calloc(b->mapbytes ? b->mapbytes : 1, 1);
 	b->durable = hfm_calloc(b->mapbytes ? b->mapbytes : 1, 1);
+	b->born = hfm_malloc((b->nblocks ? b->nblocks : 1) * sizeof(*b->born));
+	for (uint64_t i = 0; i < b->nblocks; i++)
+		b->born[i] = BORN_NONE;
 	b->nfilled = 0;
 	b->undurable = 0;
 }
@@ -391,8 +456,10 @@ static int load_files(struct hfm_blob *b)
 	    pread(b->map_fd, b->durable, b->mapbytes, MAP_HDR) != (ssize_t)b->mapbytes)
 		goto stale;
 	for (i = 0; i < b->nblocks; i++)
-		if (bit(b->durable, i))
+		if (bit(b->durable, i)) {
 			b->nfilled++;
+			b->born[i] = 0;      /* stored before anyone asked this process */
+		}
 	/* bits past the last block mean the map is not ours */
 	for (i = b->nblocks; i < (uint64_t)b->mapbytes * 8; i++)
 		if (bit(b->durable, i))
@@ -445,6 +512,9 @@ static void blob_destroy(struct hfm_blob *b)
 		hfm_hashctx_final(b->hash, NULL, NULL);
 	free(b->filled);
 	free(b->durable);
+	free(b->born);
+	free(b->fill_url);
+	free(b->fill_auth);
 	pthread_mutex_destroy(&b->lock);
 	pthread_mutex_destroy(&b->io_lock);
 	free(b);
@@ -586,6 +656,16 @@ uint64_t hfm_blob_discards(struct hfm_blob *b)
 	return d;
 }
 
+uint64_t hfm_blob_discarded_ns(struct hfm_blob *b)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&b->lock);
+	t = b->discarded_ns;
+	pthread_mutex_unlock(&b->lock);
+	return t;
+}
+
 int hfm_blob_wait_verified(struct hfm_blob *b, uint64_t discards_seen, struct hfm_waiter *w)
 {
 	int rc = 0;
@@ -613,6 +693,9 @@ int hfm_blob_fd(struct hfm_blob *b)
 		return hfm_error_set(HFM_EIO, "blob %s: %s", b->oid, strerror(errno));
 	return fd;
 }
+
+static void fill_end(struct hfm_blob *b, int rc);
+static void fill_pump(struct hfm_blob *b);
 
 /* ---- what is where (under b->lock) --------------------------------------- */
 
@@ -854,6 +937,12 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 		hash_unbusy(b, n);
 	f->pos = pos + n;
 	end = f->off + f->pos;
+	if (n) {
+		uint64_t now = hfm_mono_ns();
+		for (i = (f->off + pos) >> b->shift; i <= (end - 1) >> b->shift; i++)
+			if (b->born[i] == BORN_NONE)
+				b->born[i] = now;
+	}
 	for (i = (f->off + pos) >> b->shift; i < f->end && block_end(b, i) <= end; i++) {
 		if (bit(b->filled, i))
 			continue;
@@ -897,16 +986,28 @@ void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
 	struct hfm_blobcache *bc = b->bc;
 	struct hfm_waitq_node *wake;
 	int queue_flush = 0;
+	uint64_t i;
 
 	pthread_mutex_lock(&b->lock);
 	fetch_end_locked(b, f, rc);
 	rc = f->result;
+	/* blocks it did not complete hold nothing now: the next fetch writes them anew */
+	for (i = f->first; rc && i < f->end; i++)
+		if (!bit(b->filled, i))
+			b->born[i] = BORN_NONE;
+	if (f->fill) {
+		b->fill_fetches--;
+		if (rc)
+			fill_end(b, rc);     /* its waiters are woken below */
+	} else if (!b->fill_urgent) {
+		b->fill_after = hfm_mono_ns() + bc->fill_idle_ns;
+	}
 	if (rc && b->hash) {
 		/* Hashed bytes of a block that goes back to missing may come
 		 * again different: without a way to rewind, start over. */
-		uint64_t i = b->hash_pos >> b->shift;
-		if (b->hash_pos != block_start(b, i) && i >= f->first && i < f->end &&
-		    !bit(b->filled, i)) {
+		uint64_t h = b->hash_pos >> b->shift;
+		if (b->hash_pos != block_start(b, h) && h >= f->first && h < f->end &&
+		    !bit(b->filled, h)) {
 			if (b->hash_busy)
 				b->hash_stale = 1;
 			else
@@ -931,7 +1032,222 @@ void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
 	hfm_waitq_fire(wake);
 	f->b = NULL;
 	fetch_unref(f);                  /* the fetcher's */
+	fill_pump(b);                    /* under the fetch's reference */
 	hfm_blob_release(b);             /* the fetch's reference on its blob */
+}
+
+/* ---- the background fill --------------------------------------------------- */
+
+/* Under b->lock: the fill stops; the caller wakes b->waiters (a reader may wait for it). */
+static void fill_end(struct hfm_blob *b, int rc)
+{
+	if (!b->fill_on)
+		return;
+	b->fill_on = 0;
+	b->fill_urgent = 0;
+	b->fill_rc = rc;
+	free(b->fill_url);
+	free(b->fill_auth);
+	b->fill_url = b->fill_auth = NULL;
+}
+
+/*
+ * Under b->lock: the fill's next move.  *out gets a new fetch to start, or
+ * *timer is set when it must wait until b->fill_after; returns 1 when the
+ * fill ended (wake the waiters).
+ */
+static int fill_step(struct hfm_blob *b, struct hfm_blob_fetch **out, int *timer)
+{
+	struct hfm_blobcache *bc = b->bc;
+	uint64_t i, j, run;
+
+	if (!b->fill_on)
+		return 0;
+	if (atomic_load(&bc->fills_stopped)) {
+		fill_end(b, hfm_error_set(HFM_ERROR, "blob cache stopping"));
+		return 1;
+	}
+	if (b->state != B_PARTIAL) {
+		fill_end(b, 0);              /* all there: verification takes over */
+		return 1;
+	}
+	if (b->fill_fetches || b->fetches)
+		return 0;                    /* the end of that fetch moves us on */
+	if (hfm_mono_ns() < b->fill_after) {
+		if (!b->fill_timer)
+			*timer = b->fill_timer = 1;
+		return 0;
+	}
+	/* nothing is in flight: the first block missing is the first to fetch */
+	for (i = 0; i < b->nblocks && bit(b->filled, i); i++)
+		;
+	if (i == b->nblocks)
+		return 0;
+	run = HFM_MIN((uint64_t)bc->run_blocks, FILL_RUN_BYTES >> b->shift);
+	for (j = i + 1; j < b->nblocks && j - i < run && !bit(b->filled, j); j++)
+		;
+	*out = fetch_new(b, i, j);
+	(*out)->fill = 1;
+	b->fill_fetches++;
+	return 0;
+}
+
+/*
+ * Let the fill take its next step.  The caller holds a reference on b.
+ * Reentrant: a fetch started here may end (and call this) before the start
+ * returns; that call only asks the running one to look again.
+ */
+static void fill_pump(struct hfm_blob *b)
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->pumping) {
+		b->pump_again = 1;
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	b->pumping = 1;
+	do {
+		struct hfm_blob_fetch *f = NULL;
+		struct hfm_waitq_node *wake = NULL;
+		char *url = NULL, *auth = NULL;
+		uint64_t due = 0;
+		int timer = 0;
+
+		b->pump_again = 0;
+		if (fill_step(b, &f, &timer))
+			wake = hfm_waitq_take(&b->waiters);
+		if (f) {
+			url = hfm_strdup(b->fill_url);
+			auth = b->fill_auth ? hfm_strdup(b->fill_auth) : NULL;
+		}
+		due = b->fill_after;
+		pthread_mutex_unlock(&b->lock);
+		hfm_waitq_fire(wake);
+		if (timer)
+			task_push_at(b->bc, b, TASK_FILL, due);
+		if (f) {
+			struct hfm_blob_origin o = { url, auth };
+			start_fetches(b, &f, 1, &o);
+			free(url);
+			free(auth);
+		}
+		pthread_mutex_lock(&b->lock);
+	} while (b->pump_again);
+	b->pumping = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+int hfm_blob_fill(struct hfm_blob *b, const struct hfm_blob_origin *origin, int urgent)
+{
+	uint64_t t = hfm_mono_ns();
+	int rc = 0;
+
+	pthread_mutex_lock(&b->lock);
+	if (b->state != B_PARTIAL || (b->fill_on && (b->fill_urgent || !urgent))) {
+		pthread_mutex_unlock(&b->lock);
+		return 0;
+	}
+	if (b->fill_on) {
+		/* a request waits for this one now: no more idle waits */
+		b->fill_urgent = 1;
+		b->fill_after = 0;
+		pthread_mutex_unlock(&b->lock);
+		fill_pump(b);
+		return 0;
+	}
+	if (atomic_load(&b->bc->fills_stopped)) {
+		pthread_mutex_unlock(&b->lock);
+		return hfm_error_set(HFM_ERROR, "blob cache stopping");
+	}
+	if (t < b->fill_backoff_until) {
+		rc = hfm_error_set(HFM_EUPSTREAM, "blob %s failed verification %u times in a row; "
+				   "not filled again for %llu s", b->oid, b->fill_fails,
+				   (unsigned long long)((b->fill_backoff_until - t) / 1000000000 + 1));
+		pthread_mutex_unlock(&b->lock);
+		return rc;
+	}
+	b->fill_on = 1;
+	b->fill_urgent = urgent;
+	b->fill_rc = 0;
+	b->fill_url = hfm_strdup(origin->url);
+	b->fill_auth = origin->authorization ? hfm_strdup(origin->authorization) : NULL;
+	if (urgent)
+		b->fill_after = 0;
+	else if (b->fill_after < t + b->bc->fill_idle_ns)
+		b->fill_after = t + b->bc->fill_idle_ns;   /* readers that come with this one go first */
+	pthread_mutex_unlock(&b->lock);
+
+	fill_pump(b);
+
+	pthread_mutex_lock(&b->lock);
+	if (!b->fill_on && b->state == B_PARTIAL)
+		rc = hfm_error_set(b->fill_rc ? b->fill_rc : HFM_EUPSTREAM,
+				   "the fill of blob %s failed at once", b->oid);
+	pthread_mutex_unlock(&b->lock);
+	return rc;
+}
+
+int hfm_blob_filling(struct hfm_blob *b)
+{
+	int on;
+
+	pthread_mutex_lock(&b->lock);
+	on = b->fill_on || b->state != B_PARTIAL;
+	pthread_mutex_unlock(&b->lock);
+	return on;
+}
+
+void hfm_blobcache_stop_fills(struct hfm_blobcache *bc)
+{
+	atomic_store(&bc->fills_stopped, 1);
+}
+
+size_t hfm_blob_unverified(struct hfm_blob *b, uint64_t since_ns, uint64_t start, uint64_t end,
+			   struct hfm_blob_range *out, size_t max, uint64_t *unfilled)
+{
+	uint64_t i, stored;
+	size_t n = 0;
+
+	if (!since_ns)
+		since_ns = hfm_mono_ns();
+	if (end > b->size)
+		end = b->size;
+	pthread_mutex_lock(&b->lock);
+	*unfilled = 0;
+	if (b->state == B_COMPLETE || start >= end || !max) {
+		pthread_mutex_unlock(&b->lock);
+		return 0;
+	}
+	stored = b->nfilled << b->shift;
+	if (b->nblocks && bit(b->filled, b->nblocks - 1))
+		stored -= (b->nblocks << b->shift) - b->size;   /* the last block is short */
+	*unfilled = b->size - stored;
+	for (i = start >> b->shift; i <= (end - 1) >> b->shift; i++) {
+		uint64_t a = block_start(b, i), e;
+		struct hfm_blob_fetch *f;
+
+		if (bit(b->filled, i))
+			e = block_end(b, i);
+		else if ((f = fetch_covering(b, i)) && f->off + f->pos > a)
+			e = HFM_MIN(block_end(b, i), f->off + f->pos);
+		else
+			continue;
+		/* born after the request came: it reads them as they arrive */
+		if (b->born[i] != BORN_NONE && b->born[i] > since_ns)
+			continue;
+		if (a < start)
+			a = start;
+		if (e > end)
+			e = end;
+		if (n && out[n - 1].end == a)
+			out[n - 1].end = e;
+		else if (n < max)
+			out[n++] = (struct hfm_blob_range){ a, e };
+		else
+			out[n - 1].end = e;      /* full: the gap is counted in */
+	}
+	pthread_mutex_unlock(&b->lock);
+	return n;
 }
 
 /* ---- readers -------------------------------------------------------------- */
@@ -939,7 +1255,7 @@ void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
 void hfm_blob_reader_dispose(struct hfm_blob_reader *r)
 {
 	fetch_unref(r->waiting);
-	r->waiting = NULL;
+	*r = (struct hfm_blob_reader){ 0 };   /* as new, if used again */
 }
 
 static void reader_wait_on(struct hfm_blob_reader *r, struct hfm_blob_fetch *f)
@@ -1014,18 +1330,23 @@ int hfm_blob_ensure(uint64_t *avail, struct hfm_blob *b, struct hfm_blob_reader 
 		return ensure_blocking(avail, b, r, off, end, origin);
 
 	pthread_mutex_lock(&b->lock);
+	if (!r->attached) {
+		r->attached = 1;
+		r->discards = b->discards;
+	}
 	for (;;) {
 		uint64_t blk = off >> b->shift;
 		struct hfm_blob_fetch *f;
 
-		*avail = contiguous(b, off);
-		if (b->state == B_COMPLETE || b->state == B_VERIFYING) {
+		if (b->discards != r->discards) {
+			/* what this reader read may be wrong, and its fd is the old file */
+			rc = hfm_error_set(HFM_ECORRUPT, "blob %s failed verification", b->oid);
 			reader_wait_on(r, NULL);
 			break;
 		}
-		if (!*avail && b->failed_until && hfm_mono_ns() < b->failed_until) {
-			rc = hfm_error_set(HFM_EUPSTREAM, "blob %s failed verification recently",
-					   b->oid);
+		*avail = contiguous(b, off);
+		if (b->state == B_COMPLETE || b->state == B_VERIFYING) {
+			reader_wait_on(r, NULL);
 			break;
 		}
 		f = *avail ? NULL : fetch_covering(b, blk);
@@ -1220,6 +1541,7 @@ static void finish(struct hfm_blob *b)
 	struct hfm_blobcache *bc = b->bc;
 	struct hfm_waitq_node *wake;
 	char mapn[96];
+	uint64_t keep;
 	int rc;
 
 	flush(b);
@@ -1251,6 +1573,8 @@ static void finish(struct hfm_blob *b)
 		close(b->fd);
 		close(b->map_fd);              /* drops the flock */
 		b->fd = b->map_fd = -1;
+		fill_end(b, 0);
+		b->fill_fails = 0;
 		wake = hfm_waitq_take(&b->waiters);
 		pthread_mutex_unlock(&b->lock);
 		hfm_waitq_fire(wake);
@@ -1264,10 +1588,24 @@ static void finish(struct hfm_blob *b)
 	pthread_mutex_lock(&b->lock);
 	rc = create_files(b);
 	b->state = B_PARTIAL;
-	b->failed_until = hfm_mono_ns() + bc->fail_backoff_ns;
 	b->discards++;
+	b->discarded_ns = hfm_mono_ns();
+	/* the next request fills it again; only a repeat offender waits */
+	fill_end(b, HFM_ECORRUPT);
+	if (++b->fill_fails >= 2) {
+		unsigned k = b->fill_fails - 2 < 6 ? b->fill_fails - 2 : 6;
+		uint64_t mult = HFM_MIN(1ull << k, (uint64_t)FILL_BACKOFF_MAX);
+		b->fill_backoff_until = hfm_mono_ns() + bc->fail_backoff_ns * mult;
+	}
+	/*
+	 * What the failure taught (when, how often in a row) lives in this
+	 * struct: keep it at least that long, though no reader holds it (the
+	 * requests that waited are run again, with new streams).
+	 */
+	keep = HFM_MAX(b->fill_backoff_until, b->discarded_ns + bc->fail_backoff_ns);
 	wake = hfm_waitq_take(&b->waiters);
 	pthread_mutex_unlock(&b->lock);
+	task_push_at(bc, b, TASK_KEEP, keep);
 	/* counted once the old files are gone: the stat tells it is over */
 	atomic_fetch_add(&bc->n_corrupt, 1);
 	if (rc)
@@ -1284,8 +1622,6 @@ static void timers_due(struct hfm_blobcache *bc)
 	while (bc->timer_head && (bc->stopping || bc->timer_head->due <= now)) {
 		struct blob_task *j = bc->timer_head;
 		bc->timer_head = j->next;
-		if (!bc->timer_head)
-			bc->timer_tail = NULL;
 		task_append(&bc->task_head, &bc->task_tail, j);
 	}
 }
@@ -1294,6 +1630,16 @@ static void run_task(struct blob_task *j)
 {
 	struct hfm_blob *b = j->b;
 
+	if (j->kind == TASK_KEEP)
+		return;                  /* its reference goes with it */
+	if (j->kind == TASK_FILL) {
+		/* not behind a sync or a hash of this blob: it only starts a fetch */
+		pthread_mutex_lock(&b->lock);
+		b->fill_timer = 0;
+		pthread_mutex_unlock(&b->lock);
+		fill_pump(b);
+		return;
+	}
 	pthread_mutex_lock(&b->io_lock);
 	if (j->kind == TASK_FINISH) {
 		finish(b);
@@ -1393,6 +1739,7 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 	bc->sync_bytes = o->sync_bytes ? o->sync_bytes : 8ull << 20;
 	bc->sync_ns = (uint64_t)(o->sync_ms ? o->sync_ms : 1000) * 1000000;
 	bc->fail_backoff_ns = (uint64_t)(o->fail_backoff_ms ? o->fail_backoff_ms : 10000) * 1000000;
+	bc->fill_idle_ns = (uint64_t)(o->fill_idle_ms ? o->fill_idle_ms : 1000) * 1000000;
 	bc->o = *o;
 	pthread_mutex_init(&bc->lock, NULL);
 	hfm_cond_init_mono(&bc->task_cv);
@@ -1415,6 +1762,7 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 
 	if (!bc)
 		return;
+	atomic_store(&bc->fills_stopped, 1);
 	pthread_mutex_lock(&bc->lock);
 	bc->stopping = 1;
 	pthread_cond_broadcast(&bc->task_cv);

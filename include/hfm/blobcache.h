@@ -12,7 +12,10 @@
  * cached range is answered as (fd, offset, length) like any other file.
  * When every block is present the content is verified against the oid,
  * renamed into objects/ (the same inode: open fds stay valid) and the map
- * is deleted.  A blob that fails verification is discarded and logged.
+ * is deleted.  A blob that fails verification is discarded whole (new empty
+ * files) and logged with its oid; every reader that started before then
+ * gets HFM_ECORRUPT from its next hfm_blob_ensure() (its response ends
+ * short), and the next request fills it afresh.
  * The digest is computed in order as bytes arrive (fed from the writes at
  * its cursor, and read back from the file when present blocks wait there),
  * so verification rarely has anything left to read when the last block
@@ -48,6 +51,16 @@
  * instead of hanging.  Sequential readers get readahead: a new fetch starts
  * for missing blocks within `readahead_blocks` ahead of the reader, up to
  * the end of the range it asked for.
+ *
+ * Stored is not verified.  Bytes present in partial/ may be wrong until the
+ * whole blob verified, so a response that cannot hold back its end (a
+ * Range) must not be served bytes another transfer stored before it came:
+ * each block remembers when its first byte was written (8 bytes a block in
+ * memory; blocks found on disk count as written before any request), and
+ * hfm_blob_unverified() tells a reader which parts of its range are such.
+ * The background fill (hfm_blob_fill) then fetches the whole blob so that
+ * it is verified and published soon, without refetching what readers fetch
+ * (it goes when their fetches are quiet, one fetch at a time).
  *
  * Fetching is a callback (opts.fetch) given each reader's origin (a URL and
  * credentials), so this module knows nothing about HTTP; blobfetch.h
@@ -93,8 +106,12 @@ struct hfm_blobcache_opts {
 	uint64_t sync_bytes;             /* make filled data durable every ...; 0 = 8 MiB */
 	unsigned sync_ms;                /* ... and this long after it was filled at most; 0 = 1000 */
 	int workers;                     /* durability/verification threads; 0 = 2 */
-	unsigned fail_backoff_ms;        /* after a verification failure, answer
-					    HFM_EUPSTREAM this long; 0 = 10000 */
+	unsigned fail_backoff_ms;        /* after a second verification failure in a
+					    row, no fill (hfm_blob_fill) this long,
+					    doubling with each further one; readers
+					    are never refused; 0 = 10000 */
+	unsigned fill_idle_ms;           /* a fill fetches once readers' fetches were
+					    quiet this long; 0 = 1000 */
 	/*
 	 * Start fetching [hfm_blob_fetch_offset(f), +hfm_blob_fetch_length(f)).
 	 * Called without locks, on the thread of the reader that needed it;
@@ -130,6 +147,12 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
  * Every blob must have been released, and every fetch done.
  */
 void hfm_blobcache_free(struct hfm_blobcache *bc);
+/*
+ * No fill starts a fetch any more (fills end at their next step).  Call it
+ * before stopping the fetcher (hfm_up_free), so the fetches that end then
+ * do not start new ones.
+ */
+void hfm_blobcache_stop_fills(struct hfm_blobcache *bc);
 
 struct hfm_blobcache_stats {
 	uint64_t open_blobs;             /* in memory now */
@@ -164,6 +187,8 @@ int hfm_blob_complete(struct hfm_blob *b);
  * hfm_blob_wait_verified().
  */
 uint64_t hfm_blob_discards(struct hfm_blob *b);
+/* hfm_mono_ns() of the last verification failure, 0 if none. */
+uint64_t hfm_blob_discarded_ns(struct hfm_blob *b);
 /*
  * 0 once the blob is verified and published; HFM_ECORRUPT if it failed
  * verification since `discards_seen`; else arms w (woken when the blob's
@@ -187,10 +212,13 @@ size_t hfm_blob_ranges(struct hfm_blob *b, struct hfm_blob_range *out, size_t ma
 
 /*
  * Per-reader state for hfm_blob_ensure: which fetch the reader waits for,
- * so that fetch's failure reaches it.  Zero-initialise; dispose when done.
+ * so that fetch's failure reaches it, and the blob's discards when it
+ * started.  Zero-initialise; dispose when done.
  */
 struct hfm_blob_reader {
 	struct hfm_blob_fetch *waiting;
+	uint64_t discards;
+	int attached;
 };
 void hfm_blob_reader_dispose(struct hfm_blob_reader *r);
 
@@ -200,14 +228,44 @@ void hfm_blob_reader_dispose(struct hfm_blob_reader *r);
  *  0            *avail >= 1 bytes from off are readable now (may exceed end)
  *  HFM_EAGAIN   nothing at off yet; a fetch is in flight and w is armed
  *  error        the fetch this reader waited on failed (its code), starting
- *               one failed (HFM_EOFFLINE, ...), or HFM_EUPSTREAM while the
- *               blob is in its post-corruption backoff; HFM_EINVAL when off
- *               is not below size
+ *               one failed (HFM_EOFFLINE, ...), HFM_ECORRUPT once the blob
+ *               failed verification after the reader's first call; HFM_EINVAL
+ *               when off is not below size
  * With w == NULL the call waits (blocking) instead of returning HFM_EAGAIN.
  */
 int hfm_blob_ensure(uint64_t *avail, struct hfm_blob *b, struct hfm_blob_reader *r,
 		    uint64_t off, uint64_t end, const struct hfm_blob_origin *origin,
 		    struct hfm_waiter *w);
+
+/*
+ * The parts of [start, end) that hold bytes stored before `since_ns` (mono
+ * ns; 0 = now) that are not verified: in blocks whose first byte was
+ * written then (or found on disk), up to what is written now.  Bytes of
+ * [start, end) not among them arrive after since_ns.  At most `max`
+ * ranges, in order, merged; past `max` the last one grows to cover the
+ * rest (gaps included).  Returns how many are in `out`; *unfilled gets the
+ * blob's bytes not stored yet (what a fill still fetches).  None once the
+ * blob is complete.
+ */
+size_t hfm_blob_unverified(struct hfm_blob *b, uint64_t since_ns, uint64_t start, uint64_t end,
+			   struct hfm_blob_range *out, size_t max, uint64_t *unfilled);
+
+/*
+ * Start the background fill of the whole blob from `origin` (copied; the
+ * fill keeps the first asker's), unless one runs, so that the blob is
+ * verified and published.  It fetches the blocks nobody fetches, one fetch
+ * at a time, once no other fetch of the blob has been active for
+ * fill_idle_ms; `urgent` (a request waits for it): at once, and a running
+ * fill stops waiting for quiet.  It ends when every block is there, or
+ * early when one of its fetches fails or verification fails (then b's
+ * waiters are woken: see hfm_blob_filling).  0 when it runs or is not
+ * needed (complete, verifying); HFM_EUPSTREAM during the backoff after
+ * repeated verification failures (fail_backoff_ms), or the error of a
+ * fetch that failed at once.
+ */
+int hfm_blob_fill(struct hfm_blob *b, const struct hfm_blob_origin *origin, int urgent);
+/* 1 while a fill runs or the blob is verifying or complete. */
+int hfm_blob_filling(struct hfm_blob *b);
 
 /* ---- the fetcher's side ------------------------------------------------- */
 

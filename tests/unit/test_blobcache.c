@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,20 +50,32 @@ static void serve(struct hfm_blob_fetch *f, const uint8_t *src)
 }
 
 /*
- * The fake upstream serves bytes from memory: the origin a reader passes is
- * the first member of a struct naming the buffer (the cache hands it to
- * fake_fetch as it got it).
+ * The fake upstream serves bytes from memory: the origin's URL names the
+ * buffer ("mem:<address>"), as a fill keeps only the URL of the origin it
+ * was given.
  */
-struct mem_origin {
-	struct hfm_blob_origin o;
-	const uint8_t *src;              /* the content the blob should have */
-};
-#define ORIGIN(p) (&(struct mem_origin){ { "mem:", NULL }, (p) }.o)
+static const struct hfm_blob_origin *ORIGIN(const uint8_t *p)
+{
+	static __thread char urls[8][48];
+	static __thread struct hfm_blob_origin o[8];
+	static __thread unsigned next;
+	unsigned i = next++ % 8;
+
+	snprintf(urls[i], sizeof(urls[i]), "mem:%p", (const void *)p);
+	o[i].url = urls[i];
+	o[i].authorization = NULL;
+	return &o[i];
+}
 
 static int fake_fetch(void *cls, struct hfm_blob_fetch *f, const struct hfm_blob_origin *origin)
 {
-	const uint8_t *src = ((const struct mem_origin *)origin)->src;
+	void *p = NULL;
+	const uint8_t *src;
 	int mode;
+
+	if (sscanf(origin->url, "mem:%p", &p) != 1)
+		abort();
+	src = p;
 
 	pthread_mutex_lock(&fk.lock);
 	fk.nfetches++;
@@ -173,32 +186,44 @@ static struct hfm_blobcache *new_cache_sync(uint64_t sync_bytes, unsigned sync_m
 	return bc;
 }
 
-static struct hfm_blobcache *new_cache(uint64_t sync_bytes, unsigned backoff_ms)
+/* A cache whose fills wait `idle_ms` (0: the default second) for quiet. */
+static struct hfm_blobcache *new_cache_fill(unsigned idle_ms, unsigned backoff_ms)
 {
 	struct hfm_blobcache_opts o;
 	struct hfm_blobcache *bc = NULL;
 
-	cache_opts(&o, sync_bytes, 0);
+	cache_opts(&o, 0, 0);
+	o.fill_idle_ms = idle_ms;
 	o.fail_backoff_ms = backoff_ms;
 	if (hfm_blobcache_new(&bc, store, &o))
 		abort();
 	return bc;
 }
 
-/* Wait (bounded) until the cache has made blocks durable `n` times. */
-static int wait_syncs(struct hfm_blobcache *bc, uint64_t n)
+static struct hfm_blobcache *new_cache(uint64_t sync_bytes, unsigned backoff_ms)
+{
+	return sync_bytes ? new_cache_sync(sync_bytes, 0) : new_cache_fill(0, backoff_ms);
+}
+
+/* Wait (bounded) until the counter at `field` of the cache's stats reaches n. */
+static int wait_stat(struct hfm_blobcache *bc, size_t field, uint64_t n)
 {
 	struct hfm_blobcache_stats st;
 	int i;
 
 	for (i = 0; i < 3000; i++) {
 		hfm_blobcache_stats(&st, bc);
-		if (st.syncs >= n)
+		if (*(const uint64_t *)((const char *)&st + field) >= n)
 			return 1;
 		usleep(10000);
 	}
 	return 0;
 }
+
+/* ... until the cache has made blocks durable `n` times. */
+#define wait_syncs(bc, n) wait_stat(bc, offsetof(struct hfm_blobcache_stats, syncs), n)
+/* ... until `n` blobs failed verification. */
+#define wait_corrupt(bc, n) wait_stat(bc, offsetof(struct hfm_blobcache_stats, corrupt), n)
 
 static uint8_t *random_content(size_t n, unsigned seed)
 {
@@ -488,11 +513,11 @@ static void test_git_blob_and_corrupt(void)
 	TAP_IS_INT(hfm_blob_available(b, 0), 0, "corrupt: discarded, nothing present");
 	TAP_OK(partial_exists(oid, ".map"), "corrupt: started over with a fresh map");
 	TAP_OK(logcap_has("discarded") && logcap_has(oid), "corrupt: logged with the reason");
-	rc = hfm_blob_ensure(&avail, b, &r, 0, size, ORIGIN(bad), NULL);
-	TAP_IS_INT(rc, HFM_EUPSTREAM, "corrupt: refetch refused during the backoff");
-	usleep(350 * 1000);
-	TAP_OK(read_all(b, good2), "corrupt: after the backoff it is fetched again");
+	/* the next reader is not refused: upstream may be right again */
+	TAP_OK(read_all(b, good2), "corrupt: the next request fetches it again at once");
 	TAP_OK(wait_complete(b) && object_matches(oid, good2, size), "corrupt: and then verified");
+	rc = hfm_blob_ensure(&avail, b, &r, 0, size, ORIGIN(bad), NULL);
+	TAP_OK(rc == 0 && avail == size, "corrupt: a reader of the verified blob reads it");
 	hfm_blob_reader_dispose(&r);
 	hfm_blob_release(b);
 	hfm_blobcache_free(bc);
@@ -578,6 +603,262 @@ static void test_hash_in_order(void)
 	hfm_blobcache_free(bc);
 	free(bad);
 	free(content);
+}
+
+/* A fetch queued within a few seconds (a fill's comes from a worker's timer), or NULL. */
+static struct hfm_blob_fetch *next_fetch(void)
+{
+	struct hfm_blob_fetch *f;
+	int i;
+
+	for (i = 0; i < 1000 && !(f = take_fetch()); i++)
+		usleep(5000);
+	return f;
+}
+
+/* Serve fill fetches from src as they come until every block of b is there. */
+static int serve_fill(struct hfm_blob *b, const uint8_t *src)
+{
+	struct hfm_blob_fetch *f;
+	int n = 0;
+
+	while (hfm_blob_available(b, 0) < hfm_blob_size(b) && (f = next_fetch())) {
+		serve(f, src);
+		n++;
+	}
+	return n;
+}
+
+/* Which stored bytes a Range that came at a given moment must not be served. */
+static void test_unverified(void)
+{
+	size_t size = 10 * BS + 5;
+	uint8_t *content = random_content(size, 21);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache_fill(NEVER_MS, 0);
+	struct hfm_blob_reader r = { 0 };
+	struct hfm_blob_range rg[4];
+	struct hfm_blob_fetch *f;
+	struct hfm_waiter *w = hfm_waiter_new(count_wake, &wakes);
+	struct hfm_blob *b;
+	uint64_t avail, unfilled, t0, t1, t2;
+	size_t n;
+
+	hfm_sha256_hex(oid, content, size);
+	fk.mode = F_MANUAL;
+	fk.nq = 0;
+	hfm_blob_open(&b, bc, oid, size);
+	n = hfm_blob_unverified(b, 0, 0, size, rg, 4, &unfilled);
+	TAP_OK(n == 0 && unfilled == size, "unverified: nothing stored, everything to fetch");
+
+	t0 = hfm_mono_ns();
+	hfm_blob_ensure(&avail, b, &r, 2 * BS, 3 * BS, ORIGIN(content), w);
+	f = take_fetch();
+	serve(f, content);
+	t1 = hfm_mono_ns();
+	n = hfm_blob_unverified(b, t1, 0, size, rg, 4, &unfilled);
+	TAP_OK(n == 1 && rg[0].start == 2 * BS && rg[0].end == 3 * BS && unfilled == size - BS,
+	       "unverified: a block stored before the request came");
+	n = hfm_blob_unverified(b, t1, 2 * BS + 10, 2 * BS + 20, rg, 4, &unfilled);
+	TAP_OK(n == 1 && rg[0].start == 2 * BS + 10 && rg[0].end == 2 * BS + 20,
+	       "unverified: clipped to the range asked");
+	TAP_IS_INT(hfm_blob_unverified(b, t0, 0, size, rg, 4, &unfilled), 0,
+		   "unverified: bytes that arrived after the request came are not");
+	TAP_IS_INT(hfm_blob_unverified(b, t1, 3 * BS, size, rg, 4, &unfilled), 0,
+		   "unverified: none outside the stored block");
+
+	/* half of block 5 in flight */
+	hfm_blob_ensure(&avail, b, &r, 5 * BS, 6 * BS, ORIGIN(content), w);
+	f = take_fetch();
+	hfm_blob_fetch_write(f, content + 5 * BS, BS / 2);
+	t2 = hfm_mono_ns();
+	n = hfm_blob_unverified(b, t2, 4 * BS, size, rg, 4, &unfilled);
+	TAP_OK(n == 1 && rg[0].start == 5 * BS && rg[0].end == 5 * BS + BS / 2,
+	       "unverified: a block in flight, as far as it is written");
+	TAP_IS_INT(hfm_blob_unverified(b, t1, 4 * BS, size, rg, 4, &unfilled), 0,
+		   "unverified: ... not for a request that came before its first byte");
+	hfm_blob_fetch_done(f, HFM_ETIMEOUT);
+	TAP_IS_INT(hfm_blob_unverified(b, t2, 4 * BS, size, rg, 4, &unfilled), 0,
+		   "unverified: a failed fetch's half block holds nothing");
+	hfm_blob_reader_dispose(&r);     /* it would get the failure */
+	hfm_blob_ensure(&avail, b, &r, 5 * BS, 6 * BS, ORIGIN(content), w);
+	serve(take_fetch(), content);
+	TAP_IS_INT(hfm_blob_unverified(b, t2, 4 * BS, size, rg, 4, &unfilled), 0,
+		   "unverified: written anew after the request came");
+
+	/* three stored runs, room for two: the gap is counted in */
+	hfm_blob_ensure(&avail, b, &r, 8 * BS, 9 * BS, ORIGIN(content), w);
+	serve(take_fetch(), content);
+	n = hfm_blob_unverified(b, 0, 0, size, rg, 2, &unfilled);
+	TAP_OK(n == 2 && rg[0].start == 2 * BS && rg[0].end == 3 * BS &&
+	       rg[1].start == 5 * BS && rg[1].end == 9 * BS && unfilled == size - 3 * BS,
+	       "unverified: past max, the last range grows over the rest");
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+
+	/* blocks found on disk were stored before any request */
+	bc = new_cache_fill(NEVER_MS, 0);
+	TAP_OK(wait_syncs(bc, 0), "unverified: a new cache");
+	hfm_blob_open(&b, bc, oid, size);
+	n = hfm_blob_unverified(b, 1, 0, size, rg, 4, &unfilled);
+	TAP_OK(n >= 1 && rg[0].start == 2 * BS, "unverified: blocks on disk count as stored (%zu)", n);
+	fk.mode = F_SYNC;
+	TAP_OK(read_all(b, content) && wait_complete(b), "unverified: then the blob completes");
+	TAP_IS_INT(hfm_blob_unverified(b, 0, 0, size, rg, 4, &unfilled), 0,
+		   "unverified: none once verified");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	hfm_waiter_unref(w);
+	free(content);
+}
+
+/* The background fill: after the readers, what they did not fetch, once each. */
+static void test_fill(void)
+{
+	size_t size = 20 * BS + 9;
+	uint8_t *content = random_content(size, 22);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache_fill(30, 0);
+	struct hfm_blob_reader r = { 0 };
+	struct hfm_blob_fetch *f, *g;
+	struct hfm_waiter *w = hfm_waiter_new(count_wake, &wakes);
+	struct hfm_blob *b;
+	uint64_t avail;
+	int n;
+
+	hfm_sha256_hex(oid, content, size);
+	fk.mode = F_MANUAL;
+	fk.nq = 0;
+	fk.nfetches = 0;
+	fk.fetched = 0;
+	hfm_blob_open(&b, bc, oid, size);
+	hfm_blob_ensure(&avail, b, &r, 2 * BS, 3 * BS, ORIGIN(content), w);
+	TAP_IS_INT(hfm_blob_fill(b, ORIGIN(content), 0), 0, "fill: starts");
+	TAP_OK(hfm_blob_filling(b), "fill: runs");
+	usleep(100 * 1000);
+	TAP_IS_INT(fk.nfetches, 1, "fill: waits while a reader's fetch is active");
+	serve(take_fetch(), content);
+	f = next_fetch();
+	TAP_OK(f && hfm_blob_fetch_offset(f) == 0 && hfm_blob_fetch_length(f) == 2 * BS,
+	       "fill: then fetches the first blocks missing, up to what is there");
+	/* a reader comes meanwhile: its fetch goes first, the fill waits for it */
+	hfm_blob_ensure(&avail, b, &r, 10 * BS, 11 * BS, ORIGIN(content), w);
+	g = take_fetch();
+	TAP_OK(g && hfm_blob_fetch_offset(g) == 10 * BS, "fill: a reader fetches its own part");
+	serve(f, content);
+	usleep(100 * 1000);
+	TAP_OK(!take_fetch(), "fill: no new fill fetch while the reader's runs");
+	serve(g, content);
+	/* the rest, one fill fetch at a time */
+	for (n = 0; n < 10 && hfm_blob_available(b, 0) < size; n++) {
+		if (!(f = next_fetch()))
+			break;
+		TAP_OK(!take_fetch(), "fill: one fetch at a time (%d)", n);
+		serve(f, content);
+	}
+	TAP_OK(wait_complete(b) && object_matches(oid, content, size),
+	       "fill: the blob is verified and published");
+	TAP_IS_INT(fk.fetched, size, "fill: every byte fetched once");
+	TAP_OK(!hfm_blob_filling(b) || hfm_blob_complete(b), "fill: over");
+	TAP_IS_INT(hfm_blob_fill(b, ORIGIN(content), 0), 0, "fill: a complete blob needs none");
+	TAP_IS_INT(fk.nq, 0, "fill: ... and fetches nothing");
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_release(b);
+
+	/* urgent: at once; a failing fetch ends the fill and wakes who waits */
+	content[0] ^= 1;
+	hfm_sha256_hex(oid, content, size);
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_IS_INT(hfm_blob_fill(b, ORIGIN(content), 1), 0, "fill, urgent: starts");
+	f = take_fetch();
+	TAP_OK(f && hfm_blob_fetch_offset(f) == 0, "fill, urgent: fetches at once");
+	wakes = 0;
+	TAP_IS_INT(hfm_blob_wait_verified(b, hfm_blob_discards(b), W()), HFM_EAGAIN,
+		   "fill, urgent: a request waits for the verified blob");
+	hfm_blob_fetch_done(f, hfm_error_set(HFM_EUPSTREAM, "dropped"));
+	TAP_OK(wakes >= 1, "fill: a failed fetch wakes the waiters");
+	TAP_OK(!hfm_blob_filling(b), "fill: ... and ends the fill");
+	TAP_IS_INT(fk.nq, 0, "fill: ... which fetches no more");
+	fk.fail_start = HFM_EUPSTREAM;
+	TAP_IS_INT(hfm_blob_fill(b, ORIGIN(content), 1), HFM_EUPSTREAM,
+		   "fill: a fetch that cannot start is the answer at once");
+	fk.fail_start = 0;
+	hfm_blob_release(b);
+
+	/* stopping: a fill waiting for its timer starts nothing */
+	content[0] ^= 2;
+	hfm_sha256_hex(oid, content, size);
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_IS_INT(hfm_blob_fill(b, ORIGIN(content), 0), 0, "fill, stopping: starts");
+	hfm_blobcache_stop_fills(bc);
+	usleep(100 * 1000);
+	TAP_OK(!take_fetch() && !hfm_blob_filling(b), "fill, stopping: ended without a fetch");
+	TAP_OK(hfm_blob_fill(b, ORIGIN(content), 1) < 0, "fill, stopping: none starts");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	hfm_waiter_unref(w);
+	free(content);
+}
+
+/*
+ * Verification fails: readers that started before end early, the next
+ * request fills again; only a repeat offender is not filled for a while.
+ */
+static void test_fill_corrupt(void)
+{
+	size_t size = 6 * BS + 1;
+	uint8_t *good = random_content(size, 23), *bad = malloc(size);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache_fill(10, 300);
+	struct hfm_blob_reader r = { 0 }, r2 = { 0 };
+	struct hfm_waiter *w = hfm_waiter_new(count_wake, &wakes);
+	struct hfm_blob *b;
+	uint64_t avail;
+
+	memcpy(bad, good, size);
+	bad[3 * BS + 7] ^= 0x10;
+	hfm_sha256_hex(oid, good, size);
+	fk.mode = F_MANUAL;
+	fk.nq = 0;
+	hfm_blob_open(&b, bc, oid, size);
+	/* a reader of block 1 has started; the fill brings the rest, wrong */
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r, BS, 2 * BS, ORIGIN(bad), w), HFM_EAGAIN,
+		   "corrupt fill: a reader waits");
+	serve(take_fetch(), bad);
+	TAP_OK(hfm_blob_ensure(&avail, b, &r, BS, 2 * BS, ORIGIN(bad), w) == 0 && avail >= BS,
+	       "corrupt fill: the reader reads its block");
+	TAP_IS_INT(hfm_blob_fill(b, ORIGIN(bad), 0), 0, "corrupt fill: starts");
+	serve_fill(b, bad);
+	TAP_OK(wait_corrupt(bc, 1), "corrupt fill: verification fails");
+	TAP_OK(logcap_has("discarded") && logcap_has(oid), "corrupt fill: logged with the blob id");
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r, 2 * BS, 3 * BS, ORIGIN(bad), w), HFM_ECORRUPT,
+		   "corrupt fill: a reader that started before ends early");
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r2, 2 * BS, 3 * BS, ORIGIN(good), w), HFM_EAGAIN,
+		   "corrupt fill: a new reader fetches anew");
+	serve(take_fetch(), good);
+	TAP_IS_INT(hfm_blob_fill(b, ORIGIN(bad), 1), 0, "corrupt fill: the next fill starts at once");
+	serve_fill(b, bad);
+	TAP_OK(wait_corrupt(bc, 2), "corrupt fill: fails again");
+	TAP_IS_INT(hfm_blob_fill(b, ORIGIN(good), 1), HFM_EUPSTREAM,
+		   "corrupt fill: twice in a row, no fill for a while");
+	TAP_IS_INT(fk.nq, 0, "corrupt fill: ... nothing fetched");
+	hfm_blob_reader_dispose(&r2);
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r2, 0, BS, ORIGIN(good), w), HFM_EAGAIN,
+		   "corrupt fill: readers are still served meanwhile");
+	serve(take_fetch(), good);
+	usleep(350 * 1000);
+	TAP_IS_INT(hfm_blob_fill(b, ORIGIN(good), 1), 0, "corrupt fill: after the backoff, it fills");
+	serve_fill(b, good);
+	TAP_OK(wait_complete(b) && object_matches(oid, good, size),
+	       "corrupt fill: and the right bytes verify");
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_reader_dispose(&r2);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	hfm_waiter_unref(w);
+	free(good);
+	free(bad);
 }
 
 /* Write a map by hand (white box: the format documented in blobcache.c). */
@@ -1072,6 +1353,9 @@ int main(void)
 	test_readahead();
 	test_git_blob_and_corrupt();
 	test_hash_in_order();
+	test_unverified();
+	test_fill();
+	test_fill_corrupt();
 	test_crash();
 	test_crash_resume();
 	test_grew();

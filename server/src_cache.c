@@ -71,6 +71,7 @@ struct cachesrc {
 	struct hfm_upstream *up;
 	struct hfm_blobfetch *bf;
 	struct hfm_blobcache *bc;
+	struct hfm_stream_cache streams; /* what blob streams get */
 	struct hfm_evictor *evictor;     /* NULL without a size limit */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;             /* a GET finished (blocking callers) */
@@ -1251,11 +1252,12 @@ static int cache_open(struct hfm_body *out, struct hfm_repo *base, const char *c
 		.authorization = ctx->authorization,
 		.oid = oid,
 		.size = e->size,
+		.arrived_ns = ctx->arrived_ns,
 	};
 	out->kind = HFM_BODY_STREAM;
 	out->size = e->size;
 	if (r->cache_ok)
-		rc = hfm_stream_blob_new(&out->stream, cs->bc, &o);
+		rc = hfm_stream_blob_new(&out->stream, &cs->streams, &o);
 	else
 		rc = hfm_stream_relay_new(&out->stream, cs->up, &o);
 	hfm_buf_dispose(&url);
@@ -1269,6 +1271,9 @@ static void cache_free(struct hfm_source *src)
 	struct cachesrc *cs = (struct cachesrc *)src;
 
 	hfm_evictor_stop(cs->evictor);
+	/* No fill may start a transfer while the upstream stops. */
+	if (cs->bc)
+		hfm_blobcache_stop_fills(cs->bc);
 	/* The upstream first: its free ends every transfer (their on_done runs). */
 	if (cs->up)
 		hfm_up_free(cs->up);
@@ -1375,6 +1380,12 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	};
 	if ((rc = hfm_blobcache_new(&cs->bc, o->store, &bo)))
 		goto fail;
+	cs->streams = (struct hfm_stream_cache){
+		.bc = cs->bc,
+		.up = cs->up,
+		.range_fill_max = o->range_fill_max,
+		.strict = o->strict_ranges,
+	};
 	*out = &cs->base;
 	return 0;
 fail:

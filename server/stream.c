@@ -49,13 +49,34 @@ static void origin_dispose(struct origin_stream *s)
 
 /* ---- blob streams --------------------------------------------------------- */
 
+/*
+ * How a blob stream answers, decided at its first prime or read (stream.h):
+ *  M_WHOLE  the whole file from the blob, its last byte after verification
+ *  M_LIVE   a range none of whose bytes were stored before the request
+ *           came: read from the blob as its fetches write them
+ *  M_WAIT   a range over unverified stored bytes, or any range with
+ *           strict: answered from the blob once the fill verified it
+ *  M_MIXED  a range over unverified stored bytes: those parts relayed
+ *           from upstream (not stored), the rest read live
+ *  M_RELAY  a range of a blob over range_fill_max: relayed, not stored
+ */
+enum blob_mode { M_NONE, M_WHOLE, M_LIVE, M_WAIT, M_MIXED, M_RELAY };
+
+#define STALE_MAX 16                     /* stored parts a mixed range keeps apart */
+
 struct blob_stream {
 	struct origin_stream os;
-	struct hfm_blobcache *bc;
+	struct hfm_stream_cache c;
+	uint64_t arrived_ns;
 	struct hfm_blob *blob;
 	struct hfm_blob_reader reader;
 	uint64_t discards;
 	int fd;
+	enum blob_mode mode;
+	struct hfm_blob_range stale[STALE_MAX];   /* M_MIXED: relayed parts */
+	size_t nstale;
+	struct hfm_stream *relay;        /* M_RELAY; M_MIXED inside a stale part */
+	uint64_t relay_end;              /* where that relay stops */
 };
 
 static int blob_attach(struct blob_stream *s)
@@ -64,13 +85,103 @@ static int blob_attach(struct blob_stream *s)
 
 	if (s->blob)
 		return 0;
-	if ((rc = hfm_blob_open(&s->blob, s->bc, s->os.oid, s->os.size)))
+	if ((rc = hfm_blob_open(&s->blob, s->c.bc, s->os.oid, s->os.size)))
 		return rc;
 	s->discards = hfm_blob_discards(s->blob);
 	s->fd = hfm_blob_fd(s->blob);
 	if (s->fd < 0)
 		return hfm_error_set(HFM_EIO, "blob %s: cannot open", s->os.oid);
 	return 0;
+}
+
+/* A relay of [pos, ...) for the stream's file, replacing any other. */
+static int blob_relay(struct blob_stream *s, uint64_t end)
+{
+	struct hfm_stream_origin o = {
+		.url = s->os.url,
+		.authorization = s->os.auth,
+		.oid = s->os.oid,
+		.size = s->os.size,
+	};
+
+	hfm_stream_free(s->relay);
+	s->relay = NULL;
+	s->relay_end = end;
+	return hfm_stream_relay_new(&s->relay, s->c.up, &o);
+}
+
+static int blob_decide(struct blob_stream *s, uint64_t start, uint64_t end)
+{
+	struct hfm_blob_origin origin = { s->os.url, s->os.auth };
+	uint64_t unfilled, stale = 0;
+	int rc;
+
+	if (start == 0 && end == s->os.size) {
+		s->mode = M_WHOLE;
+		return blob_attach(s);
+	}
+	if (!s->c.strict && s->c.range_fill_max && s->os.size > s->c.range_fill_max) {
+		s->mode = M_RELAY;
+		return blob_relay(s, end);
+	}
+	if ((rc = blob_attach(s)))
+		return rc;
+	/*
+	 * Strict: the fill this request waited for failed verification (the
+	 * request runs again from the top, with a new stream).  Its answer
+	 * ends there rather than wait for the next fill: a client retries, an
+	 * upstream that keeps sending wrong bytes is not asked for the whole
+	 * blob again and again.  (Otherwise the range is fresh now: no stored
+	 * bytes, it reads what comes.)
+	 */
+	if (s->c.strict && s->arrived_ns && hfm_blob_discarded_ns(s->blob) > s->arrived_ns)
+		return hfm_error_set(HFM_EUPSTREAM, "upstream sent content that is not %s",
+				     s->os.oid);
+	rc = hfm_blob_fill(s->blob, &origin, s->c.strict);
+	if (s->c.strict) {
+		if (rc)
+			return rc;
+		s->mode = M_WAIT;
+		return 0;
+	}
+	s->nstale = hfm_blob_unverified(s->blob, s->arrived_ns, start, end, s->stale, STALE_MAX,
+					&unfilled);
+	for (size_t i = 0; i < s->nstale; i++)
+		stale += s->stale[i].end - s->stale[i].start;
+	if (!s->nstale)
+		s->mode = M_LIVE;
+	else if (rc == 0 && unfilled <= stale)
+		s->mode = M_WAIT;        /* the fill is done about as soon as a relay */
+	else
+		s->mode = M_MIXED;
+	return 0;
+}
+
+/* M_WAIT: 0 once the blob is verified, HFM_EAGAIN with w armed before. */
+static int blob_wait(struct blob_stream *s, struct hfm_waiter *w)
+{
+	int rc;
+
+	if (!w)
+		return hfm_error_set(HFM_EINVAL, "blob %s: waiting needs a waiter", s->os.oid);
+	rc = hfm_blob_wait_verified(s->blob, s->discards, w);
+	if (rc == HFM_ECORRUPT)
+		return hfm_error_set(HFM_EUPSTREAM, "upstream sent content that is not %s",
+				     s->os.oid);
+	/* armed: a fill that ends later wakes w; one that ended already will not */
+	if (rc == HFM_EAGAIN && !hfm_blob_filling(s->blob))
+		return hfm_error_set(HFM_EUPSTREAM, "the fill of blob %s ended early",
+				     s->os.oid);
+	return rc;
+}
+
+/* M_MIXED: the stale part holding pos, or NULL. */
+static const struct hfm_blob_range *blob_stale_at(struct blob_stream *s, uint64_t pos)
+{
+	for (size_t i = 0; i < s->nstale; i++)
+		if (pos >= s->stale[i].start && pos < s->stale[i].end)
+			return &s->stale[i];
+	return NULL;
 }
 
 static int blob_prime(struct hfm_stream *stream, uint64_t start, uint64_t end, struct hfm_waiter *w)
@@ -80,9 +191,30 @@ static int blob_prime(struct hfm_stream *stream, uint64_t start, uint64_t end, s
 	uint64_t avail;
 	int rc;
 
-	if ((rc = blob_attach(s)))
+	if (!s->mode && (rc = blob_decide(s, start, end)))
 		return rc;
+	switch (s->mode) {
+	case M_RELAY:
+		return 0;                /* relays answer at once (as for repos not cached) */
+	case M_WAIT:
+		return blob_wait(s, w);
+	case M_MIXED:
+		if (blob_stale_at(s, start) && !hfm_blob_complete(s->blob))
+			return 0;
+		break;
+	default:
+		break;
+	}
 	return hfm_blob_ensure(&avail, s->blob, &s->reader, start, end, &origin, w);
+}
+
+static ssize_t blob_pread(struct blob_stream *s, char *buf, uint64_t n, uint64_t pos)
+{
+	ssize_t got = pread(s->fd, buf, n, (off_t)pos);
+
+	if (got <= 0)
+		return hfm_error_set(HFM_EIO, "blob %s: read failed", s->os.oid);
+	return got;
 }
 
 static ssize_t blob_read(struct hfm_stream *stream, uint64_t pos, uint64_t end, char *buf,
@@ -93,9 +225,33 @@ static ssize_t blob_read(struct hfm_stream *stream, uint64_t pos, uint64_t end, 
 	uint64_t avail, lim = end;
 	int rc;
 
-	origin_read(&s->os, pos, end);
-	if ((rc = blob_attach(s)))
+	if (!s->mode && (rc = blob_decide(s, pos, end)))
 		return rc;
+	if (s->mode == M_RELAY)
+		return hfm_stream_read(s->relay, pos, end, buf, max, w);
+	if (s->mode == M_WAIT) {
+		if ((rc = blob_wait(s, w)))
+			return rc;
+		return blob_pread(s, buf, HFM_MIN(end - pos, (uint64_t)max), pos);
+	}
+	if (s->mode == M_MIXED && !hfm_blob_complete(s->blob)) {
+		const struct hfm_blob_range *st = blob_stale_at(s, pos);
+		if (st) {
+			if (!s->relay || s->relay_end != st->end) {
+				if ((rc = blob_relay(s, st->end)))
+					return rc;
+			}
+			return hfm_stream_read(s->relay, pos, st->end, buf, max, w);
+		}
+		/* live up to the next stored part */
+		for (size_t i = 0; i < s->nstale; i++)
+			if (s->stale[i].start > pos && s->stale[i].start < lim)
+				lim = s->stale[i].start;
+	}
+	if (s->mode == M_MIXED && s->relay) {
+		hfm_stream_free(s->relay);   /* past its part, or the blob verified */
+		s->relay = NULL;
+	}
 	rc = hfm_blob_ensure(&avail, s->blob, &s->reader, pos, end, &origin, w);
 	if (rc)
 		return rc;
@@ -103,23 +259,20 @@ static ssize_t blob_read(struct hfm_stream *stream, uint64_t pos, uint64_t end, 
 	 * The last byte of a whole-file answer waits for verification: if the
 	 * blob turns out corrupt the client sees a short body, not a wrong one.
 	 */
-	if (s->os.whole && end == s->os.size && pos + HFM_MIN(avail, (uint64_t)max) >= end) {
+	if (s->mode == M_WHOLE && pos + HFM_MIN(avail, (uint64_t)max) >= end) {
 		if (pos + 1 < end)
 			lim = end - 1;
 		else if ((rc = hfm_blob_wait_verified(s->blob, s->discards, w)))
 			return rc;
 	}
-	uint64_t n = HFM_MIN(HFM_MIN(avail, lim - pos), (uint64_t)max);
-	ssize_t got = pread(s->fd, buf, n, (off_t)pos);
-	if (got <= 0)
-		return hfm_error_set(HFM_EIO, "blob %s: read failed", s->os.oid);
-	return got;
+	return blob_pread(s, buf, HFM_MIN(HFM_MIN(avail, lim - pos), (uint64_t)max), pos);
 }
 
 static void blob_free(struct hfm_stream *stream)
 {
 	struct blob_stream *s = (struct blob_stream *)stream;
 
+	hfm_stream_free(s->relay);
 	hfm_blob_reader_dispose(&s->reader);
 	if (s->fd >= 0)
 		close(s->fd);
@@ -135,13 +288,14 @@ static const struct hfm_stream_ops blob_ops = {
 	.free = blob_free,
 };
 
-int hfm_stream_blob_new(struct hfm_stream **out, struct hfm_blobcache *bc,
+int hfm_stream_blob_new(struct hfm_stream **out, const struct hfm_stream_cache *c,
 			const struct hfm_stream_origin *o)
 {
 	struct blob_stream *s = hfm_calloc(1, sizeof(*s));
 
 	origin_init(&s->os, o, &blob_ops);
-	s->bc = bc;
+	s->c = *c;
+	s->arrived_ns = o->arrived_ns;
 	s->fd = -1;
 	*out = &s->os.base;
 	return 0;

@@ -28,8 +28,11 @@
  * Files: a blob already under objects/ is answered as an fd (zero-copy);
  * otherwise as a stream (stream.h) filled through the blob cache from
  * `{upstream}/{prefix}{repo}/resolve/{sha}/{path}` with the client's
- * Authorization.  When the cache rules deny a repo, its files are relayed
- * without being stored and its metadata is not written.
+ * Authorization.  A Range answer never reads unverified bytes stored
+ * before its request came, and fills the whole blob in the background
+ * (range_fill_max, strict_ranges: stream.h).  When the cache rules deny a
+ * repo, its files are relayed without being stored and its metadata is not
+ * written.
  *
  * Threading: all ops may run concurrently on server threads; upstream work
  * runs on the upstream thread (upstream.h) and wakes waiting requests.
@@ -56,6 +59,9 @@ struct hfm_cachesrc_opts {
 	int allow_gated_offline;         /* offline: serve gated/private repos without a check */
 	unsigned access_check_ttl;       /* seconds a token check holds; 0 = 300 */
 	unsigned upstream_timeout;       /* seconds a transfer may stall; 0 = 30 */
+	uint64_t range_fill_max;         /* bytes: a Range on a larger blob is relayed,
+					    not stored nor filled; 0 = no limit */
+	int strict_ranges;               /* a Range waits for the verified blob */
 	const char *ca_file;             /* extra CA bundle for upstream TLS, or NULL */
 	/*
 	 * Eviction (evict.h): with a size_limit, a background evictor keeps the

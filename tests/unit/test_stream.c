@@ -23,7 +23,8 @@
 
 static char root[] = "/tmp/hfm-stream-XXXXXX";
 static struct hfm_store *store;
-static struct hfm_blobcache *bc;
+static struct hfm_blobcache *bc;         /* fills wait an hour: only urgent ones run */
+static struct hfm_blobcache *bc2;        /* fills go 20 ms after readers' fetches */
 static struct hfm_upstream *up;
 static struct stub *sa;
 static char A[64];
@@ -77,6 +78,12 @@ static void serve(struct hfm_blob_fetch *f, const uint8_t *content, int rc)
 	hfm_blob_fetch_done(f, rc);
 }
 
+/*
+ * The blob the test serves; fetches of others (a fill an earlier test
+ * started goes on) fail.  "" = serve every one.
+ */
+static char cur_oid[HFM_SHA256_HEX + 1];
+
 /* Serve every queued fetch. */
 static int serve_all(const uint8_t *content)
 {
@@ -84,10 +91,34 @@ static int serve_all(const uint8_t *content)
 	int n = 0;
 
 	while ((f = take_fetch())) {
+		if (cur_oid[0] && strcmp(hfm_blob_oid(hfm_blob_fetch_blob(f)), cur_oid)) {
+			hfm_blob_fetch_done(f, hfm_error_set(HFM_ERROR, "not this test's"));
+			continue;
+		}
 		serve(f, content, 0);
 		n++;
 	}
 	return n;
+}
+
+/*
+ * Serve fetches from content as they come (a fill's come from a worker's
+ * timer) until t's waiter fired; 0 if it did not within 30 s.
+ */
+static int serve_until_woken(struct waitfor *t, const uint8_t *content)
+{
+	for (int i = 0; i < 6000; i++) {
+		int fired;
+
+		serve_all(content);
+		pthread_mutex_lock(&t->lock);
+		fired = t->fired;
+		pthread_mutex_unlock(&t->lock);
+		if (fired)
+			return 1;
+		usleep(5000);
+	}
+	return 0;
 }
 
 static uint8_t *pattern(size_t n, unsigned seed)
@@ -118,9 +149,7 @@ static size_t read_range(struct hfm_stream *s, uint64_t pos, uint64_t end, uint8
 		ssize_t n = hfm_stream_read(s, pos, end, buf, sizeof(buf), waitfor_arm(&t));
 		if (n == HFM_EAGAIN) {
 			(*waits)++;
-			if (content)
-				serve_all(content);
-			if (!waitfor_woken(&t)) {
+			if (!(content ? serve_until_woken(&t, content) : waitfor_woken(&t))) {
 				*err = HFM_ETIMEOUT;
 				break;
 			}
@@ -138,6 +167,23 @@ static size_t read_range(struct hfm_stream *s, uint64_t pos, uint64_t end, uint8
 	return got;
 }
 
+/* A blob stream over `url` for a request that came at `arrived` (mono ns). */
+static struct hfm_stream *range_stream(const struct hfm_stream_cache *c, const char *url,
+				       const char *oid, uint64_t size, uint64_t arrived)
+{
+	struct hfm_stream *s = NULL;
+	struct hfm_stream_origin o = {
+		.url = url,
+		.oid = oid,
+		.size = size,
+		.arrived_ns = arrived,
+	};
+
+	if (hfm_stream_blob_new(&s, c, &o))
+		abort();
+	return s;
+}
+
 static struct hfm_stream *blob_stream(const char *oid, uint64_t size)
 {
 	struct hfm_stream *s = NULL;
@@ -148,7 +194,9 @@ static struct hfm_stream *blob_stream(const char *oid, uint64_t size)
 		.size = size,
 	};
 
-	if (hfm_stream_blob_new(&s, bc, &o))
+	struct hfm_stream_cache c = { .bc = bc, .up = up };
+
+	if (hfm_stream_blob_new(&s, &c, &o))
 		abort();
 	return s;
 }
@@ -301,6 +349,322 @@ static void test_blob_errors(void)
 	hfm_stream_free(NULL);
 	waitfor_dispose(&t);
 	free(content);
+}
+
+/* ---- ranges over stored, unverified bytes ---------------------------------------- */
+
+/* Content of the stub's /bytes/<size>, its oid and URL; bad: one byte flipped at `at`. */
+static uint8_t *stub_content(size_t size, char oid[HFM_SHA256_HEX + 1], char *url, size_t urlmax,
+			     uint8_t **bad, size_t at)
+{
+	uint8_t *p = malloc(size);
+
+	stub_fill(p, 0, size);
+	hfm_sha256_hex(oid, p, size);
+	snprintf(cur_oid, sizeof(cur_oid), "%s", oid);
+	snprintf(url, urlmax, "%s/bytes/%zu", A, size);
+	*bad = malloc(size);
+	memcpy(*bad, p, size);
+	(*bad)[at] ^= 0xff;
+	return p;
+}
+
+/*
+ * Prime as the HTTP layer does: run again whenever woken (every write of
+ * the blob wakes its waiters), serving fetches from content meanwhile.
+ * Returns the first answer that is not HFM_EAGAIN.
+ */
+static int prime_serving(struct hfm_stream *s, uint64_t start, uint64_t end,
+			 const uint8_t *content)
+{
+	struct waitfor t;
+	int rc, i;
+
+	waitfor_init(&t);
+	for (i = 0; i < 10000; i++) {
+		if ((rc = hfm_stream_prime(s, start, end, waitfor_arm(&t))) != HFM_EAGAIN)
+			break;
+		if (!serve_until_woken(&t, content))
+			break;
+	}
+	waitfor_dispose(&t);
+	return rc;
+}
+
+static int partial_exists(const char *oid)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/partial/%s", root, oid);
+	return access(p, F_OK) == 0;
+}
+
+/* Fail every fetch left queued (a test's fills), so the caches can be freed. */
+static void drop_fetches(void)
+{
+	struct hfm_blob_fetch *f;
+
+	while ((f = take_fetch()))
+		hfm_blob_fetch_done(f, hfm_error_set(HFM_ERROR, "test over"));
+}
+
+static void test_range_stored(void)
+{
+	size_t size = 8 * BS + 3, at = 2 * BS + 150;
+	char oid[HFM_SHA256_HEX + 1], url[128], want[64];
+	uint8_t *bad, *content = stub_content(size, oid, url, sizeof(url), &bad, at);
+	uint8_t *out = malloc(size);
+	struct hfm_stream_cache c = { .bc = bc, .up = up };
+	struct hfm_stream *s;
+	struct stub_req q;
+	uint64_t t0 = hfm_mono_ns();
+	int err, waits, i0;
+	size_t got;
+
+	/* the first range: upstream's bytes as they come (here: wrong) */
+	s = range_stream(&c, url, oid, size, hfm_mono_ns());
+	got = read_range(s, 2 * BS + 100, 2 * BS + 200, out, bad, &err, &waits);
+	TAP_OK(err == 0 && got == 100 && !memcmp(out, bad + 2 * BS + 100, 100) &&
+	       memcmp(out, content + 2 * BS + 100, 100),
+	       "stored: the first range is upstream's bytes as they arrive");
+	hfm_stream_free(s);
+
+	/* a later request for them: relayed again, not read from the store */
+	i0 = stub_requests(sa);
+	s = range_stream(&c, url, oid, size, hfm_mono_ns());
+	got = read_range(s, 2 * BS + 100, 2 * BS + 200, out, bad, &err, &waits);
+	TAP_OK(err == 0 && got == 100 && !memcmp(out, content + 2 * BS + 100, 100),
+	       "stored: a later range over them gets upstream's bytes again (right now)");
+	TAP_IS_INT(stub_requests(sa), i0 + 1, "stored: ... relayed in one request");
+	stub_request(sa, i0, &q);
+	snprintf(want, sizeof(want), "bytes=%u-%u", 2 * BS + 100, 2 * BS + 199);
+	TAP_IS_STR(q.range, want, "stored: ... for just those bytes");
+	TAP_IS_INT(fk.nq, 0, "stored: ... and no fetch into the store");
+	hfm_stream_free(s);
+
+	/* the re-run of the request they arrived for reads them from the blob */
+	s = range_stream(&c, url, oid, size, t0);
+	i0 = stub_requests(sa);
+	got = read_range(s, 2 * BS + 100, 2 * BS + 200, out, bad, &err, &waits);
+	TAP_OK(err == 0 && got == 100 && !memcmp(out, bad + 2 * BS + 100, 100) &&
+	       stub_requests(sa) == i0, "stored: a request older than the bytes reads them live");
+	hfm_stream_free(s);
+
+	/* a range over missing, stored and missing bytes: live, relayed, live */
+	i0 = stub_requests(sa);
+	s = range_stream(&c, url, oid, size, hfm_mono_ns());
+	TAP_IS_INT(hfm_stream_prime(s, BS + 10, 3 * BS + 10, NULL), 0, "mixed: primes");
+	got = read_range(s, BS + 10, 3 * BS + 10, out, content, &err, &waits);
+	TAP_OK(err == 0 && got == 2 * BS && !memcmp(out, content + BS + 10, 2 * BS),
+	       "mixed: every byte right");
+	stub_request(sa, i0, &q);
+	snprintf(want, sizeof(want), "bytes=%u-%u", 2 * BS, 3 * BS - 1);
+	TAP_OK(stub_requests(sa) == i0 + 1 && !strcmp(q.range, want),
+	       "mixed: only the stored block was relayed (%s)", q.range);
+	hfm_stream_free(s);
+
+	/* a range that starts in stored bytes is answered at once (a relay) */
+	s = range_stream(&c, url, oid, size, hfm_mono_ns());
+	{
+		struct waitfor t;
+		waitfor_init(&t);
+		TAP_IS_INT(hfm_stream_prime(s, 2 * BS, 3 * BS, waitfor_arm(&t)), 0,
+			   "mixed: starting in stored bytes, ready at once");
+		waitfor_dispose(&t);
+	}
+	hfm_stream_free(s);
+	drop_fetches();
+	free(content);
+	free(bad);
+	free(out);
+}
+
+/* Few bytes left to fetch: the range waits for the fill's verification instead. */
+static void test_range_wait(void)
+{
+	size_t size = 8 * BS + 13, at = 7 * BS + 1;      /* sizes differ: blobs too */
+	char oid[HFM_SHA256_HEX + 1], url[128];
+	uint8_t *bad, *content = stub_content(size, oid, url, sizeof(url), &bad, at);
+	uint8_t *out = malloc(size);
+	struct hfm_stream_cache c = { .bc = bc2, .up = up };
+	struct hfm_blob_reader r = { 0 };
+	struct hfm_blobcache_stats st;
+	struct hfm_stream *s;
+	struct hfm_blob *b;
+	struct waitfor t;
+	uint64_t avail, arrived;
+	int err, waits, i0;
+	size_t got;
+
+	waitfor_init(&t);
+	for (int round = 0; round < 2; round++) {
+		const uint8_t *fill = round ? bad : content;
+
+		/* seven of eight blocks stored before the request */
+		hfm_blob_open(&b, bc2, oid, size);
+		if (hfm_blob_ensure(&avail, b, &r, 0, 7 * BS, &(struct hfm_blob_origin){ url, NULL },
+				    waitfor_arm(&t)) == HFM_EAGAIN)
+			serve_until_woken(&t, content);
+		hfm_blob_reader_dispose(&r);
+		hfm_blobcache_stats(&st, bc2);
+		i0 = stub_requests(sa);
+		arrived = hfm_mono_ns();
+		s = range_stream(&c, url, oid, size, arrived);
+		TAP_IS_INT(hfm_stream_prime(s, BS, 4 * BS, waitfor_arm(&t)), HFM_EAGAIN,
+			   "wait %d: a range over stored bytes, the blob nearly there: waits", round);
+		if (round == 0) {
+			TAP_IS_INT(prime_serving(s, BS, 4 * BS, fill), 0,
+				   "wait: once the fill verified the blob, the answer is ready");
+			got = read_range(s, BS, 4 * BS, out, NULL, &err, &waits);
+			TAP_OK(err == 0 && got == 3 * BS && !memcmp(out, content + BS, 3 * BS),
+			       "wait: right bytes, from the verified blob");
+			TAP_OK(hfm_blob_complete(b), "wait: published before the answer");
+			TAP_IS_INT(stub_requests(sa), i0, "wait: nothing relayed");
+		} else {
+			TAP_IS_INT(prime_serving(s, BS, 4 * BS, fill), HFM_EUPSTREAM,
+				   "wait, corrupt: the fill failed verification: the answer is an error");
+			hfm_stream_free(s);
+			/* its re-run (the same request) finds the blob empty: reads anew */
+			s = range_stream(&c, url, oid, size, arrived);
+			TAP_IS_INT(prime_serving(s, BS, 4 * BS, content), 0,
+				   "wait, corrupt: a re-run fetches afresh");
+			got = read_range(s, BS, 4 * BS, out, content, &err, &waits);
+			TAP_OK(err == 0 && got == 3 * BS && !memcmp(out, content + BS, 3 * BS),
+			       "wait, corrupt: ... and right");
+		}
+		hfm_stream_free(s);
+		hfm_blob_release(b);
+		if (round == 0) {
+			/* a new blob for the corrupt round */
+			size += 1;
+			free(content);
+			free(bad);
+			content = stub_content(size, oid, url, sizeof(url), &bad, at);
+			free(out);
+			out = malloc(size);
+		}
+	}
+	drop_fetches();
+	waitfor_dispose(&t);
+	free(content);
+	free(bad);
+	free(out);
+}
+
+/* Over range_fill_max: relayed, nothing stored; strict: only verified bytes. */
+static void test_range_bound_strict(void)
+{
+	size_t size = 3 * BS + 25, at = BS + 9;
+	char oid[HFM_SHA256_HEX + 1], url[128];
+	uint8_t *bad, *content = stub_content(size, oid, url, sizeof(url), &bad, at);
+	uint8_t *out = malloc(size);
+	struct hfm_stream_cache bound = { .bc = bc2, .up = up, .range_fill_max = BS };
+	struct hfm_stream_cache strict = { .bc = bc2, .up = up, .strict = 1 };
+	struct hfm_stream *s;
+	struct waitfor t;
+	uint64_t arrived;
+	int err, waits, i0;
+	size_t got;
+
+	waitfor_init(&t);
+	i0 = stub_requests(sa);
+	s = range_stream(&bound, url, oid, size, hfm_mono_ns());
+	got = read_range(s, 10, 2 * BS, out, content, &err, &waits);
+	TAP_OK(err == 0 && got == 2 * BS - 10 && !memcmp(out, content + 10, got),
+	       "bound: a range of a blob over range_fill_max: right bytes");
+	TAP_IS_INT(stub_requests(sa), i0 + 1, "bound: ... relayed");
+	TAP_OK(!partial_exists(oid) && !hfm_store_object_exists(store, oid) && fk.nq == 0,
+	       "bound: ... nothing stored, nothing fetched");
+	hfm_stream_free(s);
+
+	/* strict, upstream wrong: an error, never the bytes; the re-run too */
+	arrived = hfm_mono_ns();
+	s = range_stream(&strict, url, oid, size, arrived);
+	TAP_IS_INT(hfm_stream_prime(s, BS, BS + 100, waitfor_arm(&t)), HFM_EAGAIN,
+		   "strict: waits for the verified blob");
+	TAP_IS_INT(fk.nq, 1, "strict: the fill fetches at once");
+	TAP_IS_INT(prime_serving(s, BS, BS + 100, bad), HFM_EUPSTREAM,
+		   "strict: verification failed: the answer is an error");
+	hfm_stream_free(s);
+	s = range_stream(&strict, url, oid, size, arrived);
+	TAP_IS_INT(hfm_stream_prime(s, BS, BS + 100, waitfor_arm(&t)), HFM_EUPSTREAM,
+		   "strict: ... also when the request runs again (no new fill for it)");
+	TAP_IS_INT(fk.nq, 0, "strict: ... which fetches nothing");
+	hfm_stream_free(s);
+
+	/* strict, upstream right: the answer after verification */
+	s = range_stream(&strict, url, oid, size, hfm_mono_ns());
+	TAP_IS_INT(hfm_stream_prime(s, BS, BS + 100, waitfor_arm(&t)), HFM_EAGAIN,
+		   "strict: a new request starts a clean fill");
+	TAP_IS_INT(prime_serving(s, BS, BS + 100, content), 0, "strict: ready once verified");
+	got = read_range(s, BS, BS + 100, out, NULL, &err, &waits);
+	TAP_OK(err == 0 && got == 100 && !memcmp(out, content + BS, 100) &&
+	       hfm_store_object_exists(store, oid), "strict: right bytes, of a published blob");
+	hfm_stream_free(s);
+	drop_fetches();
+	waitfor_dispose(&t);
+	free(content);
+	free(bad);
+	free(out);
+}
+
+/* A response reading live when the blob fails verification ends early. */
+static void test_range_discard(void)
+{
+	size_t size = 6 * BS + 31, at = 5 * BS + 3;
+	char oid[HFM_SHA256_HEX + 1], url[128], buf[256];
+	uint8_t *bad, *content = stub_content(size, oid, url, sizeof(url), &bad, at);
+	struct hfm_stream_cache c = { .bc = bc, .up = up };
+	struct hfm_blob_reader r = { 0 };
+	struct hfm_blobcache_stats st;
+	struct hfm_stream *s, *whole;
+	struct hfm_blob *b;
+	struct waitfor t;
+	uint64_t avail, corrupt0;
+	ssize_t n;
+
+	waitfor_init(&t);
+	hfm_blobcache_stats(&st, bc);
+	corrupt0 = st.corrupt;
+	s = range_stream(&c, url, oid, size, hfm_mono_ns());
+	whole = range_stream(&c, url, oid, size, hfm_mono_ns());
+	if ((n = hfm_stream_read(s, 0, 4 * BS, buf, sizeof(buf), waitfor_arm(&t))) == HFM_EAGAIN) {
+		serve_until_woken(&t, bad);
+		n = hfm_stream_read(s, 0, 4 * BS, buf, sizeof(buf), waitfor_arm(&t));
+	}
+	TAP_IS_INT(n, (ssize_t)sizeof(buf), "discard: a range reads its first bytes");
+	if ((n = hfm_stream_read(whole, 0, size, buf, sizeof(buf), waitfor_arm(&t))) == HFM_EAGAIN) {
+		serve_until_woken(&t, bad);
+		n = hfm_stream_read(whole, 0, size, buf, sizeof(buf), waitfor_arm(&t));
+	}
+	TAP_IS_INT(n, (ssize_t)sizeof(buf), "discard: so does a whole-file answer");
+	/* the rest comes, wrong: verification fails */
+	hfm_blob_open(&b, bc, oid, size);
+	if (hfm_blob_ensure(&avail, b, &r, 0, size, &(struct hfm_blob_origin){ url, NULL },
+			    waitfor_arm(&t)) == HFM_EAGAIN)
+		serve_until_woken(&t, bad);
+	for (int i = 0; i < 3000 && hfm_blob_ensure(&avail, b, &r, 4 * BS, size,
+			&(struct hfm_blob_origin){ url, NULL }, waitfor_arm(&t)) == HFM_EAGAIN; i++)
+		serve_until_woken(&t, bad);
+	for (int i = 0; i < 3000; i++) {
+		hfm_blobcache_stats(&st, bc);
+		if (st.corrupt > corrupt0)
+			break;
+		usleep(1000);
+	}
+	TAP_IS_INT(st.corrupt, corrupt0 + 1, "discard: the blob failed verification");
+	TAP_IS_INT(hfm_stream_read(s, sizeof(buf), 4 * BS, buf, sizeof(buf), waitfor_arm(&t)),
+		   HFM_ECORRUPT, "discard: the range ends early");
+	TAP_IS_INT(hfm_stream_read(whole, sizeof(buf), size, buf, sizeof(buf), waitfor_arm(&t)),
+		   HFM_ECORRUPT, "discard: the whole-file answer ends early");
+	hfm_stream_free(s);
+	hfm_stream_free(whole);
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_release(b);
+	drop_fetches();
+	waitfor_dispose(&t);
+	free(content);
+	free(bad);
 }
 
 /* ---- relay streams ------------------------------------------------------------- */
@@ -472,7 +836,10 @@ int main(void)
 	co.block_size = BS;
 	co.fetch = manual_fetch;
 	co.log = logcap;
+	co.fill_idle_ms = 3600 * 1000;
 	TAP_IS_INT(hfm_blobcache_new(&bc, store, &co), 0, "blob cache opens");
+	co.fill_idle_ms = 20;
+	TAP_IS_INT(hfm_blobcache_new(&bc2, store, &co), 0, "a second one, whose fills go soon");
 	sa = stub_start();
 	snprintf(A, sizeof(A), "http://127.0.0.1:%d", stub_port(sa));
 	memset(&uo, 0, sizeof(uo));
@@ -485,9 +852,18 @@ int main(void)
 	test_blob_errors();
 	test_relay();
 	test_relay_wait();
+	test_range_stored();
+	test_range_wait();
+	test_range_bound_strict();
+	test_range_discard();
 
+	/* as the cache source stops: no fill starts a fetch, those queued end */
+	hfm_blobcache_stop_fills(bc);
+	hfm_blobcache_stop_fills(bc2);
+	drop_fetches();
 	hfm_up_free(up);
 	hfm_blobcache_free(bc);
+	hfm_blobcache_free(bc2);
 	stub_stop(sa);
 	hfm_store_free(store);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);

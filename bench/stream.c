@@ -2,11 +2,14 @@
  * stream.c - bench-stream: large-file download throughput.
  *
  *   bench-stream [-n STREAMS] [-r REPEATS] [-b BUF_MIB] [-s STATUS]
- *                [-H 'Name: value']... URL
+ *                [-p SIZE] [-H 'Name: value']... URL
  *
  * Each of STREAMS threads opens one connection, sends a GET for URL and
  * recv()s the answer into a multi-MiB buffer, REPEATS times on the same
- * keep-alive connection.  It prints one line:
+ * keep-alive connection.  With -p SIZE (the file's size in bytes) the
+ * streams read the file in parts, as parallel downloaders do: stream i asks
+ * for Range bytes [i*SIZE/STREAMS, (i+1)*SIZE/STREAMS) and expects 206.
+ * It prints one line:
  *
  *   streams=4 repeats=1 bytes=4294967296 seconds=1.234 gbps=3.480 slowest_gbps=0.870
  *
@@ -43,13 +46,14 @@ struct opts {
 	size_t bufsize;
 	int status;
 	struct bench_headers headers;
-	char *req;
-	size_t req_len;
+	unsigned long long parts;        /* -p: the file's size, read in parts */
 };
 
 struct stream {
 	pthread_t tid;
 	const struct opts *o;
+	char *req;                       /* this stream's request */
+	size_t req_len;
 	pthread_barrier_t *start;
 	uint64_t bytes;
 	uint64_t t_start, t_end;
@@ -59,7 +63,7 @@ struct stream {
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench-stream [-n STREAMS] [-r REPEATS] [-b BUF_MIB] "
-		"[-s STATUS] [-H 'Name: value']... http://HOST:PORT/PATH\n");
+		"[-s STATUS] [-p SIZE] [-H 'Name: value']... http://HOST:PORT/PATH\n");
 	exit(2);
 }
 
@@ -99,7 +103,7 @@ static int fetch_once(struct stream *s, int fd, char *buf, int *keep_alive)
 	int rc = -1;
 
 	bench_resp_reset(r, 0);
-	if (bench_send_all(fd, s->o->req, s->o->req_len) < 0) {
+	if (bench_send_all(fd, s->req, s->req_len) < 0) {
 		snprintf(s->error, sizeof(s->error), "send: %s", strerror(errno));
 		goto cleanup;
 	}
@@ -179,12 +183,13 @@ static void parse_args(struct opts *o, int argc, char **argv)
 	o->repeats = 1;
 	o->bufsize = 4u << 20;
 	o->status = 200;
-	while ((c = getopt(argc, argv, "n:r:b:s:H:")) != -1) {
+	while ((c = getopt(argc, argv, "n:r:b:s:p:H:")) != -1) {
 		switch (c) {
 		case 'n': o->streams = atoi(optarg); break;
 		case 'r': o->repeats = atoi(optarg); break;
 		case 'b': o->bufsize = (size_t)atoi(optarg) << 20; break;
 		case 's': o->status = atoi(optarg); break;
+		case 'p': o->parts = strtoull(optarg, NULL, 10); o->status = 206; break;
 		case 'H': bench_headers_add(&o->headers, optarg); break;
 		default: usage();
 		}
@@ -194,7 +199,23 @@ static void parse_args(struct opts *o, int argc, char **argv)
 		usage();
 	if (bench_url_parse(&o->url, argv[optind]) < 0)
 		bench_die("bad URL (want http://IPv4:PORT/PATH): %s", argv[optind]);
-	o->req = bench_request("GET", &o->url, &o->headers, &o->req_len);
+	if (o->parts && o->parts < (unsigned long long)o->streams)
+		bench_die("-p: a file of %llu bytes has no %d parts", o->parts, o->streams);
+}
+
+/* Stream i's request: the whole file, or its part of it (-p). */
+static void make_request(struct stream *s, const struct opts *o, int i)
+{
+	struct bench_headers h = o->headers;
+	char range[96];
+
+	if (o->parts) {
+		unsigned long long a = o->parts * (unsigned long long)i / (unsigned)o->streams;
+		unsigned long long b = o->parts * (unsigned long long)(i + 1) / (unsigned)o->streams;
+		snprintf(range, sizeof(range), "Range: bytes=%llu-%llu", a, b - 1);
+		bench_headers_add(&h, range);
+	}
+	s->req = bench_request("GET", &o->url, &h, &s->req_len);
 }
 
 int main(int argc, char **argv)
@@ -215,6 +236,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < o.streams; i++) {
 		s[i].o = &o;
 		s[i].start = &start;
+		make_request(&s[i], &o, i);
 		if (pthread_create(&s[i].tid, NULL, stream_main, &s[i]) != 0)
 			bench_die("pthread_create failed");
 	}
@@ -233,6 +255,7 @@ int main(int argc, char **argv)
 		gbps = secs > 0 ? (double)s[i].bytes / secs / 1e9 : 0;
 		if (i == 0 || gbps < slowest)
 			slowest = gbps;
+		free(s[i].req);
 	}
 	if (failed)
 		return 1;

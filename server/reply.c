@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "hfm/range.h"
 #include "hfm/reply.h"
@@ -81,6 +82,30 @@ int hfm_etag_matches(const char *hdr, const char *etag)
 	return 0;
 }
 
+int hfm_if_range_keeps(const char *hdr, const char *etag, int64_t mtime_ms)
+{
+	if (!hdr)
+		return 0;
+	const char *b = hdr, *e = hdr + strlen(hdr);
+	while (b < e && (*b == ' ' || *b == '\t'))
+		b++;
+	while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	size_t n = (size_t)(e - b), el = strlen(etag);
+	if (n && *b == '"')          /* one strong entity-tag, compared strongly */
+		return n == el + 2 && b[n - 1] == '"' && !memcmp(b + 1, etag, el);
+	if (mtime_ms <= 0)
+		return 0;
+	/* A date is the file's time exactly, as IMF-fixdate (what a
+	 * Last-Modified of it would say); a weak or other validator is not. */
+	char date[64];
+	time_t t = (time_t)(mtime_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	size_t dl = strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	return dl && n == dl && !memcmp(b, date, dl);
+}
+
 const char *hfm_content_type_for(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -125,8 +150,8 @@ void hfm_file_decide(struct hfm_file_decision *out, const struct hfm_entry *e, u
 		out->status = 304;
 		return;
 	}
-	if (range && if_range && !hfm_etag_matches(if_range, etag))
-		range = NULL;                /* representation changed: send it whole */
+	if (range && if_range && !hfm_if_range_keeps(if_range, etag, e->mtime_ms))
+		range = NULL;                /* not known to be the same: send it whole */
 	out->status = 200;
 	out->start = 0;
 	out->len = size;

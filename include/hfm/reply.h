@@ -43,8 +43,16 @@ struct hfm_error_rule {
  */
 void hfm_error_rule(struct hfm_error_rule *out, int code, int authorized);
 
-/* Does an If-None-Match / If-Range value name `etag` (unquoted)?  "*" does. */
+/* Does an If-None-Match value name `etag` (unquoted)?  "*" does. */
 int hfm_etag_matches(const char *header, const char *etag);
+
+/*
+ * Does If-Range value `header` keep the Range (RFC 9110 §13.1.5)?  Only a
+ * strong validator that matches: one quoted ETag equal to `etag` (unquoted),
+ * or an IMF-fixdate equal to `mtime_ms` (0: unknown, no date matches).  A
+ * weak, unquoted or listed ETag, "*", or any other date does not.
+ */
+int hfm_if_range_keeps(const char *header, const char *etag, int64_t mtime_ms);
 
 /*
  * The Content-Type of a repo file, from its name.  A repo's HTML and SVG

@@ -151,11 +151,46 @@ static void test_files(void)
 	TAP_IS_INT(d.status, 200, "If-Range without Range: 200");
 }
 
+/* If-Range (RFC 9110 §13.1.5): only a strong validator that matches keeps the
+ * Range; anything else sends the whole file. */
+static void test_if_range(void)
+{
+	struct hfm_entry e = { .path = "d.txt", .size = 1000, .mtime_ms = 784111777000 };
+	memcpy(e.oid, OID, sizeof(e.oid));
+	static const struct { const char *if_range; int keeps; const char *what; } cases[] = {
+		{ "\"" OID "\"", 1, "the quoted ETag" },
+		{ " \"" OID "\"\t", 1, "the quoted ETag with blanks around" },
+		{ "Sun, 06 Nov 1994 08:49:37 GMT", 1, "the exact HTTP-date of the file" },
+		{ "W/\"" OID "\"", 0, "a weak ETag" },
+		{ OID, 0, "an unquoted ETag" },
+		{ "*", 0, "*" },
+		{ "\"x\", \"" OID "\"", 0, "a list of ETags" },
+		{ "\"" OID, 0, "an ETag without its closing quote" },
+		{ "\"" OID "\"x", 0, "an ETag with bytes after it" },
+		{ "", 0, "an empty value" },
+		{ "Sun, 06 Nov 1994 08:49:38 GMT", 0, "another date" },
+		{ "Sunday, 06-Nov-94 08:49:37 GMT", 0, "the date in an obsolete format" },
+		{ "sun, 06 nov 1994 08:49:37 gmt", 0, "the date in another case" },
+	};
+	for (size_t i = 0; i < HFM_ARRAY_SIZE(cases); i++) {
+		struct hfm_file_decision d;
+		hfm_file_decide(&d, &e, 1000, 0, NULL, "bytes=10-19", cases[i].if_range);
+		TAP_IS_INT(d.status, cases[i].keeps ? 206 : 200, "If-Range: %s %s the Range",
+			   cases[i].what, cases[i].keeps ? "keeps" : "drops");
+	}
+	struct hfm_entry nodate = e;
+	nodate.mtime_ms = 0;
+	struct hfm_file_decision d;
+	hfm_file_decide(&d, &nodate, 1000, 0, NULL, "bytes=10-19", "Thu, 01 Jan 1970 00:00:00 GMT");
+	TAP_IS_INT(d.status, 200, "If-Range: a date when the file's time is unknown drops the Range");
+}
+
 int main(void)
 {
 	test_errors();
 	test_etags();
 	test_content_types();
 	test_files();
+	test_if_range();
 	return tap_done();
 }

@@ -286,8 +286,15 @@ static int parse_flags(struct run *o, int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while (!rc && (c = getopt_long(argc, argv, ":c:p:m:h", longopts, NULL)) != -1) {
+	int li;
+	while (!rc && (li = -1, c = getopt_long(argc, argv, ":c:p:m:h", longopts, &li)) != -1) {
+		/* The flag's name: argv[optind - 1] is its value when given apart. */
+		char name[64];
 		const char *flag = argv[optind - 1];
+		if (li >= 0) {
+			snprintf(name, sizeof(name), "--%s", longopts[li].name);
+			flag = name;
+		}
 		switch (c) {
 		case 'c':
 			break;                        /* read in find_config() */
@@ -609,6 +616,17 @@ cleanup:
 	return rc;
 }
 
+/* Each line of `text` on stderr after "prog: ". */
+static void print_lines(const char *prog, const char *text)
+{
+	while (*text) {
+		const char *nl = strchr(text, '\n');
+		size_t n = nl ? (size_t)(nl - text) : strlen(text);
+		fprintf(stderr, "%s: %.*s\n", prog, (int)n, text);
+		text += n + (nl != NULL);
+	}
+}
+
 static int run_cmd(enum cmd c, const char *prog, int argc, char **argv)
 {
 	struct run o = { .cmd = c, .prog = prog, .rescan = -1 };
@@ -653,7 +671,8 @@ static int run_cmd(enum cmd c, const char *prog, int argc, char **argv)
 	}
 	hfm_buf_reset(&err);
 	if (hfm_config_finish(o.cfg, &err)) {
-		fprintf(stderr, "%s", hfm_buf_cstr(&err));
+		/* "key: why" lines with no file position: flags may be the cause */
+		print_lines(prog, hfm_buf_cstr(&err));
 		fprintf(stderr, "%s: not started\n", prog);
 		goto out;
 	}

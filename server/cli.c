@@ -90,8 +90,11 @@ static void usage_common(FILE *f)
 		"                         'off' = none\n"
 		"  --threads N            HTTP worker threads (default: one per CPU)\n"
 		"  --body-io pread|sendfile  how file bodies are sent (default: pread)\n"
-		"  --idle-timeout SEC     close idle connections after SEC (default: 120)\n"
-		"  --max-connections N    concurrent connections (default: 4096)\n"
+		"  --idle-timeout SEC     close kept-alive connections idle for SEC (default: 120)\n"
+		"  --head-timeout SEC     a request's head (and body) must arrive within SEC,\n"
+		"                         else the connection is closed (default: 10)\n"
+		"  --max-connections N    open connections; at the limit the slowest make room\n"
+		"                         or new ones get 503 (default: 16384)\n"
 		"  --wait-timeout SEC     longest a request waits for hashing or upstream\n"
 		"                         before 503 (default: 600)\n");
 }
@@ -192,7 +195,7 @@ static int HFM_PRINTF(3, 4) die_usage(struct run *o, int show_cmd, const char *f
 
 enum {
 	O_HOST = 1000, O_PORT, O_SSL_KEY, O_SSL_CERT, O_ACCESS_LOG, O_INDEX, O_THREADS,
-	O_BODY_IO, O_RESCAN, O_REPOS_PATH, O_NO_PREFETCH, O_IDLE, O_MAXCONN, O_WAIT,
+	O_BODY_IO, O_RESCAN, O_REPOS_PATH, O_NO_PREFETCH, O_IDLE, O_HEAD_TIMEOUT, O_MAXCONN, O_WAIT,
 	O_PUBLIC_URL, O_HELP, O_HF_SCHEME, O_HF_NETLOC, O_HF_LFS_NETLOC, O_MIRROR_SCHEME,
 	O_MIRROR_NETLOC, O_MIRROR_LFS_NETLOC, O_CACHE_LIMIT, O_CACHE_STRATEGY, O_OFFLINE,
 	O_FALLBACK, O_NO_FALLBACK, O_IGNORED_ARG, O_IGNORED_FLAG,
@@ -214,6 +217,7 @@ static const struct option longopts[] = {
 	{ "rescan-interval", required_argument, NULL, O_RESCAN },
 	{ "no-prefetch", no_argument, NULL, O_NO_PREFETCH },
 	{ "idle-timeout", required_argument, NULL, O_IDLE },
+	{ "head-timeout", required_argument, NULL, O_HEAD_TIMEOUT },
 	{ "max-connections", required_argument, NULL, O_MAXCONN },
 	{ "wait-timeout", required_argument, NULL, O_WAIT },
 	{ "public-url", required_argument, NULL, O_PUBLIC_URL },
@@ -357,6 +361,11 @@ static int parse_flags(struct run *o, int argc, char **argv)
 			if (parse_long(optarg, 1, 86400, &v))
 				rc = die_usage(o, 1, "--idle-timeout wants 1..86400 seconds, not '%s'", optarg);
 			cfg->idle_timeout = (unsigned)v;
+			break;
+		case O_HEAD_TIMEOUT:
+			if (parse_long(optarg, 1, 3600, &v))
+				rc = die_usage(o, 1, "--head-timeout wants 1..3600 seconds, not '%s'", optarg);
+			cfg->head_timeout = (unsigned)v;
 			break;
 		case O_MAXCONN:
 			if (parse_long(optarg, 1, 1000000, &v))
@@ -582,6 +591,7 @@ static int run_server(struct run *o)
 					    : (cfg->mirror_netloc ? cfg->mirror_url : NULL),
 		.max_connections = cfg->max_connections,
 		.idle_timeout = cfg->idle_timeout,
+		.head_timeout = cfg->head_timeout,
 		.wait_timeout = cfg->wait_timeout,
 		.handle = hfm_app_handle,
 		.app = &app,

@@ -61,11 +61,12 @@ int hfm_config_new(struct hfm_config **out)
 	c->metadata_ttl = 60;
 	c->wait_timeout = 600;
 	c->idle_timeout = 120;
+	c->head_timeout = 10;
 	c->access_check_ttl = 300;
 	c->upstream_timeout = 30;
 	c->evict_interval = 60;
 	c->range_fill_max_size = HFM_CONFIG_DEFAULT_RANGE_FILL_MAX;
-	c->max_connections = 4096;
+	c->max_connections = 16384;
 	c->model_bin_rescan = 5;
 	c->model_bin_prefetch = 1;
 	*out = c;

@@ -566,6 +566,8 @@ void reader::ours(const toml::table &t)
 			read_duration(v, key, 1, 86400, &cfg->wait_timeout);
 		} else if (name == "idle-timeout") {
 			read_duration(v, key, 1, 86400, &cfg->idle_timeout);
+		} else if (name == "head-timeout") {
+			read_duration(v, key, 1, 3600, &cfg->head_timeout);
 		} else if (name == "max-connections") {
 			read_ucount(v, key, 1, 1000000, &cfg->max_connections);
 		} else if (name == "model-bin-rescan") {
@@ -588,7 +590,7 @@ void reader::ours(const toml::table &t)
 		} else {
 			unknown(k, key, "key", { "threads", "hash-threads", "body-io", "access-log",
 				"hash-index", "metadata-ttl", "wait-timeout", "idle-timeout",
-				"max-connections", "model-bin-rescan", "model-bin-prefetch",
+				"head-timeout", "max-connections", "model-bin-rescan", "model-bin-prefetch",
 				"allow-gated-offline", "access-check-ttl", "upstream-timeout",
 				"evict-interval", "range-fill-max-size", "verify-ranges" });
 		}

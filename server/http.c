@@ -16,6 +16,13 @@
  *    wait_timeout; the app then answers them refused (503, Retry-After).
  *  - MHD's completion callback writes the access-log line and frees it.
  *
+ * Connections come from the edge (edge.c), which accepts them, holds each
+ * until its first request head is complete and checked, and closes those
+ * that miss the head deadline; MHD reports each connection's start, close
+ * and request progress back to it (on_conn, on_uri, run, on_completed).
+ * Every request MHD parses is checked again here (check_head): HTTPS and
+ * later requests on a kept-alive connection never pass the edge's check.
+ *
  * `slock` (one per server) serialises the suspend/resume handshake: a wake
  * that arrives before the request managed to suspend sets `woken`, and the
  * request then retries at once instead of suspending.
@@ -24,19 +31,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
+#ifdef HFM_HAVE_GNUTLS
+#include <gnutls/gnutls.h>
+#endif
 
+#include "hfm/edge.h"
 #include "hfm/http.h"
+#include "hfm/httphead.h"
 #include "hfm/source.h"
 #include "hfm/stream.h"
 
@@ -45,10 +59,15 @@
  * (bench/run, docs/performance.md); held only while a body is sent. */
 #define PREAD_BLOCK (1024u * 1024)
 #define MAX_HEADERS 24
+/* Descriptors kept for what is not a connection: files being sent (a
+ * connection sending a file holds one more), the store, upstream sockets. */
+#define FD_RESERVE 1024
 
 struct hfm_server {
 	struct MHD_Daemon *d;
+	struct hfm_edge *edge;
 	struct hfm_server_opts o;
+	unsigned max_connections;            /* after RLIMIT_NOFILE */
 	int port;
 	int tls;
 	char url[300];
@@ -61,7 +80,7 @@ struct hfm_server {
 	pthread_cond_t timer_cond;
 	int timer_started;
 
-	atomic_ullong n_requests, n_bytes, n_waits, n_timeouts;
+	atomic_ullong n_requests, n_bytes, n_waits, n_timeouts, n_rejected;
 	atomic_ullong n_status[6];           /* 1xx..5xx, [0] other */
 	atomic_uint inflight;
 	uint64_t started_ns;
@@ -71,15 +90,21 @@ struct arg {
 	char *key, *val;
 };
 
+enum resp_kind { RESP_BUF, RESP_READER, RESP_SENDFILE };
+
 struct hfm_req {
 	struct hfm_server *srv;
 	struct MHD_Connection *conn;
+	struct hfm_edge_conn *econn;         /* the edge's record of the connection */
 	char *uri;                           /* raw, as sent */
 	char *path;                          /* raw path, no query */
 	const char *query;                   /* raw query after '?', or "" */
+	char *authority;                     /* of an absolute-form target, or NULL */
 	enum hfm_method method;
 	const char *method_str;
 	int started;
+	int busy;                            /* the whole request arrived */
+	int raw_answer;                      /* answered past MHD (no room in its pool) */
 	struct hfm_buf body;
 	int body_too_big;
 	struct hfm_waiter *waiter;           /* this run's (or this read's) */
@@ -98,7 +123,13 @@ struct hfm_req {
 
 	int replied;
 	unsigned status;
-	uint64_t bytes;
+	/* The body queued, and how much of it is known to be sent (what
+	 * hfmirror_body_bytes_total has counted of it so far). */
+	uint64_t body_len, bytes;
+	enum resp_kind resp_kind;
+	int64_t acked0;                      /* TCP bytes acked when queued, or -1 */
+	size_t head_est;                     /* the answer's header bytes, about */
+	size_t head_cost;                    /* what the request takes of MHD's pool */
 	const char *src_kind;
 	uint64_t t0_ns;
 	uint64_t wait_ns;
@@ -245,7 +276,8 @@ const char *hfm_req_base_url(struct hfm_req *r)
 		while (n > 0 && r->base_url[n - 1] == '/')
 			r->base_url[--n] = '\0';
 	} else {
-		const char *h = hfm_req_header(r, "Host");
+		/* RFC 9112 §3.2.2: an absolute-form target's authority wins over Host. */
+		const char *h = r->authority ? r->authority : hfm_req_header(r, "Host");
 		if (h && host_ok(h))
 			r->base_url = hfm_asprintf("%s://%s", r->srv->tls ? "https" : "http", h);
 		else
@@ -262,22 +294,6 @@ static void queue_headers(struct hfm_req *r, struct MHD_Response *resp)
 		MHD_add_response_header(resp, r->hdrs[i].key, r->hdrs[i].val);
 }
 
-static int queue(struct hfm_req *r, unsigned status, struct MHD_Response *resp, uint64_t bytes)
-{
-	if (!resp) {
-		r->replied = 1;
-		r->status = 500;
-		return HFM_EIO;
-	}
-	queue_headers(r, resp);
-	enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
-	MHD_destroy_response(resp);
-	r->replied = 1;
-	r->status = status;
-	r->bytes = r->method == HFM_M_HEAD ? 0 : bytes;
-	return ok == MHD_YES ? 0 : HFM_EIO;
-}
-
 static struct MHD_Response *buf_response(struct hfm_buf *b)
 {
 	size_t len = b ? b->len : 0;
@@ -287,10 +303,102 @@ static struct MHD_Response *buf_response(struct hfm_buf *b)
 	return MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
 }
 
+/* The connection's socket (valid while MHD runs one of our callbacks for it). */
+static int conn_fd(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	return ci ? ci->connect_fd : -1;
+}
+
+/*
+ * Count body bytes as they go out: MHD asks a reader for the bytes at `pos`
+ * only once everything before it is written, so `pos` is sent.
+ */
+static void sent_so_far(struct hfm_req *r, uint64_t pos)
+{
+	if (pos > r->bytes) {
+		atomic_fetch_add(&r->srv->n_bytes, pos - r->bytes);
+		r->bytes = pos;
+	}
+}
+
+/* What MHD puts around our headers: status line, Date, Content-Length,
+ * the blank line (and maybe a Connection header: a few bytes off). */
+static size_t head_estimate(const struct hfm_req *r, unsigned status)
+{
+	size_t n = 9 + 4 + strlen(MHD_get_reason_phrase_for(status)) + 2 + 37 + 18 + 20 + 2;
+	for (size_t i = 0; i < r->nhdrs; i++)
+		n += strlen(r->hdrs[i].key) + 2 + strlen(r->hdrs[i].val) + 2;
+	return n;
+}
+
+static int queue(struct hfm_req *r, unsigned status, struct MHD_Response *resp,
+		 enum resp_kind kind, uint64_t len)
+{
+	if (!resp) {
+		r->replied = 1;
+		r->status = 500;
+		return HFM_EIO;
+	}
+	size_t est = head_estimate(r, status);
+	if (est > HFM_HEAD_REPLY_RESERVE && r->head_cost + est + 512 > HFM_HEAD_POOL) {
+		/* MHD would close the connection without an answer ("failed to
+		 * create response header"): its pool cannot hold these headers
+		 * next to this request's head (a Link header with long paths). */
+		MHD_destroy_response(resp);
+		drop_headers(r);
+		struct hfm_buf b = HFM_BUF_INIT(1024);
+		const char *why = "The answer's headers do not fit this server's connection buffer";
+		hfm_head_error_body(&b, why);
+		hfm_req_add_header(r, "Content-Type", "application/json; charset=utf-8");
+		hfm_req_add_header(r, "X-Error-Message", why);
+		status = 500;
+		kind = RESP_BUF;
+		len = b.len;
+		resp = buf_response(&b);
+		if (!resp) {
+			r->replied = 1;
+			r->status = 500;
+			return HFM_EIO;
+		}
+	}
+	queue_headers(r, resp);
+	r->replied = 1;
+	r->status = status;
+	r->resp_kind = kind;
+	r->body_len = r->method == HFM_M_HEAD ? 0 : len;
+	r->bytes = 0;
+	r->acked0 = -1;
+	/* Bodies MHD sends without asking us (buffers, sendfile): what the
+	 * client's TCP acknowledged tells how much of one that ends early got
+	 * there.  Small buffers go out in one write; not worth a syscall. */
+	if (r->body_len && (kind == RESP_SENDFILE || (kind == RESP_BUF && len >= 16384))) {
+		r->acked0 = hfm_sock_bytes_acked(conn_fd(r->conn));
+		r->head_est = est;
+	}
+	enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ok == MHD_YES ? 0 : HFM_EIO;
+}
+
+/* The body bytes sent once the request is over. */
+static void count_sent(struct hfm_req *r, enum MHD_RequestTerminationCode toe)
+{
+	uint64_t sent = r->bytes;
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		sent = r->body_len;
+	} else if (r->acked0 >= 0) {
+		int64_t a = hfm_sock_bytes_acked(conn_fd(r->conn));
+		if (a > r->acked0 && (uint64_t)(a - r->acked0) > r->head_est)
+			sent = HFM_MIN((uint64_t)(a - r->acked0) - r->head_est, r->body_len);
+	}
+	sent_so_far(r, sent);
+}
+
 int hfm_req_respond(struct hfm_req *r, unsigned status, struct hfm_buf *body)
 {
 	size_t len = body ? body->len : 0;
-	return queue(r, status, buf_response(body), len);
+	return queue(r, status, buf_response(body), RESP_BUF, len);
 }
 
 /* ---- file replies --------------------------------------------------------- */
@@ -305,6 +413,7 @@ struct pread_cls {
 static ssize_t pread_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct pread_cls *c = cls;
+	sent_so_far(c->r, pos);
 	if (pos >= c->len)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	size_t want = (size_t)HFM_MIN((uint64_t)max, c->len - pos);
@@ -428,12 +537,17 @@ int hfm_req_respond_body(struct hfm_req *r, unsigned status, struct hfm_body *bo
 			return rc;
 		}
 	}
+	enum resp_kind kind = RESP_READER;
+	if (body->kind == HFM_BODY_MEM || (body->kind == HFM_BODY_FD && len <= SMALL_BODY))
+		kind = RESP_BUF;
+	else if (body->kind == HFM_BODY_FD && r->srv->o.body_io == HFM_IO_SENDFILE)
+		kind = RESP_SENDFILE;
 	struct MHD_Response *resp = body_response(r, body, start, len);
 	if (!resp) {
 		drop_headers(r);
 		return HFM_EIO;
 	}
-	return queue(r, status, resp, len);
+	return queue(r, status, resp, kind, len);
 }
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -590,6 +704,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	struct stream_cls *c = cls;
 	struct hfm_req *r = c->r;
 
+	sent_so_far(r, pos);
 	if (pos >= c->len)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	account_wait(r);
@@ -630,6 +745,10 @@ static void reply_bare_500(struct hfm_req *r)
 static enum MHD_Result run(struct hfm_req *r)
 {
 	struct hfm_server *s = r->srv;
+	if (!r->busy) {                       /* the request is all here: no head deadline */
+		r->busy = 1;
+		hfm_edge_conn_busy(r->econn);
+	}
 	account_wait(r);
 	for (;;) {
 		drop_waiter(r);
@@ -663,19 +782,159 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	struct hfm_req *r = hfm_calloc(1, sizeof(*r));
 	r->srv = cls;
 	r->conn = conn;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	r->econn = ci ? ci->socket_context : NULL;
+	hfm_edge_conn_head(r->econn);        /* a kept-alive connection's next head */
 	r->uri = hfm_strdup(uri ? uri : "");
-	char *q = strchr(r->uri, '?');
+	/* Absolute form (RFC 9112 §3.2.2): route on the origin-form rest. */
+	const char *rest = r->uri;
+	size_t ao, al, ro;
+	if (hfm_head_absolute(r->uri, strlen(r->uri), &ao, &al, &ro)) {
+		r->authority = hfm_strndup(r->uri + ao, al);
+		rest = r->uri + ro;
+	}
+	const char *q = strchr(rest, '?');
 	if (q) {
-		r->path = hfm_strndup(r->uri, (size_t)(q - r->uri));
+		r->path = q == rest ? hfm_strdup("/") : hfm_strndup(rest, (size_t)(q - rest));
 		r->query = q + 1;
 	} else {
-		r->path = hfm_strdup(r->uri);
+		r->path = hfm_strdup(*rest ? rest : "/");
 		r->query = "";
 	}
 	hfm_buf_init(&r->body, HFM_MAX_BODY);
 	r->t0_ns = hfm_mono_ns();
 	atomic_fetch_add(&r->srv->inflight, 1);
 	return r;
+}
+
+struct head_fields {
+	struct hfm_head_field f[128];
+	size_t n, records;
+	int over;
+};
+
+static enum MHD_Result collect_field(void *cls, enum MHD_ValueKind kind, const char *key,
+				     size_t key_size, const char *value, size_t value_size)
+{
+	struct head_fields *hf = cls;
+	hf->records++;
+	if (kind != MHD_HEADER_KIND)
+		return MHD_YES;
+	if (hf->n == HFM_ARRAY_SIZE(hf->f)) {
+		hf->over = 1;
+		return MHD_YES;
+	}
+	hf->f[hf->n++] = (struct hfm_head_field){ key, key_size, value ? value : "", value ? value_size : 0 };
+	return MHD_YES;
+}
+
+/* The TLS session of r's connection, or NULL (plain, or no TLS library here). */
+static void *tls_session(struct hfm_req *r)
+{
+#ifdef HFM_HAVE_GNUTLS
+	if (r->srv->tls) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+		return ci ? ci->tls_session : NULL;
+	}
+#endif
+	(void)r;
+	return NULL;
+}
+
+/*
+ * Send bytes on r's connection without MHD, in the first call for a request
+ * (MHD has nothing of its own to send then); MHD must close the connection
+ * right after.
+ */
+static void write_past_mhd(struct hfm_req *r, const char *p, size_t n)
+{
+#ifdef HFM_HAVE_GNUTLS
+	gnutls_session_t ts = tls_session(r);
+	if (ts) {
+		for (int tries = 0; n && tries < 100; tries++) {
+			ssize_t k = gnutls_record_send(ts, p, n);
+			if (k == GNUTLS_E_AGAIN || k == GNUTLS_E_INTERRUPTED)
+				continue;
+			if (k <= 0)
+				return;
+			p += k;
+			n -= (size_t)k;
+		}
+		return;
+	}
+#endif
+	hfm_sock_send(conn_fd(r->conn), p, n);
+}
+
+/*
+ * Refuse a request before it reaches the app: the error, Connection: close,
+ * and the body (if any) left unread.  `room`: MHD's pool can still hold the
+ * answer's headers; when it cannot, a plain connection gets the answer
+ * written past MHD and is closed (MHD would close it without one).
+ */
+static enum MHD_Result reject(struct hfm_req *r, unsigned status, const char *why, int room)
+{
+	struct hfm_server *s = r->srv;
+	atomic_fetch_add(&s->n_rejected, 1);
+	drop_headers(r);
+	if (!room && (!s->tls || tls_session(r))) {
+		struct hfm_buf b = HFM_BUF_INIT(4096);
+		uint64_t body = hfm_head_canned(&b, status, why);
+		write_past_mhd(r, b.ptr, b.len);
+		hfm_buf_dispose(&b);
+		r->replied = r->raw_answer = 1;
+		r->status = status;
+		r->body_len = body;
+		sent_so_far(r, body);
+		return MHD_NO;                    /* MHD closes the connection */
+	}
+	struct hfm_buf b = HFM_BUF_INIT(1024);
+	hfm_head_error_body(&b, why);
+	hfm_req_add_header(r, "Content-Type", "application/json; charset=utf-8");
+	hfm_req_add_header(r, "X-Error-Message", why);
+	hfm_req_add_header(r, "Connection", "close");
+	hfm_req_respond(r, status, &b);
+	return MHD_YES;
+}
+
+/*
+ * The head as MHD parsed it, by the edge's rules (httphead.h): framing,
+ * Host, and what fits MHD's pool.  Returns 1 with *out set when the request
+ * was refused.
+ */
+static int check_head(struct hfm_req *r, const char *version, enum MHD_Result *out)
+{
+	struct head_fields hf;
+	hf.n = hf.records = 0;
+	hf.over = 0;
+	MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND | MHD_COOKIE_KIND,
+				    collect_field, &hf);
+	struct hfm_head_cost cost = { 0, hf.records, 0 };
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	cost.head_len = ci ? ci->header_size : 0;
+	const char *cookie;
+	size_t cookie_len;
+	if (MHD_lookup_connection_value_n(r->conn, MHD_HEADER_KIND, "Cookie", 6, &cookie,
+					  &cookie_len) == MHD_YES)
+		cost.cookie_len = cookie_len + 1;
+	size_t c = hfm_head_cost(&cost);
+	int room = c + 1024 <= HFM_HEAD_POOL;
+	r->head_cost = c;
+	if (hf.over || c > HFM_HEAD_BUDGET) {
+		*out = reject(r, 431, "Request header fields too large", room);
+		return 1;
+	}
+	const char *why;
+	int http11 = !version || strcmp(version, "HTTP/1.0") != 0;
+	unsigned st = hfm_head_check_fields(hf.f, hf.n, http11, HFM_MAX_BODY, &why);
+	if (st) {
+		*out = reject(r, st, why, room);
+		return 1;
+	}
+	return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -694,13 +953,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->conn = conn;
 		r->method = method_of(method);
 		r->method_str = method;
-		if (r->method == HFM_M_POST) {
-			const char *cl = hfm_req_header(r, "Content-Length");
-			if (cl && strtoull(cl, NULL, 10) > HFM_MAX_BODY) {
-				r->body_too_big = 1;     /* refused before reading it */
-				return run(r);
-			}
-		}
+		enum MHD_Result bad;
+		if (check_head(r, version, &bad))
+			return bad;                  /* answered before any body is read */
 		/*
 		 * Answer on the next call, once MHD has the whole request: a
 		 * response queued while MHD still expects a body makes it close
@@ -719,46 +974,56 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return run(r);
 }
 
-static void log_line(struct hfm_server *s, struct hfm_req *r, enum MHD_RequestTerminationCode toe)
+/* One access-log line; the request's own fields, or the edge's answer's. */
+struct log_rec {
+	const struct sockaddr *addr;
+	const char *method;
+	size_t method_len;
+	const char *url;
+	size_t url_len;
+	unsigned status;
+	uint64_t bytes;
+	uint64_t ns, wait_ns;
+	int complete;
+	const char *src, *ua, *trace;
+};
+
+static void write_log(struct hfm_server *s, const struct log_rec *l)
 {
 	char ts[HFM_ISO_DATE_LEN + 1];
 	hfm_iso_date(ts, hfm_now_ms());
 	char addr[INET6_ADDRSTRLEN] = "-";
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (ci && ci->client_addr) {
-		const struct sockaddr *sa = ci->client_addr;
-		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
-	}
+	const struct sockaddr *sa = l->addr;
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
 	struct hfm_buf b = HFM_BUF_INIT(16384);
 	hfm_buf_puts(&b, "{\"ts\":\"");
 	hfm_buf_puts(&b, ts);
 	hfm_buf_puts(&b, "\",\"remote\":\"");
 	hfm_buf_puts(&b, addr);
 	hfm_buf_puts(&b, "\",\"method\":");
-	hfm_buf_json_str(&b, r->method_str ? r->method_str : "-");
+	if (l->method)
+		hfm_buf_json_strn(&b, l->method, l->method_len);
+	else
+		hfm_buf_json_str(&b, "-");
 	hfm_buf_puts(&b, ",\"url\":");
-	hfm_buf_json_strn(&b, r->uri, HFM_MIN(strlen(r->uri), (size_t)4096));
-	hfm_buf_printf(&b, ",\"status\":%u,\"bytes\":%llu,\"ms\":%.3f,\"wait_ms\":%.3f",
-		       r->status, (unsigned long long)r->bytes,
-		       (double)(hfm_mono_ns() - r->t0_ns) / 1e6, (double)r->wait_ns / 1e6);
-	hfm_buf_printf(&b, ",\"complete\":%s", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false");
-	if (r->src_kind) {
+	hfm_buf_json_strn(&b, l->url ? l->url : "", l->url ? HFM_MIN(l->url_len, (size_t)4096) : 0);
+	hfm_buf_printf(&b, ",\"status\":%u,\"bytes\":%llu,\"ms\":%.3f,\"wait_ms\":%.3f", l->status,
+		       (unsigned long long)l->bytes, (double)l->ns / 1e6, (double)l->wait_ns / 1e6);
+	hfm_buf_printf(&b, ",\"complete\":%s", l->complete ? "true" : "false");
+	if (l->src) {
 		hfm_buf_puts(&b, ",\"src\":");
-		hfm_buf_json_str(&b, r->src_kind);
+		hfm_buf_json_str(&b, l->src);
 	}
-	const char *ua = r->started ? hfm_req_header(r, "User-Agent") : NULL;
-	if (ua) {
+	if (l->ua) {
 		hfm_buf_puts(&b, ",\"ua\":");
-		hfm_buf_json_strn(&b, ua, HFM_MIN(strlen(ua), (size_t)512));
+		hfm_buf_json_strn(&b, l->ua, HFM_MIN(strlen(l->ua), (size_t)512));
 	}
-	const char *trace = r->started ? hfm_req_header(r, "X-Amzn-Trace-Id") : NULL;
-	if (trace) {
+	if (l->trace) {
 		hfm_buf_puts(&b, ",\"trace\":");
-		hfm_buf_json_strn(&b, trace, HFM_MIN(strlen(trace), (size_t)200));
+		hfm_buf_json_strn(&b, l->trace, HFM_MIN(strlen(l->trace), (size_t)200));
 	}
 	hfm_buf_puts(&b, "}\n");
 	if (!b.err) {
@@ -767,6 +1032,76 @@ static void log_line(struct hfm_server *s, struct hfm_req *r, enum MHD_RequestTe
 		(void)n;
 	}
 	hfm_buf_dispose(&b);
+}
+
+static void log_line(struct hfm_server *s, struct hfm_req *r, enum MHD_RequestTerminationCode toe)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct log_rec l = {
+		.addr = ci ? ci->client_addr : NULL,
+		.method = r->method_str,
+		.method_len = r->method_str ? strlen(r->method_str) : 0,
+		.url = r->uri,
+		.url_len = strlen(r->uri),
+		.status = r->status,
+		.bytes = r->bytes,
+		.ns = hfm_mono_ns() - r->t0_ns,
+		.wait_ns = r->wait_ns,
+		.complete = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->raw_answer,
+		.src = r->src_kind,
+		.ua = r->started ? hfm_req_header(r, "User-Agent") : NULL,
+		.trace = r->started ? hfm_req_header(r, "X-Amzn-Trace-Id") : NULL,
+	};
+	write_log(s, &l);
+}
+
+static void count_status(struct hfm_server *s, unsigned status)
+{
+	atomic_fetch_add(&s->n_requests, 1);
+	unsigned cls_i = status >= 100 && status < 600 ? status / 100 : 0;
+	atomic_fetch_add(&s->n_status[cls_i], 1);
+}
+
+/* A request the edge answered itself (a bad head, 503 at the cap). */
+static void on_edge_answer(void *cls, const struct hfm_edge_answer *a)
+{
+	struct hfm_server *s = cls;
+	count_status(s, a->status);
+	atomic_fetch_add(&s->n_bytes, a->bytes);
+	if (s->o.access_log_fd < 0)
+		return;
+	struct log_rec l = {
+		.addr = a->addr,
+		.method = a->method,
+		.method_len = a->method_len,
+		.url = a->target,
+		.url_len = a->target_len,
+		.status = a->status,
+		.bytes = a->bytes,
+		.ns = a->ns,
+		.complete = 1,
+	};
+	write_log(s, &l);
+}
+
+static int on_edge_admit(void *cls, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct hfm_server *s = cls;
+	return MHD_add_connection(s->d, fd, sa, salen) == MHD_YES ? 0 : -1;
+}
+
+/* MHD's view of connections, for the edge's deadlines and cap. */
+static void on_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+		    enum MHD_ConnectionNotificationCode code)
+{
+	struct hfm_server *s = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = hfm_edge_conn_started(s->edge, conn_fd(conn));
+	} else {
+		hfm_edge_conn_closed(*socket_context);
+		*socket_context = NULL;
+	}
 }
 
 static void req_free(struct hfm_req *r)
@@ -783,6 +1118,7 @@ static void req_free(struct hfm_req *r)
 		free(r->hdrs[i].val);
 	}
 	free(r->base_url);
+	free(r->authority);
 	free(r->path);
 	free(r->uri);
 	free(r);
@@ -793,33 +1129,51 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct hfm_server *s = cls;
 	struct hfm_req *r = *con_cls;
-	(void)conn;
 	if (!r)
 		return;
 	*con_cls = NULL;
-	atomic_fetch_add(&s->n_requests, 1);
-	atomic_fetch_add(&s->n_bytes, r->bytes);
-	unsigned cls_i = r->status >= 100 && r->status < 600 ? r->status / 100 : 0;
-	atomic_fetch_add(&s->n_status[cls_i], 1);
+	if (!r->replied) {                    /* MHD answered it (an error of its own) */
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+		if (ci)
+			r->status = ci->http_status;
+	}
+	count_sent(r, toe);
+	count_status(s, r->status);
 	atomic_fetch_sub(&s->inflight, 1);
 	if (s->o.access_log_fd >= 0)
 		log_line(s, r, toe);
+	hfm_edge_conn_idle(r->econn);         /* kept alive: idle until the next byte */
 	req_free(r);
 }
 
+/* What MHD logs for one connection that ended early or one bad request:
+ * thousands a minute under a slow-client attack. */
+static const char *const noise[] = {
+	"closed connection", "Connection reset", "Broken pipe", "timed out",
+	"Connection was closed by remote side", "Socket has been disconnected",
+	"Connection socket is closed", "Failed to send", "Error processing request",
+	"Application reported internal error", "incomplete upload processing",
+	"Closing connection (application returned", "Not enough memory in pool",
+	"Content-Length' header", "without `Host' header",
+};
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	(void)cls;
-	/* MHD logs every client that hangs up mid-response; keep stderr useful. */
+	struct hfm_server *s = cls;
+	/* Count those for the edge's rate-limited summary; keep stderr useful. */
 	char line[512];
 	vsnprintf(line, sizeof(line), fmt, ap);
-	if (strstr(line, "closed connection") || strstr(line, "Connection reset") ||
-	    strstr(line, "Broken pipe") || strstr(line, "timed out"))
-		return;
-	fprintf(stderr, "hfmirror: http: %s", line);
+	for (size_t i = 0; i < HFM_ARRAY_SIZE(noise); i++)
+		if (strstr(line, noise[i])) {
+			if (s->edge)
+				hfm_edge_note_abort(s->edge);
+			return;
+		}
 	size_t n = strlen(line);
-	if (n == 0 || line[n - 1] != '\n')
-		fputc('\n', stderr);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	fprintf(stderr, "hfmirror: http: %s\n", line);
 }
 
 /* ---- start / stop ----------------------------------------------------------- */
@@ -878,10 +1232,69 @@ static int resolve_bind(struct sockaddr_storage *ss, socklen_t *len, const char 
 	return 0;
 }
 
+/*
+ * Raise the open-file limit to its hard limit: each connection is a
+ * descriptor.  Returns the connection cap that fits, lower than `want` (and
+ * said on stderr) when the limit is too low for it.
+ */
+static unsigned fit_nofile(unsigned want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t cur = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			rl.rlim_cur = cur;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)want + FD_RESERVE)
+		return want;
+	unsigned fit = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
+						    : (unsigned)(rl.rlim_cur / 2);
+	fprintf(stderr, "hfmirror: the open-file limit (RLIMIT_NOFILE, hard %llu) is too low for "
+		"%u connections: serving at most %u (raise LimitNOFILE or ulimit -Hn to %u)\n",
+		(unsigned long long)rl.rlim_max, want, fit, want + FD_RESERVE);
+	return fit;
+}
+
+/* Our own listening socket: the edge accepts, not MHD. */
+static int listen_on(int *out, const struct sockaddr_storage *ss, socklen_t len, const char *host,
+		     int port)
+{
+	int one = 1;
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return hfm_error_set(HFM_EIO, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)ss, len) || listen(fd, 4096)) {
+		int err = errno;
+		close(fd);
+		return hfm_error_set(HFM_EIO, "cannot listen on %s:%d: %s", host, port, strerror(err));
+	}
+	*out = fd;
+	return 0;
+}
+
+static int bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
+}
+
 int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 {
 	struct hfm_server *s = hfm_calloc(1, sizeof(*s));
-	int rc = 0;
+	int rc = 0, lfd = -1;
 	s->o = *o;
 	if (!s->o.host)
 		s->o.host = "localhost";
@@ -889,15 +1302,6 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 	pthread_cond_init(&s->timer_cond, NULL);
 	s->started_ns = hfm_mono_ns();
 
-	struct sockaddr_storage ss;
-	socklen_t sslen = 0;
-	if ((rc = resolve_bind(&ss, &sslen, s->o.host, o->port)))
-		goto cleanup;
-
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-			 MHD_USE_ERROR_LOG;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
 	if (o->ssl_key || o->ssl_cert) {
 		if (!o->ssl_key || !o->ssl_cert) {
 			rc = hfm_error_set(HFM_EINVAL, "--ssl-key and --ssl-cert go together");
@@ -909,34 +1313,45 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 		}
 		if ((rc = read_file(&s->key_pem, o->ssl_key)) || (rc = read_file(&s->cert_pem, o->ssl_cert)))
 			goto cleanup;
-		flags |= MHD_USE_TLS;
 		s->tls = 1;
 	}
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	if ((rc = resolve_bind(&ss, &sslen, s->o.host, o->port)) ||
+	    (rc = listen_on(&lfd, &ss, sslen, s->o.host, o->port)))
+		goto cleanup;
+	s->port = bound_port(lfd);
+
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+	if (s->tls)
+		flags |= MHD_USE_TLS;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = o->threads > 0 ? (unsigned)o->threads : (unsigned)(ncpu > 0 ? ncpu : 2);
-	unsigned maxconn = o->max_connections ? o->max_connections : 4096;
+	s->max_connections = fit_nofile(o->max_connections ? o->max_connections : 16384);
 	unsigned idle = o->idle_timeout ? o->idle_timeout : 120;
 
 	struct MHD_OptionItem opts[16];
 	size_t k = 0;
-	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL };
-	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, s };
 	if (threads > 1)     /* MHD warns about a pool of 1: it is the default */
 		opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL };
-	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, maxconn, NULL };
+	/* The edge enforces the cap; MHD's own limit only has to leave room
+	 * for connections the edge shut down and MHD has not closed yet. */
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+					     2 * s->max_connections + 64, NULL };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, idle, NULL };
 	/*
-	 * Request line + headers must fit: this is the header size limit, and
-	 * what an idle keep-alive connection costs once it served a request
-	 * (MHD keeps the pool).  Hub clients send < 2 KiB of headers; 8 KiB
-	 * (nginx's default header line limit) still fits a 3 KiB file path
-	 * with a token and a long User-Agent, and saves ~2 MiB over 16 KiB at
-	 * 256 idle connections (docs/performance.md).
+	 * One pool per connection holds the request head, MHD's records of its
+	 * fields and the answer's headers; it is also what an idle keep-alive
+	 * connection costs (MHD keeps it).  8 KiB keeps 256 idle connections
+	 * under the RSS target (docs/performance.md); httphead.h admits only
+	 * heads that leave room for the answer.
 	 */
-	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 8 * 1024, NULL };
-	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, HFM_HEAD_POOL, NULL };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s };
 	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s };
+	opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_conn, s };
 	if (s->tls) {
 		opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem };
 		opts[k++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem };
@@ -946,12 +1361,10 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
 				MHD_OPTION_END);
 	if (!s->d) {
-		rc = hfm_error_set(HFM_EIO, "cannot listen on %s:%d (address in use, bad TLS key/cert, "
-				   "or not permitted)", s->o.host, o->port);
+		rc = hfm_error_set(HFM_EIO, "cannot start the HTTP server%s",
+				   s->tls ? " (is the TLS key or certificate bad?)" : "");
 		goto cleanup;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = di ? di->port : o->port;
 	const char *h = s->o.host;
 	int v6 = strchr(h, ':') && h[0] != '[';
 	snprintf(s->url, sizeof(s->url), "%s://%s%s%s:%d", s->tls ? "https" : "http", v6 ? "[" : "", h,
@@ -961,10 +1374,33 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 		goto cleanup;
 	}
 	s->timer_started = 1;
+	struct hfm_edge_opts eo = {
+		.listen_fd = lfd,
+		.tls = s->tls,
+		.max_connections = s->max_connections,
+		.head_timeout_ms = (o->head_timeout ? o->head_timeout : 10) * 1000u,
+		.head_budget = HFM_HEAD_BUDGET,
+		.max_body = HFM_MAX_BODY,
+		.admit = on_edge_admit,
+		.answered = on_edge_answer,
+		.cls = s,
+	};
+	lfd = -1;                             /* the edge's now, even if it fails */
+	if ((rc = hfm_edge_start(&s->edge, &eo)))
+		goto cleanup;
 	*out = s;
 	return 0;
 
 cleanup:
+	if (lfd >= 0)
+		close(lfd);
+	if (s->timer_started) {
+		pthread_mutex_lock(&s->slock);
+		s->stopping = 1;
+		pthread_cond_signal(&s->timer_cond);
+		pthread_mutex_unlock(&s->slock);
+		pthread_join(s->timer, NULL);
+	}
 	if (s->d)
 		MHD_stop_daemon(s->d);
 	free(s->key_pem);
@@ -981,7 +1417,7 @@ void hfm_server_stop(struct hfm_server *s)
 {
 	if (!s)
 		return;
-	MHD_quiesce_daemon(s->d);             /* stop accepting */
+	hfm_edge_stop(s->edge);               /* stop accepting; close held heads */
 	pthread_mutex_lock(&s->slock);
 	s->stopping = 1;
 	pthread_cond_signal(&s->timer_cond);
@@ -997,7 +1433,8 @@ void hfm_server_stop(struct hfm_server *s)
 			break;
 		usleep(10000);
 	}
-	MHD_stop_daemon(s->d);
+	MHD_stop_daemon(s->d);                /* reports every connection closed */
+	hfm_edge_free(s->edge);
 	free(s->key_pem);
 	free(s->cert_pem);
 	pthread_mutex_destroy(&s->slock);
@@ -1020,6 +1457,21 @@ void hfm_server_metrics(struct hfm_server *s, struct hfm_buf *out)
 		       (unsigned long long)atomic_load(&s->n_timeouts));
 	hfm_buf_printf(out, "# TYPE hfmirror_requests_in_flight gauge\nhfmirror_requests_in_flight %u\n",
 		       atomic_load(&s->inflight));
+	struct hfm_edge_stats es;
+	hfm_edge_stats(s->edge, &es);
+	hfm_buf_printf(out, "# TYPE hfmirror_requests_rejected_total counter\n"
+		       "hfmirror_requests_rejected_total %llu\n",
+		       (unsigned long long)(es.rejected + atomic_load(&s->n_rejected)));
+	hfm_buf_printf(out, "# TYPE hfmirror_connections_open gauge\nhfmirror_connections_open %llu\n",
+		       (unsigned long long)es.open);
+	hfm_buf_printf(out, "# TYPE hfmirror_connections_total counter\nhfmirror_connections_total %llu\n",
+		       (unsigned long long)es.accepted);
+	hfm_buf_printf(out, "# TYPE hfmirror_connections_closed_total counter\n"
+		       "hfmirror_connections_closed_total{reason=\"head_timeout\"} %llu\n"
+		       "hfmirror_connections_closed_total{reason=\"evicted\"} %llu\n"
+		       "hfmirror_connections_closed_total{reason=\"refused\"} %llu\n",
+		       (unsigned long long)es.head_timeouts, (unsigned long long)es.evicted,
+		       (unsigned long long)es.refused);
 	hfm_buf_printf(out, "# TYPE hfmirror_uptime_seconds gauge\nhfmirror_uptime_seconds %.0f\n",
 		       (double)(hfm_mono_ns() - s->started_ns) / 1e9);
 }

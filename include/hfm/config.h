@@ -98,7 +98,8 @@ struct hfm_config {
 	unsigned metadata_ttl;       /* seconds a branch/tag answer from upstream is reused; 60 */
 	unsigned wait_timeout;       /* seconds a request may wait for bytes; 600 */
 	unsigned idle_timeout;       /* seconds an idle connection is kept; 120 */
-	unsigned max_connections;    /* 4096 */
+	unsigned head_timeout;       /* seconds a request's head (and body) may take; 10 */
+	unsigned max_connections;    /* 16384 */
 	unsigned model_bin_rescan;   /* seconds a model-bin listing is trusted; 5 */
 	int model_bin_prefetch;      /* hash every model-bin file in the background; 1 */
 	int allow_gated_offline;     /* offline: serve cached gated repos without a token check; 0 */

@@ -18,9 +18,14 @@
  * once; the runs of one request never overlap.  The hfm_req_*() functions
  * may only be called from a run of that request.
  *
- * Limits: request headers (MHD connection memory), URL length, body size
- * (HFM_MAX_BODY), headers per reply, per-connection idle timeout, total
- * connections.
+ * Connections: the edge (edge.h) accepts them, holds each until its first
+ * request head is complete and checked (httphead.h), and closes those that
+ * miss the head deadline or must make room at the connection cap.
+ *
+ * Limits: the request head (httphead.h: HFM_HEAD_BUDGET of the 8 KiB
+ * connection pool), body size (HFM_MAX_BODY, Content-Length only), headers
+ * per reply, the head deadline, the idle timeout of kept-alive connections,
+ * total connections.  docs/operator-guide.md, "Limits and abuse".
  */
 #ifndef HFM_HTTP_H
 #define HFM_HTTP_H
@@ -45,8 +50,9 @@ struct hfm_server_opts {
 	enum hfm_body_io body_io;
 	int access_log_fd;               /* -1 = off */
 	const char *public_url;          /* "https://mirror.example" or NULL: from Host */
-	unsigned max_connections;        /* 0 = default (4096) */
-	unsigned idle_timeout;           /* seconds, 0 = default (120) */
+	unsigned max_connections;        /* 0 = default (16384), lowered to fit RLIMIT_NOFILE */
+	unsigned idle_timeout;           /* seconds a kept-alive connection may idle, 0 = 120 */
+	unsigned head_timeout;           /* seconds for a request's head (and body), 0 = 10 */
 	unsigned wait_timeout;           /* seconds a request may wait, 0 = 600 */
 	/*
 	 * The application.  handle answers `r` (one hfm_req_respond*() call)

@@ -136,6 +136,7 @@ static void test_every_key_example(const char *path)
 	TAP_IS_INT(c->metadata_ttl, d->metadata_ttl, "metadata-ttl as default");
 	TAP_IS_INT(c->wait_timeout, d->wait_timeout, "wait-timeout as default");
 	TAP_IS_INT(c->idle_timeout, d->idle_timeout, "idle-timeout as default");
+	TAP_IS_INT(c->head_timeout, d->head_timeout, "head-timeout as default");
 	TAP_IS_INT(c->max_connections, d->max_connections, "max-connections as default");
 	TAP_IS_INT(c->model_bin_rescan, d->model_bin_rescan, "model-bin-rescan as default");
 	TAP_IS_INT(c->model_bin_prefetch, d->model_bin_prefetch, "model-bin-prefetch as default");
@@ -182,7 +183,8 @@ static void test_defaults(void)
 	TAP_IS_INT(c->metadata_ttl, 60, "metadata ttl");
 	TAP_IS_INT(c->wait_timeout, 600, "wait timeout");
 	TAP_IS_INT(c->idle_timeout, 120, "idle timeout");
-	TAP_IS_INT(c->max_connections, 4096, "max connections");
+	TAP_IS_INT(c->head_timeout, 10, "head timeout");
+	TAP_IS_INT(c->max_connections, 16384, "max connections");
 	TAP_IS_INT(c->allow_gated_offline, 0, "gated repos need a token offline");
 	TAP_IS_INT(c->range_fill_max_size, 64ull << 30, "range-fill-max-size 64 GiB");
 	TAP_IS_INT(c->verify_ranges_strict, 0, "verify-ranges live");
@@ -275,7 +277,8 @@ static void test_values(void)
 
 	c = loads("[model-bin]\nenable = true\npath = \"/srv/models\"\n"
 		  "[hfmirror]\nbody-io = \"sendfile\"\nwait-timeout = \"15m\"\n"
-		  "idle-timeout = 30\nmetadata-ttl = 0\naccess-log = \"/var/log/hfm.log\"\n"
+		  "idle-timeout = 30\nhead-timeout = \"1m\"\nmetadata-ttl = 0\n"
+		  "access-log = \"/var/log/hfm.log\"\n"
 		  "threads = 8\nallow-gated-offline = true\n", NULL, "model-bin and ours");
 	if (c) {
 		TAP_IS_INT(c->model_bin, 1, "model-bin enabled");
@@ -284,6 +287,7 @@ static void test_values(void)
 		TAP_IS_INT(c->body_io, HFM_CFG_IO_SENDFILE, "body-io sendfile");
 		TAP_IS_INT(c->wait_timeout, 900, "15m");
 		TAP_IS_INT(c->idle_timeout, 30, "integer seconds");
+		TAP_IS_INT(c->head_timeout, 60, "head-timeout 1m");
 		TAP_IS_INT(c->metadata_ttl, 0, "ttl 0 allowed");
 		TAP_IS_STR(c->access_log, "/var/log/hfm.log", "access log file");
 		TAP_IS_INT(c->threads, 8, "threads");
@@ -499,6 +503,9 @@ static void test_errors(void)
 	refused("[hfmirror]\nidle-timeout = \"0s\"\n",
 		"t.toml:2: hfmirror.idle-timeout: must be between 1 and 86400 seconds\n",
 		"zero timeout");
+	refused("[hfmirror]\nhead-timeout = \"2h\"\n",
+		"t.toml:2: hfmirror.head-timeout: must be between 1 and 3600 seconds\n",
+		"head-timeout over an hour");
 	refused("[hfmirror]\nwait-timeout = 86401\n",
 		"t.toml:2: hfmirror.wait-timeout: must be between 1 and 86400\n", "timeout too long");
 	c = loads("[hfmirror]\naccess-log = \"off\"\nmodel-bin-prefetch = false\n", NULL,

@@ -9,6 +9,8 @@
  * latest star (every other token matches exactly one character), so matching
  * is O(pattern x name) however many stars a pattern has.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,10 +45,23 @@ struct compiled_rule {
 	size_t ntoks;
 };
 
-struct hfm_rules {
+/* A compiled list: immutable once built, freed by its last reference. */
+struct rule_set {
+	atomic_size_t refs;           /* the handle's, plus one per allow() in progress */
 	size_t n;
 	int has_re;                   /* whether allow() needs match data */
 	struct compiled_rule rule[];
+};
+
+/*
+ * The handle everyone borrows.  `set` changes only in hfm_rules_replace();
+ * `mu` makes "read set, take a reference" one step, so a replace cannot
+ * free a set between a reader's load and its increment.  The lock is held
+ * for those two instructions only, never while matching.
+ */
+struct hfm_rules {
+	pthread_mutex_t mu;
+	struct rule_set *set;
 };
 
 const struct hfm_rule hfm_rules_default[HFM_RULES_DEFAULT_COUNT] = {
@@ -273,18 +288,50 @@ int hfm_rules_check(const struct hfm_rule *rule, struct hfm_buf *err)
 	return 0;
 }
 
+static void set_unref(struct rule_set *set)
+{
+	size_t i, k;
+
+	if (!set || atomic_fetch_sub(&set->refs, 1) != 1)
+		return;
+	for (i = 0; i < set->n; i++) {
+		pcre2_code_free(set->rule[i].re);
+		for (k = 0; k < set->rule[i].ntoks; k++)
+			free(set->rule[i].toks[k].ranges);
+		free(set->rule[i].toks);
+	}
+	free(set);
+}
+
+/* The current set, with a reference the caller drops with set_unref(). */
+static struct rule_set *set_get(const struct hfm_rules *r)
+{
+	/* The mutex is the handle's bookkeeping, not part of the list it
+	 * stands for: taking it does not change what a const caller sees. */
+	pthread_mutex_t *mu = (pthread_mutex_t *)&r->mu;
+	struct rule_set *set;
+
+	pthread_mutex_lock(mu);
+	set = r->set;
+	atomic_fetch_add(&set->refs, 1);
+	pthread_mutex_unlock(mu);
+	return set;
+}
+
 int hfm_rules_compile(struct hfm_rules **out, const struct hfm_rule *rules, size_t n,
 		      struct hfm_buf *err)
 {
 	struct hfm_rules *r;
+	struct rule_set *set;
 	struct hfm_buf why = HFM_BUF_INIT(1024);
 	size_t i;
 	int error = 0;
 
 	*out = NULL;
-	r = hfm_calloc(1, sizeof(*r) + n * sizeof(r->rule[0]));
+	set = hfm_calloc(1, sizeof(*set) + n * sizeof(set->rule[0]));
+	atomic_init(&set->refs, 1);
 	for (i = 0; i < n; i++) {
-		struct compiled_rule *cr = &r->rule[i];
+		struct compiled_rule *cr = &set->rule[i];
 
 		if ((error = hfm_rules_check(&rules[i], &why)) < 0) {
 			if (err)
@@ -292,21 +339,24 @@ int hfm_rules_compile(struct hfm_rules **out, const struct hfm_rule *rules, size
 			goto cleanup;
 		}
 		cr->allow = rules[i].allow ? 1 : 0;
-		r->n = i + 1;
+		set->n = i + 1;
 		if (rules[i].use_re) {
 			cr->re = regex_compile(rules[i].repo, NULL);
 			/* Without JIT support the interpreter is used; same results. */
 			pcre2_jit_compile(cr->re, PCRE2_JIT_COMPLETE);
-			r->has_re = 1;
+			set->has_re = 1;
 		} else {
 			glob_compile(cr, rules[i].repo);
 		}
 	}
+	r = hfm_calloc(1, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+	r->set = set;
 	*out = r;
-	r = NULL;
+	set = NULL;
 
 cleanup:
-	hfm_rules_free(r);
+	set_unref(set);
 	hfm_buf_dispose(&why);
 	return error;
 }
@@ -314,18 +364,21 @@ cleanup:
 int hfm_rules_allow(const struct hfm_rules *r, const char *name)
 {
 	pcre2_match_data *md = NULL;
+	struct rule_set *set;
 	size_t i, len;
 	int rc, allow = 0;
 
 	if (!r || !name || !valid_utf8(name, &len))
 		return 0;
+	/* One list decides the whole call, even if it is replaced meanwhile. */
+	set = set_get(r);
 	/* Match data is per call, which is what makes concurrent calls safe;
 	 * one pair is enough since we only ask whether it matched. */
-	if (r->has_re)
+	if (set->has_re)
 		md = pcre2_match_data_create(1, NULL);
 	/* The last matching rule wins, so the first match from the end decides. */
-	for (i = r->n; i-- > 0;) {
-		const struct compiled_rule *cr = &r->rule[i];
+	for (i = set->n; i-- > 0;) {
+		const struct compiled_rule *cr = &set->rule[i];
 
 		if (cr->re) {
 			rc = pcre2_match(cr->re, (PCRE2_SPTR)name, len, 0, PCRE2_NO_UTF_CHECK,
@@ -343,25 +396,42 @@ int hfm_rules_allow(const struct hfm_rules *r, const char *name)
 		break;
 	}
 	pcre2_match_data_free(md);
+	set_unref(set);
 	return allow;
 }
 
 size_t hfm_rules_count(const struct hfm_rules *r)
 {
-	return r ? r->n : 0;
+	struct rule_set *set;
+	size_t n;
+
+	if (!r)
+		return 0;
+	set = set_get(r);
+	n = set->n;
+	set_unref(set);
+	return n;
+}
+
+void hfm_rules_replace(struct hfm_rules *live, struct hfm_rules *fresh)
+{
+	struct rule_set *old;
+
+	pthread_mutex_lock(&live->mu);
+	old = live->set;
+	live->set = fresh->set;
+	pthread_mutex_unlock(&live->mu);
+	fresh->set = NULL;
+	hfm_rules_free(fresh);
+	/* Calls that took `old` before the swap keep it alive until they end. */
+	set_unref(old);
 }
 
 void hfm_rules_free(struct hfm_rules *r)
 {
-	size_t i, k;
-
 	if (!r)
 		return;
-	for (i = 0; i < r->n; i++) {
-		pcre2_code_free(r->rule[i].re);
-		for (k = 0; k < r->rule[i].ntoks; k++)
-			free(r->rule[i].toks[k].ranges);
-		free(r->rule[i].toks);
-	}
+	set_unref(r->set);
+	pthread_mutex_destroy(&r->mu);
 	free(r);
 }

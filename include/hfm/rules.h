@@ -22,8 +22,11 @@
  *  - The LAST matching rule decides; a name no rule matches is denied, and
  *    so is every name when the list is empty.
  *
- * A compiled list is immutable: any number of threads may call
- * hfm_rules_allow() on it at once.
+ * A compiled list is a handle: any number of threads may call
+ * hfm_rules_allow() on it at once, and one thread may meanwhile swap the
+ * list it stands for with hfm_rules_replace() (a config reload on SIGHUP),
+ * so that those who borrowed the handle (the catalog, the cache) see the
+ * new rules without being told.
  */
 #ifndef HFM_RULES_H
 #define HFM_RULES_H
@@ -89,6 +92,27 @@ int hfm_rules_allow(const struct hfm_rules *r, const char *name);
 
 /* Number of rules in a compiled list. */
 size_t hfm_rules_count(const struct hfm_rules *r);
+
+/*
+ * Make `live` stand for the rules compiled in `fresh`, and free `fresh`
+ * (the handle, not its rules, which now belong to `live`).
+ *
+ * Atomic for hfm_rules_allow(): each call decides with the old list or
+ * the new one, never a mix, and there is no moment without a list.  The
+ * old list is freed by whoever drops the last reference to it: this call
+ * when no hfm_rules_allow() holds it, else the last such call as it
+ * returns.  Why that is safe: a caller takes the current list and its
+ * reference under the handle's mutex, and the swap changes the pointer
+ * under the same mutex, so no reader can hold a pointer without holding a
+ * reference; the count is atomic, so exactly one of them sees it reach 0.
+ * The mutex is held for the load and increment only, never while matching,
+ * so a reload does not wait for slow matches nor they for it.
+ *
+ * Any thread may call it, one at a time per `live` handle (a second
+ * concurrent replace is safe too, the last one wins); hfm_rules_free(live)
+ * must still wait until no call uses the handle at all.
+ */
+void hfm_rules_replace(struct hfm_rules *live, struct hfm_rules *fresh);
 
 void hfm_rules_free(struct hfm_rules *r);
 

@@ -3,8 +3,10 @@
 # Runs apt-get through sudo when not root.  Safe to run again.
 set -e
 what=${1:-all}
+# libsystemd-dev: sd_notify(3), so that the systemd unit (dist/systemd) is
+# Type=notify: started once the port answers, reloads and stops reported.
 build="meson ninja-build pkg-config gcc g++ libmicrohttpd-dev libgit2-dev libssl-dev
- libcjson-dev libpcre2-dev libcurl4-openssl-dev libtomlplusplus-dev"
+ libcjson-dev libpcre2-dev libcurl4-openssl-dev libtomlplusplus-dev libsystemd-dev"
 test="curl git git-lfs python3 nodejs npm openssl procps"
 # bench/run, bench/cache: the server to compare with, the load tools and
 # the counting relay (python3).

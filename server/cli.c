@@ -30,6 +30,7 @@
 #include "hfm/handlers.h"
 #include "hfm/hashindex.h"
 #include "hfm/http.h"
+#include "hfm/notify.h"
 #include "hfm/src_cache.h"
 #include "hfm/src_git.h"
 #include "hfm/src_modelbin.h"
@@ -603,10 +604,12 @@ static int run_server(struct run *o)
 	for (size_t i = 0; i < nsrc; i++)
 		fprintf(stderr, "%s: serving %s %s\n", o->prog, srcs[i]->ops->kind, srcs[i]->label);
 	fprintf(stderr, "%s: listening on %s\n", o->prog, hfm_server_url(srv));
+	hfm_notify("READY=1\nSTATUS=listening on %s", hfm_server_url(srv));
 
 	int sig = 0;
 	sigwait(&sigs, &sig);
 	fprintf(stderr, "%s: %s, stopping\n", o->prog, strsignal(sig));
+	hfm_notify("STOPPING=1\nSTATUS=stopping (%s)", strsignal(sig));
 	hfm_server_stop(srv);
 	rc = 0;
 

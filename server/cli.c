@@ -10,7 +10,8 @@
  * Every command fills one struct hfm_config: the file first (-c), then the
  * flags on top, then hfm_config_finish() checks the whole.  run_server()
  * builds the source chain from the config: model-bin trees, git mirrors,
- * then the online cache, and serves until SIGINT/SIGTERM.
+ * then the online cache, and serves until SIGINT/SIGTERM.  SIGHUP reopens
+ * the access log and rereads the config's rules (on_sighup()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +54,8 @@ struct run {
 	double rescan;                   /* < 0: the config's */
 	int no_prefetch;
 	int repos_path_given;
+	int argc;                        /* the command's arguments, read again on SIGHUP */
+	char **argv;
 };
 
 /* ---- help ------------------------------------------------------------------ */
@@ -466,6 +469,127 @@ static void cache_log(void *cls, enum hfm_log_level level, const char *msg)
 		fprintf(stderr, "%s: %s\n", (const char *)cls, msg);
 }
 
+/* ---- SIGHUP: reopen the access log, reload the rules ------------------------- */
+
+static void print_lines(const char *prog, const char *text);
+static void command_implies(struct run *o);
+
+/*
+ * The same file at a new descriptor, moved onto the old number with dup3():
+ * the server writes every line to that number, and dup3() replaces the file
+ * behind it atomically, so each line goes whole to the old file or the new
+ * one.  After a rotation (mv access.log access.log.1) the new one is a
+ * fresh access.log.
+ */
+static void reopen_access_log(const char *prog, const char *path, int log_fd)
+{
+	int fd;
+
+	if (log_fd <= STDERR_FILENO)                   /* stdout or off: nothing to reopen */
+		return;
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0 || dup3(fd, log_fd, O_CLOEXEC) < 0)
+		fprintf(stderr, "%s: SIGHUP: access log %s: %s; still writing to the old file\n",
+			prog, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The keys a reload does not apply: said, so that nobody waits for them. */
+static void say_restart_keys(const char *prog, const struct hfm_config *a,
+			     const struct hfm_config *b)
+{
+	static const struct { const char *key; size_t off; } strs[] = {
+		{ "host", offsetof(struct hfm_config, host) },
+		{ "ssl-key", offsetof(struct hfm_config, ssl_key) },
+		{ "ssl-cert", offsetof(struct hfm_config, ssl_cert) },
+		{ "repos-path", offsetof(struct hfm_config, repos_path) },
+		{ "hf-netloc", offsetof(struct hfm_config, hf_netloc) },
+		{ "access-log", offsetof(struct hfm_config, access_log) },
+		{ "mirror-url", offsetof(struct hfm_config, mirror_url) },
+	};
+	struct hfm_buf keys = HFM_BUF_INIT(1024);
+
+	for (size_t i = 0; i < HFM_ARRAY_SIZE(strs); i++) {
+		const char *x = *(char *const *)((const char *)a + strs[i].off);
+		const char *y = *(char *const *)((const char *)b + strs[i].off);
+		if ((x || y) && (!x || !y || strcmp(x, y)))
+			hfm_buf_printf(&keys, "%s%s", keys.len ? ", " : "", strs[i].key);
+	}
+	if (a->port != b->port)
+		hfm_buf_printf(&keys, "%s%s", keys.len ? ", " : "", "port");
+	if (a->offline != b->offline)
+		hfm_buf_printf(&keys, "%s%s", keys.len ? ", " : "", "offline");
+	if (a->n_model_bin_paths != b->n_model_bin_paths || a->n_mirrors_path != b->n_mirrors_path)
+		hfm_buf_printf(&keys, "%s%s", keys.len ? ", " : "", "the sources");
+	if (keys.len)
+		fprintf(stderr, "%s: SIGHUP: changed but applied at the next start only: %s\n", prog,
+			hfm_buf_cstr(&keys));
+	hfm_buf_dispose(&keys);
+}
+
+/*
+ * Read the config file again the way run_cmd() read it at start (the file,
+ * then the same flags on top, then hfm_config_finish()), and on success
+ * move its proxy and cache rules into the running config's rule handles,
+ * which the catalog and the cache source borrow (hfm_rules_replace(): a
+ * request deciding meanwhile uses the old rules or the new ones, whole).
+ * A file that does not load changes nothing: its errors are printed as at
+ * start (FILE:LINE: key: why) and the running rules stay.
+ */
+static void reload_rules(struct run *o)
+{
+	struct run again = *o;
+	struct hfm_buf err = HFM_BUF_INIT(64 * 1024);
+	struct hfm_config *fresh = NULL;
+	int bad = 1;
+
+	hfm_config_new(&fresh);
+	again.cfg = fresh;
+	if (hfm_config_read(fresh, o->config_file, &err)) {
+		fprintf(stderr, "%s", hfm_buf_cstr(&err));
+	} else if (!parse_flags(&again, o->argc, o->argv)) {
+		/* (the flags parsed at start: only a changed file fails here) */
+		command_implies(&again);
+		if (hfm_config_finish(fresh, &err))
+			print_lines(o->prog, hfm_buf_cstr(&err));
+		else
+			bad = 0;
+	}
+	if (bad) {
+		fprintf(stderr, "%s: SIGHUP: %s: not reloaded, the running rules stay\n", o->prog,
+			o->config_file);
+		goto cleanup;
+	}
+	if (fresh->warnings)
+		fprintf(stderr, "%s", fresh->warnings);
+	say_restart_keys(o->prog, o->cfg, fresh);
+	hfm_rules_replace(o->cfg->proxy, fresh->proxy);
+	hfm_rules_replace(o->cfg->cache, fresh->cache);
+	/* Only the compiled handles change: the rest of the running config
+	 * (the rules as written among it) stays read-only, as config.h
+	 * promises the threads that read it. */
+	fresh->proxy = fresh->cache = NULL;
+	fprintf(stderr, "%s: SIGHUP: %s: reloaded %zu proxy and %zu cache rules\n", o->prog,
+		o->config_file, hfm_rules_count(o->cfg->proxy), hfm_rules_count(o->cfg->cache));
+cleanup:
+	hfm_config_free(fresh);
+	hfm_buf_dispose(&err);
+}
+
+static void on_sighup(struct run *o, int log_fd, const char *url)
+{
+	hfm_notify_reloading();
+	if (o->cfg->access_log)
+		reopen_access_log(o->prog, o->cfg->access_log, log_fd);
+	if (o->config_file)
+		reload_rules(o);
+	else
+		fprintf(stderr, "%s: SIGHUP: access log reopened; no config file (-c) to reload\n",
+			o->prog);
+	hfm_notify("READY=1\nSTATUS=listening on %s", url);
+}
+
 static int run_server(struct run *o)
 {
 	struct hfm_config *cfg = o->cfg;
@@ -607,7 +731,8 @@ static int run_server(struct run *o)
 	hfm_notify("READY=1\nSTATUS=listening on %s", hfm_server_url(srv));
 
 	int sig = 0;
-	sigwait(&sigs, &sig);
+	while (!sigwait(&sigs, &sig) && sig == SIGHUP)
+		on_sighup(o, log_fd, hfm_server_url(srv));
 	fprintf(stderr, "%s: %s, stopping\n", o->prog, strsignal(sig));
 	hfm_notify("STOPPING=1\nSTATUS=stopping (%s)", strsignal(sig));
 	hfm_server_stop(srv);
@@ -640,9 +765,21 @@ static void print_lines(const char *prog, const char *text)
 	}
 }
 
+/* What the command means beyond its flags (at start and on a reload alike). */
+static void command_implies(struct run *o)
+{
+	if (!o->cfg->model_bin) {             /* [model-bin] enable = false */
+		for (size_t i = 0; i < o->cfg->n_model_bin_paths; i++)
+			free(o->cfg->model_bin_paths[i]);
+		o->cfg->n_model_bin_paths = 0;
+	}
+	if (o->cmd == CMD_MODELBIN)
+		o->cfg->offline = 1;              /* as Olah: model-bin never goes upstream */
+}
+
 static int run_cmd(enum cmd c, const char *prog, int argc, char **argv)
 {
-	struct run o = { .cmd = c, .prog = prog, .rescan = -1 };
+	struct run o = { .cmd = c, .prog = prog, .rescan = -1, .argc = argc, .argv = argv };
 	struct hfm_buf err = HFM_BUF_INIT(64 * 1024);
 	int rc = 2;
 
@@ -664,18 +801,11 @@ static int run_cmd(enum cmd c, const char *prog, int argc, char **argv)
 	if ((rc = parse_flags(&o, argc, argv)))
 		goto out;
 	rc = 2;
-	if (!o.cfg->model_bin) {              /* [model-bin] enable = false */
-		for (size_t i = 0; i < o.cfg->n_model_bin_paths; i++)
-			free(o.cfg->model_bin_paths[i]);
-		o.cfg->n_model_bin_paths = 0;
-	}
-	if (c == CMD_MODELBIN) {
-		if (!o.cfg->n_model_bin_paths) {
-			rc = die_usage(&o, 1, "%s",
-				       "model-bin needs --path DIR (the folder that holds <org>/<repo>)");
-			goto out;
-		}
-		o.cfg->offline = 1;                /* as Olah: model-bin never goes upstream */
+	command_implies(&o);
+	if (c == CMD_MODELBIN && !o.cfg->n_model_bin_paths) {
+		rc = die_usage(&o, 1, "%s",
+			       "model-bin needs --path DIR (the folder that holds <org>/<repo>)");
+		goto out;
 	}
 	if (c == CMD_MIRROR && !o.cfg->n_mirrors_path && !o.repos_path_given) {
 		rc = die_usage(&o, 1, "%s", "mirror needs -m DIR (a folder of <type>/<org>/<repo> clones) "

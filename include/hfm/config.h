@@ -16,7 +16,9 @@
  * points to; hfm_config_free() releases them all.  Replace a string field
  * only through hfm_config_set_str() (or free() the old value yourself).
  * After hfm_config_finish() the struct is read-only and may be shared by any
- * number of threads (the compiled rule lists are thread-safe).
+ * number of threads (the compiled rule lists are thread-safe).  The one
+ * exception is `proxy` and `cache`: the handles stay, but a SIGHUP reload
+ * (cli.c) swaps the lists behind them with hfm_rules_replace().
  *
  * Errors from the file name the place: "FILE:LINE: key: what is wrong", one
  * line per problem, each ending in '\n', in file order (all problems are

@@ -7,7 +7,9 @@ what=${1:-all}
 # Type=notify: started once the port answers, reloads and stops reported.
 build="meson ninja-build pkg-config gcc g++ libmicrohttpd-dev libgit2-dev libssl-dev
  libcjson-dev libpcre2-dev libcurl4-openssl-dev libtomlplusplus-dev libsystemd-dev"
-test="curl git git-lfs python3 nodejs npm openssl procps"
+# test_install_*: systemd-analyze (systemd), man and groff for the pages,
+# strace for the unit's system-call filter.
+test="curl git git-lfs python3 nodejs npm openssl procps systemd man-db groff-base strace"
 # bench/run, bench/cache: the server to compare with, the load tools and
 # the counting relay (python3).
 bench="nginx wrk curl procps git git-lfs python3"

@@ -101,6 +101,7 @@ if command -v systemd-analyze >/dev/null; then
 else
 	not_ok "systemd-analyze is installed (scripts/deps.sh test: systemd)"
 fi
+check "hfmirror.service is Type=notify (a build with libsystemd)" grep -qx 'Type=notify' "$U"
 is "$(grep -c '^ExecStart=.*hfmirror sync -m .*/hfmirror/sync.toml --repos-path /var/lib/hfmirror$' \
 	"$T/units/hfmirror-sync.service")" 1 "hfmirror-sync.service runs hfmirror sync -m sync.toml --repos-path STORE"
 $PYTHON "$SRCDIR/tests/e2e/unitcheck.py" paths "$U" "$DEST$SYSCONFDIR/hfmirror/hfmirror.toml" >"$T/paths.log" 2>&1

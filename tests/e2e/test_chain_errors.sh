@@ -13,19 +13,12 @@
 # the npm client (tests/hfjs/errors.mjs) what a program makes of it.
 . "$(dirname "$0")/lib.sh"
 
-HFJS="$SRCDIR/tests/hfjs"
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com
 export GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
 export GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
 mkdir -p "$HOME"
 
-if [ ! -d "$HFJS/node_modules/@huggingface/hub" ] &&
-	! (cd "$HFJS" && npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1; then
-	not_ok "npm dependencies of tests/hfjs are installed"
-	diag "$(tail -n 20 "$T/npm.log")"
-	done_testing
-	exit 1
-fi
+hfjs_ready
 
 # ---- the sources ----------------------------------------------------------------
 # put FILE TEXT: write TEXT (and a newline) to FILE, making its folders

@@ -123,6 +123,12 @@ upstream_file() {
 	is "$(ask HEAD "$2/acme/both/resolve/main/up-only.txt")" "404 EntryNotFound" \
 		"$1: a file only the upstream has: EntryNotFound from the local source"
 	is "$(ask HEAD "$2/acme/both/resolve/main/a.txt")" "200 -" "$1: acme/both/a.txt: 200"
+	# a revision only the upstream has (its commit of main): the cache answers
+	ask HEAD "$up_URL/acme/both/resolve/main/a.txt" >/dev/null
+	upc=$(hdr "$T/h" X-Repo-Commit)
+	is "$(ask GET "$2/acme/both/resolve/$upc/up-only.txt")" "200 -" \
+		"$1: a revision only the upstream has: the cache answers"
+	is "$(cat "$T/b")" "only upstream has this" "... with the upstream's file"
 }
 
 # serve_toml FILE OFFLINE NETLOC [model-bin] [mirrors]: a serve config

@@ -7,34 +7,59 @@
 int hfm_lookup(struct hfm_found *out, struct hfm_source *const *srcs, size_t n,
 	       const struct hfm_repo_id *id, const char *rev, struct hfm_ctx *ctx)
 {
-	int seen_repo = 0, last = HFM_ENOREPO;
-	char msg[512] = "";
+	int seen_repo = 0, opened;
+	char msg[512] = "", later[512] = "", norepo[512] = "";
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < n; i++) {
 		struct hfm_repo *repo = NULL;
-		int rc = srcs[i]->ops->repo_open(&repo, srcs[i], id, ctx);
-		if (rc == HFM_ENOREPO)
-			continue;
-		if (rc)
-			return rc;
-		rc = srcs[i]->ops->resolve(&out->rc, repo, rev, ctx);
+		int rc;
+
+		hfm_error_clear();           /* a bare error code must not bring an old message */
+		rc = srcs[i]->ops->repo_open(&repo, srcs[i], id, ctx);
+		opened = rc == 0;
 		if (rc == 0) {
-			out->repo = repo;
-			return 0;
+			rc = srcs[i]->ops->resolve(&out->rc, repo, rev, ctx);
+			if (rc == 0) {
+				out->repo = repo;
+				return 0;
+			}
+			srcs[i]->ops->repo_close(repo);
 		}
-		srcs[i]->ops->repo_close(repo);
-		if (rc != HFM_ENOREV)
+		if (rc == HFM_ENOREV) {
+			if (!seen_repo)
+				snprintf(msg, sizeof(msg), "%s", hfm_error_last());
+			seen_repo = 1;
+			continue;
+		}
+		if (rc == HFM_ENOREPO) {
+			/* the cache says why it has no such repo (offline, upstream's answer) */
+			if (opened && !norepo[0])
+				snprintf(norepo, sizeof(norepo), "%s", hfm_error_last());
+			continue;
+		}
+		/*
+		 * Once a source has the repo, the others are asked only whether
+		 * they have the revision too: one that cannot tell (offline, an
+		 * upstream down, a disk error) does not turn the miss into a 5xx.
+		 * A request that must wait, and a gated repo (a token may open the
+		 * revision), are still this source's answer.
+		 */
+		if (!seen_repo || rc == HFM_EAGAIN || rc == HFM_EGATED)
 			return rc;
-		seen_repo = 1;
-		last = rc;
-		snprintf(msg, sizeof(msg), "%s", hfm_error_last());
+		if (!later[0])
+			snprintf(later, sizeof(later), "%s", hfm_error_last()[0] ? hfm_error_last()
+								   : hfm_strerror(rc));
 	}
 	if (seen_repo) {
-		if (msg[0])
-			return hfm_error_set(last, "%s", msg);
-		return hfm_error_set(HFM_ENOREV, "Invalid rev id: %s", rev);
+		if (!msg[0])
+			snprintf(msg, sizeof(msg), "Invalid rev id: %s", rev);
+		if (later[0])
+			return hfm_error_set(HFM_ENOREV, "%s (a later source failed: %s)", msg, later);
+		return hfm_error_set(HFM_ENOREV, "%s", msg);
 	}
+	if (norepo[0])
+		return hfm_error_set(HFM_ENOREPO, "%s", norepo);
 	return hfm_error_set(HFM_ENOREPO, "Repository not found: %s", id->name);
 }
 

@@ -113,6 +113,19 @@ static char *take_rev(const struct segs *s, size_t i, size_t *consumed)
 }
 
 /*
+ * A repo's name may end in ".git", as in a clone URL; the Hub refuses such
+ * names for repos, so it is the same repo: "acme/tiny.git" is acme/tiny for
+ * every route, the rules and the sources alike.
+ */
+static void drop_git_suffix(char *name)
+{
+	size_t n = strlen(name);
+
+	if (n > 4 && !strcmp(name + n - 4, ".git"))
+		name[n - 4] = '\0';
+}
+
+/*
  * Parse the repo at segment i of type t: "org/name" (two segments) or a
  * canonical "name" (two == 0).  Returns the number of segments used, 0 if
  * the name is invalid.
@@ -133,6 +146,7 @@ static size_t take_repo(struct hfm_repo_id *id, enum hfm_repo_type t,
 		free(b);
 		return 0;
 	}
+	drop_git_suffix(two ? b : a);
 	rc = two ? hfm_repo_id_set(id, t, a, b) : hfm_repo_id_set(id, t, NULL, a);
 	free(a);
 	free(b);

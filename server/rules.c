@@ -8,6 +8,13 @@
  * on code points and has no recursion: a `*` only ever needs to remember the
  * latest star (every other token matches exactly one character), so matching
  * is O(pattern x name) however many stars a pattern has.
+ *
+ * Matching ignores case, where Olah's (on POSIX) does not: the Hub looks repo
+ * ids up case-insensitively (huggingface.co/ACME/Tiny is acme/tiny), so a
+ * rule that denied "acme/tiny" but let "ACME/tiny" through would deny
+ * nothing the upstream serves.  Wildcards fold ASCII letters, the only ones
+ * a repo id may hold, in pattern and name alike (as Python's fnmatch does on
+ * Windows, through normcase); regexes are compiled caseless.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -102,13 +109,22 @@ static int valid_utf8(const char *s, size_t *len)
 	return 1;
 }
 
+static uint32_t fold(uint32_t c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* The pattern's code points, case-folded. */
 static uint32_t *decode_all(size_t *count, const char *s)
 {
 	size_t len = strlen(s), off = 0, n = 0;
 	uint32_t *cps = hfm_malloc((len + 1) * sizeof(*cps));
 
-	while (off < len)
-		off += next_cp(&cps[n++], s + off, len - off);
+	while (off < len) {
+		off += next_cp(&cps[n], s + off, len - off);
+		cps[n] = fold(cps[n]);
+		n++;
+	}
 	*count = n;
 	return cps;
 }
@@ -223,7 +239,7 @@ static int glob_match(const struct compiled_rule *cr, const char *name, size_t l
 			continue;
 		}
 		step = next_cp(&c, name + off, len - off);
-		if (p < cr->ntoks && glob_tok_matches(&cr->toks[p], c)) {
+		if (p < cr->ntoks && glob_tok_matches(&cr->toks[p], fold(c))) {
 			p++;
 			off += step;
 			continue;
@@ -242,8 +258,9 @@ static int glob_match(const struct compiled_rule *cr, const char *name, size_t l
 
 /*
  * re.match() semantics: anchored at the start only.  UTF + UCP make \w, \d
- * and case folding Unicode-aware as Python 3's str patterns are.  Names are
- * checked for UTF-8 before matching, hence NO_UTF_CHECK there.
+ * and case folding Unicode-aware as Python 3's str patterns are; CASELESS
+ * because repo ids are (see the top).  Names are checked for UTF-8 before
+ * matching, hence NO_UTF_CHECK there.
  */
 static pcre2_code *regex_compile(const char *pattern, struct hfm_buf *err)
 {
@@ -253,7 +270,7 @@ static pcre2_code *regex_compile(const char *pattern, struct hfm_buf *err)
 	PCRE2_UCHAR msg[256];
 
 	re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-			   PCRE2_ANCHORED | PCRE2_UTF | PCRE2_UCP,
+			   PCRE2_ANCHORED | PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS,
 			   &code, &off, NULL);
 	if (!re && err) {
 		if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)

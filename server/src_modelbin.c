@@ -42,17 +42,215 @@ struct mb_repo {
 	struct mb_repo *next;
 };
 
+/* Whether a top-level folder is a canonical repo, as of its last change. */
+struct mb_shape {
+	dev_t dev;
+	ino_t ino;
+	int64_t mtime_ns, ctime_ns;
+	int canonical;
+};
+#define SHAPE_SLOTS 256
+
 struct modelbin {
 	struct hfm_source base;
 	char *root;                       /* canonical */
 	int root_fd;
 	struct hfm_hasher *hasher;
 	uint64_t rescan_ns;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;             /* repos, shapes */
 	struct mb_repo *repos;
+	struct mb_shape shapes[SHAPE_SLOTS];  /* by inode; a miss only costs a readdir */
 };
 
 static const struct hfm_source_ops modelbin_ops;
+
+/* ---- where the repos are -------------------------------------------------- */
+
+/*
+ * One id per folder, so that the rules see the name every route uses: under
+ * <root>/ (models), <root>/datasets/ and <root>/spaces/, a folder that holds
+ * a file is a canonical repo, its sub-folders folders of that repo (never
+ * repos "name/sub"); a folder that holds only folders is an org, each of
+ * them a repo "org/name".  The folders above a repo must be real folders,
+ * and a repo folder may be a symlink only to a place where no repo is (a
+ * folder whose name starts with '.', say): a second name for another repo
+ * would escape the rules that repo's name is given.
+ */
+
+/* The canonical path of an open fd into `out` (PATH_MAX bytes). */
+static int fd_path(char *out, int fd)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, out, PATH_MAX - 1);
+	if (n <= 0 || out[0] != '/')
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+/*
+ * 1 if top-level folder `rel` (below the root) holds a file of its own: a
+ * canonical repo.  An org holds nothing but folders, so the answer costs a
+ * read of the whole folder; it is kept per folder until the folder changes
+ * (its mtime or ctime), not to read a folder of thousands of repos each time
+ * one of them is opened or rescanned.  As git does with racy index entries,
+ * an answer read within two seconds of the folder's last change is not kept:
+ * a change in the same clock tick would leave the mtime as it was.
+ */
+static int holds_file(struct modelbin *mb, const char *rel)
+{
+	int fd = hfm_open_beneath(mb->root_fd, mb->root, rel, O_RDONLY | O_DIRECTORY);
+	struct mb_shape *slot, now;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int yes = 0;
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return 0;
+	}
+	now.dev = st.st_dev;
+	now.ino = st.st_ino;
+	now.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	now.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	slot = &mb->shapes[(st.st_ino ^ st.st_dev) % SHAPE_SLOTS];
+	pthread_mutex_lock(&mb->lock);
+	if (slot->dev == now.dev && slot->ino == now.ino && slot->mtime_ns == now.mtime_ns &&
+	    slot->ctime_ns == now.ctime_ns) {
+		yes = slot->canonical;
+		pthread_mutex_unlock(&mb->lock);
+		close(fd);
+		return yes;
+	}
+	pthread_mutex_unlock(&mb->lock);
+	if (!(d = fdopendir(fd))) {
+		close(fd);
+		return 0;
+	}
+	while (!yes && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || de->d_type == DT_DIR)
+			continue;
+		yes = de->d_type == DT_REG ||
+		      (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode));
+	}
+	closedir(d);
+	now.canonical = yes;
+	if (hfm_now_ms() - now.ctime_ns / 1000000 > 2000) {
+		pthread_mutex_lock(&mb->lock);
+		*slot = now;
+		pthread_mutex_unlock(&mb->lock);
+	}
+	return yes;
+}
+
+/*
+ * 1 if the canonical path `real` is inside the root where no repo is: below
+ * a name that cannot be a repo's (".store/..."), not in a repo and not a
+ * folder that holds repos (the root, a type folder, an org).
+ */
+static int no_repo_at(struct modelbin *mb, const char *real)
+{
+	size_t n = strlen(mb->root), k = 0, nc = 0;
+	char *rel, *comp[3], *save = NULL, *tok, *sub;
+	enum hfm_repo_type t = HFM_MODEL;
+	int none = 0;
+
+	if (strncmp(real, mb->root, n) || real[n] != '/')
+		return 0;
+	rel = hfm_strdup(real + n + 1);
+	for (tok = strtok_r(rel, "/", &save); tok && nc < 3; tok = strtok_r(NULL, "/", &save))
+		comp[nc++] = tok;
+	if (nc && !hfm_repo_type_parse(&t, comp[0]) && strcmp(comp[0], hfm_repo_type_plural(t)))
+		t = HFM_MODEL;                   /* "model", "dataset": no type folder */
+	k = t == HFM_MODEL ? 0 : 1;
+	if (nc > k && !hfm_repo_segment_valid(comp[k], strlen(comp[k]))) {
+		none = 1;                        /* ".store/..." */
+	} else if (nc > k + 1) {
+		sub = hfm_asprintf("%s%s", hfm_repo_type_prefix(t), comp[k]);
+		/* in canonical repo comp[k], or in repo comp[k]/comp[k + 1] unless no name */
+		none = !holds_file(mb, sub) && !hfm_repo_segment_valid(comp[k + 1], strlen(comp[k + 1]));
+		free(sub);
+	}
+	free(rel);
+	return none;
+}
+
+/* 0 if `id` may name a repo of this tree at all. */
+static int id_possible(const struct hfm_repo_id *id)
+{
+	const char *slash = strchr(id->name, '/');
+	size_t n = strlen(id->name), first = slash ? (size_t)(slash - id->name) : n;
+
+	/* datasets/ and spaces/ hold no models; no route asks for a ".git" name */
+	if (id->type == HFM_MODEL && ((first == 8 && !strncmp(id->name, "datasets", 8)) ||
+				      (first == 6 && !strncmp(id->name, "spaces", 6))))
+		return -1;
+	return n > 4 && !strcmp(id->name + n - 4, ".git") ? -1 : 0;
+}
+
+/*
+ * Open the folder of `id`, whose shape (canonical repo, or org/name) the
+ * caller checked: the fd, with its canonical path in `real` (PATH_MAX
+ * bytes), or -1 when the folders above it are not real, it is missing, or
+ * it is a symlink to another repo's place.
+ */
+static int open_repo_dir(struct modelbin *mb, const struct hfm_repo_id *id, char *real)
+{
+	const char *prefix = hfm_repo_type_prefix(id->type);
+	const char *slash = strchr(id->name, '/');
+	char *parent, *want, *rel;
+	int fd, ok;
+
+	/* the folders above the repo are what their names say */
+	parent = slash ? hfm_asprintf("%s%.*s", prefix, (int)(slash - id->name), id->name)
+		       : hfm_strndup(prefix, prefix[0] ? strlen(prefix) - 1 : 0);
+	want = parent[0] ? hfm_asprintf("%s/%s", mb->root, parent) : hfm_strdup(mb->root);
+	fd = parent[0] ? hfm_open_beneath(mb->root_fd, mb->root, parent, O_RDONLY | O_DIRECTORY)
+		       : dup(mb->root_fd);
+	ok = fd >= 0 && fd_path(real, fd) == 0 && !strcmp(real, want);
+	if (fd >= 0)
+		close(fd);
+	free(parent);
+	free(want);
+	if (!ok)
+		return -1;
+	rel = hfm_asprintf("%s%s", prefix, id->name);
+	want = hfm_asprintf("%s/%s", mb->root, rel);
+	fd = hfm_open_beneath(mb->root_fd, mb->root, rel, O_RDONLY | O_DIRECTORY);
+	/* the repo folder itself: where it says, or a symlink to where no repo is */
+	if (fd >= 0 && (fd_path(real, fd) || (strcmp(real, want) && !no_repo_at(mb, real)))) {
+		close(fd);
+		fd = -1;
+	}
+	free(rel);
+	free(want);
+	return fd;
+}
+
+/* open_repo_dir() for any id: -1 also when the tree's shape says it is none. */
+static int locate(struct modelbin *mb, const struct hfm_repo_id *id, char *real)
+{
+	const char *slash = strchr(id->name, '/');
+	char *top;
+	int canonical;
+
+	if (id_possible(id))
+		return -1;
+	top = slash ? hfm_asprintf("%s%.*s", hfm_repo_type_prefix(id->type),
+				   (int)(slash - id->name), id->name)
+		    : hfm_asprintf("%s%s", hfm_repo_type_prefix(id->type), id->name);
+	canonical = holds_file(mb, top);
+	free(top);
+	if (canonical != !slash)         /* a canonical repo, or a repo of an org */
+		return -1;
+	return open_repo_dir(mb, id, real);
+}
 
 /* ---- snapshots --------------------------------------------------------- */
 
@@ -77,6 +275,7 @@ struct walk_file {
 struct walk {
 	struct modelbin *mb;
 	const char *repo_abs;
+	const char *repo_real;            /* the repo folder, all symlinks resolved */
 	struct walk_file *files;
 	size_t n, cap;
 	struct { dev_t dev; ino_t ino; } stack[MAX_DEPTH + 1];
@@ -110,8 +309,9 @@ static void walk_dir(struct walk *w, int dirfd, const char *rel_dir)
 			continue;
 		}
 		if (S_ISLNK(st.st_mode)) {
+			/* not even into another repo of the root: its rules may differ */
 			char *full = hfm_asprintf("%s/%s", w->repo_abs, rel);
-			int inside = hfm_path_within(w->mb->root, full);
+			int inside = hfm_path_within(w->repo_real, full);
 
 			free(full);
 			if (!inside || fstatat(dirfd, de->d_name, &st, 0) < 0) {
@@ -182,11 +382,12 @@ static int build_snapshot(struct mb_snap **out, struct mb_repo *r)
 	struct hfm_buf listing = HFM_BUF_INIT((size_t)512 << 20);
 	char **dirs = NULL;
 	size_t ndirs = 0, capdirs = 0, i, j, k, arena_len = 0, nent;
-	char *arena;
+	char *arena, real[PATH_MAX];
 	int repo_fd, rc = 0;
 	struct stat rst;
 
-	repo_fd = hfm_open_beneath(mb->root_fd, mb->root, r->rel, O_RDONLY | O_DIRECTORY);
+	/* the tree may have changed shape since the repo was first opened */
+	repo_fd = locate(mb, &r->base.id, real);
 	if (repo_fd < 0 || fstat(repo_fd, &rst) < 0) {
 		if (repo_fd >= 0)
 			close(repo_fd);
@@ -196,6 +397,7 @@ static int build_snapshot(struct mb_snap **out, struct mb_repo *r)
 	memset(&w, 0, sizeof(w));
 	w.mb = mb;
 	w.repo_abs = r->abs;
+	w.repo_real = real;
 	w.stack[0].dev = rst.st_dev;
 	w.stack[0].ino = rst.st_ino;
 	walk_dir(&w, repo_fd, "");
@@ -510,8 +712,7 @@ static int mb_repo_open(struct hfm_repo **out, struct hfm_source *src,
 {
 	struct modelbin *mb = (struct modelbin *)src;
 	struct mb_repo *r;
-	char *rel;
-	struct stat st;
+	char *rel, real[PATH_MAX];
 	int fd;
 
 	(void)ctx;
@@ -525,45 +726,10 @@ static int mb_repo_open(struct hfm_repo **out, struct hfm_source *src,
 	}
 	pthread_mutex_unlock(&mb->lock);
 
-	if (id->type == HFM_MODEL && (!strncmp(id->name, "datasets/", 9) ||
-				      !strncmp(id->name, "spaces/", 7) ||
-				      !strcmp(id->name, "datasets") || !strcmp(id->name, "spaces")))
+	if ((fd = locate(mb, id, real)) < 0)
 		return HFM_ENOREPO;
-	rel = hfm_asprintf("%s%s", hfm_repo_type_prefix(id->type), id->name);
-	fd = hfm_open_beneath(mb->root_fd, mb->root, rel, O_RDONLY | O_DIRECTORY);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		if (fd >= 0)
-			close(fd);
-		free(rel);
-		return HFM_ENOREPO;
-	}
 	close(fd);
-	if (!strchr(id->name, '/')) {
-		/* a canonical repo holds files; an org directory only holds repos */
-		char *abs = hfm_asprintf("%s/%s", mb->root, rel);
-		DIR *d = opendir(abs);
-		struct dirent *de;
-		int has_file = 0;
-
-		while (d && (de = readdir(d))) {
-			struct stat fst;
-			char *p;
-
-			if (de->d_name[0] == '.')
-				continue;
-			p = hfm_asprintf("%s/%s", abs, de->d_name);
-			if (stat(p, &fst) == 0 && S_ISREG(fst.st_mode))
-				has_file = 1;
-			free(p);
-		}
-		if (d)
-			closedir(d);
-		free(abs);
-		if (!has_file) {
-			free(rel);
-			return HFM_ENOREPO;
-		}
-	}
+	rel = hfm_asprintf("%s%s", hfm_repo_type_prefix(id->type), id->name);
 
 	r = hfm_calloc(1, sizeof(*r));
 	r->base.src = src;
@@ -734,8 +900,8 @@ static int mb_open(struct hfm_body *out, struct hfm_repo *repo, const char *comm
 	const struct hfm_hash_key *want = e->priv;
 	struct hfm_hash_key got;
 	struct stat st;
-	char *rel;
-	int fd, current;
+	char real[PATH_MAX];
+	int fd, repo_fd, current;
 
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
@@ -752,9 +918,17 @@ static int mb_open(struct hfm_body *out, struct hfm_repo *repo, const char *comm
 		out->mem_cls = m;
 		return 0;
 	}
-	rel = hfm_asprintf("%s/%s", r->rel, e->path);
-	fd = hfm_open_beneath(r->mb->root_fd, r->mb->root, rel, O_RDONLY);
-	free(rel);
+	/* beneath the repo's folder: a symlink into another repo is not followed */
+	repo_fd = hfm_open_beneath(r->mb->root_fd, r->mb->root, r->rel, O_RDONLY | O_DIRECTORY);
+	if (repo_fd >= 0 && fd_path(real, repo_fd) == 0)
+		fd = hfm_open_beneath(repo_fd, real, e->path, O_RDONLY);
+	else
+		fd = -1;
+	if (repo_fd >= 0) {
+		int err = errno;
+		close(repo_fd);
+		errno = err;
+	}
 	if (fd >= 0 && fstat(fd, &st)) {
 		int err = errno;
 
@@ -769,8 +943,7 @@ static int mb_open(struct hfm_body *out, struct hfm_repo *repo, const char *comm
 		if (fd >= 0)
 			close(fd);
 		if (fd < 0 && err == EXDEV)
-			return hfm_error_set(HFM_ENOENT, "%s resolves outside the served tree",
-					     e->path);
+			return hfm_error_set(HFM_ENOENT, "%s resolves outside its repo", e->path);
 		/*
 		 * The file changed since the listing.  On the current commit,
 		 * rescan and have the request run again; an older commit's file
@@ -795,47 +968,50 @@ static int mb_open(struct hfm_body *out, struct hfm_repo *repo, const char *comm
 	return 0;
 }
 
-static void list_dir_repos(struct modelbin *mb, const char *prefix, int type,
+/*
+ * The repos of type t, as locate() finds them: under the type's folder, a
+ * folder that holds files is a canonical repo, any other is an org whose
+ * folders are repos.
+ */
+static void list_dir_repos(struct modelbin *mb, enum hfm_repo_type t,
 			   void (*cb)(void *cls, const char *name), void *cls)
 {
-	char *top = hfm_asprintf("%s%s%s", mb->root, prefix[0] ? "/" : "", prefix);
+	const char *prefix = hfm_repo_type_prefix(t);
+	char *top = hfm_asprintf("%s/%s", mb->root, prefix);
 	DIR *d = opendir(top), *d2;
 	struct dirent *de, *de2;
+	char real[PATH_MAX];
+	int fd;
 
 	while (d && (de = readdir(d))) {
-		char *orgdir;
-		struct stat st;
 		struct hfm_repo_id id;
-		struct hfm_repo *repo;
+		char *sub;
+		int canonical;
 
-		if (de->d_name[0] == '.' ||
-		    (!prefix[0] && (!strcmp(de->d_name, "datasets") || !strcmp(de->d_name, "spaces"))))
+		if (hfm_repo_id_set(&id, t, NULL, de->d_name) || id_possible(&id))
 			continue;
-		orgdir = hfm_asprintf("%s/%s", top, de->d_name);
-		if (stat(orgdir, &st) || !S_ISDIR(st.st_mode)) {
-			free(orgdir);
+		sub = hfm_asprintf("%s%s", prefix, de->d_name);
+		canonical = holds_file(mb, sub);
+		free(sub);
+		if (canonical) {
+			if ((fd = open_repo_dir(mb, &id, real)) >= 0) {
+				close(fd);
+				cb(cls, id.name);
+			}
 			continue;
 		}
-		/* canonical repo (models only) */
-		if (type == HFM_MODEL && !hfm_repo_id_set(&id, HFM_MODEL, NULL, de->d_name) &&
-		    mb_repo_open(&repo, &mb->base, &id, NULL) == 0)
-			cb(cls, id.name);
-		d2 = opendir(orgdir);
+		sub = hfm_asprintf("%s/%s", top, de->d_name);
+		d2 = opendir(sub);
+		free(sub);
 		while (d2 && (de2 = readdir(d2))) {
-			char *rd;
-
-			if (de2->d_name[0] == '.')
+			if (hfm_repo_id_set(&id, t, de->d_name, de2->d_name) || id_possible(&id) ||
+			    (fd = open_repo_dir(mb, &id, real)) < 0)
 				continue;
-			rd = hfm_asprintf("%s/%s", orgdir, de2->d_name);
-			if (!stat(rd, &st) && S_ISDIR(st.st_mode) &&
-			    !hfm_repo_id_set(&id, (enum hfm_repo_type)type, de->d_name, de2->d_name) &&
-			    hfm_path_within(mb->root, rd))
-				cb(cls, id.name);
-			free(rd);
+			close(fd);
+			cb(cls, id.name);
 		}
 		if (d2)
 			closedir(d2);
-		free(orgdir);
 	}
 	if (d)
 		closedir(d);
@@ -847,7 +1023,7 @@ static void mb_list_repos(struct hfm_source *src, enum hfm_repo_type t,
 {
 	struct modelbin *mb = (struct modelbin *)src;
 
-	list_dir_repos(mb, t == HFM_MODEL ? "" : hfm_repo_type_plural(t), t, cb, cls);
+	list_dir_repos(mb, t, cb, cls);
 }
 
 static void mb_free(struct hfm_source *src)

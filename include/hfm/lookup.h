@@ -8,6 +8,13 @@
  * `refs/pr/7` the cache could fetch.  When nobody answers, the error is
  * RevisionNotFound if some source had the repo, else RepoNotFound.
  *
+ * Once a source has had the repo, what later sources say cannot make the
+ * answer worse than RevisionNotFound: a later RepoNotFound (the upstream
+ * lacks the repo, the cache is offline) or a failure (the upstream is down:
+ * 502/504, a disk error) only adds to the message.  Only HFM_EAGAIN (wait
+ * and ask again) and HFM_EGATED (the upstream has the repo behind a token)
+ * from a later source are returned as they are.
+ *
  * A file is opened by the source that answered, with one exception: an LFS
  * file whose object that source lacks is opened by a source whose ops say
  * opens_foreign -- the online cache, which fetches it (hfm_lookup_open).
@@ -24,8 +31,9 @@ struct hfm_found {
 
 /*
  * Open repo `id` at revision `rev` ("HEAD" for the default branch) across
- * `srcs`.  0, HFM_ENOREPO, HFM_ENOREV, HFM_EAGAIN (ctx->waiter armed), or a
- * source's transport error.
+ * `srcs`.  0, HFM_ENOREPO, HFM_ENOREV, HFM_EAGAIN (ctx->waiter armed),
+ * HFM_EGATED, or a source's error (transport, I/O) when no source before it
+ * had the repo.
  */
 int hfm_lookup(struct hfm_found *out, struct hfm_source *const *srcs, size_t n,
 	       const struct hfm_repo_id *id, const char *rev, struct hfm_ctx *ctx);

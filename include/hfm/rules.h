@@ -2,7 +2,8 @@
  * rules.h - Olah's access rules: which repositories may be proxied or cached.
  *
  * A rule list is what `[[accessibility.proxy]]` / `[[accessibility.cache]]`
- * hold in configs.toml.  Semantics are Olah's exactly, so configs carry over:
+ * hold in configs.toml.  Semantics are Olah's, so configs carry over, but for
+ * case (the last point):
  *
  *  - A rule matches a repository name: "org/repo", or "repo" for canonical
  *    repositories without an org.  The repo type (model, dataset, space) is
@@ -14,11 +15,14 @@
  *    in / not in the set, with ranges `a-z`; a `[` without a closing `]` is a
  *    literal; a range whose ends are reversed (`[z-a]`) is dropped; there are
  *    no POSIX classes (`[[:alpha:]]` is the set "[:alph" followed by "]");
- *    backslash is an ordinary character; matching is case-sensitive; a
- *    leading '.' needs no special treatment.
+ *    backslash is an ordinary character; a leading '.' needs no special
+ *    treatment.
  *  - Regex rules (use_re = 1) follow Python's re.match(): PCRE2 syntax,
  *    anchored at the START only, so "org/repo" also matches "org/repo-v2";
  *    Unicode-aware (\w, \d match non-ASCII as Python 3 str patterns do).
+ *  - Unlike Olah, matching ignores case (ASCII letters in wildcards; regexes
+ *    are caseless): the Hub's repo ids are case-insensitive, so "ACME/tiny"
+ *    is the repo a rule for "acme/tiny" decides about.
  *  - The LAST matching rule decides; a name no rule matches is denied, and
  *    so is every name when the list is empty.
  *

@@ -4,8 +4,14 @@
  *   <root>/<org>/<name>/...            models
  *   <root>/<name>/...                  canonical models (a top-level directory
  *                                      that holds files itself, like "gpt2")
- *   <root>/datasets/<org>/<name>/...   datasets
- *   <root>/spaces/<org>/<name>/...     spaces
+ *   <root>/datasets/<org>/<name>/...   datasets (canonical: datasets/<name>)
+ *   <root>/spaces/<org>/<name>/...     spaces (canonical: spaces/<name>)
+ *
+ * One id per folder, the one routes and rules use: a top-level folder that
+ * holds a file is a canonical repo and its sub-folders are its folders,
+ * never repos; one that holds only folders is an org.  The folders above a
+ * repo must be real; a repo folder may be a symlink only to where no repo is
+ * (a dot-folder), never to another repo or an org.
  *
  * There is no git: each repo has one branch, `main`, whose commit id is the
  * sha1 of the sorted listing (path, size, mtime), so it changes exactly when
@@ -25,7 +31,8 @@
  * its listing (size, mtime, inode).  Not listed: `.git`, a top-level `.cache`
  * (huggingface_hub's local-dir metadata), names starting with `.hfmirror`,
  * special files, names that are not valid repo paths, and symlinks that
- * resolve outside the root (fsutil.h).
+ * resolve outside the repo's folder: not even into another repo, whose
+ * rules may differ (files are opened below the repo's folder, fsutil.h).
  */
 #ifndef HFM_SRC_MODELBIN_H
 #define HFM_SRC_MODELBIN_H

@@ -218,3 +218,17 @@ hdr() {
 status() {
 	tr -d '\r' <"$1" | awk '/^HTTP\// { s = $2 } END { print s }'
 }
+
+# hfjs_ready: the npm client's node_modules in $HFJS (tests/hfjs), as its
+# package-lock.json pins them (scripts/test runs npm ci; a test run alone
+# gets it done here once).  If they cannot be had: a failing check, and the
+# test ends there.
+HFJS="$SRCDIR/tests/hfjs"
+hfjs_ready() {
+	[ -d "$HFJS/node_modules/@huggingface/hub" ] && return 0
+	(cd "$HFJS" && npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1 && return 0
+	not_ok "npm dependencies of tests/hfjs are installed"
+	diag "$(tail -n 20 "$T/npm.log")"
+	done_testing
+	exit 1
+}

@@ -50,7 +50,7 @@ make_fixture_tree() {
 	{ printf 'BIN\000'; det_bytes small 4092; } | mk "$t/small.bin"
 	printf 'nested with a space\n' | mk "$t/sub/dir/nested file.txt"
 	printf 'deep\n' | mk "$t/sub/deep/a/b/c.txt"
-	# symlinks: inside the root they are served, outside they do not exist
+	# symlinks: inside their repo they are served, outside they do not exist
 	ln -s config.json "$t/link-inside.json"
 	ln -s "$t/config.json" "$t/link-abs-inside.json"
 	ln -s ../../../outside/secret.txt "$t/link-outside.txt"
@@ -75,7 +75,7 @@ make_fixture_tree() {
 }
 
 # fixture_files DIR: the repo-relative paths a client should see in DIR,
-# sorted: regular files and symlinks that stay inside the root.
+# sorted: regular files and symlinks that stay inside the repo.
 fixture_files() {
 	(cd "$1" && find . \( -type f -o -type l \) ! -name 'link-outside.txt' \
 		! -path './dirlink-outside*' ! -path './.git/*' | sed 's|^\./||' | LC_ALL=C sort)

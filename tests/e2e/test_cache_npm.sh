@@ -6,14 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_fixtures.sh"
 
-HFJS="$SRCDIR/tests/hfjs"
-if [ ! -d "$HFJS/node_modules/@huggingface/hub" ] &&
-	! (cd "$HFJS" && npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1; then
-	not_ok "npm dependencies of tests/hfjs are installed"
-	diag "$(tail -n 20 "$T/npm.log")"
-	done_testing
-	exit 1
-fi
+hfjs_ready
 
 make_fixture_tree "$T/root" "$T/outside"
 start_server up model-bin --path "$T/root" || exit 1

@@ -8,18 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_fixtures.sh"
 
-HFJS="$SRCDIR/tests/hfjs"
 MIN_TESTS=20 # the file has more; fewer means node did not run them all
-
-# deps_ready: node_modules as package-lock.json pins it (scripts/test runs
-# npm ci; a developer running meson test alone gets it done here once).
-deps_ready() {
-	[ -d "$HFJS/node_modules/@huggingface/hub" ] && return 0
-	(cd "$HFJS" && npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1 && return 0
-	diag "npm ci in tests/hfjs failed:"
-	diag "$(tail -n 20 "$T/npm.log")"
-	return 1
-}
 
 # fold_node_tap FILE: re-emit node's top-level results through ok/not_ok;
 # the indented lines after a failing test (its YAML block) become diagnostics.
@@ -46,11 +35,7 @@ count_top_level() {
 	grep -cE '^(not )?ok ' "$1"
 }
 
-if ! deps_ready; then
-	not_ok "npm dependencies of tests/hfjs are installed"
-	done_testing
-	exit 1
-fi
+hfjs_ready
 
 ROOT="$T/root"
 make_fixture_tree "$ROOT" "$T/outside"

@@ -39,10 +39,10 @@ const gitBlobId = (buf) =>
 	createHash("sha1").update(`blob ${buf.length}\0`).update(buf).digest("hex");
 
 // The files a client should see: regular files, and symlinks that resolve
-// inside the served root (the others are not served at all).
+// inside the repo's own folder (the others are not served at all).
 async function repoFiles(dir, rel = "") {
 	const out = [];
-	const realRoot = await realpath(root);
+	const realRepo = await realpath(dir);
 	for (const name of await readdir(join(dir, rel))) {
 		if (rel === "" && name === ".git") continue;
 		const p = rel ? `${rel}/${name}` : name;
@@ -50,7 +50,7 @@ async function repoFiles(dir, rel = "") {
 		const st = await lstat(full);
 		if (st.isSymbolicLink()) {
 			const target = await realpath(full);
-			if (!target.startsWith(realRoot + "/")) continue;
+			if (!target.startsWith(realRepo + "/")) continue;
 			if ((await stat(full)).isDirectory()) out.push(...(await repoFiles(dir, p)));
 			else out.push(p);
 		} else if (st.isDirectory()) {

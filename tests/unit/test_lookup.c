@@ -216,13 +216,22 @@ static void test_lookup(void)
 
 	rc = hfm_lookup(&f, srcs, 2, &id, "nope", &ctx);
 	TAP_IS_INT(rc, HFM_ENOREV, "nobody has the rev: RevisionNotFound");
-	TAP_IS_STR(hfm_error_last(), "b has no revision nope", "... with the last source's reason");
+	TAP_IS_STR(hfm_error_last(), "a has no revision nope",
+		   "... with the reason of the first source that had the repo");
 	TAP_OK(f.repo == NULL && balanced(&a) && balanced(&b), "... and no repo left open");
 
 	id = rid("org/none");
 	rc = hfm_lookup(&f, srcs, 2, &id, "main", &ctx);
 	TAP_IS_INT(rc, HFM_ENOREPO, "nobody has the repo: RepoNotFound");
 	TAP_IS_STR(hfm_error_last(), "Repository not found: org/none", "... naming it");
+	b.repo = "org/none";
+	b.resolve_rc = HFM_ENOREPO;
+	rc = hfm_lookup(&f, srcs, 2, &id, "main", &ctx);
+	TAP_IS_INT(rc, HFM_ENOREPO, "a source that opens the repo, then finds none: RepoNotFound");
+	TAP_IS_STR(hfm_error_last(), "b: resolve failed", "... with that source's reason (offline, ...)");
+	TAP_OK(balanced(&b), "... its repo closed");
+	b.repo = "org/x";
+	b.resolve_rc = 0;
 
 	/* one source lacks the repo, the other the rev: the rev is what is missing */
 	id = rid("org/x");
@@ -251,6 +260,65 @@ static void test_lookup(void)
 	TAP_OK(balanced(&a), "... without a repo left open");
 	a.resolve_rc = 0;
 	TAP_OK(a.last_ctx == &ctx, "the request's ctx reaches the source");
+}
+
+/*
+ * A local source has the repo but not the revision; what the source behind
+ * it (the cache) says cannot make that worse than RevisionNotFound.
+ */
+static void test_lookup_after_repo(void)
+{
+	struct fake a, b, c;
+	struct hfm_source *srcs[3] = { &a.base, &b.base, &c.base };
+	struct hfm_repo_id id = rid("org/x");
+	struct hfm_ctx ctx = { 0 };
+	struct hfm_found f;
+	static const struct { int rc; const char *what; } later[] = {
+		{ HFM_ENOREPO, "RepoNotFound (upstream lacks the repo)" },
+		{ HFM_EOFFLINE, "offline" },
+		{ HFM_ETIMEOUT, "a timeout (upstream unreachable)" },
+		{ HFM_EUPSTREAM, "an upstream failure" },
+		{ HFM_EIO, "a disk error" },
+	};
+	int rc;
+
+	fake_init(&a, &fake_ops, "a", "org/x");
+	fake_rev(&a, "main", C1);
+	fake_init(&b, &fake_ops, "b", "org/x");
+	fake_init(&c, &fake_ops, "c", "org/x");
+	fake_rev(&c, "dev", C2);
+	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+		b.resolve_rc = later[i].rc;
+		rc = hfm_lookup(&f, srcs, 2, &id, "nope", &ctx);
+		TAP_IS_INT(rc, HFM_ENOREV, "repo in the first source, then %s: RevisionNotFound",
+			   later[i].what);
+		TAP_OK(f.repo == NULL && balanced(&a) && balanced(&b), "... and no repo left open");
+	}
+	b.resolve_rc = HFM_ETIMEOUT;
+	hfm_lookup(&f, srcs, 2, &id, "nope", &ctx);
+	TAP_IS_STR(hfm_error_last(), "a has no revision nope (a later source failed: b: resolve failed)",
+		   "... the message says what the later source met");
+	b.resolve_rc = HFM_ENOREPO;
+	hfm_lookup(&f, srcs, 2, &id, "nope", &ctx);
+	TAP_IS_STR(hfm_error_last(), "a has no revision nope", "... a later miss adds nothing");
+
+	b.resolve_rc = HFM_ETIMEOUT;
+	rc = hfm_lookup(&f, srcs, 3, &id, "dev", &ctx);
+	TAP_IS_INT(rc, 0, "a failing source in between does not stop the search for the revision");
+	TAP_OK(rc == 0 && f.repo->src == &c.base, "... the source that has it answers");
+	hfm_found_dispose(&f);
+
+	b.resolve_rc = HFM_EAGAIN;
+	TAP_IS_INT(hfm_lookup(&f, srcs, 2, &id, "nope", &ctx), HFM_EAGAIN,
+		   "a later source that must wait: HFM_EAGAIN, asked again");
+	b.resolve_rc = HFM_EGATED;
+	TAP_IS_INT(hfm_lookup(&f, srcs, 2, &id, "nope", &ctx), HFM_EGATED,
+		   "a later source's gated repo: GatedRepo (a token may open the revision)");
+	b.resolve_rc = 0;
+	b.open_rc = HFM_EUPSTREAM;
+	TAP_IS_INT(hfm_lookup(&f, srcs, 2, &id, "nope", &ctx), HFM_ENOREV,
+		   "a later repo_open failing: RevisionNotFound");
+	TAP_OK(balanced(&a) && balanced(&b) && balanced(&c), "every repo opened is closed");
 }
 
 static void entry(struct hfm_entry *e, int lfs)
@@ -373,6 +441,7 @@ static void test_open(void)
 int main(void)
 {
 	test_lookup();
+	test_lookup_after_repo();
 	test_open();
 	return tap_done();
 }

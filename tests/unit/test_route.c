@@ -56,6 +56,17 @@ int main(void)
 	       "app.py");
 	expect("/gpt2/resolve/main/config.json", HFM_R_RESOLVE, HFM_MODEL, "gpt2", "main",
 	       "config.json");
+	/* a clone URL's ".git" names the same repo, for the rules too */
+	expect("/acme/tiny.git/resolve/main/config.json", HFM_R_RESOLVE, HFM_MODEL, "acme/tiny",
+	       "main", "config.json");
+	expect("/gpt2.git/resolve/main/config.json", HFM_R_RESOLVE, HFM_MODEL, "gpt2", "main",
+	       "config.json");
+	expect("/api/models/acme/tiny.git/revision/main", HFM_R_API_REVISION, HFM_MODEL, "acme/tiny",
+	       "main", NULL);
+	expect("/api/datasets/acme/ds.git", HFM_R_API_INFO, HFM_DATASET, "acme/ds", NULL, NULL);
+	expect("/acme.git/tiny/resolve/main/a", HFM_R_RESOLVE, HFM_MODEL, "acme.git/tiny", "main",
+	       "a");
+	bad("/acme/.git/resolve/main/a");
 	expect("/acme/tiny/resolve/0123456789abcdef0123456789abcdef01234567/a%2Fb", HFM_R_RESOLVE,
 	       HFM_MODEL, "acme/tiny", "0123456789abcdef0123456789abcdef01234567", "a/b");
 

@@ -51,7 +51,13 @@ static void test_wildcards(void)
 	glob("org/repo*", "org/repo", 1);
 	glob("org/repo*", "org/rep", 0);
 	glob("org/repo", "org/repo-v2", 0);     /* wildcards match the whole name */
-	glob("ORG/*", "org/repo", 0);           /* case-sensitive */
+	/* Case is ignored, as the Hub ignores it in repo ids (unlike Olah). */
+	glob("ORG/*", "org/repo", 1);
+	glob("org/repo", "ORG/Repo", 1);
+	glob("[A-C]cme/x", "acme/x", 1);
+	glob("[a-c]cme/x", "Acme/x", 1);
+	glob("[!a]cme/x", "Acme/x", 0);
+	glob("org/repo", "org/repo2", 0);
 	glob("*.bin", "a/b.bin", 1);
 	glob("a*b*c", "aXbYc", 1);
 	glob("a*b*c", "aXbY", 0);
@@ -123,7 +129,10 @@ static void test_regex(void)
 	regex("org/repo", "x/org/repo", 0);
 	regex("org/repo$", "org/repo-v2", 0);
 	regex("mistralai/Mistral.*", "mistralai/Mistral-7B", 1);
-	regex("mistralai/Mistral.*", "mistralai/mistral", 0);
+	regex("mistralai/Mistral.*", "mistralai/mistral", 1);   /* caseless, as Hub ids */
+	regex("acme/secret$", "ACME/Secret", 1);
+	regex("acme/[a-z]+$", "acme/ABC", 1);
+	regex("acme/secret$", "acme/secret2", 0);
 	regex("", "anything", 1);
 	regex(".*-gguf$", "a/b-gguf", 1);
 	regex("(?i)ORG/.*", "org/a", 1);

@@ -59,6 +59,9 @@ struct hfm_cachesrc_opts {
 	int allow_gated_offline;         /* offline: serve gated/private repos without a check */
 	unsigned access_check_ttl;       /* seconds a token check holds; 0 = 300 */
 	unsigned upstream_timeout;       /* seconds a transfer may stall; 0 = 30 */
+	unsigned upstream_hold_down;     /* seconds the upstream counts as unreachable
+					    after a failed DNS lookup or connect
+					    (upstream.h); 0 = 30 */
 	uint64_t range_fill_max;         /* bytes: a Range on a larger blob is relayed,
 					    not stored nor filled; 0 = no limit */
 	int strict_ranges;               /* a Range waits for the verified blob */

@@ -536,6 +536,7 @@ static int run_server(struct run *o)
 			.allow_gated_offline = cfg->allow_gated_offline,
 			.access_check_ttl = cfg->access_check_ttl,
 			.upstream_timeout = cfg->upstream_timeout,
+			.upstream_hold_down = cfg->upstream_hold_down,
 			.range_fill_max = cfg->range_fill_max_size,
 			.strict_ranges = cfg->verify_ranges_strict,
 			.evict_interval_s = cfg->evict_interval,

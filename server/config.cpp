@@ -585,12 +585,15 @@ void reader::ours(const toml::table &t)
 		} else if (name == "verify-ranges") {
 			if ((i = read_choice(v, key, { "live", "strict" })) >= 0)
 				cfg->verify_ranges_strict = i;
+		} else if (name == "upstream-hold-down") {
+			read_duration(v, key, 1, 86400, &cfg->upstream_hold_down);
 		} else {
 			unknown(k, key, "key", { "threads", "hash-threads", "body-io", "access-log",
 				"hash-index", "metadata-ttl", "wait-timeout", "idle-timeout",
 				"max-connections", "model-bin-rescan", "model-bin-prefetch",
 				"allow-gated-offline", "access-check-ttl", "upstream-timeout",
-				"evict-interval", "range-fill-max-size", "verify-ranges" });
+				"evict-interval", "range-fill-max-size", "verify-ranges",
+				"upstream-hold-down" });
 		}
 	}
 }

@@ -1402,6 +1402,7 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	 * its reference outlives hfm_evictor_stop() in cache_free() */
 	struct hfm_blobcache_opts bo = {
 		.block_size = o->block_size,
+		.sync_bytes = o->durable_blocks ? (o->block_size ? o->block_size : 1) : 0,
 		.fetch = hfm_blobfetch_start,
 		.fetch_cls = cs->bf,
 		.grew = hfm_evictor_grew,        /* NULL-safe: no evictor, no kicks */

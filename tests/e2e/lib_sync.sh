@@ -71,3 +71,14 @@ for p in sys.stdin.read().split("\n"):
         bad = 1
 sys.exit(bad)'
 }
+
+# sync_san_clean: no sanitizer report in the stderr of any sync run ($T/*.err;
+# the servers' logs are check_servers' business)
+sync_san_clean() {
+	if grep -lE "$SAN_PATTERN" "$T"/*.err >/dev/null 2>&1; then
+		not_ok "sync runs: no sanitizer report"
+		diag "$(grep -hE -A 30 "$SAN_PATTERN" "$T"/*.err | head -n 60)"
+	else
+		ok "sync runs: no sanitizer report"
+	fi
+}

@@ -97,7 +97,7 @@ like "$(cat "$T/bad.err")" "bad.toml:6: repo\[1\]\.id: \"acme/\.\./x\" is not a 
 like "$(cat "$T/bad.err")" "bad.toml:7: repo\[1\]\.include\[1\]: expected a string, got an integer" \
 	"bad manifest: a pattern that is not a string"
 check "bad manifest: nothing was created" test ! -e "$T/nostore"
-is "$("$HFMIRROR" sync --repos-path "$S" 2>/dev/null; echo $?)" 2 "no manifest: exit status 2"
+is "$("$HFMIRROR" sync --repos-path "$S" 2>"$T/nomanifest.err"; echo $?)" 2 "no manifest: exit status 2"
 
 # ---- no token: the gated repo's files fail, named ------------------------------
 unset HF_TOKEN
@@ -206,4 +206,5 @@ like "$(cat "$T/miss.json")" "main +[0-9a-f]{40}" "a missing revision: the other
 # ---- every object is what its name says ------------------------------------------------------
 check "every object under objects/ hashes to its name" store_ok_all "$S"
 
+sync_san_clean
 done_testing

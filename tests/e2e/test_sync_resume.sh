@@ -49,11 +49,11 @@ obj_ok() {
 # ---- what one sync from nothing costs ------------------------------------------
 config "$T/fresh"
 b0=$(relay_bytes)
-is "$("$HFMIRROR" sync -c "$T/fresh.toml" -m "$T/sync.toml" -q >/dev/null 2>&1; echo $?)" 0 "a sync from nothing"
+is "$("$HFMIRROR" sync -c "$T/fresh.toml" -m "$T/sync.toml" -q >/dev/null 2>"$T/fresh1.err"; echo $?)" 0 "a sync from nothing"
 FRESH=$(($(relay_bytes) - b0))
 check "it stored the file" obj_ok "$T/fresh"
 b0=$(relay_bytes)
-"$HFMIRROR" sync -c "$T/fresh.toml" -m "$T/sync.toml" -q >/dev/null 2>&1
+"$HFMIRROR" sync -c "$T/fresh.toml" -m "$T/sync.toml" -q >/dev/null 2>"$T/fresh2.err"
 AGAIN=$(($(relay_bytes) - b0))
 check "a sync with nothing new asks only metadata ($AGAIN bytes)" test "$AGAIN" -lt 65536
 diag "from nothing: $FRESH bytes from the upstream for a $SIZE-byte file; again: $AGAIN"
@@ -101,4 +101,5 @@ stopped() {
 stopped 9 kill9
 stopped INT sigint
 
+sync_san_clean
 done_testing

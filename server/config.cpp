@@ -889,10 +889,12 @@ void read_manifest(reader &r, const toml::table &root, hfm_sync_manifest *m)
 
 } /* namespace */
 
-int hfm_config_read(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
+/* Run `body`; no C++ exception crosses into C (reported in err, HFM_ERROR). */
+template <class Body>
+static int guarded(const char *path, struct hfm_buf *err, Body body)
 {
 	try {
-		return read_file(cfg, path, err);
+		return body();
 	} catch (const std::bad_alloc &) {
 		if (err)
 			hfm_buf_printf(err, "%s: out of memory\n", path);
@@ -906,27 +908,29 @@ int hfm_config_read(struct hfm_config *cfg, const char *path, struct hfm_buf *er
 	return HFM_ERROR;
 }
 
+int hfm_config_read(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
+{
+	return guarded(path, err, [&] { return read_file(cfg, path, err); });
+}
+
 int hfm_sync_manifest_read(struct hfm_sync_manifest **out, const char *path, struct hfm_buf *err)
 {
 	struct hfm_sync_manifest *m = (struct hfm_sync_manifest *)hfm_calloc(1, sizeof(*m));
-	int rc = HFM_ERROR;
+	int rc;
 
 	*out = nullptr;
-	try {
+	rc = guarded(path, err, [&] {
 		reader r{ nullptr, path, {}, {} };
-		rc = parse_file(r, path, err, [&](const toml::table &root) { read_manifest(r, root, m); });
-		if (!rc && !r.errors.empty()) {
+		int e = parse_file(r, path, err, [&](const toml::table &root) {
+			read_manifest(r, root, m);
+		});
+		if (!e && !r.errors.empty()) {
 			if (err)
 				emit(err, r.errors);
-			rc = HFM_EINVAL;
+			e = HFM_EINVAL;
 		}
-	} catch (const std::bad_alloc &) {
-		if (err)
-			hfm_buf_printf(err, "%s: out of memory\n", path);
-	} catch (const std::exception &e) {
-		if (err)
-			hfm_buf_printf(err, "%s: %s\n", path, e.what());
-	}
+		return e;
+	});
 	if (rc) {
 		hfm_sync_manifest_free(m);
 		return rc;

@@ -778,12 +778,15 @@ size_t hfm_sync_nrepos(const struct hfm_sync *s)
 /* ---- reports ----------------------------------------------------------------------- */
 
 /* What became of one repo's objects.  Under s->lock. */
+struct count {
+	uint64_t files, bytes;
+};
 struct tally {
-	uint64_t skipped, skipped_bytes;     /* the rules deny the repo */
-	uint64_t fetched, fetched_bytes;     /* by this repo (dry run: to fetch) */
-	uint64_t present, present_bytes;     /* there before, or fetched for another repo */
-	uint64_t failed, failed_bytes;
-	uint64_t pending, pending_bytes;     /* not fetched: the run stopped */
+	struct count skipped;            /* the rules deny the repo */
+	struct count fetched;            /* by this repo (dry run: to fetch) */
+	struct count present;            /* there before, or fetched for another repo */
+	struct count failed;
+	struct count pending;            /* not fetched: the run stopped */
 	size_t failed_revs;
 };
 
@@ -792,47 +795,28 @@ static void tally(struct tally *t, const struct hfm_sync *s, const struct repo *
 	memset(t, 0, sizeof(*t));
 	for (size_t i = 0; i < r->nobjs; i++) {
 		const struct obj *o = r->objs[i];
-		int mine = o->owner == r;
-		if (r->skipped) {
-			t->skipped++;
-			t->skipped_bytes += o->size;
-			continue;
-		}
+		/* fetched (or to fetch) by this repo, or by another one: present here */
+		struct count *mine = o->owner == r ? &t->fetched : &t->present, *c;
+
 		switch (o->state) {
-		case O_SKIPPED:
-		case O_PRESENT:
-			t->present++;
-			t->present_bytes += o->size;
-			break;
 		case O_DONE:
-			if (mine) {
-				t->fetched++;
-				t->fetched_bytes += o->size;
-			} else {
-				t->present++;
-				t->present_bytes += o->size;
-			}
+			c = mine;
 			break;
 		case O_FAILED:
-			t->failed++;
-			t->failed_bytes += o->size;
+			c = &t->failed;
 			break;
 		case O_TODO:
 		case O_RUNNING:
-			if (s->dry_run) {
-				if (mine) {
-					t->fetched++;
-					t->fetched_bytes += o->size;
-				} else {
-					t->present++;
-					t->present_bytes += o->size;
-				}
-			} else {
-				t->pending++;
-				t->pending_bytes += o->size;
-			}
+			c = s->dry_run ? mine : &t->pending;
+			break;
+		default:
+			c = &t->present;
 			break;
 		}
+		if (r->skipped)
+			c = &t->skipped;
+		c->files++;
+		c->bytes += o->size;
 	}
 	for (size_t k = 0; r->revs && k < r->want->n_revisions; k++)
 		t->failed_revs += r->revs[k].error != NULL;
@@ -840,7 +824,7 @@ static void tally(struct tally *t, const struct hfm_sync *s, const struct repo *
 
 static int repo_failed(const struct repo *r, const struct tally *t)
 {
-	return r->error || t->failed || t->failed_revs || t->pending;
+	return r->error || t->failed.files || t->failed_revs || t->pending.files;
 }
 
 int hfm_sync_repo_finished(struct hfm_sync *s, size_t i)
@@ -873,10 +857,10 @@ int hfm_sync_failed(struct hfm_sync *s)
 	return failed;
 }
 
-static void json_count(struct hfm_buf *b, const char *key, uint64_t files, uint64_t bytes)
+static void json_count(struct hfm_buf *b, const char *key, const struct count *c)
 {
-	hfm_buf_printf(b, ",\"%s\":{\"files\":%llu,\"bytes\":%llu", key, (unsigned long long)files,
-		       (unsigned long long)bytes);
+	hfm_buf_printf(b, ",\"%s\":{\"files\":%llu,\"bytes\":%llu", key,
+		       (unsigned long long)c->files, (unsigned long long)c->bytes);
 }
 
 void hfm_sync_report_json(struct hfm_buf *b, struct hfm_sync *s, size_t i)
@@ -889,7 +873,7 @@ void hfm_sync_report_json(struct hfm_buf *b, struct hfm_sync *s, size_t i)
 	hfm_buf_puts(b, "{\"repo\":");
 	hfm_buf_json_str(b, r->want->id.name);
 	hfm_buf_printf(b, ",\"type\":\"%s\",\"status\":\"%s\"", hfm_repo_type_name(r->want->id.type),
-		       repo_failed(r, &t) ? (t.pending && !r->error ? "interrupted" : "failed") :
+		       repo_failed(r, &t) ? (t.pending.files && !r->error ? "interrupted" : "failed") :
 		       r->skipped ? "skipped" : "ok");
 	if (s->dry_run)
 		hfm_buf_puts(b, ",\"dry_run\":true");
@@ -914,7 +898,7 @@ void hfm_sync_report_json(struct hfm_buf *b, struct hfm_sync *s, size_t i)
 		hfm_buf_putc(b, '}');
 	}
 	hfm_buf_putc(b, ']');
-	json_count(b, s->dry_run ? "to_fetch" : "fetched", t.fetched, t.fetched_bytes);
+	json_count(b, s->dry_run ? "to_fetch" : "fetched", &t.fetched);
 	if (s->dry_run) {
 		hfm_buf_puts(b, ",\"paths\":[");
 		int first = 1;
@@ -929,9 +913,9 @@ void hfm_sync_report_json(struct hfm_buf *b, struct hfm_sync *s, size_t i)
 		hfm_buf_putc(b, ']');
 	}
 	hfm_buf_putc(b, '}');
-	json_count(b, "present", t.present, t.present_bytes);
+	json_count(b, "present", &t.present);
 	hfm_buf_putc(b, '}');
-	json_count(b, "failed", t.failed, t.failed_bytes);
+	json_count(b, "failed", &t.failed);
 	hfm_buf_puts(b, ",\"errors\":[");
 	int first = 1;
 	for (size_t k = 0; k < r->nobjs; k++) {
@@ -946,14 +930,14 @@ void hfm_sync_report_json(struct hfm_buf *b, struct hfm_sync *s, size_t i)
 		first = 0;
 	}
 	hfm_buf_puts(b, "]}");
-	json_count(b, "skipped", t.skipped, t.skipped_bytes);
+	json_count(b, "skipped", &t.skipped);
 	if (r->skipped) {
 		hfm_buf_puts(b, ",\"why\":");
 		hfm_buf_json_str(b, r->skipped);
 	}
 	hfm_buf_putc(b, '}');
-	if (t.pending) {
-		json_count(b, "not_fetched", t.pending, t.pending_bytes);
+	if (t.pending.files) {
+		json_count(b, "not_fetched", &t.pending);
 		hfm_buf_putc(b, '}');
 	}
 	hfm_buf_putc(b, '}');
@@ -961,18 +945,20 @@ void hfm_sync_report_json(struct hfm_buf *b, struct hfm_sync *s, size_t i)
 }
 
 /* "3 files, 12.0 MiB" */
-static void count_text(struct hfm_buf *b, uint64_t files, uint64_t bytes)
+static void count_text(struct hfm_buf *b, const struct count *c)
 {
 	char h[24];
 
-	hfm_human_bytes(h, sizeof(h), bytes);
-	hfm_buf_printf(b, "%llu file%s, %s", (unsigned long long)files, files == 1 ? "" : "s", h);
+	hfm_human_bytes(h, sizeof(h), c->bytes);
+	hfm_buf_printf(b, "%llu file%s, %s", (unsigned long long)c->files, c->files == 1 ? "" : "s",
+		       h);
 }
 
 void hfm_sync_report_text(struct hfm_buf *b, struct hfm_sync *s)
 {
-	struct tally t, sum = { 0 };
-	uint64_t skipped = 0;
+	struct tally t;
+	struct count fetched = { 0 }, present = { 0 };
+	uint64_t failed = 0, skipped = 0, pending = 0;
 	size_t failed_repos = 0;
 
 	pthread_mutex_lock(&s->lock);
@@ -999,17 +985,17 @@ void hfm_sync_report_text(struct hfm_buf *b, struct hfm_sync *s)
 				continue;
 			}
 			hfm_buf_printf(b, "%s  ", v->commit);
-			count_text(b, v->nfiles, v->bytes);
+			count_text(b, &(struct count){ v->nfiles, v->bytes });
 			hfm_buf_putc(b, '\n');
 		}
-		if (t.skipped) {
+		if (t.skipped.files) {
 			hfm_buf_puts(b, "  skipped    ");
-			count_text(b, t.skipped, t.skipped_bytes);
+			count_text(b, &t.skipped);
 			hfm_buf_putc(b, '\n');
 		}
 		hfm_buf_puts(b, s->dry_run ? "  to fetch   " : "  fetched    ");
-		count_text(b, t.fetched, t.fetched_bytes);
-		hfm_buf_puts(b, s->dry_run && t.fetched ? ":\n" : "\n");
+		count_text(b, &t.fetched);
+		hfm_buf_puts(b, s->dry_run && t.fetched.files ? ":\n" : "\n");
 		for (size_t k = 0; s->dry_run && k < r->nobjs; k++) {
 			const struct obj *o = r->objs[k];
 			char h[24];
@@ -1019,39 +1005,39 @@ void hfm_sync_report_text(struct hfm_buf *b, struct hfm_sync *s)
 			hfm_buf_printf(b, "    %-10s %s\n", h, o->e->path);
 		}
 		hfm_buf_puts(b, "  present    ");
-		count_text(b, t.present, t.present_bytes);
+		count_text(b, &t.present);
 		hfm_buf_putc(b, '\n');
-		if (t.failed) {
+		if (t.failed.files) {
 			hfm_buf_puts(b, "  failed     ");
-			count_text(b, t.failed, t.failed_bytes);
+			count_text(b, &t.failed);
 			hfm_buf_puts(b, ":\n");
 			for (size_t k = 0; k < r->nobjs; k++)
 				if (r->objs[k]->state == O_FAILED)
 					hfm_buf_printf(b, "    %s: %s\n", r->objs[k]->e->path,
 						       r->objs[k]->error ? r->objs[k]->error : "");
 		}
-		if (t.pending) {
+		if (t.pending.files) {
 			hfm_buf_puts(b, "  not fetched ");
-			count_text(b, t.pending, t.pending_bytes);
+			count_text(b, &t.pending);
 			hfm_buf_puts(b, " (interrupted)\n");
 		}
-		sum.fetched += t.fetched;
-		sum.fetched_bytes += t.fetched_bytes;
-		sum.present += t.present;
-		sum.present_bytes += t.present_bytes;
-		sum.failed += t.failed;
-		sum.pending += t.pending;
-		skipped += t.skipped;
+		fetched.files += t.fetched.files;
+		fetched.bytes += t.fetched.bytes;
+		present.files += t.present.files;
+		present.bytes += t.present.bytes;
+		failed += t.failed.files;
+		pending += t.pending.files;
+		skipped += t.skipped.files;
 		failed_repos += repo_failed(r, &t);
 	}
 	hfm_buf_printf(b, "total: %s ", s->dry_run ? "to fetch" : "fetched");
-	count_text(b, sum.fetched, sum.fetched_bytes);
+	count_text(b, &fetched);
 	hfm_buf_puts(b, "; present ");
-	count_text(b, sum.present, sum.present_bytes);
-	hfm_buf_printf(b, "; %llu failed, %llu skipped", (unsigned long long)sum.failed,
+	count_text(b, &present);
+	hfm_buf_printf(b, "; %llu failed, %llu skipped", (unsigned long long)failed,
 		       (unsigned long long)skipped);
-	if (sum.pending)
-		hfm_buf_printf(b, ", %llu not fetched (interrupted)", (unsigned long long)sum.pending);
+	if (pending)
+		hfm_buf_printf(b, ", %llu not fetched (interrupted)", (unsigned long long)pending);
 	if (failed_repos)
 		hfm_buf_printf(b, "; %zu of %zu repos failed", failed_repos, s->m->n);
 	hfm_buf_putc(b, '\n');

@@ -4,14 +4,17 @@
 HFJS="$SRCDIR/tests/hfjs"
 
 # hfjs_ready: node_modules as package-lock.json pins it (scripts/test runs
-# npm ci; a developer running one test gets it here once).
-hfjs_ready() {
-	[ -d "$HFJS/node_modules/@huggingface/hub" ] && return 0
-	(cd "$HFJS" && npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1 && return 0
-	diag "npm ci in tests/hfjs failed:"
-	diag "$(tail -n 20 "$T/npm.log")"
-	return 1
-}
+# npm ci; a developer running one test gets it here once).  lib.sh may
+# have one already; then that one is used.
+if ! type hfjs_ready >/dev/null 2>&1; then
+	hfjs_ready() {
+		[ -d "$HFJS/node_modules/@huggingface/hub" ] && return 0
+		(cd "$HFJS" && npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1 && return 0
+		diag "npm ci in tests/hfjs failed:"
+		diag "$(tail -n 20 "$T/npm.log")"
+		return 1
+	}
+fi
 
 # npm_check OFFLINE_URL REF_URL REPO REVISION FILES [TOKEN]: sync_check.mjs's
 # lines folded into our TAP (FILES "*" = every file, else one path a line).

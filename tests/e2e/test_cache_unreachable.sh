@@ -11,15 +11,9 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_fixtures.sh"
 . "$(dirname "$0")/lib_import.sh"
+. "$(dirname "$0")/lib_sync.sh"
 
-HFJS="$SRCDIR/tests/hfjs"
-if [ ! -d "$HFJS/node_modules/@huggingface/hub" ] &&
-	! (cd "$HFJS" && npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1; then
-	not_ok "npm dependencies of tests/hfjs are installed"
-	diag "$(tail -n 20 "$T/npm.log")"
-	done_testing
-	exit 1
-fi
+hfjs_ready || { not_ok "npm dependencies of tests/hfjs are installed"; done_testing; exit 1; }
 
 # ---- a store filled while the upstream was there ------------------------------
 R=$T/root

@@ -31,17 +31,6 @@ config() {
 	printf '[basic]\nrepos-path = "%s"\nhf-scheme = "http"\nhf-netloc = "%s"\ncache-block-size = "1M"\n' \
 		"$1" "$RELAY" >"$1.toml"
 }
-# map_blocks STORE: how many blocks partial/OID.map marks durable (0 if none)
-map_blocks() {
-	$PYTHON - "$1/partial/$OID.map" <<'EOP'
-import sys
-try:
-    bits = open(sys.argv[1], "rb").read()[128:]
-except OSError:
-    bits = b""
-print(sum(bin(b).count("1") for b in bits))
-EOP
-}
 obj_ok() {
 	test "$(sha256sum <"$1/objects/$(echo "$OID" | cut -c1-2)/$OID" | cut -c1-64)" = "$OID"
 }
@@ -69,13 +58,13 @@ stopped() {
 	"$HFMIRROR" sync -c "$S.toml" -m "$T/sync.toml" --json >"$T/$n.1.json" 2>"$T/$n.1.err" &
 	pid=$!
 	i=0
-	while [ "$(map_blocks "$S")" -lt 3 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+	while [ "$(map_blocks "$S/partial/$OID.map")" -lt 3 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
 	kill -"$sig" "$pid"
 	wait "$pid"
 	rc=$?
 	relay_mode pass
 	b1=$(relay_bytes)
-	durable=$(map_blocks "$S")
+	durable=$(map_blocks "$S/partial/$OID.map")
 	check "$n: stopped mid-file ($((b1 - b0)) bytes sent, $durable blocks stored)" \
 		test "$durable" -gt 0 -a $((b1 - b0)) -lt "$SIZE"
 	check "$n: no object for the unfinished file" test ! -e "$S/objects/$(echo "$OID" | cut -c1-2)/$OID"

@@ -442,8 +442,8 @@ static void test_retries(struct hfm_upstream *u, struct stub *sa)
 	obs_dispose(&o);
 }
 
-/* A port nobody listens on: "http://127.0.0.1:PORT/x". */
-static void dead_url(char *out, size_t n)
+/* A loopback port that was free a moment ago (nobody listens on it). */
+static int free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a;
@@ -455,7 +455,7 @@ static void dead_url(char *out, size_t n)
 	bind(fd, (struct sockaddr *)&a, sizeof(a));
 	getsockname(fd, (struct sockaddr *)&a, &al);
 	close(fd);
-	snprintf(out, n, "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+	return ntohs(a.sin_port);
 }
 
 /* Count the log lines that contain `s`. */
@@ -491,7 +491,7 @@ static void test_unreachable(const char *const *resolve, struct stub *sa)
 	opts.hold_down_ms = 300;
 	opts.log = logcap;
 	hfm_up_new(&u, &opts);
-	dead_url(dead, sizeof(dead));
+	snprintf(dead, sizeof(dead), "http://127.0.0.1:%d/x", free_port());
 	TAP_OK(!hfm_up_unreachable(u), "reachability: reachable at first");
 
 	/* a redirect to a name nobody resolves: the CDN's trouble, not the upstream's */
@@ -650,18 +650,7 @@ static void test_tls(void)
 		TAP_OK(1, "# SKIP openssl cannot make a certificate");
 		return;
 	}
-	{
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in a;
-		socklen_t al = sizeof(a);
-		memset(&a, 0, sizeof(a));
-		a.sin_family = AF_INET;
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		bind(fd, (struct sockaddr *)&a, sizeof(a));
-		getsockname(fd, (struct sockaddr *)&a, &al);
-		port = ntohs(a.sin_port);
-		close(fd);
-	}
+	port = free_port();
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {

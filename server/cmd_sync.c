@@ -239,6 +239,7 @@ static int read_token(struct cmd *c)
 static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hfm_sync *sig_sync;      /* the run a signal stops */
 static atomic_int sig_seen;
+static const char *sig_prog = "hfmirror";
 
 static void *signal_thread(void *arg)
 {
@@ -250,11 +251,11 @@ static void *signal_thread(void *arg)
 			continue;
 		if (atomic_fetch_add(&sig_seen, 1)) {
 			/* a second one: leave now; the store is safe (partial/, renames) */
-			fprintf(stderr, "\nhfmirror: %s again, quitting\n", strsignal(sig));
+			fprintf(stderr, "\n%s: %s again, quitting\n", sig_prog, strsignal(sig));
 			_exit(1);
 		}
-		fprintf(stderr, "\nhfmirror: %s: stopping (what arrived is kept; "
-			"run sync again to go on)\n", strsignal(sig));
+		fprintf(stderr, "\n%s: %s: stopping (what arrived is kept; "
+			"run sync again to go on)\n", sig_prog, strsignal(sig));
 		pthread_mutex_lock(&sig_lock);
 		if (sig_sync)
 			hfm_sync_stop(sig_sync);
@@ -459,6 +460,7 @@ int hfm_sync_main(const char *prog, int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	sig_prog = prog;
 	if (pthread_create(&sig_thread, NULL, signal_thread, &sigs) == 0)
 		pthread_detach(sig_thread);
 	c.progress = hfm_progress_new(hfm_display_for(stderr, c.quiet), stderr, prog);

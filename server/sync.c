@@ -234,6 +234,7 @@ static int run_op(struct waitpt *p, op_fn fn, void *arg)
 	for (;;) {
 		if (atomic_load(&s->stop))
 			return hfm_error_set(HFM_ERROR, "interrupted");
+		hfm_error_clear();           /* a bare code must not bring an old message */
 		ctx.waiter = arm(p);
 		rc = fn(arg, &ctx);
 		if (rc != HFM_EAGAIN) {
@@ -557,6 +558,7 @@ static int read_all(struct worker *wk, struct hfm_body *b)
 
 		if (atomic_load(&wk->s->stop))
 			return hfm_error_set(HFM_ERROR, "interrupted");
+		hfm_error_clear();
 		n = hfm_stream_read(b->stream, pos, size, wk->buf, READ_BUF, arm(&wk->wp));
 		if (n == HFM_EAGAIN) {
 			if (await(&wk->wp))

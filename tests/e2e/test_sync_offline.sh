@@ -18,6 +18,7 @@ hfjs_ready || { not_ok "npm dependencies of tests/hfjs are installed"; done_test
 
 UP=$T/up/models/acme
 for r in tiny gated denied hidden; do make_upstream "$UP/$r"; done
+make_upstream "$T/up/datasets/acme/ds"
 start_server up mirror -m "$T/up" --offline --repos-path "$T/upstore" --access-log off || exit 1
 start_relay "${up_URL##*:}"
 relay_mode redirect
@@ -65,6 +66,12 @@ id = "acme/denied"
 
 [[repo]]
 id = "acme/hidden"
+
+[[repo]]
+id = "acme/ds"
+type = "dataset"
+revisions = "refs/pr/1"
+include = "data/"
 EOF
 
 # run_sync NAME [args]: run sync with the config; JSON lines to $T/NAME.json,
@@ -164,6 +171,13 @@ is "$(curl -s -o /dev/null -w '%{http_code}' "$off_URL/api/models/acme/tiny/revi
 	"offline: info with blobs"
 is "$(curl -s -o /dev/null -w '%{http_code}' "$off_URL/acme/gated/resolve/main/data/shard.bin")" 502 \
 	"offline: an excluded file is listed but not there (502)"
+DSPR=$(git -C "$T/up/datasets/acme/ds" rev-parse refs/pr/1)
+is "$(curl -s "$off_URL/api/datasets/acme/ds/revision/refs%2Fpr%2F1" |
+	$PYTHON -c 'import json,sys; print(json.load(sys.stdin)["sha"])')" "$DSPR" \
+	"offline: a dataset's refs/pr/1 resolves"
+is "$(curl -s -o "$T/shard" -w '%{http_code}' "$off_URL/datasets/acme/ds/resolve/refs%2Fpr%2F1/data/shard.bin")" \
+	200 "offline: the dataset's file"
+check "offline: its bytes" cmp "$T/shard" "$T/up/datasets/acme/ds/data/shard.bin"
 is "$(relay_conns)" "$c0" "offline: no connection to the upstream"
 stop_server off
 

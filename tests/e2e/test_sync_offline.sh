@@ -17,12 +17,12 @@
 hfjs_ready || { not_ok "npm dependencies of tests/hfjs are installed"; done_testing; exit 1; }
 
 UP=$T/up/models/acme
-for r in tiny gated denied hidden; do make_upstream "$UP/$r"; done
+for r in tiny gated priv denied hidden; do make_upstream "$UP/$r"; done
 make_upstream "$T/up/datasets/acme/ds"
 start_server up mirror -m "$T/up" --offline --repos-path "$T/upstore" --access-log off || exit 1
 start_relay "${up_URL##*:}"
 relay_mode redirect
-echo "gated acme/gated hf_good" >"$T/relay/gated"
+printf 'gated acme/gated hf_good\nprivate acme/priv hf_good\n' >"$T/relay/gated"
 REF=$up_URL
 DEV=$(git -C "$UP/tiny" rev-parse dev)
 
@@ -60,6 +60,10 @@ revisions = ["main", "v1.0", "$DEV"]
 id = "acme/gated"
 include = ["*.bin", "*.json"]
 exclude = ["data/*"]
+
+[[repo]]
+id = "acme/priv"
+include = "config.json"
 
 [[repo]]
 id = "acme/denied"
@@ -115,6 +119,8 @@ like "$(jq_repo "$T/notoken.json" acme/gated '[e["path"] for e in j["failed"]["e
 like "$(jq_repo "$T/notoken.json" acme/gated 'j["failed"]["errors"][0]["error"]')" \
 	"gated|restricted" "without a token: and why"
 is "$(jq_repo "$T/notoken.json" acme/tiny 'j["status"]')" ok "without a token: the open repo is fetched"
+like "$(jq_repo "$T/notoken.json" acme/priv 'j["status"], j["error"]')" "^failed .*not found.*token" \
+	"without a token: the private repo is not found, and the report says a token may help"
 
 # ---- dry run, then the real run with the token -----------------------------------
 echo hf_good >"$T/token"
@@ -139,6 +145,9 @@ check "the upstream sent about that ($((b1 - b0)) bytes)" \
 is "$(jq_repo "$T/run1.json" acme/gated 'j["status"], j["fetched"]["files"]')" "ok 1" \
 	"gated: its file fetched with the token"
 check "gated: its LFS object is in the store" test -f "$(obj "$(lfs_sha "$UP/gated/weights.bin")")"
+is "$(jq_repo "$T/run1.json" acme/priv 'j["status"], j["present"]["files"] + j["fetched"]["files"]')" "ok 1" \
+	"private: read with the token"
+check "private: marked private in the store" grep -qx private "$S/meta/models/acme/priv/access"
 like "$(grep 'acme/gated/resolve' "$T/relay/cdn_log")" "noauth" \
 	"gated: the CDN got the file's request without the token"
 check "the token is in no output" sh -c "! grep -q hf_good '$T'/*.err '$T'/*.json"
@@ -171,6 +180,9 @@ is "$(curl -s -o /dev/null -w '%{http_code}' "$off_URL/api/models/acme/tiny/revi
 	"offline: info with blobs"
 is "$(curl -s -o /dev/null -w '%{http_code}' "$off_URL/acme/gated/resolve/main/data/shard.bin")" 502 \
 	"offline: an excluded file is listed but not there (502)"
+is "$(curl -s -o "$T/pconf" -w '%{http_code}' "$off_URL/acme/priv/resolve/main/config.json")" 200 \
+	"offline (allow-gated-offline): the private repo's file"
+check "offline: its bytes" cmp "$T/pconf" "$UP/priv/config.json"
 DSPR=$(git -C "$T/up/datasets/acme/ds" rev-parse refs/pr/1)
 is "$(curl -s "$off_URL/api/datasets/acme/ds/revision/refs%2Fpr%2F1" |
 	$PYTHON -c 'import json,sys; print(json.load(sys.stdin)["sha"])')" "$DSPR" \

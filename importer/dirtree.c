@@ -15,7 +15,7 @@
 
 struct lister {
 	struct hfm_imp_filelist *l;
-	struct hfm_imp_progress *progress;
+	struct hfm_progress *progress;
 	struct { dev_t dev; ino_t ino; } stack[MAX_DEPTH + 1];
 	int depth;
 };
@@ -55,11 +55,11 @@ static int list_dir(struct lister *w, const char *abs_dir, const char *rel_dir)
 		rel = rel_dir[0] ? hfm_asprintf("%s/%s", rel_dir, de->d_name)
 				 : hfm_strdup(de->d_name);
 		if (lstat(abs, &lst) < 0 || stat(abs, &st) < 0) {
-			hfm_imp_progress_say(w->progress, "skipping %s: %s", abs, strerror(errno));
+			hfm_progress_say(w->progress, "skipping %s: %s", abs, strerror(errno));
 			goto skip;
 		}
 		if (!hfm_path_valid(rel)) {
-			hfm_imp_progress_say(w->progress, "skipping %s: not a valid repo path", abs);
+			hfm_progress_say(w->progress, "skipping %s: not a valid repo path", abs);
 			goto skip;
 		}
 		if (S_ISREG(st.st_mode)) {
@@ -71,7 +71,7 @@ static int list_dir(struct lister *w, const char *abs_dir, const char *rel_dir)
 		for (i = 0; i <= w->depth; i++)
 			loop |= w->stack[i].dev == st.st_dev && w->stack[i].ino == st.st_ino;
 		if (loop || w->depth == MAX_DEPTH) {
-			hfm_imp_progress_say(w->progress, "skipping %s: %s", abs,
+			hfm_progress_say(w->progress, "skipping %s: %s", abs,
 					     loop ? "a symlink loop" : "nested too deep");
 			goto skip;
 		}
@@ -94,7 +94,7 @@ static int cmp_rel(const void *a, const void *b)
 }
 
 int hfm_imp_dir_list(struct hfm_imp_filelist *out, const char *root,
-		     struct hfm_imp_progress *progress)
+		     struct hfm_progress *progress)
 {
 	struct lister w;
 	struct stat st;

@@ -14,7 +14,7 @@
 
 #include <git2.h>
 #include <sys/stat.h>
-#include "progress.h"
+#include "hfm/progress.h"
 
 struct hfm_imp_file {
 	char *rel;             /* repo path, '/'-separated */
@@ -32,7 +32,7 @@ struct hfm_imp_filelist {
 
 /* List the files below `root`; 0 or HFM_EIO when root cannot be read. */
 int hfm_imp_dir_list(struct hfm_imp_filelist *out, const char *root,
-		     struct hfm_imp_progress *progress);
+		     struct hfm_progress *progress);
 void hfm_imp_filelist_dispose(struct hfm_imp_filelist *l);
 
 /* Write the trees of the kept files of `l` into `repo`; *out is the root tree. */

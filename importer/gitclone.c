@@ -226,7 +226,7 @@ static int select_refs(struct clone_walk *g)
 		head = symbolic_branch(g->repo, ref_head, prefix);
 		free(ref_head);
 		if (unpublished.len)
-			hfm_imp_progress_say(job->progress,
+			hfm_progress_say(job->progress,
 					     "%s: local branches differ from remote \"%s\":%s; the "
 					     "mirror takes the remote's (%s*)", job->source, remote,
 					     unpublished.ptr, prefix);
@@ -318,7 +318,7 @@ static int check_blob(struct clone_walk *g, const git_oid *id)
 		if (hfm_imp_lfsset_add(&e, &g->job->lfs, oid, size, where) == 0)
 			lfs_dir_candidate(g, e);
 		else
-			hfm_imp_progress_say(g->job->progress, "warning: %s", hfm_error_last());
+			hfm_progress_say(g->job->progress, "warning: %s", hfm_error_last());
 		free(where);
 	}
 	git_odb_object_free(obj);
@@ -482,7 +482,7 @@ static int write_pack(struct clone_walk *g)
 
 	if (!git_packbuilder_object_count(g->pb))
 		return 0;
-	hfm_imp_progress_say(g->job->progress, "%s: writing %zu new git objects",
+	hfm_progress_say(g->job->progress, "%s: writing %zu new git objects",
 			     g->job->id.name, git_packbuilder_object_count(g->pb));
 	memset(&sink, 0, sizeof(sink));
 	if (git_odb_write_pack(&sink.wp, g->modb, NULL, NULL) < 0)
@@ -519,7 +519,7 @@ static int read_shallow(struct clone_walk *g)
 	}
 	fclose(f);
 	if (g->job->nshallow)
-		hfm_imp_progress_say(g->job->progress, "%s is a shallow clone: the mirror gets "
+		hfm_progress_say(g->job->progress, "%s is a shallow clone: the mirror gets "
 				     "its history only as deep as the clone has it",
 				     g->job->source);
 	return 0;
@@ -646,7 +646,7 @@ int hfm_imp_clone_collect(struct hfm_imp_job *job)
 		rc = walk_ref(&g, job->refs[i].name, &job->refs[i].target);
 	if (rc)
 		goto cleanup;
-	hfm_imp_progress_say(job->progress, "%s: %zu refs, %zu commits, %zu LFS objects",
+	hfm_progress_say(job->progress, "%s: %zu refs, %zu commits, %zu LFS objects",
 			     job->id.name, job->nrefs, g.commits, job->lfs.n);
 	if ((rc = write_pack(&g)))
 		goto cleanup;

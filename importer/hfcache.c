@@ -99,7 +99,7 @@ static int cache_file(struct hfm_imp_job *job, struct hfm_imp_file *f, const cha
 			why = hfm_asprintf("content has git blob id %s", hex);
 			hfm_imp_job_add_corrupt(job, blob_name, f->abs, why);
 			free(why);
-			hfm_imp_progress_say(job->progress, "%s: corrupt cache blob, left out "
+			hfm_progress_say(job->progress, "%s: corrupt cache blob, left out "
 					     "of the snapshot", where);
 		}
 	}
@@ -272,11 +272,11 @@ int hfm_imp_hfcache_collect(struct hfm_imp_job *job)
 		int valid = 0;
 
 		if (!s) {
-			hfm_imp_progress_say(job->progress, "%s: revision %s is commit %s, which "
+			hfm_progress_say(job->progress, "%s: revision %s is commit %s, which "
 					     "has no snapshot folder; skipped", job->source,
 					     refs[i].revision, refs[i].hub);
 		} else if (git_reference_name_is_valid(&valid, name) < 0 || !valid) {
-			hfm_imp_progress_say(job->progress, "%s: revision %s is not a valid ref "
+			hfm_progress_say(job->progress, "%s: revision %s is not a valid ref "
 					     "name; skipped", job->source, refs[i].revision);
 		} else {
 			hfm_imp_job_add_ref(job, name, &s->commit);
@@ -288,7 +288,7 @@ int hfm_imp_hfcache_collect(struct hfm_imp_job *job)
 		}
 		free(name);
 	}
-	hfm_imp_progress_say(job->progress, "%s: %zu snapshots, %zu revisions, %zu LFS objects",
+	hfm_progress_say(job->progress, "%s: %zu snapshots, %zu revisions, %zu LFS objects",
 			     job->id.name, nsnaps, nrefs, job->lfs.n);
 cleanup:
 	for (i = 0; i < nrefs; i++)

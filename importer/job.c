@@ -6,7 +6,7 @@
 #include "job.h"
 
 void hfm_imp_job_init(struct hfm_imp_job *job, const struct hfm_imp_opts *opts,
-		      struct hfm_store *store, struct hfm_imp_progress *progress,
+		      struct hfm_store *store, struct hfm_progress *progress,
 		      struct hfm_hashindex *hashes)
 {
 	memset(job, 0, sizeof(*job));
@@ -67,7 +67,7 @@ void hfm_imp_job_add_corrupt(struct hfm_imp_job *job, const char *oid, const cha
 	snprintf(c->oid, sizeof(c->oid), "%s", oid);
 	c->path = hfm_strdup(path);
 	c->reason = hfm_strdup(reason);
-	hfm_imp_progress_say(job->progress, "corrupt: %s (object %s): %s", path, oid, reason);
+	hfm_progress_say(job->progress, "corrupt: %s (object %s): %s", path, oid, reason);
 }
 
 size_t hfm_imp_job_missing(const struct hfm_imp_job *job)

@@ -15,7 +15,7 @@
  *                 probe.h (what kind a source is) beside them
  *   job.h         this record: what the runner hands the steps, what they
  *                 fill in and what report.h reads
- *   leaves        lfsset.h, keyset.h, progress.h, infer.h
+ *   leaves        lfsset.h, keyset.h, infer.h (and hfm/progress.h, shared)
  *
  * All of it stands on the core library's base and store (include/hfm/).
  * The steps write their results into the record (its fields and the
@@ -29,7 +29,7 @@
 #include "hfm/path.h"
 #include "hfm/store.h"
 #include "lfsset.h"
-#include "progress.h"
+#include "hfm/progress.h"
 
 /* What the command line asked for, shared by every job. */
 struct hfm_imp_opts {
@@ -38,7 +38,7 @@ struct hfm_imp_opts {
 	int type;                /* --type as enum hfm_repo_type, or -1 to infer */
 	int copy;                /* --copy: never hard link */
 	int json;                /* --json summary on stdout */
-	enum hfm_imp_display display;
+	enum hfm_display display;
 };
 
 enum hfm_imp_kind {
@@ -63,7 +63,7 @@ struct hfm_imp_corrupt {
 struct hfm_imp_job {
 	const struct hfm_imp_opts *opts;
 	struct hfm_store *store;              /* borrowed */
-	struct hfm_imp_progress *progress;    /* borrowed */
+	struct hfm_progress *progress;    /* borrowed */
 	struct hfm_hashindex *hashes;         /* borrowed; may be NULL */
 
 	char *source;                         /* absolute path */
@@ -90,7 +90,7 @@ struct hfm_imp_job {
 };
 
 void hfm_imp_job_init(struct hfm_imp_job *job, const struct hfm_imp_opts *opts,
-		      struct hfm_store *store, struct hfm_imp_progress *progress,
+		      struct hfm_store *store, struct hfm_progress *progress,
 		      struct hfm_hashindex *hashes);
 void hfm_imp_job_dispose(struct hfm_imp_job *job);
 

@@ -16,7 +16,7 @@
  * the tests can kill it in the middle of an object.
  */
 struct reader {
-	struct hfm_imp_progress *progress;
+	struct hfm_progress *progress;
 	uint64_t stall_at;
 };
 
@@ -24,7 +24,7 @@ static void on_bytes(void *payload, uint64_t done, uint64_t total)
 {
 	struct reader *r = payload;
 
-	hfm_imp_progress_bytes(r->progress, done, total);
+	hfm_progress_bytes(r->progress, done, total);
 	if (r->stall_at && done >= r->stall_at) {
 		fprintf(stderr, "hfmirror-import: stalled after %llu bytes (HFMIRROR_IMPORT_STALL)\n",
 			(unsigned long long)done);
@@ -46,7 +46,7 @@ static int already_present(struct hfm_imp_job *job, const struct hfm_imp_lfs *e)
 	if (stat(path.ptr, &st) == 0 && (uint64_t)st.st_size == e->size) {
 		present = 1;
 	} else {
-		hfm_imp_progress_say(job->progress, "warning: object %s in the store has %llu "
+		hfm_progress_say(job->progress, "warning: object %s in the store has %llu "
 				     "bytes, its pointer says %llu (changed through a hard "
 				     "link?); importing it again", e->oid,
 				     (unsigned long long)st.st_size, (unsigned long long)e->size);
@@ -117,7 +117,7 @@ static int import_one(struct hfm_imp_job *job, struct hfm_imp_lfs *e)
 			continue;
 		}
 		if ((fd = open(c->path, O_RDONLY | O_CLOEXEC)) < 0) {
-			hfm_imp_progress_say(job->progress, "warning: %s: %s", c->path,
+			hfm_progress_say(job->progress, "warning: %s: %s", c->path,
 					     strerror(errno));
 			continue;
 		}
@@ -131,7 +131,7 @@ static int import_one(struct hfm_imp_job *job, struct hfm_imp_lfs *e)
 			if (watched)
 				hfm_imp_job_add_corrupt(job, e->oid, c->path, hfm_error_last());
 			else
-				hfm_imp_progress_say(job->progress, "%s differs from the committed "
+				hfm_progress_say(job->progress, "%s differs from the committed "
 						     "file (edited?); not used", c->path);
 			continue;
 		}
@@ -200,7 +200,7 @@ int hfm_imp_lfs_import(struct hfm_imp_job *job)
 	}
 	if (!items)
 		return 0;
-	hfm_imp_progress_phase(job->progress, "importing", items, bytes);
+	hfm_progress_phase(job->progress, "importing", items, bytes);
 	for (i = 0; i < job->lfs.n && !rc; i++) {
 		struct hfm_imp_lfs *e = &job->lfs.v[i];
 		char label[96];
@@ -208,10 +208,10 @@ int hfm_imp_lfs_import(struct hfm_imp_job *job)
 		if (e->state != HFM_IMP_LFS_PENDING)
 			continue;
 		snprintf(label, sizeof(label), "%.12s %s", e->oid, base_name(e->where));
-		hfm_imp_progress_item(job->progress, label, e->size);
+		hfm_progress_item(job->progress, label, e->size);
 		rc = import_one(job, e);
-		hfm_imp_progress_item_done(job->progress, verb(e->state));
+		hfm_progress_item_done(job->progress, verb(e->state));
 	}
-	hfm_imp_progress_phase_done(job->progress);
+	hfm_progress_phase_done(job->progress);
 	return rc;
 }

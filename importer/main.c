@@ -66,7 +66,6 @@ static int parse_args(struct hfm_imp_opts *o, int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *term = getenv("TERM");
 	int c, quiet = 0;
 
 	memset(o, 0, sizeof(*o));
@@ -110,12 +109,7 @@ static int parse_args(struct hfm_imp_opts *o, int argc, char **argv)
 	}
 	if (optind == argc)
 		die_usage("no SOURCE given");
-	if (quiet)
-		o->display = HFM_IMP_SHOW_QUIET;
-	else if (isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb")))
-		o->display = HFM_IMP_SHOW_TTY;
-	else
-		o->display = HFM_IMP_SHOW_PLAIN;
+	o->display = hfm_display_for(stderr, quiet);
 	return optind;
 }
 
@@ -176,7 +170,7 @@ struct run {
 	struct hfm_imp_opts opts;
 	struct hfm_store *store;
 	struct hfm_hashindex *hashes;
-	struct hfm_imp_progress *progress;
+	struct hfm_progress *progress;
 	int errors, incomplete;
 };
 
@@ -198,7 +192,7 @@ static void run_one(struct run *r, const char *path, enum hfm_imp_kind kind)
 									   : hfm_strerror(rc));
 		r->errors++;
 	} else {
-		if (r->opts.display != HFM_IMP_SHOW_QUIET)
+		if (r->opts.display != HFM_SHOW_QUIET)
 			hfm_imp_report_text(stderr, &job, 0);
 		if (hfm_imp_job_missing(&job))
 			r->incomplete++;
@@ -270,10 +264,10 @@ int main(int argc, char **argv)
 		git_libgit2_shutdown();
 		return 1;
 	}
-	r.progress = hfm_imp_progress_new(r.opts.display, stderr);
+	r.progress = hfm_progress_new(r.opts.display, stderr, "hfmirror-import");
 	index_path = hfm_asprintf("%s/meta/hashindex", r.store->root);
 	if (hfm_hashindex_open(&r.hashes, index_path, &warning) == 0 && warning && warning[0])
-		hfm_imp_progress_say(r.progress, "hash index %s: %s", index_path, warning);
+		hfm_progress_say(r.progress, "hash index %s: %s", index_path, warning);
 	free(index_path);
 
 	for (i = first; i < argc; i++)
@@ -281,7 +275,7 @@ int main(int argc, char **argv)
 
 	code = r.errors ? 1 : r.incomplete ? EXIT_INCOMPLETE : 0;
 	hfm_hashindex_free(r.hashes);
-	hfm_imp_progress_free(r.progress);
+	hfm_progress_free(r.progress);
 	hfm_store_free(r.store);
 	git_libgit2_shutdown();
 	return code;

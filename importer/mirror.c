@@ -30,7 +30,7 @@ static int lock_mirror(int *out, const struct hfm_imp_job *job)
 		goto out;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		hfm_imp_progress_say(job->progress, "waiting for another import of %s to finish",
+		hfm_progress_say(job->progress, "waiting for another import of %s to finish",
 				     job->id.name);
 		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
 			;
@@ -104,7 +104,7 @@ int hfm_imp_mirror_open(struct hfm_imp_job *job, int *lock_fd)
 	if (stat(path.ptr, &st) < 0) {
 		if ((rc = create_mirror(job, path.ptr)))
 			goto out;
-		hfm_imp_progress_say(job->progress, "created mirror %s", path.ptr);
+		hfm_progress_say(job->progress, "created mirror %s", path.ptr);
 	}
 	if (git_repository_open_ext(&job->mirror, path.ptr, GIT_REPOSITORY_OPEN_NO_SEARCH |
 				    GIT_REPOSITORY_OPEN_BARE, NULL) < 0) {

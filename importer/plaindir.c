@@ -62,10 +62,10 @@ static int file_hashes(struct hfm_hash_rec *rec, struct hfm_hash_key *key, int *
 	hfm_hash_key_from_stat(key, &st);
 	if (job->hashes && hfm_hashindex_get(job->hashes, key, rec) == 0)
 		return 0;
-	hfm_imp_progress_item(job->progress, label, (uint64_t)st.st_size);
+	hfm_progress_item(job->progress, label, (uint64_t)st.st_size);
 	rc = hfm_hash_fd_progress(fd, (uint64_t)st.st_size, rec->sha1, rec->sha256, &binary,
-				  hfm_imp_progress_bytes, job->progress);
-	hfm_imp_progress_item_done(job->progress, "hashed");
+				  hfm_progress_bytes, job->progress);
+	hfm_progress_item_done(job->progress, "hashed");
 	if (rc)
 		return rc;
 	rec->binary = (uint8_t)binary;
@@ -148,11 +148,11 @@ int hfm_imp_plain_collect(struct hfm_imp_job *job)
 		when = HFM_MAX(when, (int64_t)files.v[i].st.st_mtime);
 	}
 	if (items)
-		hfm_imp_progress_phase(job->progress, "hashing", items, bytes);
+		hfm_progress_phase(job->progress, "hashing", items, bytes);
 	for (i = 0; i < files.n && !rc; i++)
 		rc = hfm_imp_plain_file(job, &files.v[i], attrs, "refs/heads/main");
 	if (items)
-		hfm_imp_progress_phase_done(job->progress);
+		hfm_progress_phase_done(job->progress);
 	if (rc || (rc = hfm_imp_dir_tree(&tree, job->mirror, &files)))
 		goto cleanup;
 
@@ -171,7 +171,7 @@ int hfm_imp_plain_collect(struct hfm_imp_job *job)
 	}
 	hfm_imp_job_add_ref(job, "refs/heads/main", &commit);
 	job->head = hfm_strdup("main");
-	hfm_imp_progress_say(job->progress, "%s: %zu files, %zu LFS objects", job->id.name,
+	hfm_progress_say(job->progress, "%s: %zu files, %zu LFS objects", job->id.name,
 			     files.n, job->lfs.n);
 cleanup:
 	git_commit_free(old_commit);

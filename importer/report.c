@@ -22,7 +22,7 @@ void hfm_imp_report_text(FILE *out, const struct hfm_imp_job *job, int all)
 	size_t missing = hfm_imp_job_missing(job), shown = 0, i;
 	char b[24];
 
-	hfm_imp_human_bytes(b, sizeof(b), job->bytes);
+	hfm_human_bytes(b, sizeof(b), job->bytes);
 	fprintf(out, "hfmirror-import: %s (%s) -> %s\n", job->id.name,
 		hfm_repo_type_name(job->id.type), job->mirror_path);
 	fprintf(out, "  refs: %zu (%zu new, %zu moved)", job->nrefs, job->refs_new,
@@ -49,7 +49,7 @@ void hfm_imp_report_text(FILE *out, const struct hfm_imp_job *job, int all)
 				missing - shown);
 			break;
 		}
-		hfm_imp_human_bytes(b, sizeof(b), e->size);
+		hfm_human_bytes(b, sizeof(b), e->size);
 		fprintf(out, "    %s %10s  %s\n", e->oid, b, e->where);
 		shown++;
 	}

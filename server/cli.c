@@ -36,6 +36,7 @@
 #include "hfm/src_git.h"
 #include "hfm/src_modelbin.h"
 #include "hfm/store.h"
+#include "hfm/sync.h"
 
 #ifndef HFM_VERSION
 #define HFM_VERSION "0.1.0"
@@ -72,6 +73,7 @@ static void usage_main(FILE *f, const char *prog)
 		"  mirror -m DIR          serve git clones (bare or not, with LFS objects)\n"
 		"  proxy                  cache an upstream hub (huggingface.co) on disk\n"
 		"  serve -c FILE          run what an Olah-style configs.toml describes\n"
+		"  sync -m MANIFEST       fetch what MANIFEST lists into the store (for offline)\n"
 		"\n"
 		"Run '%s <command> --help' for the options of a command.\n"
 		"'%s --version' prints the version.\n",
@@ -677,6 +679,7 @@ static int run_server(struct run *o)
 			.allow_gated_offline = cfg->allow_gated_offline,
 			.access_check_ttl = cfg->access_check_ttl,
 			.upstream_timeout = cfg->upstream_timeout,
+			.upstream_hold_down = cfg->upstream_hold_down,
 			.range_fill_max = cfg->range_fill_max_size,
 			.strict_ranges = cfg->verify_ranges_strict,
 			.evict_interval_s = cfg->evict_interval,
@@ -842,6 +845,8 @@ int hfm_cli_main(int argc, char **argv)
 	} else if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
 		printf("hfmirror %s\n", HFM_VERSION);
 		rc = 0;
+	} else if (!strcmp(argv[1], "sync")) {
+		rc = hfm_sync_main(prog, argc - 1, argv + 1);
 	} else if (argv[1][0] == '-') {
 		/* Olah's upstream CLI: `olah-cli -c configs.toml`, `olah-cli --port …` */
 		int has_config = 0;

@@ -34,6 +34,7 @@ extern "C" {
 #include "hfm/buf.h"
 }
 #include "hfm/config.h"
+#include "hfm/sync.h"
 
 namespace {
 
@@ -587,12 +588,15 @@ void reader::ours(const toml::table &t)
 		} else if (name == "verify-ranges") {
 			if ((i = read_choice(v, key, { "live", "strict" })) >= 0)
 				cfg->verify_ranges_strict = i;
+		} else if (name == "upstream-hold-down") {
+			read_duration(v, key, 1, 86400, &cfg->upstream_hold_down);
 		} else {
 			unknown(k, key, "key", { "threads", "hash-threads", "body-io", "access-log",
 				"hash-index", "metadata-ttl", "wait-timeout", "idle-timeout",
 				"head-timeout", "max-connections", "model-bin-rescan", "model-bin-prefetch",
 				"allow-gated-offline", "access-check-ttl", "upstream-timeout",
-				"evict-interval", "range-fill-max-size", "verify-ranges" });
+				"evict-interval", "range-fill-max-size", "verify-ranges",
+				"upstream-hold-down" });
 		}
 	}
 }
@@ -666,9 +670,13 @@ void emit(struct hfm_buf *to, std::vector<message> &msgs)
 	}
 }
 
-int read_file(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
+/*
+ * Read and parse `path` and hand its root table to `walk`; a syntax error
+ * becomes one of r's errors.  HFM_EIO (reported in err) if unreadable.
+ */
+template <class Walk>
+int parse_file(reader &r, const char *path, struct hfm_buf *err, Walk walk)
 {
-	reader r{ cfg, path, {}, {} };
 	std::string doc;
 
 	if (!slurp(doc, path)) {
@@ -678,7 +686,7 @@ int read_file(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
 	}
 	try {
 		toml::table root = toml::parse(doc, std::string_view(path));
-		r.top(root);
+		walk(root);
 	} catch (const toml::parse_error &e) {
 		const toml::source_position &at = e.source().begin;
 		std::string desc = printable(e.description());
@@ -686,6 +694,16 @@ int read_file(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
 		r.errors.push_back({ at.line, r.file + ":" + std::to_string(at.line) + ": " +
 				     desc + " (column " + std::to_string(at.column) + ")" });
 	}
+	return 0;
+}
+
+int read_file(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
+{
+	reader r{ cfg, path, {}, {} };
+	int rc = parse_file(r, path, err, [&](const toml::table &root) { r.top(root); });
+
+	if (rc)
+		return rc;
 	hfm_config_set_str(&cfg->path, path);
 	if (!r.warnings.empty()) {
 		struct hfm_buf w = HFM_BUF_INIT(1 << 20);
@@ -702,12 +720,183 @@ int read_file(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
 	return HFM_EINVAL;
 }
 
+/* ---- the sync manifest (sync.h, docs/sync.md) ------------------------------- */
+
+/*
+ * A list of strings: an array of them, or one string.  Each must be
+ * non-empty and pass `check` (a static reason, or NULL when fine).  Replaces
+ * *list; false (reported) on a problem.
+ */
+bool read_strings(reader &r, const toml::node &v, const std::string &key, char ***list,
+		  size_t *n, const char *what, const char *(*check)(const std::string &))
+{
+	std::vector<std::pair<std::string, const toml::node *>> items;
+
+	if (v.type() == toml::node_type::string) {
+		items.push_back({ v.as_string()->get(), &v });
+	} else if (v.type() == toml::node_type::array) {
+		const toml::array &a = *v.as_array();
+		for (size_t i = 0; i < a.size(); i++) {
+			std::string ik = key + "[" + std::to_string(i) + "]";
+			if (!r.want(a[i], toml::node_type::string, ik))
+				return false;
+			items.push_back({ a[i].as_string()->get(), &a[i] });
+		}
+	} else {
+		r.error(v.source(), key, "expected an array of strings, got %s", type_name(v.type()));
+		return false;
+	}
+	for (size_t i = 0; i < items.size(); i++) {
+		const std::string &str = items[i].first;
+		std::string ik = v.is_array() ? key + "[" + std::to_string(i) + "]" : key;
+		const char *why = str.find('\0') != std::string::npos ? "must not contain a NUL character" :
+				  str.empty() ? "must not be empty" : check ? check(str) : nullptr;
+		if (why) {
+			r.error(items[i].second->source(), ik, "%s \"%s\" %s", what,
+				printable(str).c_str(), why);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < *n; i++)
+		free((*list)[i]);
+	free(*list);
+	*list = nullptr;
+	*n = 0;
+	for (const auto &it : items)
+		hfm_config_push_str(list, n, it.first.c_str());
+	return true;
+}
+
+const char *check_revision(const std::string &s)
+{
+	return hfm_rev_valid(s.c_str()) ? nullptr : "is not a revision (a branch, tag, "
+		"refs/pr/N or commit id)";
+}
+
+const char *check_pattern(const std::string &s)
+{
+	struct hfm_rule rule = { const_cast<char *>(s.c_str()), 1, 0 };
+
+	return hfm_rules_check(&rule, nullptr) ? "is not valid UTF-8" : nullptr;
+}
+
+/* "org/name" or "name", each segment as the Hub allows; false if not. */
+bool parse_repo_id(struct hfm_repo_id *id, const std::string &s)
+{
+	size_t slash = s.find('/');
+
+	if (slash == std::string::npos)
+		return hfm_repo_id_set(id, id->type, nullptr, s.c_str()) == 0;
+	if (s.find('/', slash + 1) != std::string::npos)
+		return false;
+	return hfm_repo_id_set(id, id->type, s.substr(0, slash).c_str(),
+			       s.substr(slash + 1).c_str()) == 0;
+}
+
+void read_want(reader &r, const toml::table &t, const std::string &key, hfm_sync_want *w)
+{
+	const toml::node *id = nullptr;
+
+	w->line = t.source().begin.line;
+	for (auto &&[k, v] : t) {
+		std::string_view name = k.str();
+		std::string kk = key + "." + std::string(name);
+
+		if (name == "id") {
+			if (r.want(v, toml::node_type::string, kk) && r.c_string(v, kk))
+				id = &v;
+		} else if (name == "type") {
+			int i = r.read_choice(v, kk, { "model", "dataset", "space" });
+			if (i >= 0)
+				w->id.type = (enum hfm_repo_type)i;
+		} else if (name == "revisions") {
+			read_strings(r, v, kk, &w->revisions, &w->n_revisions, "revision",
+				     check_revision);
+			if (v.is_array() && v.as_array()->empty())
+				r.error(v.source(), kk, "needs at least one revision (or leave it "
+					"out for \"main\")");
+		} else if (name == "include") {
+			read_strings(r, v, kk, &w->include, &w->n_include, "pattern", check_pattern);
+		} else if (name == "exclude") {
+			read_strings(r, v, kk, &w->exclude, &w->n_exclude, "pattern", check_pattern);
+		} else if (name == "revision") {
+			r.error(k.source(), kk, "unknown key (did you mean revisions? it takes a list)");
+		} else {
+			r.unknown(k, kk, "key", { "id", "type", "revisions", "include", "exclude" });
+		}
+	}
+	if (!id) {
+		if (!t.contains("id"))
+			r.error(t.source(), key, "a repo needs an id (\"org/name\" or \"name\")");
+		return;
+	}
+	const std::string &s = id->as_string()->get();
+	for (const char *prefix : { "models/", "datasets/", "spaces/" }) {
+		if (!s.compare(0, strlen(prefix), prefix) && s.find('/', strlen(prefix)) != std::string::npos) {
+			r.error(id->source(), key + ".id", "\"%s\" is not a repo id: give the type "
+				"as type = \"%.*s\"", printable(s).c_str(),
+				(int)strlen(prefix) - 2, prefix);
+			return;
+		}
+	}
+	if (!parse_repo_id(&w->id, s))
+		r.error(id->source(), key + ".id", "\"%s\" is not a repo id (\"org/name\" or "
+			"\"name\": letters, digits, '-', '_' and '.')", printable(s).c_str());
+	if (!w->n_revisions && !t.contains("revisions"))
+		hfm_config_push_str(&w->revisions, &w->n_revisions, "main");
+}
+
+void read_manifest(reader &r, const toml::table &root, hfm_sync_manifest *m)
+{
+	const toml::node *repos = nullptr;
+
+	for (auto &&[k, v] : root) {
+		if (k.str() == "repo")
+			repos = &v;
+		else if (loose(k.str()) == "repos")
+			r.error(k.source(), std::string(k.str()), "unknown key (did you mean repo? "
+				"each repo is one [[repo]] table)");
+		else
+			r.unknown(k, std::string(k.str()), "key (a manifest holds [[repo]] tables)",
+				  { "repo" });
+	}
+	if (!repos) {
+		if (r.errors.empty())
+			r.error(root.source(), "repo", "no [[repo]] table: nothing to sync");
+		return;
+	}
+	if (!repos->is_array_of_tables()) {
+		r.error(repos->source(), "repo", "expected [[repo]] tables, got %s",
+			type_name(repos->type()));
+		return;
+	}
+	const toml::array &a = *repos->as_array();
+	m->repos = (hfm_sync_want *)hfm_calloc(a.size() + 1, sizeof(*m->repos));
+	m->n = a.size();
+	for (size_t i = 0; i < a.size(); i++) {
+		std::string key = "repo[" + std::to_string(i) + "]";
+		hfm_sync_want *w = &m->repos[i];
+
+		read_want(r, *a[i].as_table(), key, w);
+		for (size_t j = 0; j < i && w->id.name[0]; j++) {
+			if (m->repos[j].id.type == w->id.type && !strcmp(m->repos[j].id.name, w->id.name)) {
+				r.error(a[i].source(), key + ".id", "%s is listed twice (first at line "
+					"%u): list its revisions in one [[repo]]", w->id.name,
+					m->repos[j].line);
+				break;
+			}
+		}
+	}
+}
+
 } /* namespace */
 
-int hfm_config_read(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
+/* Run `body`; no C++ exception crosses into C (reported in err, HFM_ERROR). */
+template <class Body>
+static int guarded(const char *path, struct hfm_buf *err, Body body)
 {
 	try {
-		return read_file(cfg, path, err);
+		return body();
 	} catch (const std::bad_alloc &) {
 		if (err)
 			hfm_buf_printf(err, "%s: out of memory\n", path);
@@ -719,4 +908,36 @@ int hfm_config_read(struct hfm_config *cfg, const char *path, struct hfm_buf *er
 			hfm_buf_printf(err, "%s: unexpected error while reading\n", path);
 	}
 	return HFM_ERROR;
+}
+
+int hfm_config_read(struct hfm_config *cfg, const char *path, struct hfm_buf *err)
+{
+	return guarded(path, err, [&] { return read_file(cfg, path, err); });
+}
+
+int hfm_sync_manifest_read(struct hfm_sync_manifest **out, const char *path, struct hfm_buf *err)
+{
+	struct hfm_sync_manifest *m = (struct hfm_sync_manifest *)hfm_calloc(1, sizeof(*m));
+	int rc;
+
+	*out = nullptr;
+	rc = guarded(path, err, [&] {
+		reader r{ nullptr, path, {}, {} };
+		int e = parse_file(r, path, err, [&](const toml::table &root) {
+			read_manifest(r, root, m);
+		});
+		if (!e && !r.errors.empty()) {
+			if (err)
+				emit(err, r.errors);
+			e = HFM_EINVAL;
+		}
+		return e;
+	});
+	if (rc) {
+		hfm_sync_manifest_free(m);
+		return rc;
+	}
+	m->path = hfm_strdup(path);
+	*out = m;
+	return 0;
 }

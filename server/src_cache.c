@@ -194,6 +194,22 @@ static void api_url(struct hfm_buf *b, struct cache_repo *r)
 		       r->base.id.name);
 }
 
+/*
+ * The upstream cannot be asked now: offline, or held down after it could not
+ * be reached (upstream.h).  Either way what is not stored is answered as
+ * offline answers it, at once.
+ */
+static int cannot_ask(struct cachesrc *cs)
+{
+	return cs->offline || hfm_up_unreachable(cs->up);
+}
+
+/* The end of "X is not in this mirror...": why nothing more can be had. */
+static const char *not_here(const struct cachesrc *cs)
+{
+	return cs->offline ? " (offline)" : " and the upstream is unreachable";
+}
+
 /* ---- upstream API GETs ----------------------------------------------------- */
 
 static void api_get_free(struct api_get *g)
@@ -344,8 +360,9 @@ static int ask(struct answer *a, struct cachesrc *cs, const char *url, int paged
 	char *key;
 	int rc = 0;
 
-	if (cs->offline)
-		return HFM_EOFFLINE;
+	if (cannot_ask(cs))
+		return hfm_error_set(HFM_EOFFLINE, "the upstream is %s",
+				     cs->offline ? "not asked (offline)" : "unreachable");
 	if (ctx->authorization)
 		hfm_sha1_hex(authhash, ctx->authorization, strlen(ctx->authorization));
 	key = hfm_asprintf("%s %s", authhash, url);
@@ -394,6 +411,11 @@ static int ask(struct answer *a, struct cachesrc *cs, const char *url, int paged
 	hfm_buf_init(&a->body, TOTAL_MAX);
 	hfm_buf_put(&a->body, hfm_buf_cstr(&g->page), g->page.len);
 	pthread_mutex_unlock(&cs->lock);
+	/* this very transfer found the upstream unreachable: as offline, too */
+	if (a->rc && hfm_up_unreachable(cs->up)) {
+		hfm_buf_dispose(&a->body);
+		return hfm_error_set(HFM_EOFFLINE, "the upstream is unreachable");
+	}
 	return 0;
 }
 
@@ -457,7 +479,7 @@ static int meta_get(struct hfm_buf *out, struct cache_repo *r, const char *rel, 
 
 	snprintf(path, sizeof(path), "%s/%s", r->dir, rel);
 	have = meta_read(out, cs, path, &mtime) == 0;
-	if (have && (!ttl_s || cs->offline || hfm_now_ms() - mtime < (int64_t)ttl_s * 1000))
+	if (have && (!ttl_s || cannot_ask(cs) || hfm_now_ms() - mtime < (int64_t)ttl_s * 1000))
 		return 0;
 	rc = ask(&a, cs, url, paged, ctx);
 	if (rc == HFM_EAGAIN)
@@ -465,7 +487,8 @@ static int meta_get(struct hfm_buf *out, struct cache_repo *r, const char *rel, 
 	if (rc == HFM_EOFFLINE) {
 		if (have)
 			return 0;
-		return hfm_error_set(HFM_EOFFLINE, "%s is not in this mirror (offline)", r->base.id.name);
+		return hfm_error_set(HFM_EOFFLINE, "%s is not in this mirror%s", r->base.id.name,
+				     not_here(cs));
 	}
 	if (a.rc == 0 && a.status == 200) {
 		hfm_buf_reset(out);
@@ -587,6 +610,12 @@ static int cache_access(struct hfm_repo *base, struct hfm_ctx *ctx)
 	api_url(&url, r);
 	hfm_buf_puts(&url, "/auth-check");
 	rc = ask(&a, cs, hfm_buf_cstr(&url), 0, ctx);
+	if (rc == HFM_EOFFLINE) {
+		/* unreachable: the soft case below, whose answer is a 5xx */
+		a.rc = HFM_ETIMEOUT;
+		hfm_buf_init(&a.body, 64);
+		rc = 0;
+	}
 	if (rc)
 		goto out;                    /* HFM_EAGAIN */
 	if (a.rc == 0 && a.status == 200) {
@@ -691,8 +720,8 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 		snprintf(irel, sizeof(irel), "commits/%s/info.json", rev);
 		rc = meta_get(&info, r, irel, hfm_buf_cstr(&url), 0, 0, ctx);
 		if (rc == HFM_EOFFLINE)
-			rc = hfm_error_set(HFM_ENOREV, "Revision %s of %s is not in this mirror (offline)",
-					   rev, base->id.name);
+			rc = hfm_error_set(HFM_ENOREV, "Revision %s of %s is not in this mirror%s",
+					   rev, base->id.name, not_here(cs));
 		if (!rc)
 			rc = info_fields(out, &r->restricted, &info);
 		goto cleanup;
@@ -701,7 +730,7 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 	hfm_buf_printf(&rel, "%s/revs/", r->dir);
 	hfm_buf_urlenc(&rel, rev, 0);
 	have_map = meta_read(&map, cs, hfm_buf_cstr(&rel), &mtime) == 0 && is_sha(hfm_buf_cstr(&map));
-	if (have_map && (cs->offline || hfm_now_ms() - mtime < (int64_t)cs->ttl * 1000))
+	if (have_map && (cannot_ask(cs) || hfm_now_ms() - mtime < (int64_t)cs->ttl * 1000))
 		goto from_map;
 	rc = ask(&a, cs, hfm_buf_cstr(&url), 0, ctx);
 	if (rc == HFM_EAGAIN)
@@ -711,11 +740,11 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 			goto from_map;
 		struct stat st;
 		if (fstatat(cs->store->root_fd, r->dir, &st, 0) == 0)
-			rc = hfm_error_set(HFM_ENOREV, "Revision %s of %s is not in this mirror (offline)",
-					   rev, base->id.name);
+			rc = hfm_error_set(HFM_ENOREV, "Revision %s of %s is not in this mirror%s",
+					   rev, base->id.name, not_here(cs));
 		else
-			rc = hfm_error_set(HFM_ENOREPO, "%s is not in this mirror (offline)",
-					   base->id.name);
+			rc = hfm_error_set(HFM_ENOREPO, "%s is not in this mirror%s",
+					   base->id.name, not_here(cs));
 		goto cleanup;
 	}
 	if (a.rc == 0 && a.status == 200) {
@@ -791,7 +820,8 @@ static int cache_info(struct hfm_buf *out, struct hfm_repo *base, const struct h
 	snprintf(rel, sizeof(rel), "commits/%s/%s.json", rc->commit, blobs ? "info-blobs" : "info");
 	ret = meta_get(out, r, rel, hfm_buf_cstr(&url), 0, 0, ctx);
 	if (ret == HFM_EOFFLINE)
-		ret = hfm_error_set(HFM_EOFFLINE, "%s is not in this mirror (offline)", base->id.name);
+		ret = hfm_error_set(HFM_EOFFLINE, "%s is not in this mirror%s", base->id.name,
+				    not_here(r->cs));
 	hfm_buf_dispose(&url);
 	return ret;
 }
@@ -1102,7 +1132,8 @@ static int cache_refs(struct hfm_refs **out, struct hfm_repo *base, struct hfm_c
 	hfm_buf_puts(&url, "/refs?include_prs=1");
 	rc = meta_get(&b, r, "refs.json", hfm_buf_cstr(&url), 0, r->cs->ttl ? r->cs->ttl : 1, ctx);
 	if (rc == HFM_EOFFLINE)
-		rc = hfm_error_set(HFM_ENOREPO, "%s is not in this mirror (offline)", base->id.name);
+		rc = hfm_error_set(HFM_ENOREPO, "%s is not in this mirror%s", base->id.name,
+				   not_here(r->cs));
 	if (rc)
 		goto cleanup;
 	j = cJSON_ParseWithLength(b.ptr, b.len);
@@ -1149,8 +1180,8 @@ static int cache_commits(struct hfm_commits **out, struct hfm_repo *base, const 
 	snprintf(rel, sizeof(rel), "commits/%s/log-%zu.json", commit, want + 1);
 	rc = meta_get(&b, r, rel, hfm_buf_cstr(&url), 0, 0, ctx);
 	if (rc == HFM_EOFFLINE)
-		rc = hfm_error_set(HFM_ENOREV, "Commits of %s are not in this mirror (offline)",
-				   base->id.name);
+		rc = hfm_error_set(HFM_ENOREV, "Commits of %s are not in this mirror%s",
+				   base->id.name, not_here(r->cs));
 	if (rc)
 		goto cleanup;
 	j = cJSON_ParseWithLength(b.ptr, b.len);
@@ -1242,8 +1273,8 @@ static int cache_open(struct hfm_body *out, struct hfm_repo *base, const char *c
 		out->size = size;
 		return 0;
 	}
-	if (cs->offline)
-		return hfm_error_set(HFM_EUNAVAIL, "%s is not in this mirror (offline)", e->path);
+	if (cannot_ask(cs))
+		return hfm_error_set(HFM_EUNAVAIL, "%s is not in this mirror%s", e->path, not_here(cs));
 	hfm_buf_printf(&url, "%s/%s%s/resolve/%s/", cs->up_url, hfm_repo_type_prefix(base->id.type),
 		       base->id.name, commit);
 	hfm_buf_urlenc(&url, e->path, 1);
@@ -1346,6 +1377,7 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 		.low_speed_time = o->upstream_timeout,
 		.connect_timeout_ms = o->upstream_timeout ? (o->upstream_timeout < 3 ? 1000 :
 				      o->upstream_timeout > 30 ? 10000 : o->upstream_timeout * 1000 / 3) : 0,
+		.hold_down_ms = o->upstream_hold_down * 1000,
 		.log = o->log,
 		.log_cls = o->log_cls,
 	};
@@ -1370,6 +1402,7 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	 * its reference outlives hfm_evictor_stop() in cache_free() */
 	struct hfm_blobcache_opts bo = {
 		.block_size = o->block_size,
+		.sync_bytes = o->durable_blocks ? (o->block_size ? o->block_size : 1) : 0,
 		.fetch = hfm_blobfetch_start,
 		.fetch_cls = cs->bf,
 		.grew = hfm_evictor_grew,        /* NULL-safe: no evictor, no kicks */

@@ -13,6 +13,7 @@
 #define HEADER_BYTES_MAX (64u * 1024)    /* all headers of one response */
 #define HEADERS_MAX 256
 #define RETRY_CAP_MS 5000
+#define HOLD_DOWN_MS 30000
 
 enum cmd_kind { CMD_START, CMD_RESUME, CMD_CANCEL };
 
@@ -29,6 +30,14 @@ struct hfm_upstream {
 	struct cmd *cmd_head, *cmd_tail;
 	int stopping;
 	atomic_int offline;
+	/*
+	 * Reachability (upstream.h): hfm_mono_ns() until which the upstream
+	 * counts as unreachable (0: reachable).  `down` is the state last
+	 * logged, so that only changes are.
+	 */
+	atomic_uint_fast64_t unreachable_until;
+	atomic_int down;
+	uint64_t hold_down_ns;
 
 	/* loop thread only */
 	struct hfm_up_xfer *active;      /* added to the multi handle */
@@ -44,6 +53,7 @@ struct hfm_upstream {
 	void *log_cls;
 
 	atomic_uint_fast64_t n_started, n_retried, n_sockets, n_bytes, n_running;
+	atomic_uint_fast64_t n_unreachable;
 };
 
 struct hfm_up_xfer {
@@ -161,6 +171,55 @@ static int curl_to_hfm(CURLcode cc)
 	}
 }
 
+/* ---- reachability -------------------------------------------------------- */
+
+/* The failures that say the upstream cannot be reached at all. */
+static int curl_unreachable(CURLcode cc)
+{
+	return cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_CONNECT;
+}
+
+/* "scheme://host[:port]" of a log URL, for the state-change lines. */
+static void url_origin(char *out, size_t n, const char *url)
+{
+	const char *p = strstr(url, "://");
+	size_t len = p ? (size_t)(p + 3 - url) + strcspn(p + 3, "/") : strlen(url);
+
+	snprintf(out, n, "%.*s", (int)len, url);
+}
+
+static void mark_unreachable(struct hfm_upstream *u, const char *url, const char *why)
+{
+	char origin[256];
+
+	atomic_store(&u->unreachable_until, hfm_mono_ns() + u->hold_down_ns);
+	if (atomic_exchange(&u->down, 1))
+		return;
+	atomic_fetch_add(&u->n_unreachable, 1);
+	url_origin(origin, sizeof(origin), url);
+	hfm_log(u->log, u->log_cls, HFM_LOG_WARN,
+		"upstream %s unreachable (%s): answering from what is stored, trying again "
+		"in %llu s", origin, why, (unsigned long long)(u->hold_down_ns / 1000000000ull));
+}
+
+static void mark_reachable(struct hfm_upstream *u, const char *url)
+{
+	char origin[256];
+
+	atomic_store(&u->unreachable_until, 0);
+	if (!atomic_exchange(&u->down, 0))
+		return;
+	url_origin(origin, sizeof(origin), url);
+	hfm_log(u->log, u->log_cls, HFM_LOG_WARN, "upstream %s reachable again", origin);
+}
+
+int hfm_up_unreachable(struct hfm_upstream *u)
+{
+	uint64_t until = atomic_load(&u->unreachable_until);
+
+	return until && hfm_mono_ns() < until;
+}
+
 /* ---- transfers: creation and references --------------------------------- */
 
 static struct hfm_up_xfer *xfer_ref(struct hfm_up_xfer *x)
@@ -250,6 +309,8 @@ int hfm_up_start(struct hfm_up_xfer **out, struct hfm_upstream *u,
 		*out = NULL;
 	if (atomic_load(&u->offline))
 		return hfm_error_set(HFM_EOFFLINE, "offline: not contacting upstream");
+	if (hfm_up_unreachable(u))
+		return hfm_error_set(HFM_EOFFLINE, "the upstream is unreachable");
 	if (!req->url || !req->on_done ||
 	    (strncmp(req->url, "http://", 7) && strncmp(req->url, "https://", 8)))
 		return hfm_error_set(HFM_EINVAL, "upstream request needs an http(s) URL and on_done");
@@ -384,6 +445,7 @@ static int deliver_headers(struct hfm_up_xfer *x)
 {
 	struct hfm_up_response r;
 
+	mark_reachable(x->u, x->log_url);
 	x->delivered = 1;
 	if (!x->on_headers)
 		return HFM_UP_CONTINUE;
@@ -617,6 +679,7 @@ static void completed(struct hfm_upstream *u, struct hfm_up_xfer *x, CURLcode cc
 		return;
 	}
 	if (cc == CURLE_OK) {
+		mark_reachable(u, x->log_url);
 		if (x->discard || want_retry_status(x)) {
 			snprintf(why, sizeof(why), "status %ld", response_status(x));
 			schedule_retry(u, x, why);
@@ -630,7 +693,12 @@ static void completed(struct hfm_upstream *u, struct hfm_up_xfer *x, CURLcode cc
 		finish(u, x, rc);
 		return;
 	}
-	if (!x->delivered && x->attempt < x->max_attempts && curl_retryable(cc)) {
+	long hops = 0;
+	curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_COUNT, &hops);
+	if (curl_unreachable(cc) && hops == 0 && !x->delivered) {
+		/* no retry: the hold-down decides when the upstream is asked again */
+		mark_unreachable(u, x->log_url, curl_easy_strerror(cc));
+	} else if (!x->delivered && x->attempt < x->max_attempts && curl_retryable(cc)) {
 		schedule_retry(u, x, curl_easy_strerror(cc));
 		return;
 	}
@@ -784,6 +852,7 @@ int hfm_up_new(struct hfm_upstream **out, const struct hfm_up_opts *o)
 	u->low_speed_limit = o->low_speed_limit > 0 ? o->low_speed_limit : 1024;
 	u->low_speed_time = o->low_speed_time > 0 ? o->low_speed_time : 30;
 	u->max_redirects = o->max_redirects > 0 ? o->max_redirects : 5;
+	u->hold_down_ns = (uint64_t)(o->hold_down_ms ? o->hold_down_ms : HOLD_DOWN_MS) * 1000000ull;
 	u->user_agent = o->user_agent ? hfm_strdup(o->user_agent)
 				      : hfm_strdup("hfmirror/" HFM_VERSION);
 	u->ca_file = o->ca_file ? hfm_strdup(o->ca_file) : NULL;
@@ -844,6 +913,7 @@ void hfm_up_stats(struct hfm_up_stats *out, struct hfm_upstream *u)
 	out->sockets = atomic_load(&u->n_sockets);
 	out->bytes = atomic_load(&u->n_bytes);
 	out->running = atomic_load(&u->n_running);
+	out->unreachable = atomic_load(&u->n_unreachable);
 }
 
 /* ---- blocking wrapper --------------------------------------------------- */

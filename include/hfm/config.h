@@ -112,6 +112,8 @@ struct hfm_config {
 					   stored; 0 = no limit; HFM_CONFIG_DEFAULT_RANGE_FILL_MAX */
 	int verify_ranges_strict;    /* verify-ranges = "strict": Range answers wait for the
 					verified blob; 0 ("live") */
+	unsigned upstream_hold_down; /* seconds the upstream counts as unreachable after a
+					failed DNS lookup or connect; 30 */
 
 	/* Filled by hfm_config_finish(); never set these yourself. */
 	char *mirror_url;            /* "<mirror-scheme>://<mirror-netloc>" */

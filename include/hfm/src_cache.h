@@ -59,9 +59,18 @@ struct hfm_cachesrc_opts {
 	int allow_gated_offline;         /* offline: serve gated/private repos without a check */
 	unsigned access_check_ttl;       /* seconds a token check holds; 0 = 300 */
 	unsigned upstream_timeout;       /* seconds a transfer may stall; 0 = 30 */
+	unsigned upstream_hold_down;     /* seconds the upstream counts as unreachable
+					    after a failed DNS lookup or connect
+					    (upstream.h); 0 = 30 */
 	uint64_t range_fill_max;         /* bytes: a Range on a larger blob is relayed,
 					    not stored nor filled; 0 = no limit */
 	int strict_ranges;               /* a Range waits for the verified blob */
+	/*
+	 * Make each filled block durable at once (not after 8 MiB or 1 s of
+	 * them), so that a crash costs at most the block under way: what
+	 * `hfmirror sync` wants, whose reruns resume.
+	 */
+	int durable_blocks;
 	const char *ca_file;             /* extra CA bundle for upstream TLS, or NULL */
 	/*
 	 * Eviction (evict.h): with a size_limit, a background evictor keeps the

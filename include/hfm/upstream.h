@@ -27,6 +27,17 @@
  * Offline: while the offline flag is set, hfm_up_start() fails with
  * HFM_EOFFLINE before anything is allocated or any socket is opened.
  *
+ * Reachability: a transfer whose first hop cannot resolve the upstream's
+ * name or connect to it (no route out, DNS down, a closed port) marks the
+ * upstream unreachable for `hold_down_ms`; it is not retried.  Meanwhile
+ * hfm_up_start() fails at once with HFM_EOFFLINE (and hfm_up_unreachable()
+ * says so), as when offline, so callers answer what they hold without
+ * waiting on connects and retries.  After the hold-down the next transfer
+ * is the probe: a failure holds down again, any response (whatever its
+ * status) makes the upstream reachable.  Each change of state is logged
+ * once (HFM_LOG_WARN), never once per request.  A failure after a redirect
+ * (a CDN host) says nothing about the upstream and changes nothing.
+ *
  * Threading: hfm_up_start/resume/cancel/release and hfm_up_set_offline may
  * be called from any thread, including from inside a callback.  Callbacks
  * run on the upstream thread, one at a time, so they must be quick: write to
@@ -61,6 +72,8 @@ struct hfm_up_opts {
 	 */
 	const char *const *resolve;
 	int offline;                    /* initial offline flag */
+	unsigned hold_down_ms;          /* unreachable this long after a failed
+					   resolve/connect; 0 = 30000 */
 	hfm_log_fn log;                 /* one line per finished transfer, errors */
 	void *log_cls;
 };
@@ -74,6 +87,8 @@ void hfm_up_free(struct hfm_upstream *u);
 
 void hfm_up_set_offline(struct hfm_upstream *u, int offline);
 int hfm_up_is_offline(struct hfm_upstream *u);
+/* 1 during the hold-down after the upstream could not be reached. */
+int hfm_up_unreachable(struct hfm_upstream *u);
 
 /* Counters, for /metrics and tests. */
 struct hfm_up_stats {
@@ -82,6 +97,7 @@ struct hfm_up_stats {
 	uint64_t sockets;               /* TCP connections opened (reuse keeps it low) */
 	uint64_t bytes;                 /* body bytes delivered to on_data */
 	uint64_t running;               /* transfers not yet done */
+	uint64_t unreachable;           /* times the upstream became unreachable */
 };
 void hfm_up_stats(struct hfm_up_stats *out, struct hfm_upstream *u);
 

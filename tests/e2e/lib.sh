@@ -199,6 +199,19 @@ sha256() { sha256sum <"$1" | cut -c1-64; }
 # store_object STORE OID: where the store keeps object OID.
 store_object() { echo "$1/objects/$(echo "$2" | cut -c1-2)/$2"; }
 
+# map_blocks MAP: how many blocks a partial blob's map (partial/OID.map)
+# marks durable (0 if there is no map)
+map_blocks() {
+	$PYTHON - "$1" <<'EOP'
+import sys
+try:
+    bits = open(sys.argv[1], "rb").read()[128:]
+except OSError:
+    bits = b""
+print(sum(bin(b).count("1") for b in bits))
+EOP
+}
+
 # wait_for CMD...: run CMD until it succeeds, for about 60 s at most, and
 # return its last status.  The bound only keeps a broken server from
 # hanging the suite: what a test checks is the outcome, not the time.

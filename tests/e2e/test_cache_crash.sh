@@ -8,18 +8,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_fixtures.sh"
 
-# map_blocks OID: how many blocks partial/OID.map marks durable (0 if none).
-map_blocks() {
-	$PYTHON - "$T/store/partial/$1.map" <<'EOP'
-import sys
-try:
-    bits = open(sys.argv[1], "rb").read()[128:]
-except OSError:
-    bits = b""
-print(sum(bin(b).count("1") for b in bits))
-EOP
-}
-
 make_fixture_tree "$T/root" "$T/outside"
 TINY=$T/root/acme/tiny
 start_server up model-bin --path "$T/root" || exit 1
@@ -43,12 +31,12 @@ CURL=$!
 # kill once the map says some blocks are durable (the blob cache syncs at
 # least every second while data arrives, ~2 MB here): counted, not timed
 i=0
-while [ "$(map_blocks "$sha")" -eq 0 ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+while [ "$(map_blocks "$T/store/partial/$sha.map")" -eq 0 ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
 got=$(($(relay_bytes) - b0))
 kill -9 "$c1_PID"
 wait "$c1_PID" 2>/dev/null
 c1_STOPPED=1
-durable=$(map_blocks "$sha")
+durable=$(map_blocks "$T/store/partial/$sha.map")
 check "the download is under way when the server is killed ($got bytes)" \
 	test "$got" -gt 0 -a "$got" -lt "$SIZE"
 check "blocks were durable when it was killed ($durable of 1 MiB)" test "$durable" -gt 0

@@ -181,7 +181,8 @@ relay_mode pass
 stop_server gon
 start_server gdead mirror -m "$MIR" --hf-scheme http --hf-netloc "$DEAD" --repos-path "$T/gstore" ||
 	exit 1
-misses "git + cache (upstream unreachable)" "$gdead_URL" acme/r "$DOWN"
+# an unreachable upstream is not an error inside the gap: a miss is answered as offline
+misses "git + cache (upstream unreachable)" "$gdead_URL" acme/r "$MISS"
 stop_server gdead
 
 # ---- a mirror imported into the store, then the cache ----------------------------------
@@ -206,7 +207,7 @@ misses "model-bin + cache offline" "$mcoff_URL" acme/r "$MISS"
 stop_server mcoff
 serve_toml "$T/mcdead.toml" false "$DEAD" model-bin
 start_server mcdead serve -c "$T/mcdead.toml" --index "$T/idx" || exit 1
-misses "model-bin + cache (upstream unreachable)" "$mcdead_URL" acme/r "$DOWN"
+misses "model-bin + cache (upstream unreachable)" "$mcdead_URL" acme/r "$MISS"
 stop_server mcdead
 
 # ---- the whole chain: model-bin, git mirrors, the store's mirrors, the cache -------------

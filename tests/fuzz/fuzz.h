@@ -41,4 +41,31 @@ static inline char *fuzz_cstr(const uint8_t *data, size_t size)
 	return s;
 }
 
+/*
+ * For readers of files: every line of `s` is "FILE:N: ..." with FILE the
+ * file's `path` and N a line number, and ends in '\n'.  0 for "".
+ */
+static inline int fuzz_lines_name_file(const char *path, const char *s)
+{
+	size_t pl = strlen(path);
+
+	if (!*s)
+		return 0;
+	while (*s) {
+		const char *nl = strchr(s, '\n'), *p;
+
+		if (!nl || strncmp(s, path, pl) || s[pl] != ':')
+			return 0;
+		p = s + pl + 1;
+		if (*p < '0' || *p > '9')
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p != ':')
+			return 0;
+		s = nl + 1;
+	}
+	return 1;
+}
+
 #endif

@@ -28,28 +28,9 @@ static const char *const names[] = {
 	"cais/mmlu", "adept/fuyu-8b", "a", "org/\xc3\xa9t\xc3\xa9",
 };
 
-/* Every line is "FILE:N: ..." with N a line number, and ends in '\n'. */
 static int lines_name_file(const char *s)
 {
-	size_t pl = strlen(path);
-
-	if (!*s)
-		return 0;
-	while (*s) {
-		const char *nl = strchr(s, '\n'), *p;
-
-		if (!nl || strncmp(s, path, pl) || s[pl] != ':')
-			return 0;
-		p = s + pl + 1;
-		if (*p < '0' || *p > '9')
-			return 0;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		if (*p != ':')
-			return 0;
-		s = nl + 1;
-	}
-	return 1;
+	return fuzz_lines_name_file(path, s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

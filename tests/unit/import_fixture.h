@@ -185,7 +185,7 @@ struct fx_job {
 	struct hfm_imp_opts opts;
 	struct hfm_store *store;
 	struct fx_capture said;
-	struct hfm_imp_progress *progress;
+	struct hfm_progress *progress;
 	struct hfm_imp_job job;
 };
 
@@ -202,13 +202,13 @@ static inline void fx_job_start(struct fx_job *x, const char *source, const char
 	x->opts.store = root;
 	x->opts.copy = copy;
 	x->opts.type = -1;
-	x->opts.display = HFM_IMP_SHOW_PLAIN;
+	x->opts.display = HFM_SHOW_PLAIN;
 	if (hfm_store_open(&x->store, root, 1)) {
 		printf("# store: %s\n", hfm_error_last());
 		exit(1);
 	}
 	fx_capture_open(&x->said);
-	x->progress = hfm_imp_progress_new(HFM_IMP_SHOW_PLAIN, x->said.f);
+	x->progress = hfm_progress_new(HFM_SHOW_PLAIN, x->said.f, "hfmirror-import");
 	hfm_imp_job_init(&x->job, &x->opts, x->store, x->progress, NULL);
 	x->job.kind = kind;
 	x->job.source = source ? hfm_strdup(source) : NULL;
@@ -221,7 +221,7 @@ static inline void fx_job_start(struct fx_job *x, const char *source, const char
 static inline void fx_job_end(struct fx_job *x)
 {
 	hfm_imp_job_dispose(&x->job);
-	hfm_imp_progress_free(x->progress);
+	hfm_progress_free(x->progress);
 	fx_capture_close(&x->said);
 	hfm_store_free(x->store);
 	free((char *)x->opts.store);

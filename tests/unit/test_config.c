@@ -188,6 +188,7 @@ static void test_defaults(void)
 	TAP_IS_INT(c->allow_gated_offline, 0, "gated repos need a token offline");
 	TAP_IS_INT(c->range_fill_max_size, 64ull << 30, "range-fill-max-size 64 GiB");
 	TAP_IS_INT(c->verify_ranges_strict, 0, "verify-ranges live");
+	TAP_IS_INT(c->upstream_hold_down, 30, "upstream-hold-down 30 s");
 	TAP_IS_STR(c->warnings, NULL, "no warnings");
 	hfm_config_free(c);
 
@@ -294,6 +295,14 @@ static void test_values(void)
 		TAP_IS_INT(c->allow_gated_offline, 1, "allow-gated-offline");
 	}
 	hfm_config_free(c);
+
+	c = loads("[hfmirror]\nupstream-hold-down = \"2m\"\n", NULL, "upstream-hold-down");
+	if (c)
+		TAP_IS_INT(c->upstream_hold_down, 120, "upstream-hold-down 2m");
+	hfm_config_free(c);
+	refused("[hfmirror]\nupstream-hold-down = 0\n",
+		"t.toml:2: hfmirror.upstream-hold-down: must be between 1 and 86400\n",
+		"upstream-hold-down 0");
 
 	c = loads("[hfmirror]\nrange-fill-max-size = \"8G\"\nverify-ranges = \"strict\"\n", NULL,
 		  "range keys");

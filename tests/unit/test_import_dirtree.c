@@ -78,7 +78,7 @@ static void test_dirtree(void)
 {
 	struct hfm_imp_filelist l;
 	struct fx_capture said;
-	struct hfm_imp_progress *p;
+	struct hfm_progress *p;
 	git_repository *repo = NULL;
 	git_oid tree, commit, commit2;
 	char *src = fx_path("src"), *exp = fx_path("exp"), *path;
@@ -110,7 +110,7 @@ static void test_dirtree(void)
 	      "mkfifo '%s/pipe'", src, src, src, src);
 
 	fx_capture_open(&said);
-	p = hfm_imp_progress_new(HFM_IMP_SHOW_PLAIN, said.f);
+	p = hfm_progress_new(HFM_SHOW_PLAIN, said.f, "hfmirror-import");
 	TAP_IS_INT(hfm_imp_dir_list(&l, src, p), 0, "list the directory");
 	for (i = 0; i < l.n; i++) {
 		sorted &= i == 0 || strcmp(l.v[i - 1].rel, l.v[i].rel) < 0;
@@ -179,7 +179,7 @@ static void test_dirtree(void)
 	git_repository_free(repo);
 	hfm_imp_filelist_dispose(&l);
 	TAP_OK(l.n == 0 && l.v == NULL, "the list is disposed");
-	hfm_imp_progress_free(p);
+	hfm_progress_free(p);
 	fx_capture_close(&said);
 	free(src);
 	free(exp);

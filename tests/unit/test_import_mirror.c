@@ -175,8 +175,8 @@ static void test_lock(void)
 		close(lock);   /* the parent's lock, inherited: it must not hold it too */
 		out = fdopen(pipefd[1], "w");
 		fx_job_start(&y, "/src/m", "acme/m", HFM_IMP_SRC_CLONE, 0);
-		hfm_imp_progress_free(y.progress);
-		y.progress = hfm_imp_progress_new(HFM_IMP_SHOW_PLAIN, out);
+		hfm_progress_free(y.progress);
+		y.progress = hfm_progress_new(HFM_SHOW_PLAIN, out, "hfmirror-import");
 		y.job.progress = y.progress;
 		rc = hfm_imp_mirror_open(&y.job, &child_lock);
 		fprintf(out, "opened %d\n", rc);

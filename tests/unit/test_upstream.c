@@ -440,32 +440,108 @@ static void test_retries(struct hfm_upstream *u, struct stub *sa)
 	TAP_OK(o.rc == 0 && o.status == 500 && stub_requests(sa) - n0 == 1,
 	       "no retry unless asked");
 	obs_dispose(&o);
+}
 
-	/* connection refused: a port nobody listens on */
-	{
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in a;
-		socklen_t al = sizeof(a);
-		char dead[64];
-		memset(&a, 0, sizeof(a));
-		a.sin_family = AF_INET;
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		bind(fd, (struct sockaddr *)&a, sizeof(a));
-		getsockname(fd, (struct sockaddr *)&a, &al);
-		close(fd);
-		snprintf(dead, sizeof(dead), "http://127.0.0.1:%d/x", ntohs(a.sin_port));
-		hfm_up_stats(&s0, u);
-		obs_init(&o);
-		r = req_for(&o, HFM_UP_GET, dead);
-		r.max_attempts = 2;
-		r.retry_base_ms = 10;
-		run(u, &o, &r);
-		hfm_up_stats(&s1, u);
-		TAP_IS_INT(o.rc, HFM_ETIMEOUT, "refused: HFM_ETIMEOUT (upstream unreachable)");
-		TAP_IS_INT(o.nheaders_calls, 0, "refused: no headers");
-		TAP_IS_INT(s1.retried - s0.retried, 1, "refused: retried once");
-		obs_dispose(&o);
-	}
+/* A loopback port that was free a moment ago (nobody listens on it). */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(fd, (struct sockaddr *)&a, sizeof(a));
+	getsockname(fd, (struct sockaddr *)&a, &al);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* Count the log lines that contain `s`. */
+static int logcap_count(const char *s)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&logcap_lock);
+	for (const char *p = logcap_text; (p = strstr(p, s)); p += strlen(s))
+		n++;
+	pthread_mutex_unlock(&logcap_lock);
+	return n;
+}
+
+/*
+ * Reachability: a refused connect holds the upstream down (no retry, no
+ * transfer starts, one log line), a failure behind a redirect does not,
+ * and after the hold-down any answer makes it reachable again.
+ */
+static void test_unreachable(const char *const *resolve, struct stub *sa)
+{
+	struct hfm_up_opts opts;
+	struct hfm_up_stats s0, s1;
+	struct hfm_upstream *u;
+	struct hfm_up_request r;
+	struct obs o;
+	char dead[64], path[64];
+	int n0, i;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.resolve = resolve;
+	opts.connect_timeout_ms = 2000;
+	opts.hold_down_ms = 300;
+	opts.log = logcap;
+	hfm_up_new(&u, &opts);
+	snprintf(dead, sizeof(dead), "http://127.0.0.1:%d/x", free_port());
+	TAP_OK(!hfm_up_unreachable(u), "reachability: reachable at first");
+
+	/* a redirect to a name nobody resolves: the CDN's trouble, not the upstream's */
+	snprintf(path, sizeof(path), "/redirect/%d/bytes/10", portB + 1);
+	obs_init(&o);
+	r = req_for(&o, HFM_UP_GET, url(A, path));
+	r.follow_redirects = 1;
+	run(u, &o, &r);
+	TAP_OK(o.rc != 0 && !hfm_up_unreachable(u), "reachability: a failed redirect target "
+	       "does not make the upstream unreachable");
+	obs_dispose(&o);
+
+	hfm_up_stats(&s0, u);
+	obs_init(&o);
+	r = req_for(&o, HFM_UP_GET, dead);
+	r.max_attempts = 3;
+	r.retry_base_ms = 10;
+	run(u, &o, &r);
+	hfm_up_stats(&s1, u);
+	TAP_IS_INT(o.rc, HFM_ETIMEOUT, "refused: HFM_ETIMEOUT (upstream unreachable)");
+	TAP_IS_INT(o.nheaders_calls, 0, "refused: no headers");
+	TAP_IS_INT(s1.retried - s0.retried, 0, "refused: not retried");
+	TAP_OK(hfm_up_unreachable(u), "refused: the upstream is unreachable now");
+	TAP_IS_INT(s1.unreachable - s0.unreachable, 1, "refused: counted once");
+	obs_dispose(&o);
+
+	/* held down: nothing starts, not even to a server that is up */
+	n0 = stub_connections(sa);
+	obs_init(&o);
+	r = req_for(&o, HFM_UP_GET, url(A, "/bytes/10"));
+	TAP_IS_INT(hfm_up_start(&o.x, u, &r), HFM_EOFFLINE, "held down: start fails at once");
+	TAP_OK(o.x == NULL && o.done == 0, "held down: no handle, no callback");
+	r = req_for(&o, HFM_UP_GET, dead);
+	TAP_IS_INT(hfm_up_start(&o.x, u, &r), HFM_EOFFLINE, "held down: again");
+	obs_dispose(&o);
+	TAP_IS_INT(stub_connections(sa) - n0, 0, "held down: no connection opened");
+	TAP_IS_INT(logcap_count("unreachable (Couldn't connect to server)"), 1,
+		   "held down: one log line for the change, not one per request");
+
+	/* after the hold-down the next transfer probes; an answer ends it */
+	for (i = 0; hfm_up_unreachable(u) && i < 200; i++)
+		usleep(10000);
+	TAP_OK(!hfm_up_unreachable(u), "the hold-down ends");
+	obs_init(&o);
+	r = req_for(&o, HFM_UP_GET, url(A, "/status/404"));
+	run(u, &o, &r);
+	TAP_OK(o.rc == 0 && o.status == 404, "probe: any answer goes through");
+	TAP_OK(logcap_has("reachable again"), "probe: the change is logged");
+	obs_dispose(&o);
+	hfm_up_free(u);
 }
 
 static void test_offline(struct hfm_upstream *u, struct stub *sa)
@@ -574,18 +650,7 @@ static void test_tls(void)
 		TAP_OK(1, "# SKIP openssl cannot make a certificate");
 		return;
 	}
-	{
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in a;
-		socklen_t al = sizeof(a);
-		memset(&a, 0, sizeof(a));
-		a.sin_family = AF_INET;
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		bind(fd, (struct sockaddr *)&a, sizeof(a));
-		getsockname(fd, (struct sockaddr *)&a, &al);
-		port = ntohs(a.sin_port);
-		close(fd);
-	}
+	port = free_port();
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
@@ -717,6 +782,7 @@ int main(void)
 	TAP_OK(!logcap_has("hf_secret_token"), "log: no Authorization value");
 	TAP_OK(!logcap_has("SIGSECRET"), "log: no query strings");
 
+	test_unreachable(resolve, sa);
 	test_proxy_env(resolve);
 	test_shutdown(resolve);
 	test_tls();

@@ -250,7 +250,13 @@ static void test_blob_corrupt(void)
 	 */
 	TAP_OK(err == HFM_ECORRUPT || err == HFM_EUPSTREAM,
 	       "corrupt: the whole-file read ends with an error (%d)", err);
-	TAP_IS_INT(got, size - 1, "corrupt: ... before its last byte");
+	/*
+	 * Never the last byte.  How far the read got before that depends on
+	 * when the fill's verification failed relative to the reader (a loaded
+	 * machine lets the fill finish first), so only the bound is asserted.
+	 */
+	TAP_OK(got < size && !memcmp(out, content, got),
+	       "corrupt: ... before its last byte (%zu of %zu)", got, size);
 	TAP_OK(logcap_has("discarded") && logcap_has(oid), "corrupt: logged");
 	TAP_OK(!hfm_store_object_exists(store, oid), "corrupt: nothing published");
 	hfm_stream_free(s);
@@ -586,6 +592,8 @@ static void test_range_bound_strict(void)
 	TAP_IS_INT(prime_serving(s, BS, BS + 100, bad), HFM_EUPSTREAM,
 		   "strict: verification failed: the answer is an error");
 	hfm_stream_free(s);
+	/* the failed fill may have left a fetch queued: fail it, so what follows counts only the re-run */
+	drop_fetches();
 	s = range_stream(&strict, url, oid, size, arrived);
 	TAP_IS_INT(hfm_stream_prime(s, BS, BS + 100, waitfor_arm(&t)), HFM_EUPSTREAM,
 		   "strict: ... also when the request runs again (no new fill for it)");

@@ -4,10 +4,16 @@
 
 #include "hfm/catalog.h"
 
+int hfm_catalog_may_see(const struct hfm_catalog *c, const struct hfm_repo_id *id,
+			const struct hfm_ident *who)
+{
+	return !c->proxy_rules || hfm_rules_allow_for(c->proxy_rules, id->name, who);
+}
+
 int hfm_catalog_find(struct hfm_found *out, const struct hfm_catalog *c,
 		     const struct hfm_repo_id *id, const char *rev, struct hfm_ctx *ctx)
 {
-	if (c->proxy_rules && !hfm_rules_allow(c->proxy_rules, id->name)) {
+	if (!hfm_catalog_may_see(c, id, ctx->who)) {
 		memset(out, 0, sizeof(*out));
 		return hfm_error_set(HFM_EDENIED, "Repository not found: %s", id->name);
 	}
@@ -42,6 +48,12 @@ static int cmp_str(const void *a, const void *b)
 void hfm_catalog_repo_names(char ***out, size_t *n, const struct hfm_catalog *c,
 			    enum hfm_repo_type t)
 {
+	hfm_catalog_repo_names_for(out, n, c, t, NULL);
+}
+
+void hfm_catalog_repo_names_for(char ***out, size_t *n, const struct hfm_catalog *c,
+				enum hfm_repo_type t, const struct hfm_ident *who)
+{
 	struct names ns = { 0 };
 	for (size_t i = 0; i < c->nsources; i++)
 		if (c->sources[i]->ops->list_repos)
@@ -49,7 +61,7 @@ void hfm_catalog_repo_names(char ***out, size_t *n, const struct hfm_catalog *c,
 	if (c->proxy_rules) {            /* what the rules hide is not listed either */
 		size_t k = 0;
 		for (size_t i = 0; i < ns.n; i++) {
-			if (hfm_rules_allow(c->proxy_rules, ns.v[i]))
+			if (hfm_rules_allow_for(c->proxy_rules, ns.v[i], who))
 				ns.v[k++] = ns.v[i];
 			else
 				free(ns.v[i]);

@@ -25,8 +25,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hfm/audit.h"
+#include "hfm/auth.h"
 #include "hfm/cli.h"
 #include "hfm/config.h"
+#include "hfm/grants.h"
 #include "hfm/hasher.h"
 #include "hfm/handlers.h"
 #include "hfm/hashindex.h"
@@ -37,6 +40,7 @@
 #include "hfm/src_modelbin.h"
 #include "hfm/store.h"
 #include "hfm/sync.h"
+#include "hfm/tokens.h"
 
 #ifndef HFM_VERSION
 #define HFM_VERSION "0.1.0"
@@ -74,6 +78,8 @@ static void usage_main(FILE *f, const char *prog)
 		"  proxy                  cache an upstream hub (huggingface.co) on disk\n"
 		"  serve -c FILE          run what an Olah-style configs.toml describes\n"
 		"  sync -m MANIFEST       fetch what MANIFEST lists into the store (for offline)\n"
+		"  token --tokens FILE add|list|revoke   local users' access tokens\n"
+		"  grant USER REPO        let a local user read a gated repo offline\n"
 		"\n"
 		"Run '%s <command> --help' for the options of a command.\n"
 		"'%s --version' prints the version.\n",
@@ -102,7 +108,12 @@ static void usage_common(FILE *f)
 		"  --max-connections N    open connections; at the limit the slowest make room\n"
 		"                         or new ones get 503 (default: 16384)\n"
 		"  --wait-timeout SEC     longest a request waits for hashing or upstream\n"
-		"                         before 503 (default: 600)\n");
+		"                         before 503 (default: 600)\n"
+		"\n"
+		"access (docs/access.md):\n"
+		"  --tokens FILE          local users and their tokens ('hfmirror token')\n"
+		"  --no-anonymous         answer 401 to requests without a valid local token\n"
+		"  --audit-log FILE       one JSON line per file download (who, what, bytes)\n");
 }
 
 static void usage_upstream(FILE *f)
@@ -204,7 +215,8 @@ enum {
 	O_BODY_IO, O_RESCAN, O_REPOS_PATH, O_NO_PREFETCH, O_IDLE, O_HEAD_TIMEOUT, O_MAXCONN, O_WAIT,
 	O_PUBLIC_URL, O_HELP, O_HF_SCHEME, O_HF_NETLOC, O_HF_LFS_NETLOC, O_MIRROR_SCHEME,
 	O_MIRROR_NETLOC, O_MIRROR_LFS_NETLOC, O_CACHE_LIMIT, O_CACHE_STRATEGY, O_OFFLINE,
-	O_FALLBACK, O_NO_FALLBACK, O_IGNORED_ARG, O_IGNORED_FLAG,
+	O_FALLBACK, O_NO_FALLBACK, O_IGNORED_ARG, O_IGNORED_FLAG, O_TOKENS, O_NO_ANONYMOUS,
+	O_AUDIT_LOG,
 };
 
 static const struct option longopts[] = {
@@ -238,6 +250,9 @@ static const struct option longopts[] = {
 	{ "offline", no_argument, NULL, O_OFFLINE },
 	{ "fallback-proxy", no_argument, NULL, O_FALLBACK },
 	{ "no-fallback-proxy", no_argument, NULL, O_NO_FALLBACK },
+	{ "tokens", required_argument, NULL, O_TOKENS },
+	{ "no-anonymous", no_argument, NULL, O_NO_ANONYMOUS },
+	{ "audit-log", required_argument, NULL, O_AUDIT_LOG },
 	/* Olah flags that change nothing here (see docs/migrating-from-olah.md) */
 	{ "log-path", required_argument, NULL, O_IGNORED_ARG },
 	{ "workers", required_argument, NULL, O_IGNORED_ARG },
@@ -429,6 +444,15 @@ static int parse_flags(struct run *o, int argc, char **argv)
 			break;
 		case O_FALLBACK:
 			break;
+		case O_TOKENS:
+			hfm_config_set_str(&cfg->tokens, optarg);
+			break;
+		case O_NO_ANONYMOUS:
+			cfg->anonymous = 0;
+			break;
+		case O_AUDIT_LOG:
+			hfm_config_set_str(&cfg->audit_log, optarg);
+			break;
 		case O_IGNORED_ARG:
 		case O_IGNORED_FLAG:
 			fprintf(stderr, "%s: %s: ignored (see docs/migrating-from-olah.md)\n", o->prog, flag);
@@ -579,17 +603,60 @@ cleanup:
 	hfm_buf_dispose(&err);
 }
 
-static void on_sighup(struct run *o, int log_fd, const char *url)
+static void on_sighup(struct run *o, int log_fd, const char *url, struct hfm_audit *audit)
 {
 	hfm_notify_reloading();
 	if (o->cfg->access_log)
 		reopen_access_log(o->prog, o->cfg->access_log, log_fd);
+	if (audit && hfm_audit_reopen(audit))
+		fprintf(stderr, "%s: SIGHUP: %s; still writing to the old file\n", o->prog,
+			hfm_error_last());
 	if (o->config_file)
 		reload_rules(o);
 	else
 		fprintf(stderr, "%s: SIGHUP: access log reopened; no config file (-c) to reload\n",
 			o->prog);
 	hfm_notify("READY=1\nSTATUS=listening on %s", url);
+}
+
+/*
+ * Local identities (--tokens), offline grants (in the store) and the audit
+ * log: what the app consults for who may read what (docs/access.md).
+ */
+static int open_access(struct run *o, struct hfm_store *store, struct hfm_tokens **tokens,
+		       struct hfm_auth **auth, struct hfm_grants **grants, struct hfm_audit **audit)
+{
+	struct hfm_config *cfg = o->cfg;
+	struct hfm_buf err = HFM_BUF_INIT(64 * 1024);
+	int rc = 0;
+
+	if (cfg->tokens && hfm_tokens_open(tokens, cfg->tokens, cache_log, (void *)o->prog, &err)) {
+		print_lines(o->prog, err.len ? hfm_buf_cstr(&err) : hfm_error_last());
+		fprintf(stderr, "%s: tokens %s: not started\n", o->prog, cfg->tokens);
+		rc = 1;
+		goto cleanup;
+	}
+	if (cfg->tokens || !cfg->anonymous) {
+		struct hfm_auth_opts ao = {
+			.tokens = *tokens,
+			.anonymous = cfg->anonymous,
+			.fail_limit = cfg->auth_fail_limit,
+			.fail_window_s = cfg->auth_fail_window,
+		};
+		*auth = hfm_auth_new(&ao);
+	}
+	if (store && cfg->tokens) {
+		char *gp = hfm_asprintf("%s/%s", cfg->repos_path, HFM_GRANTS_FILE);
+		*grants = hfm_grants_new(gp, cache_log, (void *)o->prog);
+		free(gp);
+	}
+	if (cfg->audit_log && hfm_audit_open(audit, cfg->audit_log, cfg->audit_log_max_size, 0)) {
+		fprintf(stderr, "%s: %s\n", o->prog, hfm_error_last());
+		rc = 1;
+	}
+cleanup:
+	hfm_buf_dispose(&err);
+	return rc;
 }
 
 static int run_server(struct run *o)
@@ -601,6 +668,10 @@ static int run_server(struct run *o)
 	size_t nsrc = 0;
 	struct hfm_server *srv = NULL;
 	struct hfm_store *store = NULL;
+	struct hfm_tokens *tokens = NULL;
+	struct hfm_auth *auth = NULL;
+	struct hfm_grants *grants = NULL;
+	struct hfm_audit *audit = NULL;
 	char *index_path = NULL;
 	int log_fd = -1, rc = 1;
 	int use_cache = o->cmd != CMD_MODELBIN;
@@ -632,6 +703,8 @@ static int run_server(struct run *o)
 			goto cleanup;
 		}
 	}
+	if (open_access(o, store, &tokens, &auth, &grants, &audit))
+		goto cleanup;
 
 	srcs = hfm_calloc(cfg->n_model_bin_paths + 3, sizeof(*srcs));
 	/* 1. model-bin trees */
@@ -677,6 +750,7 @@ static int run_server(struct run *o)
 			.block_size = (uint32_t)cfg->cache_block_size,
 			.cache_rules = cfg->cache,
 			.allow_gated_offline = cfg->allow_gated_offline,
+			.grants = grants,
 			.access_check_ttl = cfg->access_check_ttl,
 			.upstream_timeout = cfg->upstream_timeout,
 			.upstream_hold_down = cfg->upstream_hold_down,
@@ -706,6 +780,8 @@ static int run_server(struct run *o)
 	struct hfm_app app = {
 		.catalog = &catalog,
 		.mode_label = cmd_names[o->cmd],
+		.auth = auth,
+		.audit = audit,
 	};
 	struct hfm_server_opts so = {
 		.host = cfg->host,
@@ -735,7 +811,7 @@ static int run_server(struct run *o)
 
 	int sig = 0;
 	while (!sigwait(&sigs, &sig) && sig == SIGHUP)
-		on_sighup(o, log_fd, hfm_server_url(srv));
+		on_sighup(o, log_fd, hfm_server_url(srv), audit);
 	fprintf(stderr, "%s: %s, stopping\n", o->prog, strsignal(sig));
 	hfm_notify("STOPPING=1\nSTATUS=stopping (%s)", strsignal(sig));
 	hfm_server_stop(srv);
@@ -747,6 +823,10 @@ cleanup:
 	free(srcs);
 	if (store)
 		hfm_store_free(store);
+	hfm_auth_free(auth);
+	hfm_tokens_free(tokens);
+	hfm_grants_free(grants);
+	hfm_audit_free(audit);
 	if (hasher)
 		hfm_hasher_free(hasher);
 	if (idx)
@@ -847,6 +927,10 @@ int hfm_cli_main(int argc, char **argv)
 		rc = 0;
 	} else if (!strcmp(argv[1], "sync")) {
 		rc = hfm_sync_main(prog, argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "token")) {
+		rc = hfm_token_main(prog, argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "grant")) {
+		rc = hfm_grant_main(prog, argc - 1, argv + 1);
 	} else if (argv[1][0] == '-') {
 		/* Olah's upstream CLI: `olah-cli -c configs.toml`, `olah-cli --port …` */
 		int has_config = 0;

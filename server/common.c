@@ -104,6 +104,8 @@ const char *hfm_strerror(int code)
 	case HFM_EDENIED: return "Repository not found";
 	case HFM_ECORRUPT: return "Stored data is corrupt";
 	case HFM_EUNAVAIL: return "Content is not available in this mirror";
+	case HFM_EAUTH: return "Invalid credentials in Authorization header";
+	case HFM_ERATE: return "Too many failed token checks";
 	default: return "Internal error";
 	}
 }

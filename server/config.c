@@ -29,6 +29,15 @@ static void free_rule_list(struct hfm_rule *r, size_t n)
 	free(r);
 }
 
+void hfm_rule_who_free(struct hfm_rule_who *w, size_t n)
+{
+	for (size_t i = 0; w && i < n; i++) {
+		free_strv(w[i].users, w[i].nusers);
+		free_strv(w[i].groups, w[i].ngroups);
+	}
+	free(w);
+}
+
 static void set_default_rules(struct hfm_rule **list, size_t *n)
 {
 	size_t i;
@@ -58,6 +67,9 @@ int hfm_config_new(struct hfm_config **out)
 	c->hash_threads = 2;
 	c->body_io = HFM_CFG_IO_PREAD;
 	c->access_log = hfm_strdup("-");
+	c->anonymous = 1;
+	c->auth_fail_limit = 20;
+	c->auth_fail_window = 60;
 	c->metadata_ttl = 60;
 	c->wait_timeout = 600;
 	c->idle_timeout = 120;
@@ -90,10 +102,13 @@ void hfm_config_free(struct hfm_config *c)
 	free(c->mirror_netloc);
 	free(c->mirror_lfs_netloc);
 	free_strv(c->mirrors_path, c->n_mirrors_path);
+	hfm_rule_who_free(c->proxy_who, c->n_proxy_rules);
 	free_rule_list(c->proxy_rules, c->n_proxy_rules);
 	free_rule_list(c->cache_rules, c->n_cache_rules);
 	free_strv(c->model_bin_paths, c->n_model_bin_paths);
 	free(c->access_log);
+	free(c->tokens);
+	free(c->audit_log);
 	free(c->hash_index);
 	free(c->mirror_url);
 	free(c->mirror_lfs_url);
@@ -339,6 +354,9 @@ int hfm_config_finish(struct hfm_config *c, struct hfm_buf *err)
 			    "ssl-key and ssl-cert go together: set both or neither");
 	if (c->model_bin && !c->n_model_bin_paths)
 		check_field(err, &bad, "model-bin", "enabled without a path");
+	if (!c->anonymous && !c->tokens)
+		check_field(err, &bad, "auth.anonymous",
+			    "false needs a tokens file (auth.tokens, --tokens), or nobody gets in");
 	if (bad) {
 		error = HFM_EINVAL;
 		goto cleanup;
@@ -364,7 +382,8 @@ int hfm_config_finish(struct hfm_config *c, struct hfm_buf *err)
 	hfm_rules_free(c->proxy);
 	hfm_rules_free(c->cache);
 	c->proxy = c->cache = NULL;
-	if ((error = hfm_rules_compile(&c->proxy, c->proxy_rules, c->n_proxy_rules, &why)) < 0) {
+	if ((error = hfm_rules_compile_for(&c->proxy, c->proxy_rules, c->proxy_who,
+					   c->n_proxy_rules, &why)) < 0) {
 		if (err)
 			hfm_buf_printf(err, "accessibility.proxy: %s\n", hfm_buf_cstr(&why));
 		goto cleanup;

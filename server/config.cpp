@@ -35,6 +35,9 @@ extern "C" {
 }
 #include "hfm/config.h"
 #include "hfm/sync.h"
+extern "C" {
+#include "hfm/tokens.h"
+}
 
 namespace {
 
@@ -331,8 +334,12 @@ struct reader {
 			hfm_config_push_str(list, n, s.c_str());
 	}
 
-	void read_rules(const toml::node &v, const std::string &key, hfm_rule **list, size_t *n);
-	void read_rule(const toml::table &t, const std::string &key, hfm_rule *rule);
+	void read_rules(const toml::node &v, const std::string &key, hfm_rule **list, size_t *n,
+			hfm_rule_who **who);
+	void read_rule(const toml::table &t, const std::string &key, hfm_rule *rule,
+		       hfm_rule_who *who);
+	void read_names(const toml::node &v, const std::string &key, char ***list, size_t *n);
+	void auth(const toml::table &t);
 
 	void basic(const toml::table &t);
 	void accessibility(const toml::table &t);
@@ -341,7 +348,33 @@ struct reader {
 	void top(const toml::table &root);
 };
 
-void reader::read_rule(const toml::table &t, const std::string &key, hfm_rule *rule)
+/* users = [...] / groups = [...]: names as the tokens file spells them ("*": any user). */
+void reader::read_names(const toml::node &v, const std::string &key, char ***list, size_t *n)
+{
+	if (!want(v, toml::node_type::array, key))
+		return;
+	const toml::array &a = *v.as_array();
+	if (!a.size()) {
+		error(v.source(), key, "an empty list names nobody: leave the key out for everyone");
+		return;
+	}
+	for (size_t i = 0; i < a.size(); i++) {
+		std::string ik = key + "[" + std::to_string(i) + "]";
+		if (!want(a[i], toml::node_type::string, ik) || !c_string(a[i], ik))
+			return;
+		const std::string &s = a[i].as_string()->get();
+		if (s != "*" && !hfm_tokens_name_ok(s.c_str())) {
+			error(a[i].source(), ik, "\"%s\" is not a user or group name (letters, "
+			      "digits, '.', '_', '-')", printable(s).c_str());
+			return;
+		}
+	}
+	for (size_t i = 0; i < a.size(); i++)
+		hfm_config_push_str(list, n, a[i].as_string()->get().c_str());
+}
+
+void reader::read_rule(const toml::table &t, const std::string &key, hfm_rule *rule,
+		       hfm_rule_who *who)
 {
 	struct hfm_buf why = HFM_BUF_INIT(1024);
 	const toml::node *repo = nullptr;
@@ -360,8 +393,16 @@ void reader::read_rule(const toml::table &t, const std::string &key, hfm_rule *r
 		} else if (name == "type") {
 			warning(v.source(), kk, "Olah never applies a rule's type: every rule "
 				"matches models, datasets and spaces alike");
+		} else if ((name == "users" || name == "groups") && !who) {
+			error(k.source(), kk, "only [[accessibility.proxy]] rules are about users: "
+			      "what is cached is the same for everyone");
+		} else if (name == "users") {
+			read_names(v, kk, &who->users, &who->nusers);
+		} else if (name == "groups") {
+			read_names(v, kk, &who->groups, &who->ngroups);
 		} else {
-			unknown(k, kk, "rule key", { "repo", "allow", "use_re", "type" });
+			unknown(k, kk, "rule key", { "repo", "allow", "use_re", "type", "users",
+				"groups" });
 		}
 	}
 	if (!repo) {
@@ -376,21 +417,28 @@ done:
 }
 
 /* Olah: a list that is present replaces the current one entirely. */
-void reader::read_rules(const toml::node &v, const std::string &key, hfm_rule **list, size_t *n)
+void reader::read_rules(const toml::node &v, const std::string &key, hfm_rule **list, size_t *n,
+			hfm_rule_who **who)
 {
 	if (!want(v, toml::node_type::array, key))
 		return;
 	const toml::array &a = *v.as_array();
 	hfm_rule *rules = (hfm_rule *)hfm_calloc(a.size() ? a.size() : 1, sizeof(*rules));
+	hfm_rule_who *whos = who ? (hfm_rule_who *)hfm_calloc(a.size() ? a.size() : 1,
+							      sizeof(*whos)) : nullptr;
 
 	for (size_t i = 0; i < a.size(); i++) {
 		std::string ik = key + "[" + std::to_string(i) + "]";
 		if (want(a[i], toml::node_type::table, ik))
-			read_rule(*a[i].as_table(), ik, &rules[i]);
+			read_rule(*a[i].as_table(), ik, &rules[i], whos ? &whos[i] : nullptr);
 	}
 	for (size_t i = 0; i < *n; i++)
 		free((*list)[i].repo);
 	free(*list);
+	if (who) {
+		hfm_rule_who_free(*who, *n);
+		*who = whos;
+	}
 	*list = rules;
 	*n = a.size();
 }
@@ -514,11 +562,36 @@ void reader::accessibility(const toml::table &t)
 		if (name == "offline")
 			read_bool(v, key, &cfg->offline);
 		else if (name == "proxy")
-			read_rules(v, key, &cfg->proxy_rules, &cfg->n_proxy_rules);
+			read_rules(v, key, &cfg->proxy_rules, &cfg->n_proxy_rules, &cfg->proxy_who);
 		else if (name == "cache")
-			read_rules(v, key, &cfg->cache_rules, &cfg->n_cache_rules);
+			read_rules(v, key, &cfg->cache_rules, &cfg->n_cache_rules, nullptr);
 		else
 			unknown(k, key, "key", { "offline", "proxy", "cache" });
+	}
+}
+
+void reader::auth(const toml::table &t)
+{
+	for (auto &&[k, v] : t) {
+		std::string_view name = k.str();
+		std::string key = "auth." + std::string(name);
+
+		if (name == "tokens") {
+			read_str(v, key, &cfg->tokens, true);
+		} else if (name == "anonymous") {
+			read_bool(v, key, &cfg->anonymous);
+		} else if (name == "audit-log") {
+			read_str(v, key, &cfg->audit_log, true);
+		} else if (name == "audit-log-max-size") {
+			read_size(v, key, &cfg->audit_log_max_size);
+		} else if (name == "fail-limit") {
+			read_ucount(v, key, 1, 1000000, &cfg->auth_fail_limit);
+		} else if (name == "fail-window") {
+			read_duration(v, key, 1, 86400, &cfg->auth_fail_window);
+		} else {
+			unknown(k, key, "key", { "tokens", "anonymous", "audit-log",
+				"audit-log-max-size", "fail-limit", "fail-window" });
+		}
 	}
 }
 
@@ -607,12 +680,12 @@ void reader::top(const toml::table &root)
 		std::string_view name = k.str();
 		std::string key(name);
 		bool known = name == "basic" || name == "accessibility" || name == "model-bin" ||
-			     name == "hfmirror" || name == "s3";
+			     name == "hfmirror" || name == "s3" || name == "auth";
 
 		if (!known) {
 			if (v.is_table())
 				unknown(k, key, "section", { "basic", "accessibility", "model-bin",
-					"hfmirror", "s3" });
+					"hfmirror", "auth", "s3" });
 			else
 				error(k.source(), key, "unknown key (keys belong in a section such "
 				      "as [basic])");
@@ -629,6 +702,8 @@ void reader::top(const toml::table &root)
 			model_bin(t);
 		else if (name == "hfmirror")
 			ours(t);
+		else if (name == "auth")
+			auth(t);
 		else
 			warning(k.source(), key, "S3 mode (Olah fork) is not supported");
 	}

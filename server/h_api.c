@@ -1,6 +1,6 @@
 /*
  * h_api.c - the Hub's JSON API: info/revision, tree, paths-info, refs,
- * commits, repo listing, whoami.
+ * commits, repo listing (whoami: h_whoami.c).
  *
  * Shapes follow hub-contract.md §3-§7.  JSON is written straight into a
  * capped hfm_buf (no cJSON tree for listings); the paths-info body is
@@ -492,7 +492,7 @@ static int h_list(struct hfm_call *c)
 	long limit = arg_long(r, "limit", 1000000, 1, 1000000);
 	char **names;
 	size_t n;
-	hfm_catalog_repo_names(&names, &n, c->app->catalog, rt->repo.type);
+	hfm_catalog_repo_names_for(&names, &n, c->app->catalog, rt->repo.type, hfm_call_who(c));
 
 	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
 	hfm_buf_putc(&b, '[');
@@ -546,14 +546,6 @@ static int h_auth_check(struct hfm_call *c, struct hfm_found *f)
 	return hfm_reply_json(r, 200, &b);
 }
 
-static int h_whoami(struct hfm_req *r)
-{
-	/* No accounts here: clients take 401 as "not logged in". */
-	struct hfm_buf b = HFM_BUF_INIT(256);
-	hfm_buf_puts(&b, "{\"error\":\"Invalid credentials in Authorization header\"}");
-	return hfm_reply_json(r, 401, &b);
-}
-
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 int hfm_h_api(struct hfm_call *c)
@@ -566,8 +558,6 @@ int hfm_h_api(struct hfm_call *c)
 	switch (rt->kind) {
 	case HFM_R_API_LIST:
 		return h_list(c);
-	case HFM_R_API_WHOAMI:
-		return h_whoami(r);
 	default:
 		break;
 	}

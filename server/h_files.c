@@ -44,6 +44,8 @@ int hfm_h_file(struct hfm_call *c)
 	if (rc)
 		goto cleanup;
 	rc = hfm_reply_file(r, e, &body, f.rc.commit, raw);
+	if (!rc)
+		hfm_call_audit(c, &rt->repo, rt->rev, f.rc.commit, rt->path);
 
 cleanup:
 	if (l)

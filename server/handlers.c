@@ -1,5 +1,9 @@
 /* handlers.c - the app's entry point and dispatch (see handlers.h). */
+#include <stdio.h>
+
 #include "hfm/handlers.h"
+
+/* ---- small handlers ------------------------------------------------------------ */
 
 static int h_options(struct hfm_req *r)
 {
@@ -64,9 +68,52 @@ static int dispatch(struct hfm_call *c)
 		return h_health(c);
 	case HFM_R_METRICS:
 		return h_metrics(c);
+	case HFM_R_API_WHOAMI:
+		return hfm_h_whoami(c);
 	default:
 		return hfm_h_api(c);
 	}
+}
+
+/* Routes anyone may ask, token or not: health checks, CORS preflights. */
+static int open_route(const struct hfm_call *c)
+{
+	return c->route.kind == HFM_R_HEALTH || hfm_req_method(c->req) == HFM_M_OPTIONS;
+}
+
+/* Who asks (auth.h): c->who and ctx.who, and what Authorization goes upstream. */
+static int identify(struct hfm_call *c)
+{
+	struct hfm_auth *a = c->app->auth;
+	const char *fwd;
+	int rc;
+
+	if (!a)
+		return 0;
+	rc = hfm_auth_identify(&c->who, &fwd, &c->token_failed, a, c->ctx.authorization,
+			       hfm_req_remote(c->req));
+	if (rc && open_route(c))
+		return 0;
+	if (rc)
+		return rc;
+	c->ctx.authorization = fwd;
+	c->ctx.who = c->who.name ? &c->who : NULL;
+	return 0;
+}
+
+/* 401 with the challenges git and browsers answer; 429 with Retry-After. */
+static int refuse(struct hfm_call *c, int rc)
+{
+	char s[16];
+
+	if (rc == HFM_EAUTH)
+		hfm_req_add_header(c->req, "WWW-Authenticate", "Bearer realm=\"hfmirror\", "
+				   "Basic realm=\"hfmirror\"");
+	if (rc == HFM_ERATE) {
+		snprintf(s, sizeof(s), "%u", hfm_auth_retry_after(c->app->auth));
+		hfm_req_add_header(c->req, "Retry-After", s);
+	}
+	return hfm_reply_error(c->req, rc, NULL, NULL);
 }
 
 int hfm_app_handle(struct hfm_req *r, void *app)
@@ -87,10 +134,13 @@ int hfm_app_handle(struct hfm_req *r, void *app)
 	};
 	if (hfm_route_parse(&c.route, hfm_req_path(r)))
 		rc = hfm_reply_error(r, HFM_EINVAL, hfm_error_last(), NULL);
+	else if ((rc = identify(&c)))
+		rc = refuse(&c, rc);
 	else
 		rc = dispatch(&c);
 	if (rc != HFM_EAGAIN && !hfm_req_replied(r))
 		rc = hfm_reply_error(r, rc ? rc : HFM_EIO, NULL, NULL);
+	hfm_ident_dispose(&c.who);
 	hfm_route_dispose(&c.route);
 	return rc;
 }

@@ -134,6 +134,9 @@ struct hfm_req {
 	uint64_t t0_ns;
 	uint64_t wait_ns;
 	uint64_t susp_ns;                    /* when it was last suspended */
+	char remote[INET6_ADDRSTRLEN];       /* "" until asked */
+	void (*end_fn)(void *cls, const struct hfm_req_end *e);
+	void *end_cls;
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -974,6 +977,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return run(r);
 }
 
+/* The address of sa as text, "-" if none. */
+static void addr_str(char out[INET6_ADDRSTRLEN], const struct sockaddr *sa)
+{
+	strcpy(out, "-");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, INET6_ADDRSTRLEN);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+			  INET6_ADDRSTRLEN);
+}
+
+const char *hfm_req_remote(struct hfm_req *r)
+{
+	if (!r->remote[0]) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		addr_str(r->remote, ci ? ci->client_addr : NULL);
+	}
+	return r->remote;
+}
+
+void hfm_req_on_end(struct hfm_req *r, void (*fn)(void *cls, const struct hfm_req_end *e),
+		    void *cls)
+{
+	r->end_fn = fn;
+	r->end_cls = cls;
+}
+
 /* One access-log line; the request's own fields, or the edge's answer's. */
 struct log_rec {
 	const struct sockaddr *addr;
@@ -992,12 +1023,8 @@ static void write_log(struct hfm_server *s, const struct log_rec *l)
 {
 	char ts[HFM_ISO_DATE_LEN + 1];
 	hfm_iso_date(ts, hfm_now_ms());
-	char addr[INET6_ADDRSTRLEN] = "-";
-	const struct sockaddr *sa = l->addr;
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
+	char addr[INET6_ADDRSTRLEN];
+	addr_str(addr, l->addr);
 	struct hfm_buf b = HFM_BUF_INIT(16384);
 	hfm_buf_puts(&b, "{\"ts\":\"");
 	hfm_buf_puts(&b, ts);
@@ -1143,6 +1170,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	atomic_fetch_sub(&s->inflight, 1);
 	if (s->o.access_log_fd >= 0)
 		log_line(s, r, toe);
+	if (r->end_fn) {
+		struct hfm_req_end e = {
+			.status = r->status,
+			.bytes = r->bytes,
+			.complete = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->raw_answer,
+			.remote = hfm_req_remote(r),
+		};
+		r->end_fn(r->end_cls, &e);
+	}
 	hfm_edge_conn_idle(r->econn);         /* kept alive: idle until the next byte */
 	req_free(r);
 }

@@ -36,6 +36,9 @@ static const struct err_map err_maps[] = {
 	{ HFM_EOFFLINE, 503, NULL, "This mirror is offline" },
 	{ HFM_EAGAIN, 503, NULL, "The request waited too long; retry later" },
 	{ HFM_ECORRUPT, 500, NULL, "Stored content is corrupt" },
+	/* the Hub's words for a missing or bad token */
+	{ HFM_EAUTH, 401, NULL, "Invalid credentials in Authorization header" },
+	{ HFM_ERATE, 429, NULL, "Too many failed token checks from this address; retry later" },
 };
 
 void hfm_error_rule(struct hfm_error_rule *out, int code, int authorized)

@@ -47,6 +47,8 @@ struct glob_tok {
 
 struct compiled_rule {
 	int allow;
+	char **users, **groups;       /* copies; NULL/0: the rule is about everyone */
+	size_t nusers, ngroups;
 	pcre2_code *re;               /* regex rules; NULL for wildcards */
 	struct glob_tok *toks;        /* wildcard rules */
 	size_t ntoks;
@@ -57,6 +59,7 @@ struct rule_set {
 	atomic_size_t refs;           /* the handle's, plus one per allow() in progress */
 	size_t n;
 	int has_re;                   /* whether allow() needs match data */
+	int by_user;                  /* some rule names users or groups */
 	struct compiled_rule rule[];
 };
 
@@ -305,6 +308,37 @@ int hfm_rules_check(const struct hfm_rule *rule, struct hfm_buf *err)
 	return 0;
 }
 
+static void free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char **copy_strv(char *const *v, size_t n)
+{
+	char **out = n ? hfm_calloc(n, sizeof(*out)) : NULL;
+	for (size_t i = 0; i < n; i++)
+		out[i] = hfm_strdup(v[i]);
+	return out;
+}
+
+/* Is the rule about `who`? */
+static int rule_is_for(const struct compiled_rule *cr, const struct hfm_ident *who)
+{
+	if (!cr->nusers && !cr->ngroups)
+		return 1;
+	if (!who || !who->name)
+		return 0;
+	for (size_t i = 0; i < cr->nusers; i++)
+		if (!strcmp(cr->users[i], "*") || !strcmp(cr->users[i], who->name))
+			return 1;
+	for (size_t i = 0; i < cr->ngroups; i++)
+		if (hfm_ident_in_group(who, cr->groups[i]))
+			return 1;
+	return 0;
+}
+
 static void set_unref(struct rule_set *set)
 {
 	size_t i, k;
@@ -316,6 +350,8 @@ static void set_unref(struct rule_set *set)
 		for (k = 0; k < set->rule[i].ntoks; k++)
 			free(set->rule[i].toks[k].ranges);
 		free(set->rule[i].toks);
+		free_strv(set->rule[i].users, set->rule[i].nusers);
+		free_strv(set->rule[i].groups, set->rule[i].ngroups);
 	}
 	free(set);
 }
@@ -338,6 +374,12 @@ static struct rule_set *set_get(const struct hfm_rules *r)
 int hfm_rules_compile(struct hfm_rules **out, const struct hfm_rule *rules, size_t n,
 		      struct hfm_buf *err)
 {
+	return hfm_rules_compile_for(out, rules, NULL, n, err);
+}
+
+int hfm_rules_compile_for(struct hfm_rules **out, const struct hfm_rule *rules,
+			  const struct hfm_rule_who *who, size_t n, struct hfm_buf *err)
+{
 	struct hfm_rules *r;
 	struct rule_set *set;
 	struct hfm_buf why = HFM_BUF_INIT(1024);
@@ -356,6 +398,13 @@ int hfm_rules_compile(struct hfm_rules **out, const struct hfm_rule *rules, size
 			goto cleanup;
 		}
 		cr->allow = rules[i].allow ? 1 : 0;
+		if (who) {
+			cr->users = copy_strv(who[i].users, who[i].nusers);
+			cr->nusers = who[i].nusers;
+			cr->groups = copy_strv(who[i].groups, who[i].ngroups);
+			cr->ngroups = who[i].ngroups;
+		}
+		set->by_user |= cr->nusers || cr->ngroups;
 		set->n = i + 1;
 		if (rules[i].use_re) {
 			cr->re = regex_compile(rules[i].repo, NULL);
@@ -380,6 +429,21 @@ cleanup:
 
 int hfm_rules_allow(const struct hfm_rules *r, const char *name)
 {
+	return hfm_rules_allow_for(r, name, NULL);
+}
+
+int hfm_rules_by_user(const struct hfm_rules *r)
+{
+	if (!r)
+		return 0;
+	struct rule_set *set = set_get(r);
+	int by = set->by_user;
+	set_unref(set);
+	return by;
+}
+
+int hfm_rules_allow_for(const struct hfm_rules *r, const char *name, const struct hfm_ident *who)
+{
 	pcre2_match_data *md = NULL;
 	struct rule_set *set;
 	size_t i, len;
@@ -397,6 +461,8 @@ int hfm_rules_allow(const struct hfm_rules *r, const char *name)
 	for (i = set->n; i-- > 0;) {
 		const struct compiled_rule *cr = &set->rule[i];
 
+		if (!rule_is_for(cr, who))
+			continue;
 		if (cr->re) {
 			rc = pcre2_match(cr->re, (PCRE2_SPTR)name, len, 0, PCRE2_NO_UTF_CHECK,
 					 md, NULL);

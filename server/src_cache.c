@@ -17,6 +17,7 @@
 #include "hfm/evict.h"
 #include "hfm/fsutil.h"
 #include "hfm/hash.h"
+#include "hfm/ident.h"
 #include "hfm/src_cache.h"
 #include "hfm/stream.h"
 #include "hfm/ttlmap.h"
@@ -64,6 +65,7 @@ struct cachesrc {
 	int offline;
 	unsigned ttl;
 	int allow_gated_offline;
+	struct hfm_grants *user_grants;  /* borrowed; NULL = none */
 	unsigned grant_ttl;
 	const struct hfm_rules *rules;
 	hfm_log_fn log;
@@ -593,6 +595,9 @@ static int cache_access(struct hfm_repo *base, struct hfm_ctx *ctx)
 		r->restricted = mark_read(r);
 	if (r->restricted == R_OPEN || r->granted)
 		return 0;
+	if (ctx->who && cs->user_grants &&
+	    hfm_grants_has(cs->user_grants, ctx->who->name, &base->id))
+		return r->granted = 1, 0;
 	what = r->restricted == R_PRIVATE ? "private" : "gated";
 	if (cs->offline) {
 		if (cs->allow_gated_offline)
@@ -1363,6 +1368,7 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	cs->offline = o->offline;
 	cs->ttl = o->metadata_ttl;
 	cs->allow_gated_offline = o->allow_gated_offline;
+	cs->user_grants = o->grants;
 	cs->grant_ttl = o->access_check_ttl ? o->access_check_ttl : 300;
 	cs->grants = hfm_ttlmap_new(GRANTS);
 	cs->rules = o->cache_rules;

@@ -50,7 +50,8 @@ static int index_page(struct hfm_call *c)
 	for (int t = 0; t < HFM_REPO_TYPES; t++) {
 		char **names;
 		size_t n;
-		hfm_catalog_repo_names(&names, &n, c->app->catalog, (enum hfm_repo_type)t);
+		hfm_catalog_repo_names_for(&names, &n, c->app->catalog, (enum hfm_repo_type)t,
+					   hfm_call_who(c));
 		hfm_buf_printf(&b, "<h2>%s (%zu)</h2><ul>", hfm_repo_type_plural((enum hfm_repo_type)t), n);
 		for (size_t i = 0; i < n; i++) {
 			hfm_buf_puts(&b, "<li><a href=\"/");

@@ -18,14 +18,26 @@ struct hfm_catalog {
 	struct hfm_source *const *sources;   /* in answering order; borrowed */
 	size_t nsources;
 	/* Olah's [[accessibility.proxy]] rules: a repo they deny is
-	 * RepoNotFound whatever source holds it.  NULL = allow all.  Borrowed. */
+	 * RepoNotFound whatever source holds it.  NULL = allow all.  Borrowed.
+	 * Rules may be about users and groups (rules.h): they are applied
+	 * for the caller, ctx->who. */
 	const struct hfm_rules *proxy_rules;
 };
 
 /*
- * hfm_lookup() over the catalog's sources, after the proxy rules: a repo
- * they deny is HFM_EDENIED (answered RepoNotFound) and no source is asked.
- * On error *out is zeroed (hfm_found_dispose() is then a no-op).
+ * May `who` (NULL: anonymous) see repo `id` at all?  The one access check
+ * every route makes (hfm_catalog_find() calls it with ctx->who): a repo it
+ * denies is RepoNotFound, exactly as one that does not exist.  Routes that
+ * do not go through hfm_catalog_find() (git smart HTTP, pages) call it.
+ */
+int hfm_catalog_may_see(const struct hfm_catalog *c, const struct hfm_repo_id *id,
+			const struct hfm_ident *who);
+
+/*
+ * hfm_lookup() over the catalog's sources, after the proxy rules for
+ * ctx->who: a repo they deny is HFM_EDENIED (answered RepoNotFound) and no
+ * source is asked.  On error *out is zeroed (hfm_found_dispose() is then a
+ * no-op).
  */
 int hfm_catalog_find(struct hfm_found *out, const struct hfm_catalog *c,
 		     const struct hfm_repo_id *id, const char *rev, struct hfm_ctx *ctx);
@@ -36,9 +48,13 @@ int hfm_catalog_open(struct hfm_body *out, const struct hfm_catalog *c, const st
 
 /*
  * Every repo name of type t across the sources that can list theirs,
- * without those the proxy rules hide, sorted in byte order, each once.
- * The caller frees each name and the array (NULL when *n is 0).
+ * without those the proxy rules hide from `who` (NULL: anonymous), sorted
+ * in byte order, each once.  The caller frees each name and the array
+ * (NULL when *n is 0).  hfm_catalog_repo_names() lists what anonymous
+ * sees: listings for a request pass hfm_call_who(c) to the _for form.
  */
+void hfm_catalog_repo_names_for(char ***out, size_t *n, const struct hfm_catalog *c,
+				enum hfm_repo_type t, const struct hfm_ident *who);
 void hfm_catalog_repo_names(char ***out, size_t *n, const struct hfm_catalog *c,
 			    enum hfm_repo_type t);
 

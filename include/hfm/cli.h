@@ -11,4 +11,8 @@
 
 int hfm_cli_main(int argc, char **argv);
 
+/* `hfmirror token …` and `hfmirror grant …` (cmd_token.c): argv[0] is the command. */
+int hfm_token_main(const char *prog, int argc, char **argv);
+int hfm_grant_main(const char *prog, int argc, char **argv);
+
 #endif

@@ -37,6 +37,8 @@ enum hfm_error {
 	HFM_EDENIED = -13,     /* access rules deny the repo   -> 404 RepoNotFound */
 	HFM_ECORRUPT = -14,    /* stored data failed verification */
 	HFM_EUNAVAIL = -15,    /* content known, missing, cannot be fetched -> 502 */
+	HFM_EAUTH = -16,       /* no valid token where one is needed -> 401 */
+	HFM_ERATE = -17,       /* too many failed token checks from a client -> 429 */
 };
 
 #define HFM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

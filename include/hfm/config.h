@@ -83,6 +83,7 @@ struct hfm_config {
 	int offline;                 /* 0 */
 	struct hfm_rule *proxy_rules;    /* as written; Olah's defaults if the file has none */
 	size_t n_proxy_rules;
+	struct hfm_rule_who *proxy_who;  /* users/groups of each proxy rule (n_proxy_rules), or NULL */
 	struct hfm_rule *cache_rules;
 	size_t n_cache_rules;
 
@@ -114,6 +115,14 @@ struct hfm_config {
 					verified blob; 0 ("live") */
 	unsigned upstream_hold_down; /* seconds the upstream counts as unreachable after a
 					failed DNS lookup or connect; 30 */
+
+	/* [auth] (ours; docs/access.md) */
+	char *tokens;                /* the tokens file (tokens.h); NULL = no local users */
+	int anonymous;               /* serve requests without a valid local token; 1 */
+	char *audit_log;             /* the download audit log (audit.h); NULL = off */
+	uint64_t audit_log_max_size; /* bytes: rotate past it; 0 = only on SIGHUP (outside) */
+	unsigned auth_fail_limit;    /* failed token checks per address in the window; 20 */
+	unsigned auth_fail_window;   /* seconds; 60 */
 
 	/* Filled by hfm_config_finish(); never set these yourself. */
 	char *mirror_url;            /* "<mirror-scheme>://<mirror-netloc>" */
@@ -152,6 +161,8 @@ void hfm_config_free(struct hfm_config *cfg);
 
 /* Replace an owned string field with a copy of `value` (NULL clears it). */
 void hfm_config_set_str(char **field, const char *value);
+/* Free n users/groups entries and the array (proxy_who). */
+void hfm_rule_who_free(struct hfm_rule_who *w, size_t n);
 /* Append a copy of `value` to an owned string array (mirrors_path, ...). */
 void hfm_config_push_str(char ***list, size_t *n, const char *value);
 

@@ -13,12 +13,15 @@
  * Hub's form.
  *
  * The handlers: h_files.c (resolve/raw), h_api.c (the JSON API), ui.c (the
- * web page); handlers.c dispatches and has the small ones (OPTIONS,
- * /healthz, /metrics).  They reach sources only through the catalog.
+ * web page), h_whoami.c (who the token is); handlers.c identifies the
+ * caller (auth.h), dispatches and has the small ones (OPTIONS, /healthz,
+ * /metrics).  They reach sources only through the catalog.
  */
 #ifndef HFM_HANDLERS_H
 #define HFM_HANDLERS_H
 
+#include "audit.h"
+#include "auth.h"
 #include "catalog.h"
 #include "http.h"
 #include "reply.h"
@@ -27,6 +30,8 @@
 struct hfm_app {
 	const struct hfm_catalog *catalog;   /* what is served; borrowed */
 	const char *mode_label;              /* "model-bin", "mirror", ...: /healthz, the web page */
+	struct hfm_auth *auth;               /* local identities; NULL = none (all anonymous) */
+	struct hfm_audit *audit;             /* the download audit log; NULL = off */
 };
 
 /* The transport's handle callback (hfm_server_opts): `app` is a struct hfm_app. */
@@ -37,11 +42,35 @@ struct hfm_call {
 	struct hfm_req *req;                 /* the transport's request */
 	const struct hfm_app *app;
 	struct hfm_route route;              /* parsed from the raw path */
-	struct hfm_ctx ctx;                  /* for sources: the waiter, Authorization */
+	struct hfm_ctx ctx;                  /* for sources: the waiter, Authorization, who */
+	/*
+	 * Who asks (auth.h), parsed once before dispatch; ctx.who points here
+	 * for a local user and is NULL for anonymous.  The catalog applies the
+	 * rules by user and group through ctx, so a handler that asks the
+	 * catalog with &c->ctx gets them for free; hfm_call_who() for others
+	 * (the listing, the web page, git routes).
+	 */
+	struct hfm_ident who;
+	int token_failed;                    /* a token was sent that is not ours */
 };
+
+/* The caller's identity, or NULL for anonymous. */
+static inline const struct hfm_ident *hfm_call_who(const struct hfm_call *c)
+{
+	return c->ctx.who;
+}
+
+/*
+ * A file download is queued (GET, reply sent): have the audit log (if any)
+ * record it with the bytes actually sent once it ends.  Strings are copied.
+ * (h_audit.c)
+ */
+void hfm_call_audit(struct hfm_call *c, const struct hfm_repo_id *id, const char *rev,
+		    const char *commit, const char *path);
 
 int hfm_h_file(struct hfm_call *c);        /* /resolve/, /raw/ */
 int hfm_h_api(struct hfm_call *c);         /* /api/... */
 int hfm_h_ui(struct hfm_call *c);          /* /, /{repo}, /{repo}/tree/... */
+int hfm_h_whoami(struct hfm_call *c);      /* /api/whoami-v2 (h_whoami.c) */
 
 #endif

@@ -105,6 +105,23 @@ struct hfm_server *hfm_req_server(struct hfm_req *r);
 const char *hfm_req_base_url(struct hfm_req *r);
 /* Note which source answered, for the access log. */
 void hfm_req_set_source(struct hfm_req *r, const char *kind);
+/* The client's address ("127.0.0.1", "::1"; "-" if unknown), owned by r. */
+const char *hfm_req_remote(struct hfm_req *r);
+
+/* What became of a request, told to its end hook. */
+struct hfm_req_end {
+	unsigned status;
+	uint64_t bytes;                  /* body bytes sent */
+	int complete;                    /* the answer went out whole */
+	const char *remote;              /* hfm_req_remote() */
+};
+/*
+ * Call fn(cls, end) once when the request is over (after its access-log
+ * line, on a server thread); fn owns cls.  A later call replaces the hook
+ * without calling the earlier fn: set it once the reply is queued.
+ */
+void hfm_req_on_end(struct hfm_req *r, void (*fn)(void *cls, const struct hfm_req_end *e),
+		    void *cls);
 
 /* Headers added to whatever reply follows (copied; at most 24). */
 void hfm_req_add_header(struct hfm_req *r, const char *name, const char *value);

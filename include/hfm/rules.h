@@ -37,6 +37,7 @@
 
 #include <stddef.h>
 #include "buf.h"
+#include "ident.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,6 +52,20 @@ struct hfm_rule {
 	char *repo;     /* pattern: fnmatch wildcard, or regex when use_re */
 	int allow;      /* 1 allow, 0 deny (Olah's default when omitted) */
 	int use_re;     /* 1 regex (re.match), 0 wildcard (fnmatch) */
+};
+
+/*
+ * Ours: whom rule i is about, beside the rules (so Olah's three fields stay
+ * the whole of struct hfm_rule).  With neither list, everyone (Olah's
+ * rules).  With either, only a local user (ident.h) named in `users` or in
+ * one of `groups`; "*" in `users` is every local user.  A rule about others
+ * does not match: the rules before it decide.  Not owned.
+ */
+struct hfm_rule_who {
+	char **users;
+	size_t nusers;
+	char **groups;
+	size_t ngroups;
 };
 
 /*
@@ -75,6 +90,9 @@ struct hfm_rules;
  */
 int hfm_rules_compile(struct hfm_rules **out, const struct hfm_rule *rules, size_t n,
 		      struct hfm_buf *err);
+/* The same, rule i being about who[i] only (who may be NULL: everyone). */
+int hfm_rules_compile_for(struct hfm_rules **out, const struct hfm_rule *rules,
+			  const struct hfm_rule_who *who, size_t n, struct hfm_buf *err);
 
 /*
  * Check one rule without keeping anything.  Every UTF-8 wildcard is valid
@@ -93,6 +111,16 @@ int hfm_rules_check(const struct hfm_rule *rule, struct hfm_buf *err);
  * Hub repository has one).  Safe to call concurrently.
  */
 int hfm_rules_allow(const struct hfm_rules *r, const char *name);
+
+/*
+ * hfm_rules_allow() for a request by `who` (NULL: anonymous): rules with
+ * users or groups match only when they name who.  hfm_rules_allow() is
+ * this with NULL.
+ */
+int hfm_rules_allow_for(const struct hfm_rules *r, const char *name, const struct hfm_ident *who);
+
+/* 1 if some rule of the list names users or groups. */
+int hfm_rules_by_user(const struct hfm_rules *r);
 
 /* Number of rules in a compiled list. */
 size_t hfm_rules_count(const struct hfm_rules *r);

@@ -35,11 +35,14 @@
 
 struct hfm_source;
 struct hfm_repo;
+struct hfm_ident;                        /* ident.h */
 
 /* What a request carries into a source. */
 struct hfm_ctx {
 	struct hfm_waiter *waiter;       /* arm to wait; NULL = block instead */
-	const char *authorization;       /* client's Authorization header, or NULL */
+	/* the Authorization to pass upstream, or NULL (none, or a local token) */
+	const char *authorization;
+	const struct hfm_ident *who;     /* the local user asking; NULL = anonymous */
 	/*
 	 * hfm_mono_ns() when the request came, the same in every re-run of
 	 * it; 0 = unknown.  The cache tells bytes stored before a request

@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "grants.h"
 #include "log.h"
 #include "rules.h"
 #include "source.h"
@@ -57,6 +58,12 @@ struct hfm_cachesrc_opts {
 	uint32_t block_size;             /* blob cache block, power of two; 0 = 1 MiB */
 	const struct hfm_rules *cache_rules;  /* borrowed; NULL = cache every repo */
 	int allow_gated_offline;         /* offline: serve gated/private repos without a check */
+	/*
+	 * Local users' grants (grants.h), borrowed, or NULL: a gated or private
+	 * repo is served to a request whose ctx->who holds a grant for it
+	 * without asking upstream (which could not check a local token).
+	 */
+	struct hfm_grants *grants;
 	unsigned access_check_ttl;       /* seconds a token check holds; 0 = 300 */
 	unsigned upstream_timeout;       /* seconds a transfer may stall; 0 = 30 */
 	unsigned upstream_hold_down;     /* seconds the upstream counts as unreachable

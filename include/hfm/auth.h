@@ -1,0 +1,67 @@
+/*
+ * auth.h - who a request is: its token, checked once per request.
+ *
+ * The app calls hfm_auth_identify() at the start of every request with the
+ * Authorization header: `Bearer <token>`, or HTTP Basic whose password is
+ * the token (git asks for a user and a password; the user is ignored).
+ *
+ *  - A local token (tokens.h) gives the request an identity and is never
+ *    passed on: the upstream hub does not see it.
+ *  - Any other token: with `anonymous` the request is anonymous and its
+ *    Authorization goes upstream as before (a Hub token for the cache's
+ *    gated repos); without, it is 401.
+ *  - No token: anonymous, or 401 without `anonymous`.
+ *
+ * Brute force: each token that fails the check counts against the
+ * client's address; after `fail_limit` failures within `fail_window_s` of
+ * the last one, requests from that address that carry a token not seen to
+ * fail before get 429 (Retry-After) without being checked, until the
+ * window passes.  A token that already failed is remembered (its hash, for
+ * the window) and counts once, so a Hub token sent again and again through
+ * an `anonymous` mirror is not an attack.  Addresses are kept in a fixed
+ * table (HFM_AUTH_SLOTS), the oldest forgotten first.
+ *
+ * Threading: any thread, concurrently.
+ */
+#ifndef HFM_AUTH_H
+#define HFM_AUTH_H
+
+#include "ident.h"
+#include "tokens.h"
+
+#define HFM_AUTH_SLOTS 4096
+
+struct hfm_auth_opts {
+	struct hfm_tokens *tokens;       /* borrowed; NULL = no local users */
+	int anonymous;                   /* serve requests without a valid token */
+	unsigned fail_limit;             /* 0 = 20 */
+	unsigned fail_window_s;          /* 0 = 60 */
+};
+
+struct hfm_auth;
+
+struct hfm_auth *hfm_auth_new(const struct hfm_auth_opts *o);
+void hfm_auth_free(struct hfm_auth *a);
+
+/*
+ * The identity of a request from `remote` that sent `authorization` (may be
+ * NULL).  0: *who is filled (who->name NULL: anonymous; dispose it either
+ * way) and *forward is the Authorization to pass upstream (NULL when the
+ * token was ours).  HFM_EAUTH (401) or HFM_ERATE (429) with a message.
+ * *token_failed says whether a token was sent that is not ours (whoami
+ * answers 401 to it even when anonymous is allowed).
+ */
+int hfm_auth_identify(struct hfm_ident *who, const char **forward, int *token_failed,
+		      struct hfm_auth *a, const char *authorization, const char *remote);
+
+/* The window of the brute-force limit, for Retry-After. */
+unsigned hfm_auth_retry_after(const struct hfm_auth *a);
+
+/*
+ * The token in an Authorization value: after "Bearer ", or the password of
+ * "Basic base64(user:password)".  Copies it into out[cap]; 0, or HFM_EINVAL
+ * (no token in it, or longer than cap - 1).
+ */
+int hfm_auth_token_of(char *out, size_t cap, const char *authorization);
+
+#endif

@@ -1,0 +1,157 @@
+/* auth.c - a request's identity from its token (see auth.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "hfm/auth.h"
+#include "hfm/hash.h"
+#include "hfm/ttlmap.h"
+
+#define TOKEN_MAX 512                    /* longer is no token of ours nor the Hub's */
+
+struct hfm_auth {
+	struct hfm_tokens *tokens;
+	int anonymous;
+	unsigned fail_limit;
+	unsigned fail_window_s;
+	struct hfm_ttlmap *fails;        /* address -> failures in the window */
+	struct hfm_ttlmap *bad;          /* sha256 of a token that failed -> seen */
+};
+
+struct hfm_auth *hfm_auth_new(const struct hfm_auth_opts *o)
+{
+	struct hfm_auth *a = hfm_calloc(1, sizeof(*a));
+
+	a->tokens = o->tokens;
+	a->anonymous = o->anonymous;
+	a->fail_limit = o->fail_limit ? o->fail_limit : 20;
+	a->fail_window_s = o->fail_window_s ? o->fail_window_s : 60;
+	a->fails = hfm_ttlmap_new(HFM_AUTH_SLOTS);
+	a->bad = hfm_ttlmap_new(HFM_AUTH_SLOTS);
+	return a;
+}
+
+void hfm_auth_free(struct hfm_auth *a)
+{
+	if (!a)
+		return;
+	hfm_ttlmap_free(a->fails);
+	hfm_ttlmap_free(a->bad);
+	free(a);
+}
+
+unsigned hfm_auth_retry_after(const struct hfm_auth *a)
+{
+	return a->fail_window_s;
+}
+
+int hfm_auth_token_of(char *out, size_t cap, const char *h)
+{
+	size_t n;
+
+	while (*h == ' ')
+		h++;
+	if (!strncasecmp(h, "Bearer ", 7)) {
+		h += 7;
+		while (*h == ' ')
+			h++;
+		n = strcspn(h, " \t\r\n");
+		if (!n || n >= cap || h[n])
+			return HFM_EINVAL;
+		memcpy(out, h, n);
+		out[n] = '\0';
+		return 0;
+	}
+	if (strncasecmp(h, "Basic ", 6))
+		return HFM_EINVAL;
+	h += 6;
+	while (*h == ' ')
+		h++;
+	n = strcspn(h, " \t\r\n");
+	if (!n || n > 4 * (TOKEN_MAX / 3 + 2) || h[n])
+		return HFM_EINVAL;
+	unsigned char dec[TOKEN_MAX + 8];
+	int got = EVP_DecodeBlock(dec, (const unsigned char *)h, (int)n);
+	if (got < 0)
+		return HFM_EINVAL;
+	/* EVP_DecodeBlock counts the padding's zero bytes too */
+	while (got > 0 && n && h[n - 1] == '=' && dec[got - 1] == '\0')
+		got--, n--;
+	unsigned char *colon = memchr(dec, ':', (size_t)got);
+	int rc = HFM_EINVAL;
+	if (colon) {
+		size_t plen = (size_t)got - (size_t)(colon + 1 - dec);
+		if (plen && plen < cap && !memchr(colon + 1, '\0', plen)) {
+			memcpy(out, colon + 1, plen);
+			out[plen] = '\0';
+			rc = 0;
+		}
+	}
+	OPENSSL_cleanse(dec, sizeof(dec));
+	return rc;
+}
+
+/* One more failure for `remote`; its window starts again. */
+static void count_failure(struct hfm_auth *a, const char *remote)
+{
+	int n = 0;
+
+	hfm_ttlmap_get(a->fails, remote, &n, NULL, 0);
+	hfm_ttlmap_put(a->fails, remote, n + 1, NULL, (uint64_t)a->fail_window_s * 1000000000ull);
+}
+
+static int limited(struct hfm_auth *a, const char *remote)
+{
+	int n = 0;
+	return hfm_ttlmap_get(a->fails, remote, &n, NULL, 0) && (unsigned)n >= a->fail_limit;
+}
+
+int hfm_auth_identify(struct hfm_ident *who, const char **forward, int *token_failed,
+		      struct hfm_auth *a, const char *authorization, const char *remote)
+{
+	char token[TOKEN_MAX + 1];
+	char key[HFM_SHA256_HEX + 1];
+	int seen = 0, rc;
+
+	memset(who, 0, sizeof(*who));
+	*forward = authorization;
+	*token_failed = 0;
+	if (!authorization || !*authorization) {
+		if (a->anonymous)
+			return 0;
+		return hfm_error_set(HFM_EAUTH, "This mirror needs a token: set HF_TOKEN or run "
+				     "`hf auth login` with a token its admin gave you");
+	}
+	if (!a->tokens)
+		return 0;                    /* no local users: everything as before */
+	if (hfm_auth_token_of(token, sizeof(token), authorization)) {
+		*token_failed = 1;
+		if (a->anonymous)
+			return 0;
+		return hfm_error_set(HFM_EAUTH, "Invalid credentials in Authorization header");
+	}
+	hfm_sha256_hex(key, token, strlen(token));
+	seen = hfm_ttlmap_get(a->bad, key, &rc, NULL, 0);
+	if (!seen && limited(a, remote ? remote : "-")) {
+		OPENSSL_cleanse(token, sizeof(token));
+		return hfm_error_set(HFM_ERATE, "Too many failed token checks from this address; "
+				     "retry in %u seconds", a->fail_window_s);
+	}
+	rc = seen ? HFM_ENOENT : hfm_tokens_check(who, a->tokens, token);
+	OPENSSL_cleanse(token, sizeof(token));
+	if (!rc) {
+		*forward = NULL;             /* ours: never sent upstream */
+		return 0;
+	}
+	*token_failed = 1;
+	if (!seen) {
+		hfm_ttlmap_put(a->bad, key, 1, NULL, (uint64_t)a->fail_window_s * 1000000000ull);
+		count_failure(a, remote ? remote : "-");
+	}
+	if (a->anonymous)
+		return 0;
+	return hfm_error_set(HFM_EAUTH, "Invalid credentials in Authorization header");
+}

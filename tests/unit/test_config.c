@@ -219,6 +219,30 @@ static void test_defaults(void)
 	}
 	hfm_config_free(c);
 
+	/* Ours: rules about users and groups, and [auth]. */
+	c = loads("[auth]\ntokens = \"t.jsonl\"\nanonymous = false\naudit-log = \"a.log\"\n"
+		  "audit-log-max-size = \"10M\"\nfail-limit = 5\nfail-window = \"2m\"\n"
+		  "[[accessibility.proxy]]\nrepo = \"*\"\nallow = true\n"
+		  "[[accessibility.proxy]]\nrepo = \"lab/*\"\nallow = false\n"
+		  "[[accessibility.proxy]]\nrepo = \"lab/*\"\nallow = true\ngroups = [\"lab\"]\n"
+		  "users = [\"root\"]\n", NULL, "[auth] and rules by group");
+	if (c) {
+		struct hfm_ident lab = { .name = "ann", .groups = (char *[]){ "lab" }, .ngroups = 1 };
+		struct hfm_ident root = { .name = "root" }, other = { .name = "eve" };
+		TAP_IS_STR(c->tokens, "t.jsonl", "auth.tokens");
+		TAP_IS_INT(c->anonymous, 0, "auth.anonymous");
+		TAP_IS_STR(c->audit_log, "a.log", "auth.audit-log");
+		TAP_IS_INT(c->audit_log_max_size, 10u << 20, "auth.audit-log-max-size");
+		TAP_IS_INT(c->auth_fail_limit, 5, "auth.fail-limit");
+		TAP_IS_INT(c->auth_fail_window, 120, "auth.fail-window");
+		TAP_IS_INT(hfm_rules_allow_for(c->proxy, "lab/x", &lab), 1, "a group member sees lab/x");
+		TAP_IS_INT(hfm_rules_allow_for(c->proxy, "lab/x", &root), 1, "a listed user sees it");
+		TAP_IS_INT(hfm_rules_allow_for(c->proxy, "lab/x", &other), 0, "another user does not");
+		TAP_IS_INT(hfm_rules_allow(c->proxy, "lab/x"), 0, "nor does anonymous");
+		TAP_IS_INT(hfm_rules_allow(c->proxy, "acme/x"), 1, "the rest is open");
+	}
+	hfm_config_free(c);
+
 	c = loads("[accessibility]\nproxy = []\n", NULL, "empty proxy list");
 	if (c) {
 		TAP_IS_INT(c->n_proxy_rules, 0, "no rules");
@@ -494,6 +518,20 @@ static void test_errors(void)
 	refused("[[accessibility.proxy]]\nrepo = \"*\"\nallow = 1\n",
 		"t.toml:3: accessibility.proxy[0].allow: expected a boolean, got an integer\n",
 		"allow not a boolean");
+	refused("[[accessibility.cache]]\nrepo = \"*\"\ngroups = [\"lab\"]\n",
+		"t.toml:3: accessibility.cache[0].groups: only [[accessibility.proxy]] rules are "
+		"about users: what is cached is the same for everyone\n", "groups in a cache rule");
+	refused("[[accessibility.proxy]]\nrepo = \"*\"\nusers = [\"a b\"]\n",
+		"t.toml:3: accessibility.proxy[0].users[0]: \"a b\" is not a user or group name "
+		"(letters, digits, '.', '_', '-')\n", "a bad user name in a rule");
+	refused("[[accessibility.proxy]]\nrepo = \"*\"\ngroups = []\n",
+		"t.toml:3: accessibility.proxy[0].groups: an empty list names nobody: leave the key "
+		"out for everyone\n", "an empty groups list");
+	refused("[auth]\nanonymous = false\n",
+		"auth.anonymous: false needs a tokens file (auth.tokens, --tokens), or nobody gets in\n",
+		"anonymous off without tokens");
+	refused("[auth]\ntoken = \"x\"\n",
+		"t.toml:2: auth.token: unknown key\n", "a misspelt [auth] key");
 	refused("[accessibility]\nproxy = { repo = \"*\" }\n",
 		"t.toml:2: accessibility.proxy: expected an array, got a table\n",
 		"rule list that is a table");

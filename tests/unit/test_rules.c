@@ -325,6 +325,52 @@ static void test_threads(void)
 	hfm_rules_free(r);
 }
 
+/* Rules about users and groups: only for them; everyone else skips them. */
+static void test_users_groups(void)
+{
+	struct hfm_rule rules[] = {
+		{ "*", 1, 0 },
+		{ "vision/*", 0, 0 },
+		{ "vision/*", 1, 0 },
+		{ "nlp/*", 0, 0 },
+		{ "nlp/*", 1, 0 },
+		{ "nlp/secret", 0, 0 },
+		{ "^nlp/secret$", 1, 1 },
+	};
+	char *vision[] = { "vision" }, *nlp[] = { "nlp" }, *carol[] = { "carol" }, *any[] = { "*" };
+	struct hfm_rule_who who[7] = {
+		[2] = { .groups = vision, .ngroups = 1 },
+		[4] = { .groups = nlp, .ngroups = 1 },
+		[5] = { .users = any, .nusers = 1 },
+		[6] = { .users = carol, .nusers = 1 },
+	};
+	char *g_vision[] = { "vision" }, *g_both[] = { "nlp", "vision" };
+	struct hfm_ident ann = { .name = "ann", .groups = g_vision, .ngroups = 1 };
+	struct hfm_ident bob = { .name = "bob", .groups = g_both, .ngroups = 2 };
+	struct hfm_ident carol_ = { .name = "carol" };
+	struct hfm_rules *r = NULL;
+
+	TAP_IS_INT(hfm_rules_compile_for(&r, rules, who, 7, NULL), 0, "compile rules with users and groups");
+	TAP_IS_INT(hfm_rules_by_user(r), 1, "they are about users");
+	TAP_IS_INT(hfm_rules_allow_for(r, "vision/cam", &ann), 1, "a vision member sees vision/*");
+	TAP_IS_INT(hfm_rules_allow_for(r, "VISION/cam", &ann), 1, "in any case");
+	TAP_IS_INT(hfm_rules_allow_for(r, "nlp/bert", &ann), 0, "not nlp/*");
+	TAP_IS_INT(hfm_rules_allow_for(r, "nlp/bert", &bob), 1, "a member of both sees nlp/*");
+	TAP_IS_INT(hfm_rules_allow_for(r, "vision/cam", &bob), 1, "and vision/*");
+	TAP_IS_INT(hfm_rules_allow_for(r, "nlp/secret", &bob), 0, "a rule for every user (\"*\") denies nlp/secret");
+	TAP_IS_INT(hfm_rules_allow_for(r, "nlp/secret", &carol_), 1, "but carol's own regex rule comes last");
+	TAP_IS_INT(hfm_rules_allow_for(r, "nlp/bert", &carol_), 0, "carol is in no group");
+	TAP_IS_INT(hfm_rules_allow_for(r, "vision/cam", NULL), 0, "anonymous: rules for users never match");
+	TAP_IS_INT(hfm_rules_allow_for(r, "nlp/secret", NULL), 0, "nor a rule for \"*\"");
+	TAP_IS_INT(hfm_rules_allow_for(r, "acme/tiny", NULL), 1, "the rules for everyone still apply");
+	TAP_IS_INT(hfm_rules_allow(r, "vision/cam"), 0, "hfm_rules_allow() is anonymous");
+	hfm_rules_free(r);
+	TAP_IS_INT(hfm_rules_compile(&r, rules, 7, NULL), 0, "the same rules for everyone");
+	TAP_IS_INT(hfm_rules_by_user(r), 0, "are about nobody in particular");
+	TAP_IS_INT(hfm_rules_allow_for(r, "nlp/secret", NULL), 1, "and the last one decides");
+	hfm_rules_free(r);
+}
+
 int main(void)
 {
 	test_wildcards();
@@ -333,5 +379,6 @@ int main(void)
 	test_defaults();
 	test_errors();
 	test_threads();
+	test_users_groups();
 	return tap_done();
 }

@@ -1,0 +1,369 @@
+/*
+ * Local tokens: the file's records and its errors (FILE:LINE: key: why),
+ * add and revoke, the server's view (every record compared on every check,
+ * a revoke in force at the next check), the Authorization forms, the
+ * brute-force limit, offline grants and the audit line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hfm/audit.h"
+#include "hfm/auth.h"
+#include "hfm/grants.h"
+#include "hfm/hash.h"
+#include "hfm/jsonl.h"
+#include "hfm/tokens.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/hfm-tokens.XXXXXX";
+
+static char *path_of(const char *name)
+{
+	return hfm_asprintf("%s/%s", dir, name);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+}
+
+/* The errors of reading `text` as a tokens file, with the path cut to "F". */
+static char *errors_of(const char *text)
+{
+	char *p = path_of("bad.jsonl");
+	struct hfm_tokfile f;
+	struct hfm_buf err = HFM_BUF_INIT(1 << 16), out = HFM_BUF_INIT(1 << 16);
+
+	write_file(p, text);
+	hfm_tokfile_read(&f, p, &err);
+	hfm_tokfile_dispose(&f);
+	const char *s = hfm_buf_cstr(&err);
+	for (const char *at; (at = strstr(s, p)); s = at + strlen(p)) {
+		hfm_buf_put(&out, s, (size_t)(at - s));
+		hfm_buf_puts(&out, "F");
+	}
+	hfm_buf_puts(&out, s);
+	hfm_buf_dispose(&err);
+	free(p);
+	return hfm_buf_detach(&out);
+}
+
+static const char *SHA_A = "1111111111111111111111111111111111111111111111111111111111111111";
+
+static void test_parse_errors(void)
+{
+	char *e;
+	char line[512];
+
+	e = errors_of("{\"user\":\"alice\",\"groups\":[\"a\"]}\n# a comment\n\n{\"user\":\"alice\"}\n");
+	TAP_IS_STR(e, "F:4: user: \"alice\" is declared twice\n", "a user declared twice names its line");
+	free(e);
+	e = errors_of("{\"user\":\"alice\"\n");
+	TAP_IS_STR(e, "F:1: record: not a JSON object\n", "broken JSON is named");
+	free(e);
+	e = errors_of("{\"user\":\"al ice\"}\n");
+	TAP_OK(strstr(e, "F:1: user: a name of letters") == e, "a bad user name");
+	free(e);
+	snprintf(line, sizeof(line), "{\"user\":\"alice\"}\n{\"token\":\"tk_1\",\"user\":\"bob\",\"sha256\":\"%s\"}\n", SHA_A);
+	e = errors_of(line);
+	TAP_IS_STR(e, "F:2: user: \"bob\" is not declared by a user record\n", "a token's user must exist");
+	free(e);
+	e = errors_of("{\"user\":\"alice\"}\n{\"token\":\"tk_1\",\"user\":\"alice\",\"sha256\":\"abc\"}\n");
+	TAP_IS_STR(e, "F:2: sha256: must be the token's SHA-256 in 64 lowercase hex digits\n",
+		   "a short hash is refused");
+	free(e);
+	snprintf(line, sizeof(line), "{\"user\":\"alice\"}\n{\"token\":\"tk_1\",\"user\":\"alice\",\"sha256\":\"%s\"}\n"
+		 "{\"token\":\"tk_2\",\"user\":\"alice\",\"sha256\":\"%s\"}\n", SHA_A, SHA_A);
+	e = errors_of(line);
+	TAP_IS_STR(e, "F:3: sha256: the same token as line 2\n", "one token twice is refused");
+	free(e);
+	e = errors_of("{\"user\":\"alice\",\"group\":[\"a\"]}\n");
+	TAP_IS_STR(e, "F:1: group: unknown key\n", "a misspelt key is refused");
+	free(e);
+	e = errors_of("{\"user\":\"alice\",\"groups\":\"a\"}\n");
+	TAP_IS_STR(e, "F:1: groups: must be an array of names\n", "groups must be a list");
+	free(e);
+	e = errors_of("{\"who\":1}\n");
+	TAP_IS_STR(e, "F:1: record: neither a user (\"user\") nor a token (\"token\")\n",
+		   "a record of no kind");
+	free(e);
+	e = errors_of("{\"user\":\"a\"}\n{\"user\":\"a\"}\n{\"x\":1}\n");
+	TAP_OK(strstr(e, "F:2:") && strstr(e, "F:3:"), "every problem is reported");
+	free(e);
+}
+
+static void test_add_revoke(void)
+{
+	struct hfm_tokfile f, g;
+	struct hfm_buf out = HFM_BUF_INIT(1 << 16), err = HFM_BUF_INIT(1 << 16);
+	char tok[HFM_TOKEN_LEN + 1], tok2[HFM_TOKEN_LEN + 1], id[HFM_TOKEN_ID_LEN + 1], id2[HFM_TOKEN_ID_LEN + 1];
+	const char *groups[] = { "vision", "nlp" };
+	char *p = path_of("t.jsonl");
+	char sha[HFM_SHA256_HEX + 1];
+
+	memset(&f, 0, sizeof(f));
+	TAP_IS_INT(hfm_tokfile_add(&f, tok, id, "alice", "Alice", groups, 2), 0, "add alice");
+	TAP_IS_INT(hfm_tokfile_add(&f, tok2, id2, "alice", NULL, NULL, 0), 0, "a second token, groups kept");
+	TAP_OK(!strncmp(tok, "hf_", 3) && strlen(tok) == HFM_TOKEN_LEN, "a token is hf_ and %d letters", HFM_TOKEN_LETTERS);
+	int letters = 1;
+	for (const char *c = tok + 3; *c; c++)
+		letters &= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
+	TAP_OK(letters, "after hf_ only letters");
+	TAP_OK(strcmp(tok, tok2) && strcmp(id, id2), "two tokens, two ids");
+	TAP_IS_INT(hfm_tokfile_add(&f, tok2, id2, "bad user", NULL, NULL, 0), HFM_EINVAL, "a bad name is refused");
+	hfm_tokfile_format(&out, &f);
+	TAP_OK(!strstr(hfm_buf_cstr(&out), tok) && !strstr(hfm_buf_cstr(&out), tok2), "the file never holds a token");
+	hfm_sha256_hex(sha, tok, strlen(tok));
+	TAP_OK(strstr(hfm_buf_cstr(&out), sha) != NULL, "it holds its SHA-256");
+	TAP_IS_INT(hfm_jsonl_replace(p, hfm_buf_cstr(&out), out.len, 0600), 0, "written");
+	TAP_IS_INT(hfm_tokfile_read(&g, p, &err), 0, "read back: %s", hfm_buf_cstr(&err));
+	TAP_IS_INT(g.nusers, 1, "one user");
+	TAP_IS_INT(g.ntokens, 2, "two tokens");
+	TAP_IS_INT(g.users[0].ngroups, 2, "with two groups");
+	TAP_IS_STR(g.users[0].fullname, "Alice", "and the full name");
+	TAP_IS_INT(hfm_tokfile_revoke(&g, id), 0, "revoke the first");
+	TAP_IS_INT(hfm_tokfile_revoke(&g, id), HFM_ENOENT, "revoking it again: no such token");
+	TAP_IS_INT(g.ntokens, 1, "one left");
+	TAP_IS_STR(g.tokens[0].id, id2, "the other one");
+	hfm_tokfile_dispose(&f);
+	hfm_tokfile_dispose(&g);
+	hfm_buf_dispose(&out);
+	hfm_buf_dispose(&err);
+	free(p);
+}
+
+/* The server's view: every record compared on every check; a change is seen at once. */
+static void test_live(void)
+{
+	struct hfm_tokfile f;
+	struct hfm_buf out = HFM_BUF_INIT(1 << 16), err = HFM_BUF_INIT(1 << 16);
+	char tok[5][HFM_TOKEN_LEN + 1], id[5][HFM_TOKEN_ID_LEN + 1];
+	const char *g[] = { "lab" };
+	char *p = path_of("live.jsonl");
+	struct hfm_tokens *t = NULL;
+	struct hfm_ident who;
+
+	memset(&f, 0, sizeof(f));
+	for (int i = 0; i < 5; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "u%d", i);
+		hfm_tokfile_add(&f, tok[i], id[i], name, NULL, g, 1);
+	}
+	hfm_tokfile_format(&out, &f);
+	hfm_jsonl_replace(p, hfm_buf_cstr(&out), out.len, 0600);
+	TAP_IS_INT(hfm_tokens_open(&t, p, NULL, NULL, &err), 0, "open");
+	unsigned long long c0 = hfm_tokens_compares(t);
+	TAP_IS_INT(hfm_tokens_check(&who, t, tok[0]), 0, "the first record's token");
+	TAP_IS_STR(who.name, "u0", "is u0");
+	TAP_OK(who.ngroups == 1 && !strcmp(who.groups[0], "lab"), "in group lab");
+	TAP_IS_STR(who.token_id, id[0], "with its id");
+	hfm_ident_dispose(&who);
+	unsigned long long c1 = hfm_tokens_compares(t);
+	TAP_IS_INT(hfm_tokens_check(&who, t, tok[4]), 0, "the last record's token");
+	hfm_ident_dispose(&who);
+	unsigned long long c2 = hfm_tokens_compares(t);
+	char wrong[HFM_TOKEN_LEN + 1];
+	memcpy(wrong, tok[2], sizeof(wrong));
+	wrong[HFM_TOKEN_LEN - 1] ^= 1;
+	TAP_IS_INT(hfm_tokens_check(&who, t, wrong), HFM_ENOENT, "a token off by one bit is unknown");
+	TAP_OK(who.name == NULL, "and has no identity");
+	unsigned long long c3 = hfm_tokens_compares(t);
+	TAP_IS_INT(c1 - c0, 5, "a hit on the first record still compares all 5");
+	TAP_IS_INT(c2 - c1, 5, "a hit on the last compares 5");
+	TAP_IS_INT(c3 - c2, 5, "a miss compares 5");
+
+	/* revoke u0 the way the CLI does: a new file renamed into place */
+	TAP_IS_INT(hfm_tokfile_revoke(&f, id[0]), 0, "revoke u0's token");
+	hfm_buf_reset(&out);
+	hfm_tokfile_format(&out, &f);
+	hfm_jsonl_replace(p, hfm_buf_cstr(&out), out.len, 0600);
+	TAP_IS_INT(hfm_tokens_check(&who, t, tok[0]), HFM_ENOENT, "the next check refuses it");
+	TAP_IS_INT(hfm_tokens_check(&who, t, tok[1]), 0, "the others stay");
+	hfm_ident_dispose(&who);
+
+	/* a broken edit: no token is valid until the file reads again */
+	write_file(p, "{\"user\":\n");
+	TAP_IS_INT(hfm_tokens_check(&who, t, tok[1]), HFM_ENOENT, "a broken file fails closed");
+	hfm_jsonl_replace(p, hfm_buf_cstr(&out), out.len, 0600);
+	TAP_IS_INT(hfm_tokens_check(&who, t, tok[1]), 0, "and is in force again once fixed");
+	hfm_ident_dispose(&who);
+	hfm_tokens_free(t);
+
+	write_file(p, "{\"user\":\n");
+	hfm_buf_reset(&err);
+	TAP_IS_INT(hfm_tokens_open(&t, p, NULL, NULL, &err), HFM_EINVAL, "a broken file at start is an error");
+	TAP_OK(strstr(hfm_buf_cstr(&err), ":1: record: not a JSON object") != NULL, "naming the line");
+	hfm_tokfile_dispose(&f);
+	hfm_buf_dispose(&out);
+	hfm_buf_dispose(&err);
+	free(p);
+}
+
+static void test_authorization_forms(void)
+{
+	char tok[600];
+
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Bearer hf_abc"), 0, "Bearer");
+	TAP_IS_STR(tok, "hf_abc", "its token");
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "bearer   hf_abc"), 0, "any case, more blanks");
+	/* "git:hf_abc" */
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Basic Z2l0OmhmX2FiYw=="), 0, "Basic");
+	TAP_IS_STR(tok, "hf_abc", "the password is the token");
+	/* ":hf_ab" -> "OmhmX2Fi" (no padding) */
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Basic OmhmX2Fi"), 0, "Basic, no user");
+	TAP_IS_STR(tok, "hf_ab", "its token");
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Basic Z2l0"), HFM_EINVAL, "Basic without a colon");
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Basic !!!!"), HFM_EINVAL, "Basic that is no base64");
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Bearer "), HFM_EINVAL, "Bearer and nothing");
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Token x"), HFM_EINVAL, "another scheme");
+	TAP_IS_INT(hfm_auth_token_of(tok, 4, "Bearer hf_abc"), HFM_EINVAL, "too long for the buffer");
+}
+
+static void test_limit(void)
+{
+	struct hfm_tokfile f;
+	struct hfm_buf out = HFM_BUF_INIT(1 << 16), err = HFM_BUF_INIT(1 << 16);
+	char tok[HFM_TOKEN_LEN + 1], id[HFM_TOKEN_ID_LEN + 1];
+	char *p = path_of("limit.jsonl");
+	struct hfm_tokens *t = NULL;
+	struct hfm_ident who;
+	const char *fwd;
+	int failed, rc, n401 = 0, n429 = 0;
+	char hdr[128];
+
+	memset(&f, 0, sizeof(f));
+	hfm_tokfile_add(&f, tok, id, "alice", NULL, NULL, 0);
+	hfm_tokfile_format(&out, &f);
+	hfm_jsonl_replace(p, hfm_buf_cstr(&out), out.len, 0600);
+	hfm_tokens_open(&t, p, NULL, NULL, &err);
+	struct hfm_auth_opts o = { .tokens = t, .anonymous = 0, .fail_limit = 5, .fail_window_s = 60 };
+	struct hfm_auth *a = hfm_auth_new(&o);
+
+	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, NULL, "10.0.0.1"), HFM_EAUTH,
+		   "anonymous off: no token is 401");
+	snprintf(hdr, sizeof(hdr), "Bearer %s", tok);
+	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, hdr, "10.0.0.1"), 0, "a local token");
+	TAP_IS_STR(who.name, "alice", "is alice");
+	TAP_OK(fwd == NULL, "and is not passed upstream");
+	hfm_ident_dispose(&who);
+	for (int i = 0; i < 100; i++) {
+		snprintf(hdr, sizeof(hdr), "Bearer hf_wrong%d", i);
+		rc = hfm_auth_identify(&who, &fwd, &failed, a, hdr, "10.0.0.1");
+		n401 += rc == HFM_EAUTH;
+		n429 += rc == HFM_ERATE;
+	}
+	TAP_IS_INT(n401, 5, "5 wrong tokens are checked (401)");
+	TAP_IS_INT(n429, 95, "the other 95 are 429 unchecked");
+	snprintf(hdr, sizeof(hdr), "Bearer %s", tok);
+	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, hdr, "10.0.0.1"), HFM_ERATE,
+		   "while limited, even a good token waits");
+	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, hdr, "10.0.0.2"), 0,
+		   "another address is not limited");
+	hfm_ident_dispose(&who);
+	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, "Bearer hf_wrong0", "10.0.0.1"), HFM_EAUTH,
+		   "a token seen failing before is 401, not counted again");
+	hfm_auth_free(a);
+
+	/* anonymous on: an unknown token is a Hub token for upstream, sent again and again */
+	o.anonymous = 1;
+	a = hfm_auth_new(&o);
+	int fails = 0;
+	for (int i = 0; i < 50; i++) {
+		rc = hfm_auth_identify(&who, &fwd, &failed, a, "Bearer hf_someHubToken", "10.0.0.3");
+		fails += rc != 0 || !failed || !fwd || strcmp(fwd, "Bearer hf_someHubToken");
+	}
+	TAP_IS_INT(fails, 0, "anonymous on: a repeated unknown token is anonymous and goes upstream, never 429");
+	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, NULL, "10.0.0.3"), 0, "no token: anonymous");
+	hfm_auth_free(a);
+	hfm_tokens_free(t);
+	hfm_tokfile_dispose(&f);
+	hfm_buf_dispose(&out);
+	hfm_buf_dispose(&err);
+	free(p);
+}
+
+static void test_grants(void)
+{
+	char *p = path_of("grants.jsonl");
+	struct hfm_repo_id id, other, ds;
+	struct hfm_buf err = HFM_BUF_INIT(1 << 16), out = HFM_BUF_INIT(1 << 16);
+
+	TAP_IS_INT(hfm_grants_parse_repo(&id, "meta/llama"), 0, "org/name is a model");
+	TAP_IS_INT(hfm_grants_parse_repo(&ds, "datasets/acme/ds"), 0, "datasets/org/name");
+	TAP_IS_INT(ds.type, HFM_DATASET, "is a dataset");
+	TAP_IS_INT(hfm_grants_parse_repo(&other, "meta/../x"), HFM_EINVAL, "a bad id is refused");
+	hfm_grants_parse_repo(&other, "meta/other");
+	struct hfm_grants *g = hfm_grants_new(p, NULL, NULL);
+	TAP_IS_INT(hfm_grants_has(g, "alice", &id), 0, "no file: no grant");
+	TAP_IS_INT(hfm_grants_edit(p, "alice", &id, "admin", 1, &err), 0, "grant alice meta/llama");
+	TAP_IS_INT(hfm_grants_has(g, "alice", &id), 1, "seen at the next check");
+	TAP_IS_INT(hfm_grants_has(g, "bob", &id), 0, "not bob's");
+	TAP_IS_INT(hfm_grants_has(g, "alice", &other), 0, "not another repo");
+	hfm_grants_parse_repo(&other, "META/Llama");
+	TAP_IS_INT(hfm_grants_has(g, "alice", &other), 1, "repo ids ignore case");
+	TAP_IS_INT(hfm_grants_edit(p, "alice", &id, "admin", 1, &err), 0, "granting twice is fine");
+	hfm_grants_list(&out, p, &err);
+	TAP_OK(!strncmp(hfm_buf_cstr(&out), "alice models/meta/llama admin ", 30) &&
+	       !strchr(hfm_buf_cstr(&out), '\n')[1], "one grant listed");
+	TAP_IS_INT(hfm_grants_edit(p, "alice", &id, "admin", 0, &err), 0, "revoke it");
+	TAP_IS_INT(hfm_grants_has(g, "alice", &id), 0, "gone at the next check");
+	TAP_IS_INT(hfm_grants_edit(p, "alice", &id, "admin", 0, &err), HFM_ENOENT, "revoking again");
+	write_file(p, "{\"user\":\"alice\",\"repo\":\"meta/llama\"}\n");
+	hfm_buf_reset(&err);
+	TAP_IS_INT(hfm_grants_list(&out, p, &err), HFM_EINVAL, "a repo without its type is refused");
+	TAP_OK(strstr(hfm_buf_cstr(&err), "grants.jsonl:1: repo: ") != NULL, "named as FILE:LINE: key");
+	hfm_grants_free(g);
+	hfm_buf_dispose(&err);
+	hfm_buf_dispose(&out);
+	free(p);
+}
+
+static void test_audit(void)
+{
+	struct hfm_buf b = HFM_BUF_INIT(4096);
+	struct hfm_audit_rec r = { .user = NULL, .repo = "models/acme/tiny", .revision = "main",
+				   .commit = "c0ffee", .path = "a \"b\".bin", .bytes = 42,
+				   .complete = 0, .status = 200, .client = "::1" };
+	char *p = path_of("audit.log");
+	struct hfm_audit *a = NULL;
+
+	hfm_audit_format(&b, &r, 0);
+	TAP_IS_STR(hfm_buf_cstr(&b), "{\"time\":\"1970-01-01T00:00:00.000Z\",\"user\":\"anonymous\","
+		   "\"repo\":\"models/acme/tiny\",\"revision\":\"main\",\"commit\":\"c0ffee\","
+		   "\"path\":\"a \\\"b\\\".bin\",\"bytes\":42,\"complete\":false,\"status\":200,"
+		   "\"client\":\"::1\"}", "the audit line");
+	TAP_IS_INT(hfm_audit_open(&a, p, 300, 2), 0, "open with a 300-byte limit");
+	for (int i = 0; i < 6; i++)
+		hfm_audit_write(a, &r);
+	hfm_audit_free(a);
+	char *p1 = path_of("audit.log.1"), *p2 = path_of("audit.log.2"), *p3 = path_of("audit.log.3");
+	TAP_OK(!access(p, F_OK) && !access(p1, F_OK) && !access(p2, F_OK) && access(p3, F_OK),
+	       "rotated by size into .1 and .2, keeping 2");
+	free(p1);
+	free(p2);
+	free(p3);
+	free(p);
+	hfm_buf_dispose(&b);
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir))
+		return 1;
+	test_parse_errors();
+	test_add_revoke();
+	test_live();
+	test_authorization_forms();
+	test_limit();
+	test_grants();
+	test_audit();
+	char *cmd = hfm_asprintf("rm -rf %s", dir);
+	if (system(cmd))
+		printf("# could not remove %s\n", dir);
+	free(cmd);
+	return tap_done();
+}

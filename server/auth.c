@@ -17,6 +17,7 @@ struct hfm_auth {
 	int anonymous;
 	unsigned fail_limit;
 	unsigned fail_window_s;
+	int upstream_tokens;
 	struct hfm_ttlmap *fails;        /* address -> failures in the window */
 	struct hfm_ttlmap *bad;          /* sha256 of a token that failed -> seen */
 };
@@ -29,6 +30,7 @@ struct hfm_auth *hfm_auth_new(const struct hfm_auth_opts *o)
 	a->anonymous = o->anonymous;
 	a->fail_limit = o->fail_limit ? o->fail_limit : 20;
 	a->fail_window_s = o->fail_window_s ? o->fail_window_s : 60;
+	a->upstream_tokens = o->upstream_tokens;
 	a->fails = hfm_ttlmap_new(HFM_AUTH_SLOTS);
 	a->bad = hfm_ttlmap_new(HFM_AUTH_SLOTS);
 	return a;
@@ -109,16 +111,31 @@ static int limited(struct hfm_auth *a, const char *remote)
 	return hfm_ttlmap_get(a->fails, remote, &n, NULL, 0) && (unsigned)n >= a->fail_limit;
 }
 
-int hfm_auth_identify(struct hfm_ident *who, const char **forward, int *token_failed,
-		      struct hfm_auth *a, const char *authorization, const char *remote)
+static int unknown_token(struct hfm_auth *a)
+{
+	if (a->anonymous)
+		return 0;
+	return hfm_error_set(HFM_EAUTH, "Invalid credentials in Authorization header");
+}
+
+int hfm_auth_upstream(struct hfm_ident *who, struct hfm_auth *a, const char *hub_name)
+{
+	memset(who, 0, sizeof(*who));
+	if (hub_name && a->tokens && !hfm_tokens_hub_user(who, a->tokens, hub_name))
+		return 0;
+	return unknown_token(a);
+}
+
+int hfm_auth_identify(struct hfm_ident *who, struct hfm_auth_result *res, struct hfm_auth *a,
+		      const char *authorization, const char *remote)
 {
 	char token[TOKEN_MAX + 1];
 	char key[HFM_SHA256_HEX + 1];
 	int seen = 0, rc;
 
 	memset(who, 0, sizeof(*who));
-	*forward = authorization;
-	*token_failed = 0;
+	memset(res, 0, sizeof(*res));
+	res->forward = authorization;
 	if (!authorization || !*authorization) {
 		if (a->anonymous)
 			return 0;
@@ -128,10 +145,8 @@ int hfm_auth_identify(struct hfm_ident *who, const char **forward, int *token_fa
 	if (!a->tokens)
 		return 0;                    /* no local users: everything as before */
 	if (hfm_auth_token_of(token, sizeof(token), authorization)) {
-		*token_failed = 1;
-		if (a->anonymous)
-			return 0;
-		return hfm_error_set(HFM_EAUTH, "Invalid credentials in Authorization header");
+		res->token_failed = 1;
+		return unknown_token(a);
 	}
 	hfm_sha256_hex(key, token, strlen(token));
 	seen = hfm_ttlmap_get(a->bad, key, &rc, NULL, 0);
@@ -143,15 +158,17 @@ int hfm_auth_identify(struct hfm_ident *who, const char **forward, int *token_fa
 	rc = seen ? HFM_ENOENT : hfm_tokens_check(who, a->tokens, token);
 	OPENSSL_cleanse(token, sizeof(token));
 	if (!rc) {
-		*forward = NULL;             /* ours: never sent upstream */
+		res->forward = NULL;         /* ours: never sent upstream */
 		return 0;
 	}
-	*token_failed = 1;
+	res->token_failed = 1;
 	if (!seen) {
 		hfm_ttlmap_put(a->bad, key, 1, NULL, (uint64_t)a->fail_window_s * 1000000000ull);
 		count_failure(a, remote ? remote : "-");
 	}
-	if (a->anonymous)
+	if (a->upstream_tokens) {
+		res->ask_upstream = 1;       /* the verdict is hfm_auth_upstream()'s */
 		return 0;
-	return hfm_error_set(HFM_EAUTH, "Invalid credentials in Authorization header");
+	}
+	return unknown_token(a);
 }

@@ -20,6 +20,14 @@ int hfm_catalog_find(struct hfm_found *out, const struct hfm_catalog *c,
 	return hfm_lookup(out, c->sources, c->nsources, id, rev, ctx);
 }
 
+int hfm_catalog_whoami(struct hfm_buf *name, const struct hfm_catalog *c, struct hfm_ctx *ctx)
+{
+	for (size_t i = 0; i < c->nsources; i++)
+		if (c->sources[i]->ops->whoami)
+			return c->sources[i]->ops->whoami(name, c->sources[i], ctx);
+	return hfm_error_set(HFM_EOFFLINE, "no upstream to ask whose token it is");
+}
+
 int hfm_catalog_open(struct hfm_body *out, const struct hfm_catalog *c, const struct hfm_found *f,
 		     const struct hfm_entry *e, unsigned flags, struct hfm_ctx *ctx)
 {

@@ -113,7 +113,8 @@ static void usage_common(FILE *f)
 		"access (docs/access.md):\n"
 		"  --tokens FILE          local users and their tokens ('hfmirror token')\n"
 		"  --no-anonymous         answer 401 to requests without a valid local token\n"
-		"  --audit-log FILE       one JSON line per file download (who, what, bytes)\n");
+		"  --audit-log FILE       one JSON line per file download (who, what, bytes)\n"
+		"  --upstream-tokens      ask the upstream whose an unknown token is (online)\n");
 }
 
 static void usage_upstream(FILE *f)
@@ -216,7 +217,7 @@ enum {
 	O_PUBLIC_URL, O_HELP, O_HF_SCHEME, O_HF_NETLOC, O_HF_LFS_NETLOC, O_MIRROR_SCHEME,
 	O_MIRROR_NETLOC, O_MIRROR_LFS_NETLOC, O_CACHE_LIMIT, O_CACHE_STRATEGY, O_OFFLINE,
 	O_FALLBACK, O_NO_FALLBACK, O_IGNORED_ARG, O_IGNORED_FLAG, O_TOKENS, O_NO_ANONYMOUS,
-	O_AUDIT_LOG,
+	O_AUDIT_LOG, O_UPSTREAM_TOKENS,
 };
 
 static const struct option longopts[] = {
@@ -253,6 +254,7 @@ static const struct option longopts[] = {
 	{ "tokens", required_argument, NULL, O_TOKENS },
 	{ "no-anonymous", no_argument, NULL, O_NO_ANONYMOUS },
 	{ "audit-log", required_argument, NULL, O_AUDIT_LOG },
+	{ "upstream-tokens", no_argument, NULL, O_UPSTREAM_TOKENS },
 	/* Olah flags that change nothing here (see docs/migrating-from-olah.md) */
 	{ "log-path", required_argument, NULL, O_IGNORED_ARG },
 	{ "workers", required_argument, NULL, O_IGNORED_ARG },
@@ -453,6 +455,9 @@ static int parse_flags(struct run *o, int argc, char **argv)
 		case O_AUDIT_LOG:
 			hfm_config_set_str(&cfg->audit_log, optarg);
 			break;
+		case O_UPSTREAM_TOKENS:
+			cfg->upstream_tokens = 1;
+			break;
 		case O_IGNORED_ARG:
 		case O_IGNORED_FLAG:
 			fprintf(stderr, "%s: %s: ignored (see docs/migrating-from-olah.md)\n", o->prog, flag);
@@ -642,6 +647,7 @@ static int open_access(struct run *o, struct hfm_store *store, struct hfm_tokens
 			.anonymous = cfg->anonymous,
 			.fail_limit = cfg->auth_fail_limit,
 			.fail_window_s = cfg->auth_fail_window,
+			.upstream_tokens = cfg->upstream_tokens && !cfg->offline,
 		};
 		*auth = hfm_auth_new(&ao);
 	}

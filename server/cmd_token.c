@@ -2,7 +2,7 @@
  * cmd_token.c - `hfmirror token` and `hfmirror grant`: the admin's side of
  * local users, their tokens and their offline grants (docs/access.md).
  *
- *   hfmirror token --tokens FILE add USER [--group G]... [--fullname NAME]
+ *   hfmirror token --tokens FILE add USER [--group G]... [--fullname NAME] [--hub NAME]
  *   hfmirror token --tokens FILE list
  *   hfmirror token --tokens FILE revoke ID
  *   hfmirror grant [--repos-path STORE | -c FILE] USER REPO
@@ -35,13 +35,15 @@ static void token_usage(FILE *f, const char *prog)
 {
 	fprintf(f,
 		"usage: %s token --tokens FILE add USER [--group G]... [--fullname NAME]\n"
+		"                 [--hub NAME]\n"
 		"       %s token --tokens FILE list\n"
 		"       %s token --tokens FILE revoke ID\n"
 		"\n"
 		"Local users of this mirror and their access tokens (docs/access.md).\n"
 		"'add' prints a new token once (hf_..., for HF_TOKEN or 'hf auth login');\n"
 		"the file keeps only its SHA-256.  --group sets the user's groups (repeat it;\n"
-		"without it the groups stay).  'list' shows users, groups, token ids, when\n"
+		"without it the groups stay); --hub is the user's name on the upstream hub\n"
+		"(for upstream-tokens).  'list' shows users, groups, token ids, when\n"
 		"each was created and last used.  'revoke' drops a token at once: a running\n"
 		"server refuses it from its next request.\n",
 		prog, prog, prog);
@@ -92,6 +94,8 @@ static void list_tokens(const struct hfm_tokfile *f, const char *path)
 		printf("user %s", r->name);
 		if (r->fullname)
 			printf(" (%s)", r->fullname);
+		if (r->hub)
+			printf(" hub:%s", r->hub);
 		printf("  groups:");
 		for (size_t g = 0; g < r->ngroups; g++)
 			printf("%s%s", g ? "," : " ", r->groups[g]);
@@ -120,7 +124,8 @@ static void list_tokens(const struct hfm_tokfile *f, const char *path)
 
 /* Read, change (add or revoke), replace: under the file's lock. */
 static int edit_tokens(const char *prog, const char *path, const char *verb, char **args,
-		       int nargs, const char *const *groups, size_t ngroups, const char *fullname)
+		       const char *const *groups, size_t ngroups, const char *fullname,
+		       const char *hub)
 {
 	struct hfm_tokfile f;
 	struct hfm_buf err = HFM_BUF_INIT(64 * 1024), out = HFM_BUF_INIT(HFM_JSONL_MAX);
@@ -141,7 +146,8 @@ static int edit_tokens(const char *prog, const char *path, const char *verb, cha
 		goto cleanup;
 	}
 	if (!strcmp(verb, "add") &&
-	    hfm_tokfile_add(&f, token, id, args[0], fullname, groups, ngroups)) {
+	    (hfm_tokfile_add(&f, token, id, args[0], fullname, groups, ngroups) ||
+	     (hub && hfm_tokfile_set_hub(&f, args[0], hub)))) {
 		fprintf(stderr, "%s: %s\n", prog, hfm_error_last());
 		rc = hfm_error_last()[0] && strstr(hfm_error_last(), "getrandom") ? 1 : 2;
 		goto cleanup;
@@ -150,7 +156,6 @@ static int edit_tokens(const char *prog, const char *path, const char *verb, cha
 		fprintf(stderr, "%s: %s: %s\n", prog, path, hfm_error_last());
 		goto cleanup;
 	}
-	(void)nargs;
 	hfm_tokfile_format(&out, &f);
 	if (out.err || hfm_jsonl_replace(path, hfm_buf_cstr(&out), out.len, 0600)) {
 		fprintf(stderr, "%s: %s\n", prog, out.err ? "the tokens file is too large" :
@@ -180,10 +185,11 @@ int hfm_token_main(const char *prog, int argc, char **argv)
 		{ "tokens", required_argument, NULL, 't' },
 		{ "group", required_argument, NULL, 'g' },
 		{ "fullname", required_argument, NULL, 'n' },
+		{ "hub", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = NULL, *fullname = NULL;
+	const char *path = NULL, *fullname = NULL, *hub = NULL;
 	const char *groups[GROUPS_MAX];
 	size_t ngroups = 0;
 	int c;
@@ -196,8 +202,9 @@ int hfm_token_main(const char *prog, int argc, char **argv)
 			path = optarg;
 		else if (c == 'h')
 			return token_usage(stdout, prog), 0;
-		else if (c == 'g' || c == 'n')
-			return usage_error(prog, "token", "--group and --fullname go after 'add USER'");
+		else if (c == 'g' || c == 'n' || c == 'u')
+			return usage_error(prog, "token", "--group, --fullname and --hub go after "
+					   "'add USER'");
 		else
 			return usage_error(prog, "token", "unknown option '%s'", argv[optind - 1]);
 	}
@@ -226,6 +233,8 @@ int hfm_token_main(const char *prog, int argc, char **argv)
 			return usage_error(prog, "token", "at most %d groups", GROUPS_MAX);
 		else if (c == 'n')
 			fullname = optarg;
+		else if (c == 'u')
+			hub = optarg;
 		else if (c == 'h')
 			return token_usage(stdout, prog), 0;
 		else
@@ -242,9 +251,9 @@ int hfm_token_main(const char *prog, int argc, char **argv)
 		return usage_error(prog, "token", "list takes no arguments");
 	if (strcmp(verb, "add") && strcmp(verb, "list") && strcmp(verb, "revoke"))
 		return usage_error(prog, "token", "unknown action '%s': add, list or revoke", verb);
-	if (strcmp(verb, "add") && (ngroups || fullname))
-		return usage_error(prog, "token", "--group and --fullname are for 'add'");
-	return edit_tokens(prog, path, verb, pos, npos, groups, ngroups, fullname);
+	if (strcmp(verb, "add") && (ngroups || fullname || hub))
+		return usage_error(prog, "token", "--group, --fullname and --hub are for 'add'");
+	return edit_tokens(prog, path, verb, pos, groups, ngroups, fullname, hub);
 }
 
 /* ---- grant ------------------------------------------------------------------------ */

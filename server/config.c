@@ -357,6 +357,9 @@ int hfm_config_finish(struct hfm_config *c, struct hfm_buf *err)
 	if (!c->anonymous && !c->tokens)
 		check_field(err, &bad, "auth.anonymous",
 			    "false needs a tokens file (auth.tokens, --tokens), or nobody gets in");
+	if (c->upstream_tokens && !c->tokens)
+		check_field(err, &bad, "auth.upstream-tokens",
+			    "needs a tokens file whose users name their hub account (\"hub\")");
 	if (bad) {
 		error = HFM_EINVAL;
 		goto cleanup;

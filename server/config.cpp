@@ -588,9 +588,12 @@ void reader::auth(const toml::table &t)
 			read_ucount(v, key, 1, 1000000, &cfg->auth_fail_limit);
 		} else if (name == "fail-window") {
 			read_duration(v, key, 1, 86400, &cfg->auth_fail_window);
+		} else if (name == "upstream-tokens") {
+			read_bool(v, key, &cfg->upstream_tokens);
 		} else {
 			unknown(k, key, "key", { "tokens", "anonymous", "audit-log",
-				"audit-log-max-size", "fail-limit", "fail-window" });
+				"audit-log-max-size", "fail-limit", "fail-window",
+				"upstream-tokens" });
 		}
 	}
 }

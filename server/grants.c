@@ -232,3 +232,9 @@ int hfm_grants_has(struct hfm_grants *g, const char *user, const struct hfm_repo
 	pthread_mutex_unlock(&g->lock);
 	return has;
 }
+
+int hfm_grants_record(struct hfm_grants *g, const char *user, const struct hfm_repo_id *id,
+		      const char *via, struct hfm_buf *err)
+{
+	return hfm_grants_edit(g->path, user, id, via, 1, err);
+}

@@ -81,22 +81,34 @@ static int open_route(const struct hfm_call *c)
 	return c->route.kind == HFM_R_HEALTH || hfm_req_method(c->req) == HFM_M_OPTIONS;
 }
 
-/* Who asks (auth.h): c->who and ctx.who, and what Authorization goes upstream. */
+/*
+ * Who asks (auth.h): c->who and ctx.who, and what Authorization goes
+ * upstream.  With upstream-tokens, a token not ours may have to wait for
+ * the upstream's whoami (HFM_EAGAIN: the request runs again from the top).
+ */
 static int identify(struct hfm_call *c)
 {
 	struct hfm_auth *a = c->app->auth;
-	const char *fwd;
+	struct hfm_auth_result res;
 	int rc;
 
 	if (!a)
 		return 0;
-	rc = hfm_auth_identify(&c->who, &fwd, &c->token_failed, a, c->ctx.authorization,
-			       hfm_req_remote(c->req));
-	if (rc && open_route(c))
+	rc = hfm_auth_identify(&c->who, &res, a, c->ctx.authorization, hfm_req_remote(c->req));
+	if (!rc) {
+		c->ctx.authorization = res.forward;
+		if (res.ask_upstream && !open_route(c)) {
+			struct hfm_buf name = HFM_BUF_INIT(1024);
+			rc = hfm_catalog_whoami(&name, c->app->catalog, &c->ctx);
+			if (rc != HFM_EAGAIN)
+				rc = hfm_auth_upstream(&c->who, a, rc ? NULL : hfm_buf_cstr(&name));
+			hfm_buf_dispose(&name);
+		}
+	}
+	if (rc && rc != HFM_EAGAIN && open_route(c))
 		return 0;
 	if (rc)
 		return rc;
-	c->ctx.authorization = fwd;
 	c->ctx.who = c->who.name ? &c->who : NULL;
 	return 0;
 }
@@ -135,7 +147,7 @@ int hfm_app_handle(struct hfm_req *r, void *app)
 	if (hfm_route_parse(&c.route, hfm_req_path(r)))
 		rc = hfm_reply_error(r, HFM_EINVAL, hfm_error_last(), NULL);
 	else if ((rc = identify(&c)))
-		rc = refuse(&c, rc);
+		rc = rc == HFM_EAGAIN ? rc : refuse(&c, rc);
 	else
 		rc = dispatch(&c);
 	if (rc != HFM_EAGAIN && !hfm_req_replied(r))

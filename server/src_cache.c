@@ -85,6 +85,8 @@ struct cachesrc {
 	 * repo" (0, HFM_EGATED or HFM_ENOREPO), by grant_key().
 	 */
 	struct hfm_ttlmap *grants;
+	/* The upstream's whoami name for a token, by the token's sha256. */
+	struct hfm_ttlmap *whoamis;
 };
 
 struct cache_repo {
@@ -567,6 +569,28 @@ static void fresh_info(struct cache_repo *r, struct hfm_ctx *ctx)
 		hfm_log(cs->log, cs->log_cls, HFM_LOG_ERROR, "cache: %s", hfm_error_last());
 }
 
+/*
+ * The upstream let this local user's Hub token read a restricted repo:
+ * keep the fact (not the token) for when no upstream can be asked.
+ */
+static void keep_grant(const struct cache_repo *r, const struct hfm_ctx *ctx)
+{
+	struct cachesrc *cs = r->cs;
+	struct hfm_buf err = HFM_BUF_INIT(4096);
+
+	if (!ctx->who || !cs->user_grants || hfm_grants_has(cs->user_grants, ctx->who->name,
+							    &r->base.id))
+		goto cleanup;
+	if (hfm_grants_record(cs->user_grants, ctx->who->name, &r->base.id, "upstream", &err))
+		hfm_log(cs->log, cs->log_cls, HFM_LOG_ERROR, "cache: grant of %s to %s: %s",
+			r->base.id.name, ctx->who->name, err.len ? hfm_buf_cstr(&err) : hfm_error_last());
+	else
+		hfm_log(cs->log, cs->log_cls, HFM_LOG_INFO, "cache: %s may read %s (upstream said so)",
+			ctx->who->name, r->base.id.name);
+cleanup:
+	hfm_buf_dispose(&err);
+}
+
 static int refuse(const struct cache_repo *r, int rc)
 {
 	if (rc == HFM_EGATED)
@@ -626,6 +650,7 @@ static int cache_access(struct hfm_repo *base, struct hfm_ctx *ctx)
 	if (a.rc == 0 && a.status == 200) {
 		grant_put(cs, key, 0, cs->grant_ttl);
 		r->granted = 1;
+		keep_grant(r, ctx);
 	} else if (!answer_soft(&a)) {
 		rc = !strcmp(a.errcode, "GatedRepo") ||
 		     (r->restricted == R_GATED && (a.status == 401 || a.status == 403)) ?
@@ -646,6 +671,52 @@ static int cache_access(struct hfm_repo *base, struct hfm_ctx *ctx)
 out:
 	hfm_buf_dispose(&a.body);
 	hfm_buf_dispose(&url);
+	return rc;
+}
+
+/* ---- whose token ------------------------------------------------------------------ */
+
+static int cache_whoami(struct hfm_buf *name, struct hfm_source *src, struct hfm_ctx *ctx)
+{
+	struct cachesrc *cs = (struct cachesrc *)src;
+	char key[HFM_SHA256_HEX + 1], why[HFM_TTLMAP_WHY_MAX + 1];
+	struct answer a = { 0 };
+	char *url = NULL;
+	int rc;
+
+	if (!ctx->authorization)
+		return hfm_error_set(HFM_EAUTH, "no token");
+	hfm_sha256_hex(key, ctx->authorization, strlen(ctx->authorization));
+	if (hfm_ttlmap_get(cs->whoamis, key, &rc, why, sizeof(why))) {
+		if (!rc)
+			hfm_buf_puts(name, why);
+		return rc ? hfm_error_set(rc, "the upstream refused the token") : 0;
+	}
+	url = hfm_asprintf("%s/api/whoami-v2", cs->up_url);
+	if ((rc = ask(&a, cs, url, 0, ctx)))
+		goto cleanup;                /* HFM_EAGAIN, HFM_EOFFLINE */
+	if (a.rc || a.status >= 500 || a.status == 429) {
+		rc = answer_error(&a, "whoami-v2");
+		goto cleanup;
+	}
+	if (a.status != 200) {
+		hfm_ttlmap_put(cs->whoamis, key, HFM_EAUTH, NULL, DENY_KEEP_S * 1000000000ull);
+		rc = hfm_error_set(HFM_EAUTH, "the upstream refused the token (%ld)", a.status);
+		goto cleanup;
+	}
+	cJSON *j = cJSON_ParseWithLength(hfm_buf_cstr(&a.body), a.body.len);
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "name");
+	if (cJSON_IsString(n) && strlen(n->valuestring) <= HFM_TTLMAP_WHY_MAX) {
+		hfm_buf_puts(name, n->valuestring);
+		hfm_ttlmap_put(cs->whoamis, key, 0, n->valuestring,
+			       (uint64_t)cs->grant_ttl * 1000000000ull);
+	} else {
+		rc = hfm_error_set(HFM_EUPSTREAM, "upstream whoami-v2 has no name");
+	}
+	cJSON_Delete(j);
+cleanup:
+	hfm_buf_dispose(&a.body);
+	free(url);
 	return rc;
 }
 
@@ -1328,6 +1399,7 @@ static void cache_free(struct hfm_source *src)
 	pthread_mutex_destroy(&cs->lock);
 	pthread_cond_destroy(&cs->cond);
 	hfm_ttlmap_free(cs->grants);
+	hfm_ttlmap_free(cs->whoamis);
 	free(cs->up_url);
 	free(cs->base.label);
 	free(cs);
@@ -1346,6 +1418,7 @@ static const struct hfm_source_ops cache_ops = {
 	.open = cache_open,
 	.opens_foreign = 1,
 	.access = cache_access,
+	.whoami = cache_whoami,
 	.free = cache_free,
 };
 
@@ -1371,6 +1444,7 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	cs->user_grants = o->grants;
 	cs->grant_ttl = o->access_check_ttl ? o->access_check_ttl : 300;
 	cs->grants = hfm_ttlmap_new(GRANTS);
+	cs->whoamis = hfm_ttlmap_new(GRANTS);
 	cs->rules = o->cache_rules;
 	cs->log = o->log;
 	cs->log_cls = o->log_cls;

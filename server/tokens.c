@@ -98,10 +98,11 @@ struct reading {
 static int read_user(struct hfm_tokfile *f, const cJSON *rec, const char *path, unsigned line,
 		     struct hfm_buf *err)
 {
-	static const char *const keys[] = { "user", "groups", "fullname", NULL };
+	static const char *const keys[] = { "user", "groups", "fullname", "hub", NULL };
 	const char *name = hfm_jsonl_str(rec, "user");
 	const cJSON *groups = cJSON_GetObjectItemCaseSensitive(rec, "groups");
 	const cJSON *full = cJSON_GetObjectItemCaseSensitive(rec, "fullname");
+	const cJSON *hub = cJSON_GetObjectItemCaseSensitive(rec, "hub");
 	int rc = only_keys(rec, path, line, err, keys);
 
 	if (!name || !hfm_tokens_name_ok(name))
@@ -113,6 +114,12 @@ static int read_user(struct hfm_tokfile *f, const cJSON *rec, const char *path, 
 		return hfm_jsonl_bad(err, path, line, "groups", "must be an array of names");
 	if (full && !cJSON_IsString(full))
 		return hfm_jsonl_bad(err, path, line, "fullname", "must be a string");
+	if (hub && (!cJSON_IsString(hub) || !hfm_tokens_name_ok(hub->valuestring)))
+		return hfm_jsonl_bad(err, path, line, "hub", "must be a user name on the hub");
+	for (size_t i = 0; hub && i < f->nusers; i++)
+		if (f->users[i].hub && !strcmp(f->users[i].hub, hub->valuestring))
+			return hfm_jsonl_bad(err, path, line, "hub", "\"%s\" is %s's already",
+					     hub->valuestring, f->users[i].name);
 	const cJSON *g;
 	cJSON_ArrayForEach(g, groups)
 		if (!cJSON_IsString(g) || !hfm_tokens_name_ok(g->valuestring))
@@ -125,6 +132,7 @@ static int read_user(struct hfm_tokfile *f, const cJSON *rec, const char *path, 
 	memset(u, 0, sizeof(*u));
 	u->name = hfm_strdup(name);
 	u->fullname = full ? hfm_strdup(full->valuestring) : NULL;
+	u->hub = hub ? hfm_strdup(hub->valuestring) : NULL;
 	cJSON_ArrayForEach(g, groups) {
 		u->groups = hfm_realloc(u->groups, (u->ngroups + 1) * sizeof(*u->groups));
 		u->groups[u->ngroups++] = hfm_strdup(g->valuestring);
@@ -214,6 +222,7 @@ void hfm_tokfile_dispose(struct hfm_tokfile *f)
 		struct hfm_ident tmp = { .name = f->users[i].name, .fullname = f->users[i].fullname,
 					 .groups = f->users[i].groups, .ngroups = f->users[i].ngroups };
 		hfm_ident_dispose(&tmp);
+		free(f->users[i].hub);
 	}
 	free(f->users);
 	for (size_t i = 0; i < f->ntokens; i++) {
@@ -242,6 +251,10 @@ void hfm_tokfile_format(struct hfm_buf *out, const struct hfm_tokfile *f)
 		if (u->fullname) {
 			hfm_buf_puts(out, ",\"fullname\":");
 			hfm_buf_json_str(out, u->fullname);
+		}
+		if (u->hub) {
+			hfm_buf_puts(out, ",\"hub\":");
+			hfm_buf_json_str(out, u->hub);
 		}
 		hfm_buf_puts(out, "}\n");
 	}
@@ -343,6 +356,24 @@ int hfm_tokfile_add(struct hfm_tokfile *f, char token[HFM_TOKEN_LEN + 1],
 	t->user = hfm_strdup(user);
 	t->sha256 = hfm_strdup(sha);
 	t->created = hfm_strdup(now);
+	return 0;
+}
+
+int hfm_tokfile_set_hub(struct hfm_tokfile *f, const char *user, const char *hub)
+{
+	struct hfm_user_rec *u = find_user(f, user);
+
+	if (!u)
+		return hfm_error_set(HFM_ENOENT, "no user %s", user);
+	if (hub && !hfm_tokens_name_ok(hub))
+		return hfm_error_set(HFM_EINVAL, "hub name \"%s\": use letters, digits, '.', '_' "
+				     "and '-'", hub);
+	for (size_t i = 0; hub && i < f->nusers; i++)
+		if (&f->users[i] != u && f->users[i].hub && !strcmp(f->users[i].hub, hub))
+			return hfm_error_set(HFM_EINVAL, "hub name \"%s\" is %s's already", hub,
+					     f->users[i].name);
+	free(u->hub);
+	u->hub = hub ? hfm_strdup(hub) : NULL;
 	return 0;
 }
 
@@ -476,6 +507,53 @@ cleanup:
 	hfm_buf_dispose(&b);
 }
 
+/* Under lock: the file again if its signature is not the one loaded. */
+static void reload_if_changed(struct hfm_tokens *t, const struct hfm_filesig *sig)
+{
+	struct hfm_buf err = HFM_BUF_INIT(16384);
+
+	if (hfm_filesig_same(sig, &t->sig))
+		goto cleanup;
+	if (load(t, &err))
+		hfm_log(t->log, t->log_cls, HFM_LOG_ERROR,
+			"tokens: %s: no token is valid until it reads again: %s", t->path,
+			hfm_buf_cstr(&err));
+	else
+		hfm_log(t->log, t->log_cls, HFM_LOG_INFO, "tokens: %s: reloaded, %zu tokens",
+			t->path, t->f.ntokens);
+cleanup:
+	hfm_buf_dispose(&err);
+}
+
+static void fill_ident(struct hfm_ident *who, const struct hfm_user_rec *u)
+{
+	who->name = hfm_strdup(u->name);
+	who->fullname = u->fullname ? hfm_strdup(u->fullname) : NULL;
+	who->ngroups = u->ngroups;
+	who->groups = hfm_calloc(u->ngroups ? u->ngroups : 1, sizeof(*who->groups));
+	for (size_t g = 0; g < u->ngroups; g++)
+		who->groups[g] = hfm_strdup(u->groups[g]);
+}
+
+int hfm_tokens_hub_user(struct hfm_ident *who, struct hfm_tokens *t, const char *hub_name)
+{
+	struct hfm_filesig sig;
+	int rc = HFM_ENOENT;
+
+	memset(who, 0, sizeof(*who));
+	hfm_filesig_get(&sig, t->path);
+	pthread_mutex_lock(&t->lock);
+	reload_if_changed(t, &sig);
+	for (size_t i = 0; i < t->f.nusers; i++)
+		if (t->f.users[i].hub && !strcmp(t->f.users[i].hub, hub_name)) {
+			fill_ident(who, &t->f.users[i]);
+			rc = 0;
+			break;
+		}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
 int hfm_tokens_check(struct hfm_ident *who, struct hfm_tokens *t, const char *token)
 {
 	unsigned char sha[SHA256_DIGEST_LENGTH];
@@ -487,17 +565,7 @@ int hfm_tokens_check(struct hfm_ident *who, struct hfm_tokens *t, const char *to
 	SHA256((const unsigned char *)token, strlen(token), sha);
 	hfm_filesig_get(&sig, t->path);
 	pthread_mutex_lock(&t->lock);
-	if (!hfm_filesig_same(&sig, &t->sig)) {
-		struct hfm_buf err = HFM_BUF_INIT(16384);
-		if (load(t, &err))
-			hfm_log(t->log, t->log_cls, HFM_LOG_ERROR,
-				"tokens: %s: no token is valid until it reads again: %s", t->path,
-				hfm_buf_cstr(&err));
-		else
-			hfm_log(t->log, t->log_cls, HFM_LOG_INFO, "tokens: %s: reloaded, %zu tokens",
-				t->path, t->f.ntokens);
-		hfm_buf_dispose(&err);
-	}
+	reload_if_changed(t, &sig);
 	/* Every record, whatever matched: the time taken says nothing of where. */
 	for (size_t i = 0; i < t->f.ntokens; i++) {
 		int eq = CRYPTO_memcmp(sha, t->live[i].sha, sizeof(sha)) == 0;
@@ -506,14 +574,8 @@ int hfm_tokens_check(struct hfm_ident *who, struct hfm_tokens *t, const char *to
 		t->compares++;
 	}
 	if (found) {
-		const struct hfm_user_rec *u = &t->f.users[t->live[hit].user];
 		int64_t now = hfm_now_ms();
-		who->name = hfm_strdup(u->name);
-		who->fullname = u->fullname ? hfm_strdup(u->fullname) : NULL;
-		who->ngroups = u->ngroups;
-		who->groups = hfm_calloc(u->ngroups ? u->ngroups : 1, sizeof(*who->groups));
-		for (size_t g = 0; g < u->ngroups; g++)
-			who->groups[g] = hfm_strdup(u->groups[g]);
+		fill_ident(who, &t->f.users[t->live[hit].user]);
 		who->token_id = hfm_strdup(t->f.tokens[hit].id);
 		if (t->f.tokens[hit].created)
 			who->token_created = hfm_strdup(t->f.tokens[hit].created);

@@ -11,6 +11,13 @@
  *    Authorization goes upstream as before (a Hub token for the cache's
  *    gated repos); without, it is 401.
  *  - No token: anonymous, or 401 without `anonymous`.
+ *  - With `upstream_tokens` (off by default), a token that is not ours is
+ *    first shown to the upstream hub (GET /api/whoami-v2, through the
+ *    cache): if the upstream names a user that a local user's `hub` field
+ *    names (tokens.h), the request is that local user, and its token still
+ *    goes upstream (so the upstream's auth-check of a gated repo can be
+ *    kept as that user's grant, grants.h).  The upstream thus sees every
+ *    such token once per access-check-ttl, and learns nothing else.
  *
  * Brute force: each token that fails the check counts against the
  * client's address; after `fail_limit` failures within `fail_window_s` of
@@ -36,6 +43,18 @@ struct hfm_auth_opts {
 	int anonymous;                   /* serve requests without a valid token */
 	unsigned fail_limit;             /* 0 = 20 */
 	unsigned fail_window_s;          /* 0 = 60 */
+	int upstream_tokens;             /* ask the upstream whose an unknown token is */
+};
+
+/* What hfm_auth_identify() says beside the identity. */
+struct hfm_auth_result {
+	const char *forward;             /* the Authorization to pass upstream, or NULL */
+	int token_failed;                /* a token was sent that is not ours */
+	/*
+	 * upstream_tokens and a token not ours: ask the upstream whose it is
+	 * (hfm_catalog_whoami()) and decide with hfm_auth_upstream().
+	 */
+	int ask_upstream;
 };
 
 struct hfm_auth;
@@ -46,13 +65,19 @@ void hfm_auth_free(struct hfm_auth *a);
 /*
  * The identity of a request from `remote` that sent `authorization` (may be
  * NULL).  0: *who is filled (who->name NULL: anonymous; dispose it either
- * way) and *forward is the Authorization to pass upstream (NULL when the
- * token was ours).  HFM_EAUTH (401) or HFM_ERATE (429) with a message.
- * *token_failed says whether a token was sent that is not ours (whoami
- * answers 401 to it even when anonymous is allowed).
+ * way) and *res says what goes upstream and what else to do.  HFM_EAUTH
+ * (401) or HFM_ERATE (429) with a message.
  */
-int hfm_auth_identify(struct hfm_ident *who, const char **forward, int *token_failed,
-		      struct hfm_auth *a, const char *authorization, const char *remote);
+int hfm_auth_identify(struct hfm_ident *who, struct hfm_auth_result *res, struct hfm_auth *a,
+		      const char *authorization, const char *remote);
+
+/*
+ * After res->ask_upstream: `hub_name` is the upstream's name for the token,
+ * or NULL (refused, or no upstream to ask).  0 with *who the local user
+ * whose `hub` it is, or anonymous when anonymous requests are served;
+ * else HFM_EAUTH.
+ */
+int hfm_auth_upstream(struct hfm_ident *who, struct hfm_auth *a, const char *hub_name);
 
 /* The window of the brute-force limit, for Retry-After. */
 unsigned hfm_auth_retry_after(const struct hfm_auth *a);

@@ -42,6 +42,12 @@ int hfm_catalog_may_see(const struct hfm_catalog *c, const struct hfm_repo_id *i
 int hfm_catalog_find(struct hfm_found *out, const struct hfm_catalog *c,
 		     const struct hfm_repo_id *id, const char *rev, struct hfm_ctx *ctx);
 
+/*
+ * The upstream's name for ctx->authorization: the first source with a
+ * whoami op answers (see source.h); HFM_EOFFLINE when none can.
+ */
+int hfm_catalog_whoami(struct hfm_buf *name, const struct hfm_catalog *c, struct hfm_ctx *ctx);
+
 /* hfm_lookup_open() over the catalog's sources (see lookup.h). */
 int hfm_catalog_open(struct hfm_body *out, const struct hfm_catalog *c, const struct hfm_found *f,
 		     const struct hfm_entry *e, unsigned flags, struct hfm_ctx *ctx);

@@ -123,6 +123,7 @@ struct hfm_config {
 	uint64_t audit_log_max_size; /* bytes: rotate past it; 0 = only on SIGHUP (outside) */
 	unsigned auth_fail_limit;    /* failed token checks per address in the window; 20 */
 	unsigned auth_fail_window;   /* seconds; 60 */
+	int upstream_tokens;         /* ask the upstream whose an unknown token is (auth.h); 0 */
 
 	/* Filled by hfm_config_finish(); never set these yourself. */
 	char *mirror_url;            /* "<mirror-scheme>://<mirror-netloc>" */

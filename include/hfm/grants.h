@@ -53,6 +53,10 @@ int hfm_grants_has(struct hfm_grants *g, const char *user, const struct hfm_repo
 int hfm_grants_edit(const char *path, const char *user, const struct hfm_repo_id *id,
 		    const char *via, int add, struct hfm_buf *err);
 
+/* hfm_grants_edit(add) on g's file, for the server (a grant the upstream confirmed). */
+int hfm_grants_record(struct hfm_grants *g, const char *user, const struct hfm_repo_id *id,
+		      const char *via, struct hfm_buf *err);
+
 /* Every grant in the file, one "USER REPO VIA TIME" line each, into out. */
 int hfm_grants_list(struct hfm_buf *out, const char *path, struct hfm_buf *err);
 

@@ -51,7 +51,6 @@ struct hfm_call {
 	 * (the listing, the web page, git routes).
 	 */
 	struct hfm_ident who;
-	int token_failed;                    /* a token was sent that is not ours */
 };
 
 /* The caller's identity, or NULL for anonymous. */

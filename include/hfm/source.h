@@ -284,6 +284,15 @@ struct hfm_source_ops {
 	void (*list_repos)(struct hfm_source *src, enum hfm_repo_type t,
 			   void (*cb)(void *cls, const char *name), void *cls);
 
+	/*
+	 * Optional: whose token ctx->authorization is, by the upstream's
+	 * GET /api/whoami-v2: 0 with the user name in *name, HFM_EAUTH when the
+	 * upstream refuses the token, HFM_EAGAIN (waiter armed), HFM_EOFFLINE,
+	 * or a transport error.  The cache remembers answers for its
+	 * access-check-ttl.  (`[auth] upstream-tokens`, auth.h.)
+	 */
+	int (*whoami)(struct hfm_buf *name, struct hfm_source *src, struct hfm_ctx *ctx);
+
 	void (*free)(struct hfm_source *src);
 };
 

@@ -4,14 +4,16 @@
  * The tokens file (`--tokens FILE`, `[auth] tokens`) is JSON lines
  * (jsonl.h), two kinds of records:
  *
- *   {"user":"alice","groups":["vision"],"fullname":"Alice Smith"}
+ *   {"user":"alice","groups":["vision"],"fullname":"Alice Smith","hub":"alice-hf"}
  *   {"token":"tk_5e1f0c2a9b3d","user":"alice","sha256":"<64 hex>","created":"2026-12-04T16:00:00.000Z"}
  *
  * A token record names a declared user and holds the SHA-256 (hex) of the
  * token, never the token: a token is 34 random letters after "hf_" (over
  * 190 bits from getrandom), so an unsalted hash cannot be reversed and the
- * file is no secret worth stealing.  `token` is the token's id, what
- * `hfmirror token list` shows and `revoke` takes.  When a token was last
+ * file is no secret worth stealing.  `hub` (optional) is the user's name on
+ * the upstream hub: with `[auth] upstream-tokens`, a request whose Hub token
+ * the upstream's whoami-v2 names so is this user (auth.h).  `token` is the
+ * token's id, what `hfmirror token list` shows and `revoke` takes.  When a token was last
  * used is kept beside the file, in FILE.used (the server writes it, at
  * most once a minute; the admin's file is only written by the CLI).
  *
@@ -43,6 +45,7 @@
 struct hfm_user_rec {
 	char *name;
 	char *fullname;                  /* NULL if none */
+	char *hub;                       /* the user's name upstream, or NULL */
 	char **groups;
 	size_t ngroups;
 };
@@ -79,6 +82,8 @@ void hfm_tokfile_format(struct hfm_buf *out, const struct hfm_tokfile *f);
 int hfm_tokfile_add(struct hfm_tokfile *f, char token[HFM_TOKEN_LEN + 1],
 		    char id[HFM_TOKEN_ID_LEN + 1], const char *user, const char *fullname,
 		    const char *const *groups, size_t ngroups);
+/* Set the hub name of declared `user` (NULL clears it); HFM_EINVAL for a bad name. */
+int hfm_tokfile_set_hub(struct hfm_tokfile *f, const char *user, const char *hub);
 /* Drop the token `id`; HFM_ENOENT if there is none. */
 int hfm_tokfile_revoke(struct hfm_tokfile *f, const char *id);
 
@@ -107,6 +112,13 @@ void hfm_tokens_free(struct hfm_tokens *t);
  * Rereads the file first if it changed.
  */
 int hfm_tokens_check(struct hfm_ident *who, struct hfm_tokens *t, const char *token);
+
+/*
+ * The local user whose `hub` is `hub_name` (the upstream's whoami name):
+ * 0 with *who filled (no token id), or HFM_ENOENT.  Rereads the file first
+ * if it changed.
+ */
+int hfm_tokens_hub_user(struct hfm_ident *who, struct hfm_tokens *t, const char *hub_name);
 
 /* How many hash comparisons the checks made so far (tests: every record, every time). */
 unsigned long long hfm_tokens_compares(struct hfm_tokens *t);

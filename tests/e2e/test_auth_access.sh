@@ -180,20 +180,37 @@ is "$(curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 -H "$BH" "$U/
 is "$(curl -s -D - -o /dev/null --interface 127.0.0.2 -H "$BH" "$U/api/whoami-v2" | tr -d '\r' | sed -n 's/^Retry-After: //Ip')" 60 \
 	"429 says Retry-After: 60"
 
-# ---- gated offline: grants ------------------------------------------------------
+# ---- gated repos: a grant kept online (upstream-tokens), and given by the admin -----
+# The fake Hub (an hfmirror behind the relay) knows carol-hf by her Hub token;
+# here she is local carol, whose record says so ("hub").
 G=$T/groot
 printf '{"model_type": "gated"}\n' | mk "$G/meta/llama/config.json"
 det_bytes gw 200000 | mk "$G/meta/llama/w.bin"
-start_server up model-bin --path "$G" --index "$T/idx2.bin" || exit 1
+"$HFMIRROR" token --tokens "$T/hub.jsonl" add carol-hf >"$T/hubtok" 2>>"$T/tok.err"
+HUBTOK=$(cat "$T/hubtok")
+"$HFMIRROR" token --tokens "$TOK" add carol --group nlp --hub carol-hf >"$T/carol" 2>>"$T/tok.err"
+CAROL=$(cat "$T/carol")
+like "$("$HFMIRROR" token --tokens "$TOK" list)" 'user carol hub:carol-hf  groups: nlp' "token add --hub"
+start_server up model-bin --path "$G" --index "$T/idx2.bin" --tokens "$T/hub.jsonl" || exit 1
 start_relay "${up_URL##*:}"
-printf 'gated meta/llama hf_hubgood\n' >"$T/relay/gated"
-start_server online proxy --hf-scheme http --hf-netloc "$RELAY" --repos-path "$T/store" || exit 1
-is "$(req "$online_URL/meta/llama/resolve/main/w.bin" -H "Authorization: Bearer hf_hubgood")" 200 \
-	"online: the gated repo is fetched with a Hub token"
+printf 'gated meta/llama %s\n' "$HUBTOK" >"$T/relay/gated"
+start_server online proxy --hf-scheme http --hf-netloc "$RELAY" --repos-path "$T/store" \
+	--tokens "$TOK" --upstream-tokens || exit 1
+is "$(req "$online_URL/api/whoami-v2" -H "Authorization: Bearer $HUBTOK")" 200 \
+	"upstream-tokens: carol's Hub token is local carol"
+like "$(cat "$T/body")" '"name":"carol".*"orgs":\[\{[^]]*"name":"nlp"' "with her local groups"
+is "$(req "$online_URL/meta/llama/resolve/main/w.bin" -H "Authorization: Bearer $HUBTOK")" 200 \
+	"online: carol reads the gated repo with her Hub token"
 check "online: the blob is stored" wait_for test -f "$(store_object "$T/store" "$(sha256 "$G/meta/llama/w.bin")")"
+check "online: the upstream's yes is kept as carol's grant" \
+	grep -q '"user":"carol","repo":"models/meta/llama","via":"upstream"' "$T/store/meta/grants.jsonl"
+is "$(req "$online_URL/api/whoami-v2" -H "Authorization: Bearer hf_notAHubToken")" 401 \
+	"upstream-tokens: a token the upstream refuses is 401 on whoami"
 stop_server online
 start_server off proxy --offline --repos-path "$T/store" --tokens "$TOK" --audit-log "$T/audit2.log" || exit 1
 O=$off_URL
+is "$(req "$O/meta/llama/resolve/main/w.bin" -H "Authorization: Bearer $CAROL")" 200 \
+	"offline: carol, with her local token, reads it by the kept grant"
 is "$(req "$O/meta/llama/resolve/main/w.bin" -H "$BH")" 403 "offline, bob without a grant: 403"
 is "$(code)" GatedRepo "offline, no grant: GatedRepo"
 "$HFMIRROR" grant --repos-path "$T/store" bob meta/llama 2>>"$T/tok.err"
@@ -204,16 +221,17 @@ is "$(req "$O/meta/llama/resolve/main/w.bin" -H "$BH")" 200 "offline, bob with a
 check "offline, bob: same bytes" cmp "$T/body" "$G/meta/llama/w.bin"
 is "$(req "$O/meta/llama/resolve/main/w.bin")" 401 "offline, anonymous: 401"
 is "$(code)" GatedRepo "offline, anonymous: GatedRepo"
-is "$(req "$O/meta/llama/resolve/main/w.bin" -H "Authorization: Bearer hf_hubgood")" 403 \
-	"offline, a Hub token nobody here knows: 403"
+is "$(req "$O/meta/llama/resolve/main/w.bin" -H "Authorization: Bearer $HUBTOK")" 403 \
+	"offline, a Hub token (nobody here can check it): 403"
 "$HFMIRROR" grant --repos-path "$T/store" --revoke bob meta/llama 2>>"$T/tok.err"
 is "$(req "$O/meta/llama/resolve/main/w.bin" -H "$BH")" 403 "grant revoked: 403 at once"
 wait_for grep -q '"user":"bob"' "$T/audit2.log"
+like "$(head -n 1 "$T/audit2.log")" '"user":"carol"' "offline audit: carol's download first"
 like "$(cat "$T/audit2.log")" '"user":"bob","repo":"models/meta/llama","revision":"main".*"path":"w.bin","bytes":200000,"complete":true' \
 	"offline audit: bob's download"
 
 # ---- no token in any log --------------------------------------------------------
-leaks=$(grep -l -e "$ALICE" -e "$BOB" -e hf_hubgood "$T"/*.log "$T"/*.out "$T/audit.log" "$T/audit2.log" \
+leaks=$(grep -l -e "$ALICE" -e "$BOB" -e "$CAROL" -e "$HUBTOK" "$T"/*.log "$T"/*.out "$T/audit.log" "$T/audit2.log" \
 	"$TOK"* "$T/tok.err" "$T/store/meta/grants.jsonl" 2>/dev/null)
 is "$leaks" "" "no log, tokens file or grant holds a token"
 check "the access log was written" test -s "$T/access.log"

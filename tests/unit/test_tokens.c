@@ -231,8 +231,8 @@ static void test_limit(void)
 	char *p = path_of("limit.jsonl");
 	struct hfm_tokens *t = NULL;
 	struct hfm_ident who;
-	const char *fwd;
-	int failed, rc, n401 = 0, n429 = 0;
+	struct hfm_auth_result res;
+	int rc, n401 = 0, n429 = 0;
 	char hdr[128];
 
 	memset(&f, 0, sizeof(f));
@@ -243,28 +243,28 @@ static void test_limit(void)
 	struct hfm_auth_opts o = { .tokens = t, .anonymous = 0, .fail_limit = 5, .fail_window_s = 60 };
 	struct hfm_auth *a = hfm_auth_new(&o);
 
-	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, NULL, "10.0.0.1"), HFM_EAUTH,
+	TAP_IS_INT(hfm_auth_identify(&who, &res, a, NULL, "10.0.0.1"), HFM_EAUTH,
 		   "anonymous off: no token is 401");
 	snprintf(hdr, sizeof(hdr), "Bearer %s", tok);
-	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, hdr, "10.0.0.1"), 0, "a local token");
+	TAP_IS_INT(hfm_auth_identify(&who, &res, a, hdr, "10.0.0.1"), 0, "a local token");
 	TAP_IS_STR(who.name, "alice", "is alice");
-	TAP_OK(fwd == NULL, "and is not passed upstream");
+	TAP_OK(res.forward == NULL, "and is not passed upstream");
 	hfm_ident_dispose(&who);
 	for (int i = 0; i < 100; i++) {
 		snprintf(hdr, sizeof(hdr), "Bearer hf_wrong%d", i);
-		rc = hfm_auth_identify(&who, &fwd, &failed, a, hdr, "10.0.0.1");
+		rc = hfm_auth_identify(&who, &res, a, hdr, "10.0.0.1");
 		n401 += rc == HFM_EAUTH;
 		n429 += rc == HFM_ERATE;
 	}
 	TAP_IS_INT(n401, 5, "5 wrong tokens are checked (401)");
 	TAP_IS_INT(n429, 95, "the other 95 are 429 unchecked");
 	snprintf(hdr, sizeof(hdr), "Bearer %s", tok);
-	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, hdr, "10.0.0.1"), HFM_ERATE,
+	TAP_IS_INT(hfm_auth_identify(&who, &res, a, hdr, "10.0.0.1"), HFM_ERATE,
 		   "while limited, even a good token waits");
-	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, hdr, "10.0.0.2"), 0,
+	TAP_IS_INT(hfm_auth_identify(&who, &res, a, hdr, "10.0.0.2"), 0,
 		   "another address is not limited");
 	hfm_ident_dispose(&who);
-	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, "Bearer hf_wrong0", "10.0.0.1"), HFM_EAUTH,
+	TAP_IS_INT(hfm_auth_identify(&who, &res, a, "Bearer hf_wrong0", "10.0.0.1"), HFM_EAUTH,
 		   "a token seen failing before is 401, not counted again");
 	hfm_auth_free(a);
 
@@ -273,11 +273,30 @@ static void test_limit(void)
 	a = hfm_auth_new(&o);
 	int fails = 0;
 	for (int i = 0; i < 50; i++) {
-		rc = hfm_auth_identify(&who, &fwd, &failed, a, "Bearer hf_someHubToken", "10.0.0.3");
-		fails += rc != 0 || !failed || !fwd || strcmp(fwd, "Bearer hf_someHubToken");
+		rc = hfm_auth_identify(&who, &res, a, "Bearer hf_someHubToken", "10.0.0.3");
+		fails += rc != 0 || !res.token_failed || !res.forward ||
+			 strcmp(res.forward, "Bearer hf_someHubToken") || res.ask_upstream;
 	}
 	TAP_IS_INT(fails, 0, "anonymous on: a repeated unknown token is anonymous and goes upstream, never 429");
-	TAP_IS_INT(hfm_auth_identify(&who, &fwd, &failed, a, NULL, "10.0.0.3"), 0, "no token: anonymous");
+	TAP_IS_INT(hfm_auth_identify(&who, &res, a, NULL, "10.0.0.3"), 0, "no token: anonymous");
+	hfm_auth_free(a);
+
+	/* upstream-tokens: a token not ours is the upstream's to name */
+	hfm_tokfile_set_hub(&f, "alice", "alice-hf");
+	hfm_buf_reset(&out);
+	hfm_tokfile_format(&out, &f);
+	hfm_jsonl_replace(p, hfm_buf_cstr(&out), out.len, 0600);
+	o.anonymous = 0;
+	o.upstream_tokens = 1;
+	a = hfm_auth_new(&o);
+	TAP_IS_INT(hfm_auth_identify(&who, &res, a, "Bearer hf_hubtoken", "10.0.0.4"), 0,
+		   "upstream-tokens: an unknown token is no verdict yet");
+	TAP_OK(res.ask_upstream && res.forward, "ask the upstream, with the token");
+	TAP_IS_INT(hfm_auth_upstream(&who, a, "alice-hf"), 0, "the upstream's alice-hf");
+	TAP_IS_STR(who.name, "alice", "is local alice");
+	hfm_ident_dispose(&who);
+	TAP_IS_INT(hfm_auth_upstream(&who, a, "mallory"), HFM_EAUTH, "a hub user nobody maps: 401");
+	TAP_IS_INT(hfm_auth_upstream(&who, a, NULL), HFM_EAUTH, "refused upstream: 401");
 	hfm_auth_free(a);
 	hfm_tokens_free(t);
 	hfm_tokfile_dispose(&f);

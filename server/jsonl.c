@@ -39,13 +39,20 @@ int hfm_jsonl_bad(struct hfm_buf *err, const char *path, unsigned line, const ch
 {
 	va_list ap;
 
+	struct hfm_buf msg = HFM_BUF_INIT(4096);
+
 	if (!err)
 		return HFM_EINVAL;
-	hfm_buf_printf(err, "%s:%u: %s: ", path, line, key);
+	hfm_buf_printf(&msg, "%s: ", key);
 	va_start(ap, fmt);
-	hfm_buf_vprintf(err, fmt, ap);
+	hfm_buf_vprintf(&msg, fmt, ap);
 	va_end(ap);
-	hfm_buf_putc(err, '\n');
+	/* One line each, whatever bytes a key from the file holds. */
+	for (size_t i = 0; i < msg.len; i++)
+		if ((unsigned char)msg.ptr[i] < 0x20 || msg.ptr[i] == 0x7f)
+			msg.ptr[i] = '?';
+	hfm_buf_printf(err, "%s:%u: %s\n", path, line, hfm_buf_cstr(&msg));
+	hfm_buf_dispose(&msg);
 	return HFM_EINVAL;
 }
 

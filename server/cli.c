@@ -538,6 +538,8 @@ static void say_restart_keys(const char *prog, const struct hfm_config *a,
 		{ "hf-netloc", offsetof(struct hfm_config, hf_netloc) },
 		{ "access-log", offsetof(struct hfm_config, access_log) },
 		{ "mirror-url", offsetof(struct hfm_config, mirror_url) },
+		{ "auth.tokens", offsetof(struct hfm_config, tokens) },
+		{ "auth.audit-log", offsetof(struct hfm_config, audit_log) },
 	};
 	struct hfm_buf keys = HFM_BUF_INIT(1024);
 
@@ -551,6 +553,8 @@ static void say_restart_keys(const char *prog, const struct hfm_config *a,
 		hfm_buf_printf(&keys, "%s%s", keys.len ? ", " : "", "port");
 	if (a->offline != b->offline)
 		hfm_buf_printf(&keys, "%s%s", keys.len ? ", " : "", "offline");
+	if (a->anonymous != b->anonymous || a->upstream_tokens != b->upstream_tokens)
+		hfm_buf_printf(&keys, "%s%s", keys.len ? ", " : "", "auth");
 	if (a->n_model_bin_paths != b->n_model_bin_paths || a->n_mirrors_path != b->n_mirrors_path)
 		hfm_buf_printf(&keys, "%s%s", keys.len ? ", " : "", "the sources");
 	if (keys.len)

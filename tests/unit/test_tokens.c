@@ -54,43 +54,42 @@ static char *errors_of(const char *text)
 
 static const char *SHA_A = "1111111111111111111111111111111111111111111111111111111111111111";
 
+/* The file `text` is refused with exactly `want` (the path shown as "F"). */
+static void refused(const char *text, const char *want, const char *what)
+{
+	char *e = errors_of(text);
+	TAP_IS_STR(e, want, "%s", what);
+	free(e);
+}
+
 static void test_parse_errors(void)
 {
 	char *e;
 	char line[512];
 
-	e = errors_of("{\"user\":\"alice\",\"groups\":[\"a\"]}\n# a comment\n\n{\"user\":\"alice\"}\n");
-	TAP_IS_STR(e, "F:4: user: \"alice\" is declared twice\n", "a user declared twice names its line");
-	free(e);
-	e = errors_of("{\"user\":\"alice\"\n");
-	TAP_IS_STR(e, "F:1: record: not a JSON object\n", "broken JSON is named");
-	free(e);
-	e = errors_of("{\"user\":\"al ice\"}\n");
-	TAP_OK(strstr(e, "F:1: user: a name of letters") == e, "a bad user name");
-	free(e);
+	refused("{\"user\":\"alice\",\"groups\":[\"a\"]}\n# a comment\n\n{\"user\":\"alice\"}\n",
+		"F:4: user: \"alice\" is declared twice\n", "a user declared twice names its line");
+	refused("{\"user\":\"alice\"\n", "F:1: record: not a JSON object\n", "broken JSON is named");
+	refused("{\"user\":\"al ice\"}\n",
+		"F:1: user: a name of letters, digits, '.', '_' and '-' is needed\n", "a bad user name");
 	snprintf(line, sizeof(line), "{\"user\":\"alice\"}\n{\"token\":\"tk_1\",\"user\":\"bob\",\"sha256\":\"%s\"}\n", SHA_A);
-	e = errors_of(line);
-	TAP_IS_STR(e, "F:2: user: \"bob\" is not declared by a user record\n", "a token's user must exist");
-	free(e);
-	e = errors_of("{\"user\":\"alice\"}\n{\"token\":\"tk_1\",\"user\":\"alice\",\"sha256\":\"abc\"}\n");
-	TAP_IS_STR(e, "F:2: sha256: must be the token's SHA-256 in 64 lowercase hex digits\n",
-		   "a short hash is refused");
-	free(e);
+	refused(line, "F:2: user: \"bob\" is not declared by a user record\n", "a token's user must exist");
+	refused("{\"user\":\"alice\"}\n{\"token\":\"tk_1\",\"user\":\"alice\",\"sha256\":\"abc\"}\n",
+		"F:2: sha256: must be the token's SHA-256 in 64 lowercase hex digits\n",
+		"a short hash is refused");
 	snprintf(line, sizeof(line), "{\"user\":\"alice\"}\n{\"token\":\"tk_1\",\"user\":\"alice\",\"sha256\":\"%s\"}\n"
 		 "{\"token\":\"tk_2\",\"user\":\"alice\",\"sha256\":\"%s\"}\n", SHA_A, SHA_A);
-	e = errors_of(line);
-	TAP_IS_STR(e, "F:3: sha256: the same token as line 2\n", "one token twice is refused");
-	free(e);
-	e = errors_of("{\"user\":\"alice\",\"group\":[\"a\"]}\n");
-	TAP_IS_STR(e, "F:1: group: unknown key\n", "a misspelt key is refused");
-	free(e);
-	e = errors_of("{\"user\":\"alice\",\"groups\":\"a\"}\n");
-	TAP_IS_STR(e, "F:1: groups: must be an array of names\n", "groups must be a list");
-	free(e);
-	e = errors_of("{\"who\":1}\n");
-	TAP_IS_STR(e, "F:1: record: neither a user (\"user\") nor a token (\"token\")\n",
-		   "a record of no kind");
-	free(e);
+	refused(line, "F:3: sha256: the same token as line 2\n", "one token twice is refused");
+	refused("{\"user\":\"alice\",\"group\":[\"a\"]}\n", "F:1: group: unknown key\n",
+		"a misspelt key is refused");
+	refused("{\"user\":\"alice\",\"groups\":\"a\"}\n", "F:1: groups: must be an array of names\n",
+		"groups must be a list");
+	refused("{\"who\":1}\n", "F:1: record: neither a user (\"user\") nor a token (\"token\")\n",
+		"a record of no kind");
+	refused("{\"user\":\"a\",\"hub\":\"x\"}\n{\"user\":\"b\",\"hub\":\"x\"}\n",
+		"F:2: hub: \"x\" is a's already\n", "one hub name for two users is refused");
+	refused("{\"user\":\"a\",\"k\\ney\":1}\n", "F:1: k?ey: unknown key\n",
+		"a key with a newline stays on one line");
 	e = errors_of("{\"user\":\"a\"}\n{\"user\":\"a\"}\n{\"x\":1}\n");
 	TAP_OK(strstr(e, "F:2:") && strstr(e, "F:3:"), "every problem is reported");
 	free(e);

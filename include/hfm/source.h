@@ -187,6 +187,8 @@ struct hfm_stream {
  * Copy bytes at content offset `pos` (pos < end) into buf (max > 0); `end`
  * is where this response stops.  Returns the number of bytes (> 0),
  * HFM_EAGAIN with w armed, or a negative error: the response must end short.
+ * A stream whose length is not known in advance (end is UINT64_MAX,
+ * HFM_LEN_UNKNOWN in http.h) returns 0 once it has ended.
  */
 ssize_t hfm_stream_read(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
 			size_t max, struct hfm_waiter *w);

@@ -76,4 +76,10 @@ int hfm_buf_html(struct hfm_buf *b, const char *s);
  */
 int hfm_buf_urlenc(struct hfm_buf *b, const char *s, int keep_slash);
 
+/*
+ * Append the bytes that base64 text [s, s+n) encodes (the standard and the
+ * URL-safe alphabet, padding optional).  HFM_EINVAL for anything else.
+ */
+int hfm_buf_b64_decode(struct hfm_buf *b, const char *s, size_t n);
+
 #endif

@@ -283,6 +283,13 @@ struct hfm_source_ops {
 	void (*list_repos)(struct hfm_source *src, enum hfm_repo_type t,
 			   void (*cb)(void *cls, const char *name), void *cls);
 
+	/*
+	 * Optional: where libgit2 opens a repository that holds r's history with
+	 * the ids this source answers, for git clients (smart HTTP, h_git.c).
+	 * NULL (or no op) = none.  The string lives as long as r.
+	 */
+	const char *(*git_path)(struct hfm_repo *r);
+
 	void (*free)(struct hfm_source *src);
 };
 

@@ -46,6 +46,8 @@ static int dispatch(struct hfm_call *c)
 		return h_options(c->req);
 	if (m == HFM_M_OTHER)
 		return method_not_allowed(c->req);
+	if (hfm_route_is_git(rt->kind))
+		return hfm_h_git(c);            /* git's methods are its own */
 	if (m == HFM_M_POST && rt->kind != HFM_R_API_PATHS_INFO)
 		return method_not_allowed(c->req);
 	if (m != HFM_M_POST && rt->kind == HFM_R_API_PATHS_INFO)

@@ -29,6 +29,7 @@
 
 #include "hfm/gitpack.h"
 #include "hfm/gitproto.h"
+#include "hfm/gitrelay.h"
 #include "hfm/gitserve.h"
 #include "hfm/handlers.h"
 #include "hfm/hash.h"
@@ -41,6 +42,7 @@
 struct hfm_gitserve {
 	struct hfm_gitpack_pool *pool;
 	struct hfm_shadows *shadows;
+	struct hfm_gitrelay *relay;
 };
 
 int hfm_gitserve_new(struct hfm_gitserve **out, const struct hfm_gitserve_opts *o)
@@ -50,7 +52,9 @@ int hfm_gitserve_new(struct hfm_gitserve **out, const struct hfm_gitserve_opts *
 
 	git_libgit2_init();
 	hfm_gitpack_pool_new(&g->pool, o->max_streams, o->max_busy);
-	if (o->shadow_dir && (rc = hfm_shadows_new(&g->shadows, o->shadow_dir))) {
+	if ((o->shadow_dir && (rc = hfm_shadows_new(&g->shadows, o->shadow_dir))) ||
+	    (o->upstream_url && !o->offline &&
+	     (rc = hfm_gitrelay_new(&g->relay, o->upstream_url, o->up_opts)))) {
 		hfm_gitserve_free(g);
 		return rc;
 	}
@@ -62,6 +66,7 @@ void hfm_gitserve_free(struct hfm_gitserve *g)
 {
 	if (!g)
 		return;
+	hfm_gitrelay_free(g->relay);
 	hfm_gitpack_pool_free(g->pool);
 	hfm_shadows_free(g->shadows);
 	free(g);
@@ -169,6 +174,8 @@ static int git_find(struct hfm_found *f, struct hfm_call *c, const char *rev)
 /*
  * The git repository that answers for f: the source's own, or the shadow
  * of a model-bin repo (built now if needed: may wait).  *path is malloc'd.
+ * HFM_ENOENT for a repo of the online cache: its history is upstream's
+ * (relay()).
  */
 static int git_repo_of(char **path, struct hfm_call *c, const struct hfm_found *f)
 {
@@ -181,8 +188,78 @@ static int git_repo_of(char **path, struct hfm_call *c, const struct hfm_found *
 	}
 	if (!strcmp(ops->kind, "model-bin") && c->app->git && c->app->git->shadows)
 		return hfm_shadow_get(path, c->app->git->shadows, f, &c->ctx);
-	return hfm_error_set(HFM_EUNAVAIL, "%s has no git history on this mirror",
-			     f->repo->id.name);
+	if (!strcmp(ops->kind, "cache") && c->app->git && c->app->git->relay)
+		return HFM_ENOENT;
+	return hfm_error_set(HFM_EUNAVAIL, "%s has no git history on this mirror%s",
+			     f->repo->id.name, !strcmp(ops->kind, "cache") ?
+			     " (it is offline; git clients need a git mirror of it)" : "");
+}
+
+/*
+ * info/refs or upload-pack of a repo only the online cache has: relayed
+ * to the upstream hub's git with the client's own credentials.
+ */
+static int relay(struct hfm_call *c, int post)
+{
+	struct hfm_req *r = c->req;
+	const struct hfm_repo_id *id = &c->route.repo;
+	const struct hfm_buf *body = hfm_req_body(r);
+	static const char *const pass[] = { "Git-Protocol", "Content-Type", "Content-Encoding",
+					    "Accept", "User-Agent" };
+	char *lines[HFM_ARRAY_SIZE(pass) + 2];
+	struct hfm_gitrelay_answer ans;
+	struct hfm_body b = { .fd = -1 };
+	size_t i, n = 0;
+	int rc;
+
+	for (i = 0; i < HFM_ARRAY_SIZE(pass); i++) {
+		const char *v = hfm_req_header(r, pass[i]);
+
+		if (v && !strpbrk(v, "\r\n"))
+			lines[n++] = hfm_asprintf("%s: %s", pass[i], v);
+	}
+	lines[n++] = hfm_strdup("Expect:");    /* no 100-continue round trip */
+	lines[n] = NULL;
+	char *path = hfm_asprintf("/%s%s.git/%s", hfm_repo_type_prefix(id->type), id->name,
+				  post ? "git-upload-pack" : "info/refs?service=git-upload-pack");
+	struct hfm_gitrelay_req rq = {
+		.key = r,
+		.path = path,
+		.post = post,
+		.body = hfm_buf_cstr(body),
+		.body_len = body->len,
+		.authorization = hfm_req_header(r, "Authorization"),
+		.headers = (const char *const *)lines,
+	};
+	rc = hfm_gitrelay_run(&ans, c->app->git->relay, &rq, c->ctx.waiter);
+	for (i = 0; i < n; i++)
+		free(lines[i]);
+	free(path);
+	if (rc)
+		return git_fail(r, rc);
+	hfm_req_set_source(r, "cache");
+	if (ans.status != 200) {
+		hfm_stream_free(ans.body);
+		if (ans.status == 401) {
+			hfm_req_add_header(r, "WWW-Authenticate", ans.www_authenticate[0]
+				? ans.www_authenticate : "Basic realm=\"hfmirror\"");
+			return git_text(r, 401, "Authentication required by the upstream hub");
+		}
+		if (ans.status == 403)
+			return git_text(r, 403, "The upstream hub refused access to this repository");
+		if (ans.status == 404)
+			return git_text(r, 404, "Repository not found");
+		hfm_error_set(HFM_EUPSTREAM, "the upstream hub answered %ld", ans.status);
+		return git_fail(r, HFM_EUPSTREAM);
+	}
+	b.kind = HFM_BODY_STREAM;
+	b.stream = ans.body;
+	b.source_kind = "cache";
+	hfm_req_add_header(r, "Content-Type", ans.content_type[0] ? ans.content_type
+				: post ? "application/x-git-upload-pack-result"
+				       : "application/x-git-upload-pack-advertisement");
+	hfm_req_add_header(r, "Cache-Control", "no-cache");
+	return hfm_req_respond_body(r, 200, &b, 0, HFM_LEN_UNKNOWN);
 }
 
 /* ---- refs ---------------------------------------------------------------------- */
@@ -407,6 +484,8 @@ static int h_info_refs(struct hfm_call *c)
 		return git_fail(r, rc);
 	rc = git_repo_of(&path, c, &f);
 	hfm_found_dispose(&f);
+	if (rc == HFM_ENOENT)
+		return relay(c, 0);
 	if (rc)
 		return git_fail(r, rc);
 	if (!v2) {
@@ -523,6 +602,8 @@ static int h_upload_pack(struct hfm_call *c)
 		return git_fail(r, rc);
 	rc = git_repo_of(&path, c, &f);
 	hfm_found_dispose(&f);
+	if (rc == HFM_ENOENT)
+		return relay(c, 1);
 	if (rc)
 		return git_fail(r, rc);
 	if ((rc = request_body(&body, r)) ||

@@ -716,13 +716,19 @@ static int run_server(struct run *o)
 		shadow_dir = hfm_asprintf("%s/shadow", dirname(d));
 		free(d);
 	}
-	struct hfm_gitserve_opts go = { .shadow_dir = shadow_dir };
+	char *git_up = use_cache ? hfm_asprintf("%s://%s", cfg->hf_scheme, cfg->hf_netloc) : NULL;
+	struct hfm_gitserve_opts go = {
+		.shadow_dir = shadow_dir,
+		.upstream_url = git_up,
+		.offline = cfg->offline,
+	};
 	if (hfm_gitserve_new(&git, &go)) {
 		fprintf(stderr, "%s: git shadow repos: %s (model-bin repos cannot be cloned)\n",
 			o->prog, hfm_error_last());
 		go.shadow_dir = NULL;
 		hfm_gitserve_new(&git, &go);
 	}
+	free(git_up);
 	/* The app answers what the catalog holds; the server only carries it. */
 	struct hfm_app app = {
 		.catalog = &catalog,

@@ -73,6 +73,21 @@ void hfm_gitserve_free(struct hfm_gitserve *g)
 	git_libgit2_shutdown();
 }
 
+void hfm_gitserve_metrics(struct hfm_gitserve *g, struct hfm_buf *out)
+{
+	struct hfm_gitpack_stats st;
+
+	hfm_gitpack_stats(&st, g->pool);
+	hfm_buf_printf(out, "# TYPE hfmirror_git_packs_total counter\nhfmirror_git_packs_total %llu\n",
+		       (unsigned long long)st.started);
+	hfm_buf_printf(out, "# TYPE hfmirror_git_objects_total counter\n"
+		       "hfmirror_git_objects_total %llu\n", (unsigned long long)st.objects);
+	hfm_buf_printf(out, "# TYPE hfmirror_git_whole_packs_total counter\n"
+		       "hfmirror_git_whole_packs_total %llu\n", (unsigned long long)st.whole);
+	hfm_buf_printf(out, "# TYPE hfmirror_git_packs_running gauge\n"
+		       "hfmirror_git_packs_running %llu\n", (unsigned long long)st.running);
+}
+
 /* ---- answers git shows ------------------------------------------------------- */
 
 /* A text answer: git prints it as "remote: <msg>" for errors. */

@@ -30,7 +30,11 @@
  * A want that is not an object of the repository is "not our ref" (any
  * object of the repository may be wanted: a mirror has no hidden refs).
  * libgit2 writes deltas against objects in the same pack (REF_DELTA), which
- * every client reads; thin packs are never sent.
+ * every client reads; thin packs are never sent.  One shortcut: when the
+ * objects to send are exactly those of the repository's only pack file
+ * (no loose objects; a full clone of a mirror made by `git clone --mirror`
+ * that wants every ref), that file is sent as it is, as git does, instead
+ * of packing its objects again (the client must have asked for ofs-delta).
  *
  * The pool bounds the work: at most `max_streams` answers exist at once
  * (hfm_gitpack_start() says HFM_EUNAVAIL beyond: answer 503), and at most
@@ -64,9 +68,9 @@ void hfm_gitpack_pool_free(struct hfm_gitpack_pool *p);
 int hfm_gitpack_start(struct hfm_stream **out, struct hfm_gitpack_pool *p, const char *git_path,
 		      const struct hfm_upload_req *q);
 
-/* Counters for /metrics and tests: answers started, objects packed. */
+/* Counters for /metrics and tests: answers started, objects sent, whole packs sent as they are. */
 struct hfm_gitpack_stats {
-	uint64_t started, objects, running;
+	uint64_t started, objects, running, whole;
 };
 void hfm_gitpack_stats(struct hfm_gitpack_stats *out, struct hfm_gitpack_pool *p);
 

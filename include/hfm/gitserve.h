@@ -11,6 +11,7 @@
 #ifndef HFM_GITSERVE_H
 #define HFM_GITSERVE_H
 
+#include "buf.h"
 #include "upstream.h"
 
 struct hfm_gitserve_opts {
@@ -33,5 +34,8 @@ struct hfm_gitserve;
 
 int hfm_gitserve_new(struct hfm_gitserve **out, const struct hfm_gitserve_opts *o);
 void hfm_gitserve_free(struct hfm_gitserve *g);
+
+/* Prometheus lines: packs answered, objects sent, packs sent as they are, running. */
+void hfm_gitserve_metrics(struct hfm_gitserve *g, struct hfm_buf *out);
 
 #endif

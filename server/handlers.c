@@ -1,4 +1,5 @@
 /* handlers.c - the app's entry point and dispatch (see handlers.h). */
+#include "hfm/gitserve.h"
 #include "hfm/handlers.h"
 
 static int h_options(struct hfm_req *r)
@@ -21,11 +22,13 @@ static int h_health(struct hfm_call *c)
 	return hfm_reply_json(c->req, 200, &b);
 }
 
-/* The transport's counters; the app has none of its own yet. */
+/* The transport's counters, and the git clients' (gitserve.h). */
 static int h_metrics(struct hfm_call *c)
 {
 	struct hfm_buf b = HFM_BUF_INIT(1u << 20);
 	hfm_server_metrics(hfm_req_server(c->req), &b);
+	if (c->app->git)
+		hfm_gitserve_metrics(c->app->git, &b);
 	return hfm_reply_text(c->req, 200, "text/plain; version=0.0.4", &b);
 }
 

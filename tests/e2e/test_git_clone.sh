@@ -222,8 +222,15 @@ s.close()
 print("read", got)
 EOF
 like "$(cat "$T/hangup.out")" "^read 1[0-9]{5}" "a client read 100 kB of a pack and hung up"
+whole() { curl -s "$U/metrics" | sed -n 's/^hfmirror_git_whole_packs_total //p'; }
+w0=$(whole)
 check "the next clone of that repo works" git clone -q "$U/acme/big" "$T/big"
 fsck_ok "$T/big" "big clone"
+# that repo is one pack of what a clone wants: sent as it is (tiny.git's
+# refs/pr/1 is not cloned, so its clones were packed again)
+is "$(($(whole) - w0))" 1 "a clone of a one-pack mirror sends the pack as it is"
+check "that clone has the mirror's pack" cmp "$(ls "$T/big"/.git/objects/pack/*.pack)" \
+	"$(ls "$M/big.git"/objects/pack/*.pack)"
 
 # ---- model-bin: a clone of a plain directory -------------------------------------------------
 MB=$T/mb/acme/files

@@ -260,3 +260,42 @@ int hfm_buf_b64_decode(struct hfm_buf *b, const char *s, size_t n)
 	}
 	return b->err;
 }
+
+void hfm_ring_init(struct hfm_ring *r, size_t cap)
+{
+	r->buf = hfm_malloc(cap);
+	r->cap = cap;
+	r->head = r->len = 0;
+}
+
+void hfm_ring_dispose(struct hfm_ring *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = r->head = r->len = 0;
+}
+
+size_t hfm_ring_put(struct hfm_ring *r, const void *p, size_t n)
+{
+	size_t at = (r->head + r->len) % r->cap, first;
+
+	n = HFM_MIN(n, r->cap - r->len);
+	first = HFM_MIN(n, r->cap - at);
+	memcpy(r->buf + at, p, first);
+	memcpy(r->buf, (const char *)p + first, n - first);
+	r->len += n;
+	return n;
+}
+
+size_t hfm_ring_get(struct hfm_ring *r, void *p, size_t n)
+{
+	size_t first;
+
+	n = HFM_MIN(n, r->len);
+	first = HFM_MIN(n, r->cap - r->head);
+	memcpy(p, r->buf + r->head, first);
+	memcpy((char *)p + first, r->buf, n - first);
+	r->head = (r->head + n) % r->cap;
+	r->len -= n;
+	return n;
+}

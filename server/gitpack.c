@@ -138,8 +138,7 @@ struct gp_stream {
 
 	pthread_mutex_t lock;                 /* everything down to refs */
 	pthread_cond_t space, data;
-	char *ring;
-	size_t head, len;
+	struct hfm_ring ring;
 	struct hfm_waitq readers;
 	int started, finished, failed, refs;
 	atomic_int cancelled;
@@ -178,21 +177,16 @@ static int emit(struct gp_stream *s, const char *p, size_t n)
 {
 	while (n) {
 		struct hfm_waitq_node *wake;
-		size_t k, at, first;
+		size_t k;
 
 		pthread_mutex_lock(&s->lock);
-		while (s->len == RING_SIZE && !atomic_load(&s->cancelled))
+		while (s->ring.len == s->ring.cap && !atomic_load(&s->cancelled))
 			pthread_cond_wait(&s->space, &s->lock);
 		if (atomic_load(&s->cancelled)) {
 			pthread_mutex_unlock(&s->lock);
 			return HFM_ERROR;
 		}
-		k = HFM_MIN(n, RING_SIZE - s->len);
-		at = (s->head + s->len) % RING_SIZE;
-		first = HFM_MIN(k, RING_SIZE - at);
-		memcpy(s->ring + at, p, first);
-		memcpy(s->ring, p + first, k - first);
-		s->len += k;
+		k = hfm_ring_put(&s->ring, p, n);
 		wake = wake_readers(s);
 		pthread_mutex_unlock(&s->lock);
 		hfm_waitq_fire(wake);
@@ -1447,7 +1441,7 @@ static void stream_free_now(struct gp_stream *s)
 	pthread_cond_destroy(&s->space);
 	pthread_cond_destroy(&s->data);
 	free(s->band);
-	free(s->ring);
+	hfm_ring_dispose(&s->ring);
 	free(s->path);
 	free(s);
 	pthread_mutex_lock(&p->lock);
@@ -1521,15 +1515,9 @@ static ssize_t gp_read(struct hfm_stream *base, uint64_t pos, uint64_t end, char
 		pthread_mutex_lock(&s->lock);
 	}
 	for (;;) {
-		if (s->len) {
-			size_t n = HFM_MIN(max, s->len), first = HFM_MIN(n, RING_SIZE - s->head);
-
-			memcpy(buf, s->ring + s->head, first);
-			memcpy(buf + first, s->ring, n - first);
-			s->head = (s->head + n) % RING_SIZE;
-			s->len -= n;
+		if (s->ring.len) {
+			rc = (ssize_t)hfm_ring_get(&s->ring, buf, max);
 			pthread_cond_signal(&s->space);
-			rc = (ssize_t)n;
 			break;
 		}
 		if (s->finished) {
@@ -1608,7 +1596,7 @@ int hfm_gitpack_start(struct hfm_stream **out, struct hfm_gitpack_pool *p, const
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->space, NULL);
 	pthread_cond_init(&s->data, NULL);
-	s->ring = hfm_malloc(RING_SIZE);
+	hfm_ring_init(&s->ring, RING_SIZE);
 	s->refs = 1;
 	atomic_init(&s->cancelled, 0);
 	hfm_buf_init(&s->out, 16u << 20);

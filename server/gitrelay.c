@@ -14,8 +14,7 @@
 struct rl_stream {
 	struct hfm_stream base;
 	pthread_mutex_t lock;
-	char *buf;
-	size_t head, len;
+	struct hfm_ring ring;
 	int got_headers, done, result, paused, freed, refs;
 	long status;
 	char content_type[128];
@@ -52,7 +51,7 @@ static void rl_unref_locked(struct rl_stream *s)
 	if (s->x)
 		hfm_up_release(s->x);
 	pthread_mutex_destroy(&s->lock);
-	free(s->buf);
+	hfm_ring_dispose(&s->ring);
 	free(s);
 }
 
@@ -81,23 +80,18 @@ static int on_data(void *cls, const void *data, size_t n)
 {
 	struct rl_stream *s = cls;
 	struct hfm_waitq_node *wake;
-	size_t at, first;
 
 	pthread_mutex_lock(&s->lock);
 	if (s->freed) {
 		pthread_mutex_unlock(&s->lock);
 		return HFM_UP_STOP;
 	}
-	if (BUF_SIZE - s->len < n) {
+	if (s->ring.cap - s->ring.len < n) {
 		s->paused = 1;
 		pthread_mutex_unlock(&s->lock);
 		return HFM_UP_PAUSE;
 	}
-	at = (s->head + s->len) % BUF_SIZE;
-	first = HFM_MIN(n, BUF_SIZE - at);
-	memcpy(s->buf + at, data, first);
-	memcpy(s->buf, (const char *)data + first, n - first);
-	s->len += n;
+	hfm_ring_put(&s->ring, data, n);
 	wake = hfm_waitq_take(&s->waiters);
 	pthread_mutex_unlock(&s->lock);
 	hfm_waitq_fire(wake);
@@ -129,18 +123,12 @@ static ssize_t rl_read(struct hfm_stream *base, uint64_t pos, uint64_t end, char
 	(void)pos;
 	(void)end;
 	pthread_mutex_lock(&s->lock);
-	if (s->len) {
-		size_t n = HFM_MIN(max, s->len), first = HFM_MIN(n, BUF_SIZE - s->head);
-
-		memcpy(buf, s->buf + s->head, first);
-		memcpy(buf + first, s->buf, n - first);
-		s->head = (s->head + n) % BUF_SIZE;
-		s->len -= n;
-		if (s->paused && BUF_SIZE - s->len >= RESUME_ROOM) {
+	if (s->ring.len) {
+		rc = (ssize_t)hfm_ring_get(&s->ring, buf, max);
+		if (s->paused && s->ring.cap - s->ring.len >= RESUME_ROOM) {
 			s->paused = 0;
 			resume = 1;
 		}
-		rc = (ssize_t)n;
 	} else if (s->done) {
 		rc = s->result ? hfm_error_set(s->result, "the upstream's answer broke off") : 0;
 	} else {
@@ -253,13 +241,13 @@ static int start(struct rl_stream **out, struct hfm_gitrelay *g, const struct hf
 
 	s->base.ops = &rl_ops;
 	pthread_mutex_init(&s->lock, NULL);
-	s->buf = hfm_malloc(BUF_SIZE);
+	hfm_ring_init(&s->ring, BUF_SIZE);
 	s->refs = 2;                         /* the holder, the transfer until on_done */
 	rc = hfm_up_start(&s->x, g->up, &req);
 	free(url);
 	if (rc) {
 		pthread_mutex_destroy(&s->lock);
-		free(s->buf);
+		hfm_ring_dispose(&s->ring);
 		free(s);
 		return rc;
 	}

@@ -81,21 +81,10 @@ int hfm_pkt_band(struct hfm_buf *b, int band, const void *data, size_t n, size_t
 
 /* ---- reading ------------------------------------------------------------ */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int hfm_pkt_read(enum hfm_pkt *kind, const char **line, size_t *len, struct hfm_pkt_reader *r)
 {
-	size_t n = 0;
-	int i;
+	unsigned char hdr[2];
+	size_t n;
 
 	*line = NULL;
 	*len = 0;
@@ -105,14 +94,9 @@ int hfm_pkt_read(enum hfm_pkt *kind, const char **line, size_t *len, struct hfm_
 	}
 	if (r->left < 4)
 		return hfm_error_set(HFM_EINVAL, "protocol error: a pkt-line cut short");
-	for (i = 0; i < 4; i++) {
-		int v = hexval(r->p[i]);
-
-		if (v < 0)
-			return hfm_error_set(HFM_EINVAL, "protocol error: bad pkt-line length '%.4s'",
-					     r->p);
-		n = n * 16 + (size_t)v;
-	}
+	if (hfm_unhex(hdr, r->p, 2))
+		return hfm_error_set(HFM_EINVAL, "protocol error: bad pkt-line length '%.4s'", r->p);
+	n = (size_t)hdr[0] << 8 | hdr[1];
 	if (n < 4) {
 		*kind = n == 0 ? HFM_PKT_FLUSH : n == 1 ? HFM_PKT_DELIM : n == 2 ? HFM_PKT_END : 0;
 		if (!*kind)
@@ -236,7 +220,7 @@ static int deepen_line(struct hfm_upload_req *q, const char *line, size_t n, int
 {
 	const char *a;
 	size_t an;
-	int64_t v;
+	int64_t v = 0;
 
 	*rc = 0;
 	if (starts(line, n, "deepen ", &a, &an)) {

@@ -101,36 +101,62 @@ static int git_text(struct hfm_req *r, unsigned status, const char *msg)
 	return hfm_reply_text(r, status, "text/plain; charset=utf-8", &b);
 }
 
-/* A failure of a git route, as git clients understand it. */
-static int git_fail(struct hfm_req *r, int code)
-{
-	const char *why = hfm_error_last();
+/*
+ * What a failure of a git or LFS route answers: "not found" for a repo
+ * the rules deny or nobody has, a 401 that makes git (and git-lfs) ask
+ * their credential helper for a gated repo (then "Authentication failed"
+ * for a bad token), 503 to retry, else the Hub's status for the code.
+ */
+struct failure {
+	unsigned status;
+	int challenge;                       /* ask for credentials */
 	char msg[600];
+};
 
+static void failure_of(struct failure *f, int code)
+{
+	const char *why = hfm_error_last(), *dflt;
+	struct hfm_error_rule rule;
+
+	f->challenge = 0;
 	switch (code) {
-	case HFM_EAGAIN:
-		return code;
 	case HFM_ENOREPO:
 	case HFM_EDENIED:
 	case HFM_ENOREV:
-		return git_text(r, 404, "Repository not found");
+		f->status = 404;
+		why = NULL;
+		dflt = "Repository not found";
+		break;
 	case HFM_EGATED:
-		/* git then asks its credential helper, and says "Authentication failed" for a bad token */
-		hfm_req_add_header(r, "WWW-Authenticate", "Basic realm=\"hfmirror\"");
-		snprintf(msg, sizeof(msg), "%s", why && *why ? why : "Access to this repository is restricted");
-		return git_text(r, 401, msg);
+		f->status = 401;
+		f->challenge = 1;
+		dflt = "Access to this repository is restricted";
+		break;
 	case HFM_EUNAVAIL:
-		hfm_req_add_header(r, "Retry-After", "5");
-		snprintf(msg, sizeof(msg), "%s", why && *why ? why : "Unavailable");
-		return git_text(r, 503, msg);
-	default: {
-		struct hfm_error_rule rule;
-
+		f->status = 503;
+		dflt = "Unavailable";
+		break;
+	default:
 		hfm_error_rule(&rule, code, 0);
-		snprintf(msg, sizeof(msg), "%s", why && *why ? why : rule.dflt);
-		return git_text(r, rule.status, msg);
+		f->status = rule.status;
+		dflt = rule.dflt;
+		break;
 	}
-	}
+	snprintf(f->msg, sizeof(f->msg), "%s", why && *why ? why : dflt);
+}
+
+static int git_fail(struct hfm_req *r, int code)
+{
+	struct failure f;
+
+	if (code == HFM_EAGAIN)
+		return code;
+	failure_of(&f, code);
+	if (f.challenge)
+		hfm_req_add_header(r, "WWW-Authenticate", "Basic realm=\"hfmirror\"");
+	if (f.status == 503)
+		hfm_req_add_header(r, "Retry-After", "5");
+	return git_text(r, f.status, f.msg);
 }
 
 /* ---- credentials ---------------------------------------------------------------- */
@@ -682,26 +708,16 @@ static int lfs_message(struct hfm_req *r, unsigned status, const char *msg)
 	return lfs_reply(r, status, &b);
 }
 
-/* A failure of an LFS route as git-lfs shows it. */
 static int lfs_fail(struct hfm_req *r, int code)
 {
-	const char *why = hfm_error_last();
-	struct hfm_error_rule rule;
+	struct failure f;
 
-	switch (code) {
-	case HFM_EAGAIN:
+	if (code == HFM_EAGAIN)
 		return code;
-	case HFM_ENOREPO:
-	case HFM_EDENIED:
-	case HFM_ENOREV:
-		return lfs_message(r, 404, "Repository not found");
-	case HFM_EGATED:
+	failure_of(&f, code);
+	if (f.challenge)
 		hfm_req_add_header(r, "LFS-Authenticate", "Basic realm=\"hfmirror\"");
-		return lfs_message(r, 401, why && *why ? why : "Access to this repository is restricted");
-	default:
-		hfm_error_rule(&rule, code, 0);
-		return lfs_message(r, rule.status, why && *why ? why : rule.dflt);
-	}
+	return lfs_message(r, f.status, f.msg);
 }
 
 /* The LFS files of one commit, by oid. */

@@ -383,9 +383,18 @@ static int ls_refs_arg(struct hfm_upload_req *q, const char *line, size_t n)
 	else if (is_exact(line, n, "unborn"))
 		q->unborn = 1;
 	else if (starts(line, n, "ref-prefix ", &a, &an)) {
+		size_t i;
+
+		if (q->all_refs)
+			return 0;
 		/* past the bound, prefixes only narrow the answer: show everything */
 		if (q->nprefixes == HFM_GIT_PREFIXES_MAX) {
+			for (i = 0; i < q->nprefixes; i++)
+				free(q->prefixes[i]);
+			free(q->prefixes);
+			q->prefixes = NULL;
 			q->nprefixes = 0;
+			q->all_refs = 1;
 			return 0;
 		}
 		q->prefixes = hfm_realloc(q->prefixes, (q->nprefixes + 1) * sizeof(*q->prefixes));

@@ -105,8 +105,9 @@ struct hfm_upload_req {
 
 	/* ls-refs (v2) */
 	int symrefs, peel, unborn;
-	char **prefixes;
+	char **prefixes;                 /* none: every ref */
 	size_t nprefixes;
+	int all_refs;                    /* more prefixes than the bound: every ref */
 };
 
 /*

@@ -194,7 +194,7 @@ static void test_v2(void)
 	for (int i = 0; i <= HFM_GIT_PREFIXES_MAX; i++)
 		hfm_pkt_printf(&b, "ref-prefix refs/x%d\n", i);
 	hfm_pkt_flush(&b);
-	TAP_OK(parse(&q, &b, 2) == 0 && q.nprefixes < 2, "too many prefixes: all refs");
+	TAP_OK(parse(&q, &b, 2) == 0 && q.nprefixes == 0 && q.all_refs, "too many prefixes: all refs");
 	hfm_upload_req_dispose(&q);
 	hfm_buf_dispose(&b);
 }

@@ -717,9 +717,15 @@ static int run_server(struct run *o)
 		free(d);
 	}
 	char *git_up = use_cache ? hfm_asprintf("%s://%s", cfg->hf_scheme, cfg->hf_netloc) : NULL;
+	struct hfm_up_opts git_uo = {
+		.low_speed_time = cfg->upstream_timeout,
+		.log = cache_log,
+		.log_cls = (void *)o->prog,
+	};
 	struct hfm_gitserve_opts go = {
 		.shadow_dir = shadow_dir,
 		.upstream_url = git_up,
+		.up_opts = &git_uo,
 		.offline = cfg->offline,
 	};
 	if (hfm_gitserve_new(&git, &go)) {

@@ -3,7 +3,6 @@
  * the ring, the pkt-line and side-band framing, the packbuilder; what to
  * send is gitwalk.c's.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -8,7 +8,8 @@
 # through its shadow repo (blob ids are the API's); push refused; a repo the
 # rules deny, a missing one; a gated repo only the online cache has, relayed
 # to its upstream: no token, a bad one, a good one; malformed and oversized
-# requests; a client that hangs up mid-pack.  git fsck on every clone.
+# requests, unknown capabilities; a client that hangs up mid-pack; a repo as
+# a submodule.  git fsck on every clone.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_import.sh"
 
@@ -73,6 +74,11 @@ is "$(git -C "$T/c2" ls-remote origin refs/pr/1 | cut -f1)" "$(head_of refs/pr/1
 is "$(git -c protocol.version=0 -C "$T/c0" ls-remote origin refs/tags/v1.0^{} | cut -f1)" \
 	"$(head_of 'v1.0^{}')" "v0 advertisement peels v1.0"
 check "the .git URL clones too" git clone -q "$U/acme/tiny.git" "$T/dotgit"
+fsck_ok "$T/dotgit" ".git URL clone"
+check "a repo as a submodule" git -C "$T/dotgit" submodule -q add \
+	"$U/acme/tiny" pinned
+is "$(git -C "$T/dotgit/pinned" rev-parse HEAD)" "$(head_of main)" "the submodule is at main"
+fsck_ok "$T/dotgit/pinned" "submodule"
 check "a non-bare mirror's remote branches are branches" \
 	env GIT_LFS_SKIP_SMUDGE=1 git clone -q -b dev "$U/acme/plain" "$T/plain"
 fsck_ok "$T/plain" "non-bare mirror clone"
@@ -182,6 +188,13 @@ like "$(post x "$T/garbage")" "^[0-9a-f]{4}ERR protocol error: bad pkt-line leng
 printf '0032want 0123456789abcdef0123456789abcdef01234567\n00000009done\n' >"$T/notours"
 like "$(post x "$T/notours")" "ERR upload-pack: not our ref 0123456789abcdef" \
 	"a want of an unknown object: not our ref"
+{
+	l="want $(head_of main) side-band-64k ofs-delta frobnicate=3 no-such-capability agent=t/1"
+	printf '%04x%s\n00000009done\n' $((${#l} + 5)) "$l"
+} >"$T/unknowncap"
+post x "$T/unknowncap" >/dev/null
+is "$(cat "$T/post.status")" 200 "v0: unknown capabilities are ignored (as git does)"
+check "... and the pack is sent" grep -q PACK "$T/post.out"
 printf '0012command=fetch\n00010014want-ref refs/x\n0000' >"$T/unknownarg"
 like "$(post x "$T/unknownarg" -H 'Git-Protocol: version=2')" "ERR fetch: unexpected argument" \
 	"an unknown v2 argument: an error"

@@ -294,6 +294,24 @@ is "$(git -C "$T/g2" rev-parse HEAD)" "$(git --git-dir="$G/gated.git" rev-parse 
 check "relayed: LFS content through the cache" cmp "$T/g2/weights.bin" "$UP/weights.bin"
 check "relayed: --depth 1 over v0" git -c protocol.version=0 clone -q --depth 1 \
 	"http://user:hf_good@$P/acme/gated" "$T/g3"
+# the LFS routes of the gated repo: HTTP Basic, the token as the password
+GW=$(sha256 "$UP/weights.bin")
+GB='{"operation":"download","objects":[{"oid":"'"$GW"'","size":'"$(stat -c %s "$UP/weights.bin")"'}]}'
+gbatch() { # [curl args]: status; headers in $T/gb.h, body in $T/gb.out
+	curl -s -o "$T/gb.out" -D "$T/gb.h" -w '%{http_code}' -X POST "$@" \
+		-H 'Content-Type: application/vnd.git-lfs+json' --data-binary "$GB" \
+		"http://$P/acme/gated.git/info/lfs/objects/batch"
+}
+is "$(gbatch)" 401 "gated LFS batch, no token: 401"
+check "... with LFS-Authenticate, so git-lfs asks its credential helper" grep -qi '^LFS-Authenticate: Basic' "$T/gb.h"
+like "$(gbatch -u user:hf_bad)" "^40[13]$" "gated LFS batch, a bad token: refused"
+is "$(gbatch -u user:hf_good)" 200 "gated LFS batch, the good token: 200"
+ghref=$(sed -n 's/.*"href":"\([^"]*\)".*/\1/p' "$T/gb.out")
+like "$(curl -s -o /dev/null -w '%{http_code}' "$ghref")" "^40[134]$" "its href without the token: refused"
+check "its href with the token: the bytes" sh -c "curl -sf -u user:hf_good '$ghref' | cmp - '$UP/weights.bin'"
+is "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Git-Protocol: version=2' \
+	-H 'Content-Type: application/x-git-upload-pack-request' --data-binary @"$T/unknownarg" \
+	"http://$P/acme/gated/git-upload-pack")" 401 "gated upload-pack, no token: 401"
 fsck_ok "$T/g2" "relayed clone"
 fsck_ok "$T/g3" "relayed shallow clone"
 

@@ -387,7 +387,7 @@ static int answer_fetch(struct gp_stream *s)
 		hfm_pkt_printf(&s->out, "ready\n");
 		hfm_pkt_delim(&s->out);
 	}
-	if (s->q.depth || s->q.deepen_since || s->q.shallows.n) {
+	if (s->q.depth || s->q.deepen_since || s->q.shallows.n || s->walk.repo_shallow.n) {
 		hfm_pkt_printf(&s->out, "shallow-info\n");
 		if ((rc = hfm_gitwalk_shallow(&s->walk, &s->out)))
 			return rc;

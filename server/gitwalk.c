@@ -1,5 +1,6 @@
 /* gitwalk.c - what an upload-pack answer sends (see gitwalk.h). */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #define READY_PAIRS_MAX 4096                  /* have/want reachability checks per answer */
 #define WALK_SLOP 5                           /* as git's limit_list: clock skew */
+#define REPO_SHALLOW_MAX 1000000              /* lines of a repository's shallow file */
 
 /* ---- a set of object ids, each with flags ---------------------------------- */
 
@@ -219,13 +221,15 @@ int hfm_gitwalk_ready(struct hfm_gitwalk *w)
 
 /* ---- the shallow boundary ---------------------------------------------------------- */
 
-/* The parents of commit `id`; 0 parents for a cut commit, or one whose parents are missing. */
+/* The parents of commit `id`: none for a shallow root of this repository. */
 static int parents_of(struct hfm_oidv *out, struct hfm_gitwalk *w, const git_oid *id)
 {
 	git_commit *c = NULL;
 	unsigned i, n;
 
 	out->n = 0;
+	if (oidset_flags(&w->rshallow, id))
+		return 0;                    /* a root of a shallow repository */
 	if (git_commit_lookup(&c, w->g, id) < 0)
 		return hfm_gitwalk_error("commit");
 	n = git_commit_parentcount(c);
@@ -263,7 +267,7 @@ static int bfs_depth(struct hfm_gitwalk *w, int depth, int stop_at_client, int *
 	struct hfm_oidv queue = { 0 }, parents = { 0 };
 	int *d = NULL;
 	size_t head = 0, i, capd = 0;
-	int rc = 0;
+	int rc = 0, cut;
 
 	for (i = 0; i < w->want_commits.n; i++) {
 		git_oid id;
@@ -298,20 +302,18 @@ static int bfs_depth(struct hfm_gitwalk *w, int depth, int stop_at_client, int *
 		} else if (cd >= depth) {
 			*oidset_get(&w->commits, &id, 1) |= C_BOUNDARY | C_CUT;
 			continue;
-		} else {
-			*oidset_get(&w->commits, &id, 1) |= C_NOTSHALLOW;
 		}
 		if ((rc = parents_of(&parents, w, &id)))
 			break;
+		/* a root of this shallow repository, or a parent it lacks: a boundary */
+		cut = oidset_flags(&w->rshallow, &id) != 0;
 		for (i = 0; i < parents.n; i++) {
 			git_oid p;
 			uint8_t *f;
 
 			hfm_gitwalk_oid(&p, &parents.v[i]);
 			if (!git_odb_exists(w->odb, &p)) {
-				/* a parent this repository lacks: the commit is a boundary */
-				if (!stop_at_client)
-					*oidset_get(&w->commits, &id, 1) |= C_BOUNDARY | C_CUT;
+				cut = 1;
 				continue;
 			}
 			f = oidset_get(&seen, &p, 1);
@@ -325,6 +327,8 @@ static int bfs_depth(struct hfm_gitwalk *w, int depth, int stop_at_client, int *
 			}
 			d[queue.n - 1] = cd + 1;
 		}
+		if (!stop_at_client)
+			*oidset_get(&w->commits, &id, 1) |= cut ? (C_BOUNDARY | C_CUT) : C_NOTSHALLOW;
 	}
 	oidset_dispose(&seen);
 	hfm_oidv_dispose(&queue);
@@ -359,6 +363,7 @@ static int bfs_since(struct hfm_gitwalk *w, int64_t since)
 		hfm_gitwalk_oid(&id, &queue.v[head++]);
 		if ((rc = parents_of(&parents, w, &id)))
 			break;
+		cut = oidset_flags(&w->rshallow, &id) != 0;
 		for (i = 0; i < parents.n; i++) {
 			git_oid p;
 			uint8_t *f;
@@ -409,6 +414,12 @@ int hfm_gitwalk_shallow(struct hfm_gitwalk *w, struct hfm_buf *out)
 		rc = bfs_since(w, w->q->deepen_since);
 	if (rc)
 		return rc;
+	for (i = 0; !depth && !w->q->deepen_since && i < w->repo_shallow.n; i++) {
+		char hex[HFM_SHA1_HEX + 1];
+
+		hex_of(hex, &w->repo_shallow.v[i]);
+		hfm_pkt_printf(out, "shallow %s\n", hex);
+	}
 	for (i = 0; i < w->commits.cap; i++) {
 		struct hfm_oidslot *o = &w->commits.v[i];
 		char hex[HFM_SHA1_HEX + 1];
@@ -858,10 +869,49 @@ out_path:
 	return path;
 }
 
+int hfm_gitwalk_repo_shallow(struct hfm_oidv *out, git_repository *g)
+{
+	char *path = hfm_asprintf("%sshallow", git_repository_path(g));
+	FILE *f = fopen(path, "re");
+	char line[128];
+	size_t n = 0;
+	int rc = 0;
+
+	if (!f) {
+		rc = errno == ENOENT ? 0 : hfm_error_set(HFM_EIO, "%s: %s", path, strerror(errno));
+		free(path);
+		return rc;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		struct hfm_git_oid id;
+
+		if (++n > REPO_SHALLOW_MAX) {
+			rc = hfm_error_set(HFM_ETOOBIG, "%s: too many shallow commits", path);
+			break;
+		}
+		if (hfm_git_oid_parse(&id, line, HFM_SHA1_HEX) == 0)
+			hfm_oidv_push(out, &id);
+	}
+	fclose(f);
+	free(path);
+	return rc;
+}
+
 int hfm_gitwalk_classify(struct hfm_gitwalk *w)
 {
+	size_t i;
 	int rc;
 
+	if ((rc = hfm_gitwalk_repo_shallow(&w->repo_shallow, w->g)))
+		return rc;
+	for (i = 0; i < w->repo_shallow.n; i++) {
+		git_oid id;
+
+		hfm_gitwalk_oid(&id, &w->repo_shallow.v[i]);
+		*oidset_get(&w->rshallow, &id, 1) = 1;
+		/* the walk goes no further, as from any cut */
+		*oidset_get(&w->commits, &id, 1) |= C_CUT;
+	}
 	if ((rc = classify_wants(w)))
 		return rc;
 	classify_haves(w);
@@ -936,6 +986,8 @@ void hfm_gitwalk_dispose(struct hfm_gitwalk *w)
 	hfm_oidv_dispose(&w->common);
 	hfm_oidv_dispose(&w->have_commits);
 	hfm_oidv_dispose(&w->shallows);
+	hfm_oidv_dispose(&w->repo_shallow);
+	oidset_dispose(&w->rshallow);
 	hfm_oidv_dispose(&w->edges);
 	hfm_oidv_dispose(&w->result);
 	hfm_oidv_dispose(&w->starts);

@@ -30,6 +30,7 @@
 #include "hfm/gitpack.h"
 #include "hfm/gitproto.h"
 #include "hfm/gitrelay.h"
+#include "hfm/gitwalk.h"
 #include "hfm/gitserve.h"
 #include "hfm/handlers.h"
 #include "hfm/hash.h"
@@ -462,8 +463,13 @@ static void v2_capabilities(struct hfm_buf *b)
 	hfm_pkt_flush(b);
 }
 
-/* The v0/v1 advertisement: every ref, HEAD first with the capabilities. */
-static void v0_advertisement(struct hfm_buf *b, const struct grefs *refs)
+/*
+ * The v0/v1 advertisement: every ref, HEAD first with the capabilities;
+ * then, for a shallow repository, its shallow commits (as git's server:
+ * the client then knows where the history it clones stops).
+ */
+static void v0_advertisement(struct hfm_buf *b, const struct grefs *refs,
+			     const struct hfm_oidv *shallow)
 {
 	char caps[512], hex[GIT_OID_HEXSZ + 1];
 	size_t i;
@@ -497,6 +503,10 @@ static void v0_advertisement(struct hfm_buf *b, const struct grefs *refs)
 	}
 	if (first)
 		hfm_pkt_printf(b, "%040d capabilities^{}%c%s\n", 0, '\0', caps);
+	for (i = 0; i < shallow->n; i++) {
+		hfm_hex(hex, shallow->v[i].id, 20);
+		hfm_pkt_printf(b, "shallow %s\n", hex);
+	}
 	hfm_pkt_flush(b);
 }
 
@@ -512,6 +522,7 @@ static int h_info_refs(struct hfm_call *c)
 	struct hfm_buf b = HFM_BUF_INIT(ADVERT_MAX);
 	struct hfm_found f;
 	struct grefs refs = { 0 };
+	struct hfm_oidv shallow = { 0 };
 	git_repository *g = NULL;
 	char *path = NULL;
 	int rc, v2 = hfm_git_protocol_version(hfm_req_header(r, "Git-Protocol")) == 2;
@@ -530,11 +541,12 @@ static int h_info_refs(struct hfm_call *c)
 	if (rc)
 		return git_fail(r, rc);
 	if (!v2) {
-		if ((rc = open_repo(&g, path)) || (rc = grefs_load(&refs, g)))
+		if ((rc = open_repo(&g, path)) || (rc = grefs_load(&refs, g)) ||
+		    (rc = hfm_gitwalk_repo_shallow(&shallow, g)))
 			goto cleanup;
 		hfm_pkt_printf(&b, "# service=git-upload-pack\n");
 		hfm_pkt_flush(&b);
-		v0_advertisement(&b, &refs);
+		v0_advertisement(&b, &refs, &shallow);
 	} else {
 		v2_capabilities(&b);
 	}
@@ -546,6 +558,7 @@ static int h_info_refs(struct hfm_call *c)
 	rc = hfm_reply_text(r, 200, "application/x-git-upload-pack-advertisement", &b);
 cleanup:
 	grefs_dispose(&refs);
+	hfm_oidv_dispose(&shallow);
 	git_repository_free(g);
 	hfm_buf_dispose(&b);
 	free(path);

@@ -47,13 +47,14 @@ struct hfm_gitwalk {
 	struct hfm_oidv common;              /* haves this repository has, in request order */
 	struct hfm_oidv have_commits;        /* ... peeled to commits */
 	struct hfm_oidv shallows;            /* the client's shallow commits we have */
+	struct hfm_oidv repo_shallow;        /* this repository's own (a shallow mirror) */
 
 	/* hfm_gitwalk_objects(): what the pack holds, in the order found */
 	struct hfm_gitobj *objects;
 	size_t nobjects, nobj_cap;
 
 	/* private */
-	struct hfm_oidset commits, objs;
+	struct hfm_oidset commits, objs, rshallow;
 	struct hfm_oidv edges, result, starts;
 	int ready_known, ready;
 	size_t ready_common;
@@ -75,7 +76,11 @@ int hfm_gitwalk_classify(struct hfm_gitwalk *w);
 int hfm_gitwalk_ready(struct hfm_gitwalk *w);
 /*
  * deepen / deepen-since / deepen-relative: the "shallow" and "unshallow"
- * pkt-lines into `out`, and the cuts the object walk then honours.
+ * pkt-lines into `out`, and the cuts the object walk then honours.  The
+ * repository's own shallow commits are cuts too, and boundaries where the
+ * walk reaches them; without a deepen, every one of them is a "shallow"
+ * line (as git's server says them, so a clone of a shallow mirror is
+ * shallow where the mirror is).
  */
 int hfm_gitwalk_shallow(struct hfm_gitwalk *w, struct hfm_buf *out);
 /* Walk and fill w->objects. */
@@ -85,6 +90,13 @@ int hfm_gitwalk_objects(struct hfm_gitwalk *w);
  * w->objects and nothing else is stored (it can be sent as it is), or NULL.
  */
 char *hfm_gitwalk_whole_pack(struct hfm_gitwalk *w);
+
+/*
+ * The commits a shallow repository lists in its `shallow` file (it has
+ * none of their parents: they are its roots), appended to `out`; none for
+ * a complete one.  0, or HFM_EIO / HFM_ETOOBIG (over 1 000 000 lines).
+ */
+int hfm_gitwalk_repo_shallow(struct hfm_oidv *out, git_repository *g);
 
 /* HFM_EIO with libgit2's message about `what`. */
 int hfm_gitwalk_error(const char *what);

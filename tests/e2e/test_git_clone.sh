@@ -4,7 +4,8 @@
 # A git mirror (bare, with LFS objects, branches, tags, refs/pr/1) cloned
 # over protocol v2 and v0, full and --depth 1; `git fetch` after a new
 # commit receives only the new objects; git lfs pull / fetch --all /
-# GIT_LFS_SKIP_SMUDGE=1 clone + pull --include; a model-bin repo cloned
+# GIT_LFS_SKIP_SMUDGE=1 clone + pull --include; a mirror that is a shallow
+# clone (clones are shallow where it is); a model-bin repo cloned
 # through its shadow repo (blob ids are the API's); push refused; a repo the
 # rules deny, a missing one; a gated repo only the online cache has, relayed
 # to its upstream: no token, a bad one, a good one; malformed and oversized
@@ -32,6 +33,8 @@ mkdir -p "$T/bigsrc" && (
 	git add -A && git commit -q -m big
 ) >/dev/null
 git clone -q --bare "file://$T/bigsrc" "$M/big.git" 2>/dev/null
+# a mirror that is itself a shallow clone: two commits of main's history
+git clone -q --bare --depth 2 "file://$UP" "$M/shallow.git" 2>/dev/null
 
 cat >"$T/mir.toml" <<EOF
 [basic]
@@ -99,6 +102,23 @@ is "$(git -C "$T/s0" rev-list --count HEAD)" "$(git --git-dir="$M/tiny.git" rev-
 	"all of main after --unshallow"
 fsck_ok "$T/s0" "unshallowed clone"
 
+# ---- a mirror that is a shallow clone: clones are shallow where it is -------------------
+SH=$M/shallow.git
+for v in 2 0; do
+	C=$T/sh$v
+	check "shallow mirror, v$v: clone" env GIT_LFS_SKIP_SMUDGE=1 git -c protocol.version=$v \
+		clone -q "$U/acme/shallow" "$C"
+	is "$(cat "$C/.git/shallow")" "$(cat "$SH/shallow")" "v$v: the mirror's shallow commit is the clone's"
+	is "$(git -C "$C" rev-list --count HEAD)" 2 "v$v: the mirror's two commits"
+	fsck_ok "$C" "shallow mirror v$v clone"
+	check "shallow mirror, v$v: clone --depth 1" env GIT_LFS_SKIP_SMUDGE=1 \
+		git -c protocol.version=$v clone -q --depth 1 "$U/acme/shallow" "$C-d1"
+	check "v$v: then --unshallow" git -c protocol.version=$v -C "$C-d1" fetch -q --unshallow
+	is "$(git -C "$C-d1" rev-list --count HEAD)" 2 "v$v: as deep as the mirror"
+	is "$(cat "$C-d1/.git/shallow")" "$(cat "$SH/shallow")" "v$v: and shallow where it is"
+	fsck_ok "$C-d1" "shallow mirror v$v unshallowed clone"
+done
+
 # ---- a new commit in the mirror: fetch gets only what is new -------------------------
 old=$(head_of main)
 (cd "$UP" && echo "changed" >"sub dir/nested/file with spaces.txt" && git commit -qam change)
@@ -116,6 +136,10 @@ for v in 2 0; do
 done
 check "a shallow clone fetches the new commit" git -C "$T/s2" fetch -q
 fsck_ok "$T/s2" "shallow clone after fetch"
+git --git-dir="$SH" fetch -q "file://$UP" main:main 2>/dev/null
+check "a clone of the shallow mirror fetches the new commit" git -C "$T/sh2" fetch -q
+is "$(git -C "$T/sh2" rev-parse origin/main)" "$new" "... origin/main moved"
+fsck_ok "$T/sh2" "shallow mirror clone after fetch"
 
 # ---- LFS -------------------------------------------------------------------------------
 L=$T/skip

@@ -238,6 +238,56 @@ static int git_repo_of(char **path, struct hfm_call *c, const struct hfm_found *
 }
 
 /*
+ * A git repository with no commit yet: its source has the repo, but no
+ * revision resolves, so the lookup answered HFM_ENOREV.  git clones such a
+ * repository empty ("You appear to have cloned an empty repository"), and
+ * so do we: the first source (after the rules, which the lookup applied)
+ * whose repository of that name is empty answers.  *path is malloc'd.
+ */
+static int empty_repo_of(char **path, struct hfm_call *c)
+{
+	const struct hfm_catalog *cat = c->app->catalog;
+
+	*path = NULL;
+	for (size_t i = 0; i < cat->nsources && !*path; i++) {
+		struct hfm_source *src = cat->sources[i];
+		struct hfm_repo *repo = NULL;
+		git_repository *g = NULL;
+		const char *p;
+
+		if (!src->ops->git_path || src->ops->repo_open(&repo, src, &c->route.repo, &c->ctx))
+			continue;
+		p = src->ops->git_path(repo);
+		if (p && git_repository_open_ext(&g, p, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) == 0 &&
+		    git_repository_is_empty(g) == 1)
+			*path = hfm_strdup(p);
+		git_repository_free(g);
+		src->ops->repo_close(repo);
+	}
+	git_error_clear();
+	return *path ? 0 : hfm_error_set(HFM_ENOREV, "Repository not found");
+}
+
+/*
+ * The git repository a git route answers from (git_repo_of), after the
+ * rules and access checks; HFM_ENOENT: relay the request (relay()).
+ */
+static int git_target(char **path, struct hfm_call *c)
+{
+	struct hfm_found f;
+	int rc;
+
+	*path = NULL;
+	if ((rc = git_find(&f, c, "HEAD")) == HFM_ENOREV)
+		return empty_repo_of(path, c);
+	if (rc)
+		return rc;
+	rc = git_repo_of(path, c, &f);
+	hfm_found_dispose(&f);
+	return rc;
+}
+
+/*
  * info/refs or upload-pack of a repo only the online cache has: relayed
  * to the upstream hub's git with the client's own credentials.
  */
@@ -520,7 +570,6 @@ static int h_info_refs(struct hfm_call *c)
 	struct hfm_req *r = c->req;
 	const char *svc = hfm_req_arg(r, "service");
 	struct hfm_buf b = HFM_BUF_INIT(ADVERT_MAX);
-	struct hfm_found f;
 	struct grefs refs = { 0 };
 	struct hfm_oidv shallow = { 0 };
 	git_repository *g = NULL;
@@ -532,10 +581,7 @@ static int h_info_refs(struct hfm_call *c)
 	if (!svc || strcmp(svc, "git-upload-pack"))
 		return git_text(r, 403, "This mirror speaks git's smart HTTP protocol only "
 				"(use git 1.6.6 or later)");
-	if ((rc = git_find(&f, c, "HEAD")))
-		return git_fail(r, rc);
-	rc = git_repo_of(&path, c, &f);
-	hfm_found_dispose(&f);
+	rc = git_target(&path, c);
 	if (rc == HFM_ENOENT)
 		return relay(c, 0);
 	if (rc)
@@ -642,7 +688,6 @@ static int h_upload_pack(struct hfm_call *c)
 	struct hfm_req *r = c->req;
 	struct hfm_buf body = HFM_BUF_INIT(HFM_GIT_REQ_MAX), out = HFM_BUF_INIT(ADVERT_MAX);
 	struct hfm_upload_req q;
-	struct hfm_found f;
 	struct grefs refs = { 0 };
 	struct hfm_body pack = { .fd = -1 };
 	git_repository *g = NULL;
@@ -652,10 +697,7 @@ static int h_upload_pack(struct hfm_call *c)
 	memset(&q, 0, sizeof(q));
 	if (hfm_req_method(r) != HFM_M_POST)
 		return git_text(r, 405, "git-upload-pack takes a POST");
-	if ((rc = git_find(&f, c, "HEAD")))
-		return git_fail(r, rc);
-	rc = git_repo_of(&path, c, &f);
-	hfm_found_dispose(&f);
+	rc = git_target(&path, c);
 	if (rc == HFM_ENOENT)
 		return relay(c, 1);
 	if (rc)

@@ -4,8 +4,9 @@
 # A git mirror (bare, with LFS objects, branches, tags, refs/pr/1) cloned
 # over protocol v2 and v0, full and --depth 1; `git fetch` after a new
 # commit receives only the new objects; git lfs pull / fetch --all /
-# GIT_LFS_SKIP_SMUDGE=1 clone + pull --include; a mirror that is a shallow
-# clone (clones are shallow where it is); a model-bin repo cloned
+# GIT_LFS_SKIP_SMUDGE=1 clone + pull --include; an empty repository; a
+# mirror that is a shallow clone (clones are shallow where it is); a
+# model-bin repo cloned
 # through its shadow repo (blob ids are the API's); push refused; a repo the
 # rules deny, a missing one; a gated repo only the online cache has, relayed
 # to its upstream: no token, a bad one, a good one; malformed and oversized
@@ -33,6 +34,7 @@ mkdir -p "$T/bigsrc" && (
 	git add -A && git commit -q -m big
 ) >/dev/null
 git clone -q --bare "file://$T/bigsrc" "$M/big.git" 2>/dev/null
+git init -q --bare "$M/empty.git"
 # a mirror that is itself a shallow clone: two commits of main's history
 git clone -q --bare --depth 2 "file://$UP" "$M/shallow.git" 2>/dev/null
 
@@ -101,6 +103,14 @@ check "unshallow (v0)" git -c protocol.version=0 -C "$T/s0" fetch -q --unshallow
 is "$(git -C "$T/s0" rev-list --count HEAD)" "$(git --git-dir="$M/tiny.git" rev-list --count main)" \
 	"all of main after --unshallow"
 fsck_ok "$T/s0" "unshallowed clone"
+
+# ---- a repository with no commit yet: cloned empty, as git does ---------------------------
+for v in 2 0; do
+	git -c protocol.version=$v clone "$U/acme/empty" "$T/empty$v" >"$T/empty.out" 2>&1
+	is "$?" 0 "empty repository, v$v: clone"
+	like "$(cat "$T/empty.out")" "cloned an empty repository" "v$v: git says it is empty"
+	fsck_ok "$T/empty$v" "empty v$v clone"
+done
 
 # ---- a mirror that is a shallow clone: clones are shallow where it is -------------------
 SH=$M/shallow.git

@@ -49,12 +49,6 @@ type = "dataset"
 git = true
 EOF
 
-run_sync() {
-	n=$1
-	shift
-	"$HFMIRROR" sync -c "$T/config.toml" "$@" >"$T/$n.json" 2>"$T/$n.err"
-	echo $?
-}
 # refs_of GITDIR: the refs a mirror serves, "id name" sorted
 refs_of() {
 	git --git-dir="$1" for-each-ref --format='%(objectname) %(refname)' \

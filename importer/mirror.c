@@ -11,35 +11,16 @@
 
 #include "mirror.h"
 
+static void say_waiting(void *cls)
+{
+	const struct hfm_imp_job *job = cls;
+
+	hfm_progress_say(job->progress, "waiting for another import of %s to finish", job->id.name);
+}
+
 static int lock_mirror(int *out, const struct hfm_imp_job *job)
 {
-	struct hfm_buf path = HFM_BUF_INIT(HFM_PATH_MAX);
-	char *flat = hfm_strdup(job->id.name), *p;
-	int fd, rc = 0;
-
-	for (p = flat; *p; p++)
-		if (*p == '/')
-			*p = '#';   /* not a name character, so the flat name is unique */
-	if ((rc = hfm_store_mkdirs(job->store, "meta/import-locks")))
-		goto out;
-	hfm_buf_printf(&path, "%s/meta/import-locks/%s--%s", job->store->root,
-		       hfm_repo_type_plural(job->id.type), flat);
-	fd = open(path.ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = hfm_error_set(HFM_EIO, "%s: %s", path.ptr, strerror(errno));
-		goto out;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		hfm_progress_say(job->progress, "waiting for another import of %s to finish",
-				     job->id.name);
-		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
-			;
-	}
-	*out = fd;
-out:
-	free(flat);
-	hfm_buf_dispose(&path);
-	return rc;
+	return hfm_store_mirror_lock(out, job->store, &job->id, say_waiting, (void *)job);
 }
 
 void hfm_imp_mirror_unlock(int lock_fd)

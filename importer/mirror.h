@@ -4,7 +4,7 @@
  * A new mirror is initialised under tmp/ and renamed into
  * mirrors/<type>/<org>/<name>.git, so the final path is either absent or a
  * complete repository.  One import at a time works on a mirror: the lock is
- * an flock on meta/import-locks/<type>--<org>--<name>, held until
+ * hfm_store_mirror_lock() (store.h, shared with `hfmirror sync`), held until
  * hfm_imp_mirror_unlock(); a second import waits for it.
  */
 #ifndef HFM_IMP_MIRROR_H

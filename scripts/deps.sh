@@ -6,13 +6,14 @@ what=${1:-all}
 # libsystemd-dev: sd_notify(3), so that the systemd unit (dist/systemd) is
 # Type=notify: started once the port answers, reloads and stops reported.
 build="meson ninja-build pkg-config gcc g++ libmicrohttpd-dev libgit2-dev libssl-dev
- libcjson-dev libpcre2-dev libcurl4-openssl-dev libtomlplusplus-dev libsystemd-dev"
+ libcjson-dev libpcre2-dev libcurl4-openssl-dev libtomlplusplus-dev libsystemd-dev zlib1g-dev"
 # test_install_*: systemd-analyze (systemd), man and groff for the pages,
 # strace for the unit's system-call filter.
 test="curl git git-lfs python3 nodejs npm openssl procps systemd man-db groff-base strace"
 # bench/run, bench/cache: the server to compare with, the load tools and
-# the counting relay (python3).
-bench="nginx wrk curl procps git git-lfs python3"
+# the counting relay (python3); bench/git/run: git's http-backend behind
+# nginx through fcgiwrap, measured with GNU time.
+bench="nginx wrk curl procps git git-lfs python3 fcgiwrap time"
 # scripts/fuzz: clang and its runtimes (libFuzzer, ASan, UBSan); the
 # unversioned packages follow Debian's default clang.
 fuzz="clang libclang-rt-dev"

@@ -222,3 +222,80 @@ int hfm_buf_urlenc(struct hfm_buf *b, const char *s, int keep_slash)
 	}
 	return b->err;
 }
+
+static int b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+int hfm_buf_b64_decode(struct hfm_buf *b, const char *s, size_t n)
+{
+	unsigned acc = 0;
+	int bits = 0;
+	size_t i;
+
+	while (n && s[n - 1] == '=')
+		n--;
+	for (i = 0; i < n; i++) {
+		int v = b64_value(s[i]);
+
+		if (v < 0)
+			return HFM_EINVAL;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			hfm_buf_putc(b, (char)((acc >> bits) & 0xff));
+		}
+	}
+	return b->err;
+}
+
+void hfm_ring_init(struct hfm_ring *r, size_t cap)
+{
+	r->buf = hfm_malloc(cap);
+	r->cap = cap;
+	r->head = r->len = 0;
+}
+
+void hfm_ring_dispose(struct hfm_ring *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = r->head = r->len = 0;
+}
+
+size_t hfm_ring_put(struct hfm_ring *r, const void *p, size_t n)
+{
+	size_t at = (r->head + r->len) % r->cap, first;
+
+	n = HFM_MIN(n, r->cap - r->len);
+	first = HFM_MIN(n, r->cap - at);
+	memcpy(r->buf + at, p, first);
+	memcpy(r->buf, (const char *)p + first, n - first);
+	r->len += n;
+	return n;
+}
+
+size_t hfm_ring_get(struct hfm_ring *r, void *p, size_t n)
+{
+	size_t first;
+
+	n = HFM_MIN(n, r->len);
+	first = HFM_MIN(n, r->cap - r->head);
+	memcpy(p, r->buf + r->head, first);
+	memcpy((char *)p + first, r->buf, n - first);
+	r->head = (r->head + n) % r->cap;
+	r->len -= n;
+	return n;
+}

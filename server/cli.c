@@ -30,6 +30,7 @@
 #include "hfm/cli.h"
 #include "hfm/config.h"
 #include "hfm/grants.h"
+#include "hfm/gitserve.h"
 #include "hfm/hasher.h"
 #include "hfm/handlers.h"
 #include "hfm/hashindex.h"
@@ -682,6 +683,8 @@ static int run_server(struct run *o)
 	struct hfm_auth *auth = NULL;
 	struct hfm_grants *grants = NULL;
 	struct hfm_audit *audit = NULL;
+	struct hfm_gitserve *git = NULL;
+	char *shadow_dir = NULL;
 	char *index_path = NULL;
 	int log_fd = -1, rc = 1;
 	int use_cache = o->cmd != CMD_MODELBIN;
@@ -786,12 +789,43 @@ static int run_server(struct run *o)
 		.nsources = nsrc,
 		.proxy_rules = cfg->proxy,
 	};
+	/*
+	 * git clients: shadow repos of model-bin repos live in the store, else
+	 * next to the hash index (docs/git-clone.md).
+	 */
+	if (store)
+		shadow_dir = hfm_asprintf("%s/shadow", store->root);
+	else if (index_path) {
+		char *d = hfm_strdup(index_path);
+		shadow_dir = hfm_asprintf("%s/shadow", dirname(d));
+		free(d);
+	}
+	char *git_up = use_cache ? hfm_asprintf("%s://%s", cfg->hf_scheme, cfg->hf_netloc) : NULL;
+	struct hfm_up_opts git_uo = {
+		.low_speed_time = cfg->upstream_timeout,
+		.log = cache_log,
+		.log_cls = (void *)o->prog,
+	};
+	struct hfm_gitserve_opts go = {
+		.shadow_dir = shadow_dir,
+		.upstream_url = git_up,
+		.up_opts = &git_uo,
+		.offline = cfg->offline,
+	};
+	if (hfm_gitserve_new(&git, &go)) {
+		fprintf(stderr, "%s: git shadow repos: %s (model-bin repos cannot be cloned)\n",
+			o->prog, hfm_error_last());
+		go.shadow_dir = NULL;
+		hfm_gitserve_new(&git, &go);
+	}
+	free(git_up);
 	/* The app answers what the catalog holds; the server only carries it. */
 	struct hfm_app app = {
 		.catalog = &catalog,
 		.mode_label = cmd_names[o->cmd],
 		.auth = auth,
 		.audit = audit,
+		.git = git,
 	};
 	struct hfm_server_opts so = {
 		.host = cfg->host,
@@ -828,6 +862,8 @@ static int run_server(struct run *o)
 	rc = 0;
 
 cleanup:
+	hfm_gitserve_free(git);          /* its pack workers read the sources */
+	free(shadow_dir);
 	for (size_t i = 0; i < nsrc; i++)
 		srcs[i]->ops->free(srcs[i]);
 	free(srcs);

@@ -56,7 +56,7 @@ static void usage(FILE *f, const char *prog)
 		"\n"
 		"options:\n"
 		"  -m, --manifest FILE    what to fetch (TOML: [[repo]] id, type, revisions,\n"
-		"                         include, exclude)\n"
+		"                         include, exclude, git)\n"
 		"  --repos-path DIR       the store (default: ./repos)\n"
 		"  -c, --config FILE      an Olah-style configs.toml: the upstream, the store,\n"
 		"                         the rules, [hfmirror] keys; flags win\n"
@@ -376,6 +376,8 @@ static int run(struct cmd *c, struct hfm_sync_manifest *m)
 		.proxy_rules = c->cfg->proxy,
 		.cache_rules = c->cfg->cache,
 		.authorization = c->auth,
+		.upstream_url = up,
+		.restricted = hfm_cachesrc_restricted,
 		.jobs = c->jobs,
 		.say = c->quiet ? NULL : say_line,
 		.say_cls = c,
@@ -405,6 +407,10 @@ static int run(struct cmd *c, struct hfm_sync_manifest *m)
 		pthread_mutex_lock(&c->log_lock);
 		c->bar = 0;
 		pthread_mutex_unlock(&c->log_lock);
+		flush_log(c);
+	}
+	if (!c->dry_run && !hfm_sync_stopped(c->sync)) {
+		hfm_sync_git(c->sync);
 		flush_log(c);
 	}
 	if (c->json) {

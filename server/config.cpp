@@ -897,10 +897,12 @@ void read_want(reader &r, const toml::table &t, const std::string &key, hfm_sync
 			read_strings(r, v, kk, &w->include, &w->n_include, "pattern", check_pattern);
 		} else if (name == "exclude") {
 			read_strings(r, v, kk, &w->exclude, &w->n_exclude, "pattern", check_pattern);
+		} else if (name == "git") {
+			r.read_bool(v, kk, &w->git);
 		} else if (name == "revision") {
 			r.error(k.source(), kk, "unknown key (did you mean revisions? it takes a list)");
 		} else {
-			r.unknown(k, kk, "key", { "id", "type", "revisions", "include", "exclude" });
+			r.unknown(k, kk, "key", { "id", "type", "revisions", "include", "exclude", "git" });
 		}
 	}
 	if (!id) {

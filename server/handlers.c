@@ -1,6 +1,7 @@
 /* handlers.c - the app's entry point and dispatch (see handlers.h). */
 #include <stdio.h>
 
+#include "hfm/gitserve.h"
 #include "hfm/handlers.h"
 
 /* ---- small handlers ------------------------------------------------------------ */
@@ -25,11 +26,13 @@ static int h_health(struct hfm_call *c)
 	return hfm_reply_json(c->req, 200, &b);
 }
 
-/* The transport's counters; the app has none of its own yet. */
+/* The transport's counters, and the git clients' (gitserve.h). */
 static int h_metrics(struct hfm_call *c)
 {
 	struct hfm_buf b = HFM_BUF_INIT(1u << 20);
 	hfm_server_metrics(hfm_req_server(c->req), &b);
+	if (c->app->git)
+		hfm_gitserve_metrics(c->app->git, &b);
 	return hfm_reply_text(c->req, 200, "text/plain; version=0.0.4", &b);
 }
 
@@ -50,6 +53,8 @@ static int dispatch(struct hfm_call *c)
 		return h_options(c->req);
 	if (m == HFM_M_OTHER)
 		return method_not_allowed(c->req);
+	if (hfm_route_is_git(rt->kind))
+		return hfm_h_git(c);            /* git's methods are its own */
 	if (m == HFM_M_POST && rt->kind != HFM_R_API_PATHS_INFO)
 		return method_not_allowed(c->req);
 	if (m != HFM_M_POST && rt->kind == HFM_R_API_PATHS_INFO)

@@ -388,7 +388,7 @@ static int queue(struct hfm_req *r, unsigned status, struct MHD_Response *resp,
 static void count_sent(struct hfm_req *r, enum MHD_RequestTerminationCode toe)
 {
 	uint64_t sent = r->bytes;
-	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->body_len != HFM_LEN_UNKNOWN) {
 		sent = r->body_len;
 	} else if (r->acked0 >= 0) {
 		int64_t a = hfm_sock_bytes_acked(conn_fd(r->conn));
@@ -516,8 +516,8 @@ static struct MHD_Response *body_response(struct hfm_req *r, struct hfm_body *b,
 		c->r = r;
 		b->stream = NULL;
 		hfm_body_dispose(b);
-		resp = MHD_create_response_from_callback(len, STREAM_BLOCK, stream_reader, c,
-							 stream_free);
+		resp = MHD_create_response_from_callback(len == HFM_LEN_UNKNOWN ? MHD_SIZE_UNKNOWN : len,
+							 STREAM_BLOCK, stream_reader, c, stream_free);
 		if (!resp)
 			stream_free(c);
 		return resp;
@@ -706,12 +706,13 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct stream_cls *c = cls;
 	struct hfm_req *r = c->r;
+	int unknown = c->len == HFM_LEN_UNKNOWN;
 
 	sent_so_far(r, pos);
-	if (pos >= c->len)
+	if (!unknown && pos >= c->len)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	account_wait(r);
-	size_t want = (size_t)HFM_MIN((uint64_t)max, c->len - pos);
+	size_t want = unknown ? max : (size_t)HFM_MIN((uint64_t)max, c->len - pos);
 	for (;;) {
 		if (r->waiter && hfm_waiter_fired(r->waiter))
 			drop_waiter(r);
@@ -719,10 +720,13 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		if (!r->waiter)
 			arm(r);
-		ssize_t n = hfm_stream_read(c->s, c->base + pos, c->base + c->len, buf, want,
+		ssize_t n = hfm_stream_read(c->s, c->base + pos,
+					    unknown ? HFM_LEN_UNKNOWN : c->base + c->len, buf, want,
 					    r->waiter);
 		if (n > 0)
 			return n;
+		if (n == 0 && unknown)
+			return MHD_CONTENT_READER_END_OF_STREAM;
 		if (n != HFM_EAGAIN)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		switch (park(r, 1)) {

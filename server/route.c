@@ -317,6 +317,94 @@ static int parse_files(struct hfm_route *r, const struct segs *s)
 	return 0;
 }
 
+/* ---- git smart HTTP and LFS ------------------------------------------------ */
+
+static int seg_digits(const struct segs *s, size_t i)
+{
+	size_t k;
+
+	if (!s->len[i] || s->len[i] > 19)
+		return 0;
+	for (k = 0; k < s->len[i]; k++)
+		if (s->raw[i][k] < '0' || s->raw[i][k] > '9')
+			return 0;
+	return 1;
+}
+
+static int seg_hex64(const struct segs *s, size_t i)
+{
+	size_t k;
+
+	if (s->len[i] != 64)
+		return 0;
+	for (k = 0; k < 64; k++)
+		if (!strchr("0123456789abcdef", s->raw[i][k]))
+			return 0;
+	return 1;
+}
+
+/*
+ * "/[datasets/|spaces/]{name}[.git]/{suffix}" where {name} is one or two
+ * segments and the suffix is one git or git-lfs asks for (route.h).
+ * Returns 1 with out filled, 0 when the path is not such a route.
+ */
+static int parse_git(struct hfm_route *r, const struct segs *s)
+{
+	enum hfm_repo_type t = HFM_MODEL;
+	enum hfm_route_kind kind;
+	size_t n = s->n, end, i = 0;
+	char *a = NULL, *b = NULL;
+	int rc;
+
+	if (n >= 3 && seg_is(s, n - 2, "info") && seg_is(s, n - 1, "refs")) {
+		kind = HFM_R_GIT_INFO_REFS;
+		end = n - 2;
+	} else if (n >= 2 && seg_is(s, n - 1, "git-upload-pack")) {
+		kind = HFM_R_GIT_UPLOAD_PACK;
+		end = n - 1;
+	} else if (n >= 2 && seg_is(s, n - 1, "git-receive-pack")) {
+		kind = HFM_R_GIT_RECEIVE_PACK;
+		end = n - 1;
+	} else if (n >= 5 && seg_is(s, n - 4, "info") && seg_is(s, n - 3, "lfs") &&
+		   seg_is(s, n - 2, "objects") && seg_is(s, n - 1, "batch")) {
+		kind = HFM_R_GIT_LFS_BATCH;
+		end = n - 4;
+	} else if (n >= 6 && seg_is(s, n - 5, "info") && seg_is(s, n - 4, "lfs") &&
+		   seg_is(s, n - 3, "objects") && seg_hex64(s, n - 2) && seg_digits(s, n - 1)) {
+		kind = HFM_R_GIT_LFS_OBJECT;
+		end = n - 5;
+	} else {
+		return 0;
+	}
+	if (end >= 2 && (seg_is(s, 0, "datasets") || seg_is(s, 0, "spaces"))) {
+		t = seg_is(s, 0, "datasets") ? HFM_DATASET : HFM_SPACE;
+		i = 1;
+	}
+	if (end - i < 1 || end - i > 2)
+		return 0;
+	a = seg(s, i);
+	b = end - i == 2 ? seg(s, i + 1) : NULL;
+	if (a && (end - i == 1 || b)) {
+		char *last = b ? b : a;
+		size_t l = strlen(last);
+
+		if (l > 4 && !strcmp(last + l - 4, ".git"))
+			last[l - 4] = '\0';
+		rc = b ? hfm_repo_id_set(&r->repo, t, a, b) : hfm_repo_id_set(&r->repo, t, NULL, a);
+	} else {
+		rc = HFM_EINVAL;
+	}
+	free(a);
+	free(b);
+	if (rc)
+		return 0;
+	r->kind = kind;
+	if (kind == HFM_R_GIT_LFS_OBJECT)
+		r->path = hfm_asprintf("%.*s/%.*s", (int)s->len[n - 2], s->raw[n - 2],
+				       (int)s->len[n - 1], s->raw[n - 1]);
+	return 1;
+}
+
 int hfm_route_parse(struct hfm_route *out, const char *raw)
 {
 	struct segs s;
@@ -339,6 +427,8 @@ int hfm_route_parse(struct hfm_route *out, const char *raw)
 		return out->kind = HFM_R_METRICS, 0;
 	else if (s.n == 1 && (seg_is(&s, 0, "favicon.ico") || seg_is(&s, 0, "robots.txt")))
 		return out->kind = HFM_R_NOTFOUND, 0;
+	else if (parse_git(out, &s))
+		return 0;
 	else
 		rc = parse_files(out, &s);
 	if (rc)

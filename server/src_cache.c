@@ -516,18 +516,31 @@ static int meta_get(struct hfm_buf *out, struct cache_repo *r, const char *rel, 
  * upstream gave for any revision of the repo; a commit's info keeps the
  * marks it had when fetched.  A repo is restricted if either says so.
  */
-static enum restriction mark_read(struct cache_repo *r)
+static enum restriction mark_read_at(struct cachesrc *cs, const char *dir)
 {
 	struct hfm_buf b = HFM_BUF_INIT(64);
 	char rel[HFM_PATH_MAX];
 	enum restriction rs = R_OPEN;
 
-	snprintf(rel, sizeof(rel), "%s/access", r->dir);
-	if (meta_read(&b, r->cs, rel, NULL) == 0)
+	snprintf(rel, sizeof(rel), "%s/access", dir);
+	if (meta_read(&b, cs, rel, NULL) == 0)
 		rs = !strncmp(hfm_buf_cstr(&b), "private", 7) ? R_PRIVATE :
 		     !strncmp(hfm_buf_cstr(&b), "gated", 5) ? R_GATED : R_OPEN;
 	hfm_buf_dispose(&b);
 	return rs;
+}
+
+static enum restriction mark_read(struct cache_repo *r)
+{
+	return mark_read_at(r->cs, r->dir);
+}
+
+int hfm_cachesrc_restricted(struct hfm_source *src, const struct hfm_repo_id *id)
+{
+	char dir[HFM_PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "meta/%s/%s", hfm_repo_type_plural(id->type), id->name);
+	return mark_read_at((struct cachesrc *)src, dir) != R_OPEN;
 }
 
 static void grant_key(char *key, size_t cap, const struct cache_repo *r, const struct hfm_ctx *ctx)

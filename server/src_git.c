@@ -1744,6 +1744,11 @@ static void gs_list_repos(struct hfm_source *src, enum hfm_repo_type t,
 	free(ns.v);
 }
 
+static const char *gs_git_path(struct hfm_repo *repo)
+{
+	return ((struct gs_repo *)repo)->path;
+}
+
 /* ---- lifetime ---------------------------------------------------------- */
 
 static void gs_free(struct hfm_source *src)
@@ -1783,6 +1788,7 @@ static const struct hfm_source_ops git_ops = {
 	.commits = gs_commits,
 	.open = gs_open,
 	.list_repos = gs_list_repos,
+	.git_path = gs_git_path,
 	.free = gs_free,
 };
 

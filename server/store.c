@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -384,4 +385,37 @@ void hfm_store_mirror_path(struct hfm_buf *out, const struct hfm_store *s,
 {
 	hfm_buf_printf(out, "%s/mirrors/%s/%s.git", s->root, hfm_repo_type_plural(id->type),
 		       id->name);
+}
+
+int hfm_store_mirror_lock(int *out, const struct hfm_store *s, const struct hfm_repo_id *id,
+			  void (*on_wait)(void *cls), void *cls)
+{
+	struct hfm_buf path = HFM_BUF_INIT(HFM_PATH_MAX);
+	char *flat = hfm_strdup(id->name), *p;
+	int fd, rc = 0;
+
+	*out = -1;
+	for (p = flat; *p; p++)
+		if (*p == '/')
+			*p = '#';   /* not a name character, so the flat name is unique */
+	if ((rc = hfm_store_mkdirs(s, "meta/import-locks")))
+		goto out;
+	hfm_buf_printf(&path, "%s/meta/import-locks/%s--%s", s->root,
+		       hfm_repo_type_plural(id->type), flat);
+	fd = open(path.ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = hfm_error_set(HFM_EIO, "%s: %s", path.ptr, strerror(errno));
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (on_wait)
+			on_wait(cls);
+		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+			;
+	}
+	*out = fd;
+out:
+	free(flat);
+	hfm_buf_dispose(&path);
+	return rc;
 }

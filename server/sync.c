@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hfm/gitfetch.h"
 #include "hfm/progress.h"
 #include "hfm/rules.h"
 #include "hfm/source.h"
@@ -122,6 +123,10 @@ struct repo {
 	char *skipped;                   /* why its files are not fetched (rules) */
 	struct obj **objs;               /* distinct objects it wants */
 	size_t nobjs, capobjs;
+	/* git = true: its history into mirrors/ (hfm_sync_git) */
+	int git_done;                    /* fetched or failed */
+	char *git_error;
+	struct hfm_gitfetch_result git;
 };
 
 struct waitpt {
@@ -684,6 +689,70 @@ int hfm_sync_fetch(struct hfm_sync *s, void (*tick)(void *cls), void *cls, unsig
 	return atomic_load(&s->stop) ? hfm_error_set(HFM_ERROR, "interrupted") : 0;
 }
 
+/* Does repo r want its git history fetched (and is it fit for it)? */
+static int wants_git(const struct repo *r)
+{
+	return r->want->git && !r->error && !r->skipped;
+}
+
+struct git_wait {
+	struct hfm_sync *s;
+	const struct hfm_repo_id *id;
+};
+
+static void git_waiting(void *cls)
+{
+	struct git_wait *w = cls;
+
+	say(w->s, "%s%s: git: waiting for an import of its mirror to finish",
+	    hfm_repo_type_prefix(w->id->type), w->id->name);
+}
+
+int hfm_sync_git(struct hfm_sync *s)
+{
+	for (size_t i = 0; i < s->m->n && !atomic_load(&s->stop); i++) {
+		struct repo *r = &s->repos[i];
+		const struct hfm_repo_id *id = &r->want->id;
+		struct hfm_gitfetch_result res;
+		struct git_wait gw = { s, id };
+		struct hfm_gitfetch_opts go = {
+			.upstream_url = s->o.upstream_url,
+			.authorization = s->o.authorization,
+			.stop = &s->stop,
+			.on_wait = git_waiting,
+			.cls = &gw,
+		};
+		int rc;
+
+		if (!wants_git(r))
+			continue;
+		if (!s->o.upstream_url) {
+			rc = hfm_error_set(HFM_EINVAL, "no upstream to fetch git history from");
+		} else if (s->o.restricted && s->o.restricted(s->o.cache, id)) {
+			/* the git source has no gating: its mirror would be everyone's */
+			rc = hfm_error_set(HFM_EINVAL, "git = true is refused for a gated or private "
+					   "repo: a git mirror is served to everyone (its files are "
+					   "synced as usual)");
+		} else {
+			say(s, "%s%s: git: fetching its history into mirrors/",
+			    hfm_repo_type_prefix(id->type), id->name);
+			rc = hfm_gitfetch_mirror(&res, s->o.store, id, &go);
+		}
+		pthread_mutex_lock(&s->lock);
+		if (rc) {
+			r->git_error = why(rc);
+		} else {
+			r->git = res;
+		}
+		r->git_done = 1;
+		pthread_mutex_unlock(&s->lock);
+		if (!rc)
+			say(s, "%s%s: git: %zu refs, %u objects received", hfm_repo_type_prefix(id->type),
+			    id->name, res.refs, res.received_objects);
+	}
+	return atomic_load(&s->stop) ? hfm_error_set(HFM_ERROR, "interrupted") : 0;
+}
+
 void hfm_sync_stop(struct hfm_sync *s)
 {
 	atomic_store(&s->stop, 1);
@@ -755,6 +824,8 @@ void hfm_sync_free(struct hfm_sync *s)
 		free(r->objs);
 		free(r->error);
 		free(r->skipped);
+		free(r->git_error);
+		hfm_gitfetch_result_dispose(&r->git);
 	}
 	for (size_t i = 0; i < OBJ_BUCKETS; i++) {
 		while (s->buckets[i]) {
@@ -826,17 +897,21 @@ static void tally(struct tally *t, const struct hfm_sync *s, const struct repo *
 
 static int repo_failed(const struct repo *r, const struct tally *t)
 {
-	return r->error || t->failed.files || t->failed_revs || t->pending.files;
+	return r->error || t->failed.files || t->failed_revs || t->pending.files || r->git_error;
 }
 
 int hfm_sync_repo_finished(struct hfm_sync *s, size_t i)
 {
-	const struct repo *r = &s->repos[i];
+	const struct repo *r = i < s->m->n ? &s->repos[i] : NULL;
 	int done = 1;
 
 	if (!s->planned || i >= s->m->n)
 		return 0;
-	if (s->fetched || s->dry_run)
+	if (s->dry_run)
+		return 1;
+	if (wants_git(r) && !r->git_done)
+		return 0;
+	if (s->fetched)
 		return 1;
 	pthread_mutex_lock(&s->lock);
 	for (size_t k = 0; k < r->nobjs && done; k++)
@@ -942,6 +1017,20 @@ void hfm_sync_report_json(struct hfm_buf *b, struct hfm_sync *s, size_t i)
 		json_count(b, "not_fetched", &t.pending);
 		hfm_buf_putc(b, '}');
 	}
+	if (r->want->git && !s->dry_run && r->git_done) {
+		hfm_buf_puts(b, ",\"git\":{");
+		if (r->git_error) {
+			hfm_buf_puts(b, "\"error\":");
+			hfm_buf_json_str(b, r->git_error);
+		} else {
+			hfm_buf_puts(b, "\"mirror\":");
+			hfm_buf_json_str(b, r->git.path);
+			hfm_buf_printf(b, ",\"refs\":%zu,\"objects\":%u,\"bytes\":%llu", r->git.refs,
+				       r->git.received_objects,
+				       (unsigned long long)r->git.received_bytes);
+		}
+		hfm_buf_putc(b, '}');
+	}
 	hfm_buf_putc(b, '}');
 	pthread_mutex_unlock(&s->lock);
 }
@@ -1022,6 +1111,16 @@ void hfm_sync_report_text(struct hfm_buf *b, struct hfm_sync *s)
 			hfm_buf_puts(b, "  not fetched ");
 			count_text(b, &t.pending);
 			hfm_buf_puts(b, " (interrupted)\n");
+		}
+		if (r->want->git && !s->dry_run && r->git_done) {
+			if (r->git_error) {
+				hfm_buf_printf(b, "  git        failed: %s\n", r->git_error);
+			} else {
+				char h[24];
+				hfm_human_bytes(h, sizeof(h), r->git.received_bytes);
+				hfm_buf_printf(b, "  git        %zu refs, %u objects (%s) received: %s\n",
+					       r->git.refs, r->git.received_objects, h, r->git.path);
+			}
 		}
 		fetched.files += t.fetched.files;
 		fetched.bytes += t.fetched.bytes;

@@ -66,6 +66,8 @@ struct hfm_up_xfer {
 	char *url;
 	char *log_url;                   /* without query or userinfo */
 	struct curl_slist *headers;      /* includes Authorization */
+	char *body;                      /* POST */
+	size_t body_len;
 	char range[48];
 	int follow, max_attempts;
 	long retry_base_ms;
@@ -131,7 +133,7 @@ static char *url_for_log(const char *url)
 
 static const char *method_name(enum hfm_up_method m)
 {
-	return m == HFM_UP_HEAD ? "HEAD" : "GET";
+	return m == HFM_UP_HEAD ? "HEAD" : m == HFM_UP_POST ? "POST" : "GET";
 }
 
 static int status_retryable(long s)
@@ -239,6 +241,7 @@ static void xfer_unref(struct hfm_up_xfer *x)
 	free(x->hv);
 	free(x->url);
 	free(x->log_url);
+	free(x->body);
 	free(x);
 }
 
@@ -314,14 +317,20 @@ int hfm_up_start(struct hfm_up_xfer **out, struct hfm_upstream *u,
 	if (!req->url || !req->on_done ||
 	    (strncmp(req->url, "http://", 7) && strncmp(req->url, "https://", 8)))
 		return hfm_error_set(HFM_EINVAL, "upstream request needs an http(s) URL and on_done");
-	if (req->method != HFM_UP_GET && req->method != HFM_UP_HEAD)
-		return hfm_error_set(HFM_EINVAL, "upstream method must be GET or HEAD");
+	if (req->method != HFM_UP_GET && req->method != HFM_UP_HEAD && req->method != HFM_UP_POST)
+		return hfm_error_set(HFM_EINVAL, "upstream method must be GET, HEAD or POST");
 
 	x = hfm_calloc(1, sizeof(*x));
 	atomic_init(&x->refs, 1);
 	x->u = u;
 	x->method = req->method;
 	x->url = hfm_strdup(req->url);
+	if (req->method == HFM_UP_POST) {
+		x->body = hfm_malloc(req->body_len ? req->body_len : 1);
+		if (req->body_len)
+			memcpy(x->body, req->body, req->body_len);
+		x->body_len = req->body_len;
+	}
 	x->log_url = url_for_log(req->url);
 	x->follow = req->follow_redirects;
 	x->max_attempts = req->max_attempts > 1 ? req->max_attempts : 1;
@@ -560,6 +569,11 @@ static int setup_easy(struct hfm_up_xfer *x)
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
 	if (x->method == HFM_UP_HEAD)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	if (x->method == HFM_UP_POST) {
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+	}
 	if (x->range[0])
 		curl_easy_setopt(e, CURLOPT_RANGE, x->range);
 	return 0;

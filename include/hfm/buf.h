@@ -76,4 +76,25 @@ int hfm_buf_html(struct hfm_buf *b, const char *s);
  */
 int hfm_buf_urlenc(struct hfm_buf *b, const char *s, int keep_slash);
 
+/*
+ * Append the bytes that base64 text [s, s+n) encodes (the standard and the
+ * URL-safe alphabet, padding optional).  HFM_EINVAL for anything else.
+ */
+int hfm_buf_b64_decode(struct hfm_buf *b, const char *s, size_t n);
+
+/*
+ * A fixed ring of bytes between a producer and a consumer (who lock it
+ * themselves): [head, head + len) modulo cap holds the data.
+ */
+struct hfm_ring {
+	char *buf;
+	size_t cap, head, len;
+};
+void hfm_ring_init(struct hfm_ring *r, size_t cap);
+void hfm_ring_dispose(struct hfm_ring *r);
+/* Copy min(n, free room) bytes in; returns how many. */
+size_t hfm_ring_put(struct hfm_ring *r, const void *p, size_t n);
+/* Copy min(n, len) bytes out; returns how many. */
+size_t hfm_ring_get(struct hfm_ring *r, void *p, size_t n);
+
 #endif

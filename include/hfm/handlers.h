@@ -13,9 +13,10 @@
  * Hub's form.
  *
  * The handlers: h_files.c (resolve/raw), h_api.c (the JSON API), ui.c (the
- * web page), h_whoami.c (who the token is); handlers.c identifies the
- * caller (auth.h), dispatches and has the small ones (OPTIONS, /healthz,
- * /metrics).  They reach sources only through the catalog.
+ * web page), h_whoami.c (who the token is), h_git.c (git clients);
+ * handlers.c identifies the caller (auth.h), dispatches and has the small
+ * ones (OPTIONS, /healthz, /metrics).  They reach sources only through the
+ * catalog.
  */
 #ifndef HFM_HANDLERS_H
 #define HFM_HANDLERS_H
@@ -27,11 +28,14 @@
 #include "reply.h"
 #include "route.h"
 
+struct hfm_gitserve;
+
 struct hfm_app {
 	const struct hfm_catalog *catalog;   /* what is served; borrowed */
 	const char *mode_label;              /* "model-bin", "mirror", ...: /healthz, the web page */
 	struct hfm_auth *auth;               /* local identities; NULL = none (all anonymous) */
 	struct hfm_audit *audit;             /* the download audit log; NULL = off */
+	struct hfm_gitserve *git;            /* git clients' state (gitserve.h); NULL: none */
 };
 
 /* The transport's handle callback (hfm_server_opts): `app` is a struct hfm_app. */
@@ -71,5 +75,6 @@ int hfm_h_file(struct hfm_call *c);        /* /resolve/, /raw/ */
 int hfm_h_api(struct hfm_call *c);         /* /api/... */
 int hfm_h_ui(struct hfm_call *c);          /* /, /{repo}, /{repo}/tree/... */
 int hfm_h_whoami(struct hfm_call *c);      /* /api/whoami-v2 (h_whoami.c) */
+int hfm_h_git(struct hfm_call *c);         /* git smart HTTP and LFS (h_git.c) */
 
 #endif

@@ -144,6 +144,12 @@ int hfm_req_respond(struct hfm_req *r, unsigned status, struct hfm_buf *body);
  */
 int hfm_req_respond_body(struct hfm_req *r, unsigned status, struct hfm_body *body,
 			 uint64_t start, uint64_t len);
+/*
+ * `len` for a stream whose length is not known before it ends (a git pack
+ * being built): it is sent chunked, and ends when the stream's read
+ * returns 0.
+ */
+#define HFM_LEN_UNKNOWN UINT64_MAX
 int hfm_req_replied(const struct hfm_req *r);
 
 /*

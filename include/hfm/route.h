@@ -29,7 +29,18 @@ enum hfm_route_kind {
 	HFM_R_API_WHOAMI,     /* /api/whoami-v2 */
 	HFM_R_HEALTH,         /* /healthz */
 	HFM_R_METRICS,        /* /metrics */
+	/* git smart HTTP and LFS (h_git.c): {repo} is [datasets/|spaces/]name[.git] */
+	HFM_R_GIT_INFO_REFS,     /* GET /{repo}/info/refs?service=git-upload-pack */
+	HFM_R_GIT_UPLOAD_PACK,   /* POST /{repo}/git-upload-pack */
+	HFM_R_GIT_RECEIVE_PACK,  /* /{repo}/git-receive-pack: refused */
+	HFM_R_GIT_LFS_BATCH,     /* POST /{repo}/info/lfs/objects/batch */
+	HFM_R_GIT_LFS_OBJECT,    /* GET /{repo}/info/lfs/objects/{oid}/{size}: path = "oid/size" */
 };
+
+static inline int hfm_route_is_git(enum hfm_route_kind k)
+{
+	return k >= HFM_R_GIT_INFO_REFS && k <= HFM_R_GIT_LFS_OBJECT;
+}
 
 struct hfm_route {
 	enum hfm_route_kind kind;

@@ -190,6 +190,8 @@ struct hfm_stream {
  * Copy bytes at content offset `pos` (pos < end) into buf (max > 0); `end`
  * is where this response stops.  Returns the number of bytes (> 0),
  * HFM_EAGAIN with w armed, or a negative error: the response must end short.
+ * A stream whose length is not known in advance (end is UINT64_MAX,
+ * HFM_LEN_UNKNOWN in http.h) returns 0 once it has ended.
  */
 ssize_t hfm_stream_read(struct hfm_stream *s, uint64_t pos, uint64_t end, char *buf,
 			size_t max, struct hfm_waiter *w);
@@ -292,6 +294,13 @@ struct hfm_source_ops {
 	 * access-check-ttl.  (`[auth] upstream-tokens`, auth.h.)
 	 */
 	int (*whoami)(struct hfm_buf *name, struct hfm_source *src, struct hfm_ctx *ctx);
+
+	/*
+	 * Optional: where libgit2 opens a repository that holds r's history with
+	 * the ids this source answers, for git clients (smart HTTP, h_git.c).
+	 * NULL (or no op) = none.  The string lives as long as r.
+	 */
+	const char *(*git_path)(struct hfm_repo *r);
 
 	void (*free)(struct hfm_source *src);
 };

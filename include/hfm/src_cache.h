@@ -95,4 +95,10 @@ struct hfm_cachesrc_opts {
 /* Strings in `o` are copied.  HFM_EINVAL for a missing store or URL. */
 int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o);
 
+/*
+ * 1 if the upstream said the repo is gated or private when the cache last
+ * fetched its info (the repo's meta mark), else 0.  Any thread.
+ */
+int hfm_cachesrc_restricted(struct hfm_source *cache, const struct hfm_repo_id *id);
+
 #endif

@@ -121,6 +121,15 @@ int hfm_store_add_fd(enum hfm_store_added *how, const struct hfm_store *s, int f
 void hfm_store_mirror_path(struct hfm_buf *out, const struct hfm_store *s,
 			   const struct hfm_repo_id *id);
 
+/*
+ * Lock the mirror of `id` against the store's other writers of mirrors
+ * (the importer, `hfmirror sync`): an flock on
+ * meta/import-locks/<plural>--<org>#<name>, held until *fd is closed.
+ * When another holds it, calls on_wait(cls) (may be NULL) and waits.
+ */
+int hfm_store_mirror_lock(int *fd, const struct hfm_store *s, const struct hfm_repo_id *id,
+			  void (*on_wait)(void *cls), void *cls);
+
 /* mkdir -p relative to the store root (mode 0755). */
 int hfm_store_mkdirs(const struct hfm_store *s, const char *rel);
 

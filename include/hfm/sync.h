@@ -51,6 +51,7 @@ struct hfm_sync_want {
 	size_t n_include;
 	char **exclude;
 	size_t n_exclude;
+	int git;                         /* also fetch its git history into mirrors/ (gitfetch.h) */
 	unsigned line;                   /* of its [[repo]] in the file */
 };
 
@@ -87,6 +88,10 @@ struct hfm_sync_opts {
 	const struct hfm_rules *proxy_rules;  /* a repo denied is not asked for; NULL = all */
 	const struct hfm_rules *cache_rules;  /* a repo denied is skipped; NULL = all */
 	const char *authorization;       /* "Bearer hf_..." for gated and private repos, or NULL */
+	const char *upstream_url;        /* the cache's upstream, for repos with git = true */
+	/* 1 if the cache knows the repo is gated or private (hfm_cachesrc_restricted):
+	   such repos get no git mirror (it has no gating).  NULL: none is. */
+	int (*restricted)(struct hfm_source *cache, const struct hfm_repo_id *id);
 	unsigned jobs;                   /* files fetched at once; 0 = 4 */
 	/* Lines worth telling while planning ("acme/x@main: commit ..."); may be NULL. */
 	void (*say)(void *cls, const char *line);
@@ -110,6 +115,13 @@ int hfm_sync_plan(struct hfm_sync *s, int dry_run);
  * called on the caller's thread about every `tick_ms` while it waits.
  */
 int hfm_sync_fetch(struct hfm_sync *s, void (*tick)(void *cls), void *cls, unsigned tick_ms);
+/*
+ * Fetch the git history of every repo with `git = true` that planning
+ * found (not skipped, not failed) into the store's mirrors/ (gitfetch.h),
+ * one repo after another.  Failures are recorded, not returned; 0, or
+ * HFM_ERROR once stopped.  Call after hfm_sync_fetch(), not on a dry run.
+ */
+int hfm_sync_git(struct hfm_sync *s);
 /* Stop planning or fetching soon (from any thread, a signal handler's thread too). */
 void hfm_sync_stop(struct hfm_sync *s);
 int hfm_sync_stopped(struct hfm_sync *s);

@@ -103,7 +103,7 @@ void hfm_up_stats(struct hfm_up_stats *out, struct hfm_upstream *u);
 
 /* ---- one transfer ------------------------------------------------------- */
 
-enum hfm_up_method { HFM_UP_GET, HFM_UP_HEAD };
+enum hfm_up_method { HFM_UP_GET, HFM_UP_HEAD, HFM_UP_POST };
 
 /* What on_headers and on_data return. */
 enum {
@@ -144,6 +144,9 @@ struct hfm_up_request {
 	const char *url;                /* absolute http(s) URL */
 	const char *authorization;      /* whole header value ("Bearer hf_…"), or NULL */
 	const char *const *headers;     /* more "Name: value" lines, NULL-terminated, or NULL */
+	/* POST only: the request body (copied; sent with Content-Length) */
+	const void *body;
+	size_t body_len;
 	/*
 	 * A byte range: Range: bytes=range_start-(range_start+range_len-1), or
 	 * bytes=range_start- when range_len is 0.  Only with has_range.  Sent

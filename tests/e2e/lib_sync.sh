@@ -35,6 +35,16 @@ npm_check() {
 	fi
 }
 
+# run_sync NAME [args]: `hfmirror sync -c $T/config.toml args`; stdout (the
+# report, or JSON lines) to $T/NAME.json, stderr to $T/NAME.err; prints the
+# exit status
+run_sync() {
+	n=$1
+	shift
+	"$HFMIRROR" sync -c "$T/config.toml" "$@" >"$T/$n.json" 2>"$T/$n.err"
+	echo $?
+}
+
 # jq_repo FILE REPO EXPR: a Python expression over repo REPO's JSON line
 # (`j`) in FILE, printed (a tuple's items separated by spaces)
 jq_repo() {

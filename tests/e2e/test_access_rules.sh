@@ -9,7 +9,8 @@
 # (model-bin), acme/gsecret (a bare git mirror gsecret.git), acme/usecret
 # (only upstream has it) and the canonical repo canon2.  Every route
 # (resolve, raw, info, revision, tree, paths-info, refs, commits, auth-check,
-# the web page, the listings) is asked for every spelling of those names:
+# the web page, the listings, git's info/refs and upload-pack, the LFS batch
+# API and its objects) is asked for every spelling of those names:
 # upper and mixed case, %-escaped letters, %2f between org and name, a
 # leading //, a trailing .git.
 . "$(dirname "$0")/lib.sh"
@@ -109,7 +110,8 @@ S=$s_URL
 
 # ---- helpers ----------------------------------------------------------------------------------
 # ask METHOD URL [curl args]: "STATUS CODE" (CODE: X-Error-Code or -); body in
-# $T/b.  POST sends a paths-info form: paths=FILE with FILE from $PATHS.
+# $T/b.  POST sends a paths-info form: paths=FILE with FILE from $PATHS;
+# RAW is a POST of what the curl args say.
 ask() {
 	m=$1 u=$2
 	shift 2
@@ -118,6 +120,7 @@ ask() {
 	HEAD) curl -s -I -o /dev/null -D "$T/h" --max-time 60 --path-as-is "$@" "$u" ;;
 	POST) curl -s -o "$T/b" -D "$T/h" --max-time 60 --path-as-is -d "paths=${PATHS:-a.txt}" \
 		"$@" "$u" ;;
+	RAW) curl -s -o "$T/b" -D "$T/h" --max-time 60 --path-as-is -X POST "$@" "$u" ;;
 	*) curl -s -o "$T/b" -D "$T/h" --max-time 60 --path-as-is "$@" "$u" ;;
 	esac
 	c=$(hdr "$T/h" X-Error-Code 2>/dev/null)
@@ -149,7 +152,34 @@ denied() {
 		esac
 		check "$q: nothing of the repo in the answer" no_secret
 	done
+	# git clients: "not found" (git's own wording follows from the 404)
+	for q in "GET $lead/$p$v/info/refs?service=git-upload-pack" \
+		"GET $lead/$p$v/info/refs?service=git-receive-pack" \
+		"POST $lead/$p$v/git-upload-pack" \
+		"POST $lead/$p$v/info/lfs/objects/batch" \
+		"GET $lead/$p$v/info/lfs/objects/$LFSOBJ"; do
+		case $q in
+		*/batch) got=$(ask RAW "$S${q#* }" -H "Content-Type: application/vnd.git-lfs+json" \
+			--data-binary "$LFSBATCH") ;;
+		POST*) got=$(ask RAW "$S${q#* }" -H "Git-Protocol: version=2" \
+			-H "Content-Type: application/x-git-upload-pack-request" \
+			--data-binary "$UPLOADREQ") ;;
+		*) got=$(ask GET "$S${q#* }") ;;
+		esac
+		case $q in
+		*receive-pack) like "$got" "^4[0-9][0-9] " "$q: refused" ;;
+		*) case $v in
+			*%2[fF]*) like "$got" "^4[0-9][0-9] " "$q: refused" ;;
+			*) like "$got" "^404 " "$q: not found" ;;
+			esac ;;
+		esac
+		check "$q: nothing of the repo in the answer" no_secret
+	done
 }
+# what the git routes get: a v2 ls-refs, an LFS batch and object of any id
+UPLOADREQ=$(printf '0014command=ls-refs\n0001000bsymrefs0000')
+LFSOBJ=$(printf '%064d' 0)/5
+LFSBATCH='{"operation":"download","objects":[{"oid":"'"$(printf '%064d' 0)"'","size":5}]}'
 
 # variants ORG NAME: the spellings of ORG/NAME a client could send
 variants() {
@@ -180,6 +210,14 @@ like "$(ask GET "$S/api/models/acme/open.git")" "^200 " "allowed: /api/models/ac
 like "$(cat "$T/b")" '"id":"acme/open"' "... its id is acme/open, without .git"
 like "$(ask GET "$S/api/models/acme/gopen.git")" "^200 " "allowed: a bare mirror named gopen.git as acme/gopen.git"
 like "$(cat "$T/b")" '"id":"acme/gopen"' "... its id is acme/gopen"
+for q in /acme/open/info/refs?service=git-upload-pack /acme/gopen.git/info/refs?service=git-upload-pack \
+	/%61cme/gopen/info/refs?service=git-upload-pack; do
+	like "$(ask GET "$S$q")" "^200 " "allowed: git: GET $q: 200"
+done
+like "$(ask RAW "$S/acme/gopen/git-upload-pack" -H "Git-Protocol: version=2" \
+	-H "Content-Type: application/x-git-upload-pack-request" --data-binary "$UPLOADREQ")" "^200 " \
+	"allowed: git: ls-refs of acme/gopen: 200"
+like "$(cat "$T/b")" "refs/heads/main" "... lists its main"
 
 # ---- every route, every spelling ----------------------------------------------------------
 for v in $(variants acme secret); do denied "$v" s.txt; done

@@ -78,14 +78,6 @@ revisions = "refs/pr/1"
 include = "data/"
 EOF
 
-# run_sync NAME [args]: run sync with the config; JSON lines to $T/NAME.json,
-# stderr to $T/NAME.err; prints the exit status
-run_sync() {
-	n=$1
-	shift
-	"$HFMIRROR" sync -c "$T/config.toml" "$@" >"$T/$n.json" 2>"$T/$n.err"
-	echo $?
-}
 obj() { echo "$S/objects/$(echo "$1" | cut -c1-2)/$1"; }
 lfs_sha() { sha256sum <"$1" | cut -c1-64; }
 

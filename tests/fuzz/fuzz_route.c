@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(raw);
 		return 0;
 	}
-	FUZZ_CHECK(r.kind >= HFM_R_NOTFOUND && r.kind <= HFM_R_METRICS);
+	FUZZ_CHECK(r.kind >= HFM_R_NOTFOUND && r.kind <= HFM_R_GIT_LFS_OBJECT);
 	if (r.rev)
 		FUZZ_CHECK(hfm_rev_valid(r.rev));
 	if (r.path)
@@ -65,6 +65,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(r.path);
 		FUZZ_CHECK(repo_valid(&r.repo));
 		FUZZ_CHECK(!r.rev_given == !r.rev);
+		break;
+	case HFM_R_GIT_INFO_REFS:
+	case HFM_R_GIT_UPLOAD_PACK:
+	case HFM_R_GIT_RECEIVE_PACK:
+	case HFM_R_GIT_LFS_BATCH:
+		FUZZ_CHECK(!r.rev && !r.path);
+		FUZZ_CHECK(repo_valid(&r.repo));
+		break;
+	case HFM_R_GIT_LFS_OBJECT:
+		/* "<64 hex>/<digits>": what h_git.c reads without checking again */
+		FUZZ_CHECK(r.path && strlen(r.path) > 65 && r.path[64] == '/');
+		FUZZ_CHECK(strspn(r.path, "0123456789abcdef") == 64);
+		FUZZ_CHECK(strspn(r.path + 65, "0123456789") == strlen(r.path + 65));
+		FUZZ_CHECK(repo_valid(&r.repo));
 		break;
 	default:
 		break;

@@ -131,5 +131,33 @@ int main(void)
 	bad("/api/models/acme/tiny/tree/main/%2E%2E");
 	bad("/api/models/acme/ti%0any");
 	bad("relative/path");
+
+	/* git smart HTTP and LFS: with or without .git, every repo type, canonical repos */
+	expect("/acme/tiny.git/info/refs", HFM_R_GIT_INFO_REFS, HFM_MODEL, "acme/tiny", NULL, NULL);
+	expect("/acme/tiny/info/refs", HFM_R_GIT_INFO_REFS, HFM_MODEL, "acme/tiny", NULL, NULL);
+	expect("/acme/tiny.git/git-upload-pack", HFM_R_GIT_UPLOAD_PACK, HFM_MODEL, "acme/tiny",
+	       NULL, NULL);
+	expect("/datasets/acme/ds/git-upload-pack", HFM_R_GIT_UPLOAD_PACK, HFM_DATASET,
+	       "acme/ds", NULL, NULL);
+	expect("/spaces/acme/sp.git/git-receive-pack", HFM_R_GIT_RECEIVE_PACK, HFM_SPACE,
+	       "acme/sp", NULL, NULL);
+	expect("/gpt2.git/info/refs", HFM_R_GIT_INFO_REFS, HFM_MODEL, "gpt2", NULL, NULL);
+	expect("/datasets/squad/info/refs", HFM_R_GIT_INFO_REFS, HFM_DATASET, "squad", NULL, NULL);
+	expect("/acme/tiny.git/info/lfs/objects/batch", HFM_R_GIT_LFS_BATCH, HFM_MODEL,
+	       "acme/tiny", NULL, NULL);
+	expect("/acme/tiny.git/info/lfs/objects/"
+	       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/42",
+	       HFM_R_GIT_LFS_OBJECT, HFM_MODEL, "acme/tiny", NULL,
+	       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/42");
+	/* not git routes: longer paths, bad ids, bad names */
+	expect("/acme/tiny/resolve/main/info/refs", HFM_R_RESOLVE, HFM_MODEL, "acme/tiny",
+	       "main", "info/refs");
+	expect("/a/b/c/info/refs", HFM_R_NOTFOUND, 0, NULL, NULL, NULL);
+	expect("/acme/tiny.git/info/lfs/objects/0123/42", HFM_R_NOTFOUND, 0, NULL, NULL, NULL);
+	expect("/acme/tiny.git/info/lfs/objects/"
+	       "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef/42",
+	       HFM_R_NOTFOUND, 0, NULL, NULL, NULL);
+	bad("/acme/..git/info/refs");
+	expect("/info/refs", HFM_R_UI_REPO, HFM_MODEL, "info/refs", NULL, "");
 	return tap_done();
 }

@@ -71,7 +71,7 @@ static void test_example(const char *path)
 	TAP_IS_STR(m->repos[1].revisions[0], "main", "main");
 	TAP_IS_STR(m->repos[2].id.name, "gpt2", "a canonical repo");
 	TAP_IS_INT(m->repos[2].id.type, HFM_MODEL, "a model by default");
-	TAP_IS_INT(m->repos[2].line, 19, "where each [[repo]] is");
+	TAP_IS_INT(m->repos[2].line, 21, "where each [[repo]] is");
 	hfm_sync_manifest_free(m);
 	hfm_buf_dispose(&err);
 }
@@ -84,7 +84,12 @@ static void test_defaults(void)
 		TAP_IS_INT(m->repos[0].n_revisions, 1, "a string is a list of one");
 		TAP_IS_STR(m->repos[0].revisions[0], "refs/pr/1", "refs/pr/N is a revision");
 		TAP_IS_STR(m->repos[0].include[0], "*.json", "a pattern string");
+		TAP_IS_INT(m->repos[0].git, 0, "no git history unless asked");
 	}
+	hfm_sync_manifest_free(m);
+	m = reads("[[repo]]\nid = \"a/b\"\ngit = true\n", "git = true");
+	if (m)
+		TAP_IS_INT(m->repos[0].git, 1, "git = true: its history too");
 	hfm_sync_manifest_free(m);
 }
 
@@ -126,6 +131,8 @@ static void test_errors(void)
 	refused("[[repo]]\nid = \"a/b\"\nrevision = \"main\"\n",
 		"m.toml:3: repo[0].revision: unknown key (did you mean revisions? it takes a list)\n",
 		"revision for revisions");
+	refused("[[repo]]\nid = \"a/b\"\ngit = \"yes\"\n",
+		"m.toml:3: repo[0].git: expected a boolean, got a string\n", "git takes a boolean");
 	refused("[[repo]]\nid = \"a/b\"\nInclude = [\"x\"]\n",
 		"m.toml:3: repo[0].Include: unknown key (did you mean include?)\n", "a key's case");
 	refused("[[repo]]\nid = \"a/b\"\n[[repo]]\nid = \"c\"\n[[repo]]\nid = \"a/b\"\n",

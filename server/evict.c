@@ -407,14 +407,10 @@ static void *evictor_main(void *arg)
 /* 1 when files on the store's filesystem take user xattrs (or it cannot tell). */
 static int xattrs_work(const struct hfm_store *s, int *err)
 {
-	char name[48] = "";
-	int fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), ok;
+	char name[96];
+	int fd, ok;
 
-	if (fd < 0) {
-		snprintf(name, sizeof(name), ".xattr-probe.%ld", (long)getpid());
-		fd = openat(s->tmp_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	}
-	if (fd < 0)
+	if (hfm_store_scratch(&fd, name, s))
 		return 1;
 	ok = fsetxattr(fd, HFM_EVICT_XATTR, "1", 1, 0) == 0;
 	*err = errno;

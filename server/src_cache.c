@@ -142,52 +142,77 @@ static void strip_xet(cJSON *j)
 	}
 }
 
-/* Read <store>/<rel> into out; *mtime_ms (may be NULL) gets its mtime. */
+/*
+ * Read <store>/<rel> into out; *mtime_ms (may be NULL) gets its mtime.
+ * Another node may rename a new version over it meanwhile: the open file
+ * stays the old version on a local filesystem, while NFS may answer ESTALE
+ * for a handle replaced under it; the read is then tried again by name.
+ */
 static int meta_read(struct hfm_buf *out, struct cachesrc *cs, const char *rel, int64_t *mtime_ms)
 {
 	struct stat st;
-	int fd = openat(cs->store->root_fd, rel, O_RDONLY | O_CLOEXEC);
+	size_t at = out->len;
+	ssize_t n = -1;
+	int fd = -1;
 
-	if (fd < 0)
-		return HFM_ENOENT;
-	if (fstat(fd, &st) || (uint64_t)st.st_size > TOTAL_MAX) {
+	for (int tries = 0; tries < 3 && n < 0; tries++) {
+		if ((fd = openat(cs->store->root_fd, rel, O_RDONLY | O_CLOEXEC)) < 0) {
+			if (errno == ESTALE)
+				continue;
+			return HFM_ENOENT;
+		}
+		if (fstat(fd, &st) || (uint64_t)st.st_size > TOTAL_MAX) {
+			if (errno == ESTALE) {
+				close(fd);
+				continue;
+			}
+			close(fd);
+			return hfm_error_set(HFM_EIO, "cannot read %s", rel);
+		}
+		char *p = hfm_buf_reserve(out, (size_t)st.st_size);
+		n = p ? pread(fd, p, (size_t)st.st_size, 0) : -1;
 		close(fd);
-		return hfm_error_set(HFM_EIO, "cannot read %s", rel);
+		if (n < 0 && (!p || errno != ESTALE))
+			break;
 	}
-	char *p = hfm_buf_reserve(out, (size_t)st.st_size);
-	ssize_t n = p ? pread(fd, p, (size_t)st.st_size, 0) : -1;
-	close(fd);
 	if (n != st.st_size)
 		return hfm_error_set(HFM_EIO, "cannot read %s", rel);
-	out->len += (size_t)n;
+	out->len = at + (size_t)n;
 	out->ptr[out->len] = '\0';
 	if (mtime_ms)
 		*mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 	return 0;
 }
 
-/* Write <store>/<rel> atomically (temporary name, rename). */
+/*
+ * Write <store>/<rel> atomically: staged under tmp/ (which the store sweeps
+ * of a crash's leftovers) by a name no other process of any node uses, then
+ * renamed over the old version.  Several nodes may write the same answer at
+ * once; the last rename wins and each is whole.
+ */
 static int meta_write(struct cachesrc *cs, const char *rel, const char *data, size_t n)
 {
-	char dir[HFM_PATH_MAX], tmp[HFM_PATH_MAX + 64];
-	static atomic_uint seq;
+	char dir[HFM_PATH_MAX], tmp[96];
 	const char *slash = strrchr(rel, '/');
 	int fd, rc = 0;
 
+	if (cs->store->read_only)
+		return 0;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - rel), rel);
 	if (hfm_store_mkdirs(cs->store, dir))
 		return hfm_error_set(HFM_EIO, "mkdir %s: %s", dir, strerror(errno));
-	snprintf(tmp, sizeof(tmp), "%s.%d.%u.tmp", rel, (int)getpid(), atomic_fetch_add(&seq, 1));
-	fd = openat(cs->store->root_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	hfm_store_tmp_name(tmp, "meta");
+	fd = openat(cs->store->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return hfm_error_set(HFM_EIO, "create %s: %s", tmp, strerror(errno));
+		return hfm_error_set(HFM_EIO, "create %s/tmp/%s: %s", cs->store->root, tmp,
+				     strerror(errno));
 	if (hfm_write_all(fd, data, n) || fdatasync(fd))
-		rc = hfm_error_set(HFM_EIO, "write %s: %s", tmp, strerror(errno));
+		rc = hfm_error_set(HFM_EIO, "write %s/tmp/%s: %s", cs->store->root, tmp, strerror(errno));
 	close(fd);
-	if (!rc && renameat(cs->store->root_fd, tmp, cs->store->root_fd, rel))
+	if (!rc && renameat(cs->store->tmp_fd, tmp, cs->store->root_fd, rel))
 		rc = hfm_error_set(HFM_EIO, "rename %s: %s", rel, strerror(errno));
 	if (rc)
-		unlinkat(cs->store->root_fd, tmp, 0);
+		unlinkat(cs->store->tmp_fd, tmp, 0);
 	return rc;
 }
 
@@ -745,7 +770,8 @@ static int cache_repo_open(struct hfm_repo **out, struct hfm_source *src,
 	r->base.src = src;
 	r->base.id = *id;
 	r->cs = cs;
-	r->cache_ok = !cs->rules || hfm_rules_allow(cs->rules, id->name);
+	/* a read-only store relays what it lacks, as for a repo the rules keep out */
+	r->cache_ok = !cs->store->read_only && (!cs->rules || hfm_rules_allow(cs->rules, id->name));
 	r->restricted = R_UNKNOWN;
 	snprintf(r->dir, sizeof(r->dir), "meta/%s/%s", hfm_repo_type_plural(id->type), id->name);
 	*out = &r->base;
@@ -1386,6 +1412,18 @@ static int cache_open(struct hfm_body *out, struct hfm_repo *base, const char *c
 
 /* ---- the source ------------------------------------------------------------------ */
 
+static int cache_ready(struct hfm_source *src)
+{
+	struct cachesrc *cs = (struct cachesrc *)src;
+	int rc;
+
+	if ((rc = hfm_store_check(cs->store)))
+		return rc;
+	if (!cs->offline && hfm_up_unreachable(cs->up))
+		return hfm_error_set(HFM_EUNAVAIL, "the upstream %s is unreachable", cs->up_url);
+	return 0;
+}
+
 static void cache_free(struct hfm_source *src)
 {
 	struct cachesrc *cs = (struct cachesrc *)src;
@@ -1432,6 +1470,7 @@ static const struct hfm_source_ops cache_ops = {
 	.opens_foreign = 1,
 	.access = cache_access,
 	.whoami = cache_whoami,
+	.ready = cache_ready,
 	.free = cache_free,
 };
 
@@ -1449,7 +1488,7 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	while (l && cs->up_url[l - 1] == '/')
 		cs->up_url[--l] = '\0';
 	cs->base.label = hfm_asprintf("%s -> %s%s", cs->up_url, o->store->root,
-				      o->offline ? " (offline)" : "");
+				      o->offline ? " (offline)" : o->store->read_only ? " (read-only store)" : "");
 	cs->store = o->store;
 	cs->offline = o->offline;
 	cs->ttl = o->metadata_ttl;
@@ -1479,7 +1518,7 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	struct hfm_blobfetch_opts fo = { .log = o->log, .log_cls = o->log_cls };
 	if ((rc = hfm_blobfetch_new(&cs->bf, cs->up, &fo)))
 		goto fail;
-	if (o->size_limit && !o->offline) {
+	if (o->size_limit && !o->offline && !o->store->read_only) {
 		struct hfm_evict_opts eo = {
 			.store = o->store,
 			.limit = o->size_limit,
@@ -1504,7 +1543,8 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 		.log = o->log,
 		.log_cls = o->log_cls,
 	};
-	if ((rc = hfm_blobcache_new(&cs->bc, o->store, &bo)))
+	/* a read-only store has no blob cache: what is not published is relayed */
+	if (!o->store->read_only && (rc = hfm_blobcache_new(&cs->bc, o->store, &bo)))
 		goto fail;
 	cs->streams = (struct hfm_stream_cache){
 		.bc = cs->bc,

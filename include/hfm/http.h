@@ -71,6 +71,15 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o);
 const char *hfm_server_url(const struct hfm_server *s);
 /* Stop accepting, answer every waiting request (refused), join the threads. */
 void hfm_server_stop(struct hfm_server *s);
+/*
+ * Drain before a stop (SIGTERM behind a load balancer): stop accepting, then
+ * wait up to `timeout_ms` for the requests in flight (waiting ones and bodies
+ * being sent included) to end; replies from now on carry Connection: close.
+ * Returns how many were still in flight.  From the thread that stops.
+ */
+int hfm_server_drain(struct hfm_server *s, unsigned timeout_ms);
+/* 1 once hfm_server_drain() began (/readyz answers 503); any thread. */
+int hfm_server_draining(struct hfm_server *s);
 /* The transport's counters (requests by class, bytes, waits, ...) as
  * Prometheus text. */
 void hfm_server_metrics(struct hfm_server *s, struct hfm_buf *out);

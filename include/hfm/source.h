@@ -302,6 +302,14 @@ struct hfm_source_ops {
 	 */
 	const char *(*git_path)(struct hfm_repo *r);
 
+	/*
+	 * Optional: 0 if this source can answer now (/readyz, for a load
+	 * balancer), else an error with a message (the cache: its store is not
+	 * writable, or the upstream is held down as unreachable).  Cheap: a
+	 * health check calls it every second or so.  NULL = always ready.
+	 */
+	int (*ready)(struct hfm_source *src);
+
 	void (*free)(struct hfm_source *src);
 };
 

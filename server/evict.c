@@ -18,6 +18,7 @@
 
 #define FRESH_NOMAP_S 3600               /* partial data with no map younger than this: being made */
 #define RECORD_DIR "meta/cache-owned"    /* marks where the filesystem has no user xattrs */
+#define EVICT_LOCK "meta/evict.lock"     /* one evicting process at a time, across nodes */
 
 struct cand {
 	char name[HFM_SHA256_HEX + 4];   /* oid; objects: "xx/<oid>" */
@@ -292,7 +293,8 @@ static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k,
 	int mfd, gone;
 
 	if (!k->partial) {
-		gone = unlinkat(s->objects_fd, k->name, 0) == 0;
+		/* a leased object is being served, here or by another node: kept */
+		gone = hfm_store_object_remove_unleased(s, k->name + 3) == 0;
 		if (gone)
 			records_drop(r, k->name + 3);
 		return gone;
@@ -314,6 +316,30 @@ static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k,
 	return gone;
 }
 
+/*
+ * The store's evict lock, taken without waiting: an fd holding it, or -1
+ * when another process (a node sharing the store) holds it or it cannot be
+ * had.  Where locks do not work across nodes (NFS mounted nolock) every
+ * node may evict at once: each still leaves leased and locked blobs alone.
+ */
+static int evict_lock(const struct hfm_store *s, int *busy)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd;
+
+	*busy = 0;
+	if (hfm_store_mkdirs(s, "meta"))
+		return -1;
+	fd = openat(s->root_fd, EVICT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return fd;
+	*busy = errno == EAGAIN || errno == EACCES;
+	close(fd);
+	return -1;
+}
+
 int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 {
 	static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -321,11 +347,17 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 	struct records r;
 	unsigned pct = o->low_pct && o->low_pct <= 100 ? o->low_pct : 90;
 	uint64_t low;
-	int pfd;
+	int pfd, lfd, busy;
 
 	memset(out, 0, sizeof(*out));
 	if (!o->limit)
 		return 0;
+	if ((lfd = evict_lock(o->store, &busy)) < 0 && busy) {
+		out->skipped = 1;
+		hfm_log(o->log, o->log_cls, HFM_LOG_DEBUG,
+			"evict: another process of the store is evicting; this round is skipped");
+		return 0;
+	}
 	low = o->limit / 100 * pct + o->limit % 100 * pct / 100;
 	pfd = openat(o->store->root_fd, "partial", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	records_load(&r, o->store);
@@ -339,20 +371,25 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 		qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
 		pthread_mutex_unlock(&sort_lock);
 		for (size_t i = 0; i < c.n && out->used_after > low; i++) {
-			if (!remove_cand(o->store, pfd, &c.v[i], &r))
+			if (!remove_cand(o->store, pfd, &c.v[i], &r)) {
+				out->in_use++;
 				continue;
+			}
 			out->used_after -= c.v[i].bytes;
 			out->removed++;
 		}
 		hfm_log(o->log, o->log_cls, HFM_LOG_INFO,
-			"evict: %llu files, %llu -> %llu bytes (limit %llu)",
+			"evict: %llu files, %llu -> %llu bytes (limit %llu), %llu in use kept",
 			(unsigned long long)out->removed, (unsigned long long)out->used_before,
-			(unsigned long long)out->used_after, (unsigned long long)o->limit);
+			(unsigned long long)out->used_after, (unsigned long long)o->limit,
+			(unsigned long long)out->in_use);
 	}
 	records_sweep(&r, o->store, pfd);
 	records_dispose(&r);
 	if (pfd >= 0)
 		close(pfd);
+	if (lfd >= 0)
+		close(lfd);                      /* drops the evict lock */
 	free(c.v);
 	return 0;
 }

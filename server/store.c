@@ -141,6 +141,21 @@ void hfm_store_object_path(struct hfm_buf *out, const struct hfm_store *s, const
 	hfm_buf_printf(out, "%s/objects/%.2s/%s", s->root, oid, oid);
 }
 
+/*
+ * Take the shared lease on an object just opened (store.h): 0, or 1 when
+ * the evictor holds it exclusively (it is being removed: open again).
+ * Without lock support (no OFD locks, an NFS mount with nolock) the object
+ * is served unleased.
+ */
+static int lease(int fd)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	return errno == EAGAIN || errno == EACCES;
+}
+
 int hfm_store_object_open(int *fd, uint64_t *size, const struct hfm_store *s, const char *oid)
 {
 	char rel[80];
@@ -150,18 +165,63 @@ int hfm_store_object_open(int *fd, uint64_t *size, const struct hfm_store *s, co
 	if (!hfm_store_oid_valid(oid))
 		return HFM_EINVAL;
 	object_rel(rel, oid);
-	f = openat(s->objects_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (f < 0)
-		return errno == ENOENT ? HFM_ENOENT
-				       : hfm_error_set(HFM_EIO, "open object %s: %s", oid,
-						       strerror(errno));
+	for (int tries = 0;; tries++) {
+		f = openat(s->objects_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (f < 0)
+			return errno == ENOENT ? HFM_ENOENT
+					       : hfm_error_set(HFM_EIO, "open object %s: %s", oid,
+							       strerror(errno));
+		if (!lease(f))
+			break;
+		close(f);
+		/* the evictor holds it for an unlink: the next open misses */
+		if (tries == 100)
+			return hfm_error_set(HFM_EIO, "object %s stays locked", oid);
+		usleep(1000);
+	}
 	if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(f);
 		return hfm_error_set(HFM_EIO, "object %s is not a regular file", oid);
 	}
+	if (st.st_nlink == 0) {                /* removed between the open and the lease */
+		close(f);
+		return HFM_ENOENT;
+	}
 	*fd = f;
 	*size = (uint64_t)st.st_size;
 	return 0;
+}
+
+int hfm_store_object_remove_unleased(const struct hfm_store *s, const char *oid)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct stat fst, pst;
+	char rel[80];
+	int f, rc;
+
+	if (!hfm_store_oid_valid(oid))
+		return HFM_EINVAL;
+	object_rel(rel, oid);
+	f = openat(s->objects_fd, rel, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (f < 0)
+		return errno == ENOENT ? HFM_ENOENT
+				       : hfm_error_set(HFM_EIO, "open object %s: %s", oid,
+						       strerror(errno));
+	if (fcntl(f, F_OFD_SETLK, &fl) < 0 && (errno == EAGAIN || errno == EACCES)) {
+		close(f);
+		return 1;                          /* someone serves it */
+	}
+	/* still the object under that name (not replaced since the open) */
+	if (fstat(f, &fst) || fstatat(s->objects_fd, rel, &pst, AT_SYMLINK_NOFOLLOW) ||
+	    fst.st_ino != pst.st_ino || fst.st_dev != pst.st_dev)
+		rc = HFM_ENOENT;
+	else if (unlinkat(s->objects_fd, rel, 0) < 0)
+		rc = errno == ENOENT ? HFM_ENOENT
+				     : hfm_error_set(HFM_EIO, "remove object %s: %s", oid, strerror(errno));
+	else
+		rc = 0;
+	close(f);                                  /* drops the lock */
+	return rc;
 }
 
 void hfm_store_tmp_name(char name[96], const char *what)

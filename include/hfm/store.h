@@ -54,8 +54,25 @@ int hfm_store_oid_valid(const char *oid);
 
 /* "<root>/objects/xx/<oid>" */
 void hfm_store_object_path(struct hfm_buf *out, const struct hfm_store *s, const char *oid);
-/* Open a complete object read-only; HFM_ENOENT if absent. */
+/*
+ * Open a complete object read-only; HFM_ENOENT if absent.
+ *
+ * Leases: the fd carries a shared lease on the object for as long as it is
+ * open (an OFD read lock, which closing the last fd of that open drops), so
+ * that the evictor of any node sharing the store leaves an object alone
+ * while someone serves it: on a local filesystem an unlinked open file
+ * still reads, but on NFS another client's unlink turns the reader's
+ * handle stale.  A lease costs one fcntl per open (a lock round trip to
+ * the server on NFS); where locks are not supported the object is served
+ * without one.
+ */
 int hfm_store_object_open(int *fd, uint64_t *size, const struct hfm_store *s, const char *oid);
+/*
+ * Remove object `oid` unless it is leased: takes the exclusive lock without
+ * waiting (a reader's open meanwhile waits for the unlink and then misses).
+ * 0 removed, 1 leased (kept), HFM_ENOENT, or HFM_EIO.
+ */
+int hfm_store_object_remove_unleased(const struct hfm_store *s, const char *oid);
 int hfm_store_object_exists(const struct hfm_store *s, const char *oid);
 
 /*

@@ -285,6 +285,16 @@ static int cand_cmp(const void *pa, const void *pb)
 	return x < y ? -1 : x > y ? 1 : strcmp(a->name, b->name);
 }
 
+/* 1 for partial data younger than FRESH_NOMAP_S (being created), or gone. */
+static int fresh_nomap(int pfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW))
+		return 1;
+	return (int64_t)time(NULL) - (int64_t)st.st_mtim.tv_sec < FRESH_NOMAP_S;
+}
+
 /* Remove one candidate (and its record); 1 when it went. */
 static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k,
 		       struct records *r)
@@ -305,6 +315,9 @@ static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k,
 		close(mfd);                      /* a blob cache has it open */
 		return 0;
 	}
+	/* no map now: published since the scan, or being made (maybe by another node) */
+	if (mfd < 0 && fresh_nomap(pfd, k->name))
+		return 0;
 	/* the map first: data without a map reads as empty */
 	if (mfd >= 0)
 		unlinkat(pfd, mapn, 0);

@@ -19,6 +19,7 @@
 #include "hfm/hash.h"
 #include "hfm/ident.h"
 #include "hfm/src_cache.h"
+#include "hfm/blobfollow.h"
 #include "hfm/stream.h"
 #include "hfm/ttlmap.h"
 #include "hfm/upstream.h"
@@ -75,6 +76,7 @@ struct cachesrc {
 	struct hfm_blobcache *bc;
 	struct hfm_stream_cache streams; /* what blob streams get */
 	struct hfm_evictor *evictor;     /* NULL without a size limit */
+	struct hfm_followers *followers; /* blobs other nodes of the store fill */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;             /* a GET finished (blocking callers) */
 	struct api_get *gets;            /* in flight, or finished within GET_KEEP_NS */
@@ -1437,6 +1439,7 @@ static void cache_free(struct hfm_source *src)
 		hfm_up_free(cs->up);
 	if (cs->bc)
 		hfm_blobcache_free(cs->bc);
+	hfm_followers_free(cs->followers);
 	if (cs->bf)
 		hfm_blobfetch_free(cs->bf);
 	while (cs->gets) {
@@ -1546,11 +1549,15 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	/* a read-only store has no blob cache: what is not published is relayed */
 	if (!o->store->read_only && (rc = hfm_blobcache_new(&cs->bc, o->store, &bo)))
 		goto fail;
+	if (!o->store->read_only && (rc = hfm_followers_new(&cs->followers)))
+		goto fail;
 	cs->streams = (struct hfm_stream_cache){
 		.bc = cs->bc,
 		.up = cs->up,
 		.range_fill_max = o->range_fill_max,
 		.strict = o->strict_ranges,
+		.followers = cs->followers,
+		.store = o->store,
 	};
 	*out = &cs->base;
 	return 0;

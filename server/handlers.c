@@ -112,7 +112,8 @@ static int dispatch(struct hfm_call *c)
 /* Routes anyone may ask, token or not: health checks, CORS preflights. */
 static int open_route(const struct hfm_call *c)
 {
-	return c->route.kind == HFM_R_HEALTH || hfm_req_method(c->req) == HFM_M_OPTIONS;
+	return c->route.kind == HFM_R_HEALTH || c->route.kind == HFM_R_READY ||
+	       hfm_req_method(c->req) == HFM_M_OPTIONS;
 }
 
 /*

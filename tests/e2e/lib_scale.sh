@@ -102,3 +102,26 @@ body_sha() {
 	if [ "$_s" = 200 ]; then sha256 "$_o"; else echo "status $_s"; fi
 	rm -f "$_o"
 }
+
+# crowd PATH SHA LB EACH TAG: LB clients through HAProxy and EACH at every
+# node, all at once, GET PATH; prints how many bodies were not SHA (each
+# one's outcome is in $T/TAG.*, and named in the diagnostics).
+crowd() {
+	_pids=""
+	for _i in $(seq 1 "$3"); do
+		body_sha "http://$HAPROXY$1" >"$T/$5.lb.$_i" &
+		_pids="$_pids $!"
+	done
+	for _n in $NODES; do
+		for _i in $(seq 1 "$4"); do
+			body_sha "$(node_url "$_n")$1" >"$T/$5.$_n.$_i" &
+			_pids="$_pids $!"
+		done
+	done
+	wait $_pids
+	_bad=0
+	for _f in "$T/$5".*; do
+		[ "$(cat "$_f")" = "$2" ] || { _bad=$((_bad + 1)); diag "$(basename "$_f"): $(cat "$_f")" >&2; }
+	done
+	echo "$_bad"
+}

@@ -46,22 +46,7 @@ b0=$(relay_bytes)
 is "$(body_sha "$n1_URL/acme/big/resolve/main/big.bin")" "$BIG" "n1 fills big.bin: right bytes"
 check "big.bin is published in the shared store" wait_for test -f "$(store_object "$T/store" "$BIG")"
 b1=$(relay_bytes)
-pids=""
-for i in $(seq 1 24); do
-	body_sha "http://$HAPROXY/acme/big/resolve/main/big.bin" >"$T/warm.lb.$i" &
-	pids="$pids $!"
-done
-for n in $NODES; do
-	for i in 1 2 3 4; do
-		body_sha "$(node_url "$n")/acme/big/resolve/main/big.bin" >"$T/warm.$n.$i" &
-		pids="$pids $!"
-	done
-done
-wait $pids
-bad=0
-for f in "$T"/warm.*; do
-	[ "$(cat "$f")" = "$BIG" ] || bad=$((bad + 1))
-done
+bad=$(crowd /acme/big/resolve/main/big.bin "$BIG" 24 4 warm)
 is "$bad" 0 "36 warm clients (24 through HAProxy, 4 at each node): every body right"
 b2=$(relay_bytes)
 diag "upstream bytes: fill $((b1 - b0)), 36 warm clients $((b2 - b1)) (file $((32 * MIB + 7)))"

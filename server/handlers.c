@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "hfm/handlers.h"
+#include "hfm/metrics.h"
 
 /* ---- small handlers ------------------------------------------------------------ */
 
@@ -25,12 +26,12 @@ static int h_health(struct hfm_call *c)
 	return hfm_reply_json(c->req, 200, &b);
 }
 
-/* The transport's counters; the app has none of its own yet. */
+/* Every module's series (metrics.h); docs/metrics.md lists them. */
 static int h_metrics(struct hfm_call *c)
 {
 	struct hfm_buf b = HFM_BUF_INIT(1u << 20);
-	hfm_server_metrics(hfm_req_server(c->req), &b);
-	return hfm_reply_text(c->req, 200, "text/plain; version=0.0.4", &b);
+	hfm_metrics_expose(&b);
+	return hfm_reply_text(c->req, 200, HFM_METRICS_CONTENT_TYPE, &b);
 }
 
 static int method_not_allowed(struct hfm_req *r)
@@ -41,10 +42,33 @@ static int method_not_allowed(struct hfm_req *r)
 	return hfm_reply_json(r, 405, &b);
 }
 
+/* The metrics' `route` label of a route. */
+static enum hfm_m_route route_class(enum hfm_route_kind k)
+{
+	switch (k) {
+	case HFM_R_NOTFOUND:
+		return HFM_MR_OTHER;
+	case HFM_R_UI_INDEX:
+	case HFM_R_UI_REPO:
+		return HFM_MR_UI;
+	case HFM_R_RESOLVE:
+	case HFM_R_RAW:
+		return HFM_MR_FILE;
+	case HFM_R_HEALTH:
+		return HFM_MR_HEALTH;
+	case HFM_R_METRICS:
+		return HFM_MR_METRICS;
+	default:
+		return HFM_MR_API;
+	}
+}
+
 static int dispatch(struct hfm_call *c)
 {
 	const struct hfm_route *rt = &c->route;
 	enum hfm_method m = hfm_req_method(c->req);
+
+	hfm_req_set_route(c->req, route_class(rt->kind));
 
 	if (m == HFM_M_OPTIONS)
 		return h_options(c->req);

@@ -582,7 +582,11 @@ static void list_remove(struct hfm_up_xfer **head, struct hfm_up_xfer *x)
 	x->next = NULL;
 }
 
-/* A transfer's end in the metrics: a failure by why (cancelling is none). */
+/*
+ * A transfer's end in the metrics: a failure by why.  A 429 or 5xx answer
+ * is one whether the consumer took it (rc 0) or refused it (its code);
+ * cancelling is none.
+ */
 static void count_done(struct hfm_up_xfer *x, int rc)
 {
 	long st = x->easy ? response_status(x) : 0;
@@ -590,9 +594,11 @@ static void count_done(struct hfm_up_xfer *x, int rc)
 			     : rc == HFM_EUPSTREAM ? HFM_UPE_TRANSFER : HFM_UPE_OTHER;
 
 	hfm_metrics_sub(HFM_M_UP_IN_FLIGHT + x->kind, 1);
-	if (rc == 0 && (st == 429 || st >= 500))
+	if (rc == HFM_ERROR)
+		return;
+	if (st == 429 || st >= 500)
 		why = HFM_UPE_STATUS;
-	else if (rc == 0 || rc == HFM_ERROR)
+	else if (rc == 0)
 		return;
 	hfm_metrics_inc(hfm_m_up_error(x->kind, why));
 }

@@ -25,6 +25,12 @@ cat >"$T/cache.toml" <<EOF
 cache-block-size = "1M"
 [hfmirror]
 evict-interval = 1
+[[accessibility.cache]]
+repo = "*"
+allow = true
+[[accessibility.cache]]
+repo = "acme/many"
+allow = false
 EOF
 start_server cache proxy -c "$T/cache.toml" --hf-scheme http --hf-netloc "$RELAY" \
 	--repos-path "$T/store" --wait-timeout 30 || exit 1
@@ -95,6 +101,12 @@ check "the blob counts as verified" test "$(metric_in "$T/c1" hfmirror_cache_ver
 is "$(metric_in "$T/c1" hfmirror_upstream_reachable)" 1 "the upstream is reachable"
 is "$(metric_in "$T/c1" hfmirror_upstream_offline)" 0 "and not offline"
 promcheck "$T/c1" "after a miss, a hit, a 404"
+
+# A repo the cache rules keep out of the store: relayed.
+is "$(get "$C/acme/many/resolve/main/f/0007.txt" "$T/rel")" 200 "a file of a repo not cached"
+scrape "$C" "$T/c2"
+is "$(moved "$T/c1" "$T/c2" hfmirror_cache_answers_total 'result="relay"')" 1 "cache: a relay"
+check "upstream requests for relays" test "$(moved "$T/c1" "$T/c2" hfmirror_upstream_requests_total 'kind="relay"')" -ge 1
 
 # The evictor's pass (every second here, no size limit) measures the store.
 store_has() { scrape "$C" "$T/c2"; [ "$(metric_in "$T/c2" hfmirror_store_objects 'owner="cache"')" -ge 1 ]; }

@@ -779,6 +779,7 @@ static int run_server(struct run *o)
 			.evict_interval_s = cfg->evict_interval,
 			.size_limit = cfg->cache_size_limit,
 			.clean_strategy = cfg->cache_clean_strategy,
+			.measure_store = 1,              /* the store's gauges of /metrics */
 			.log = cache_log,
 			.log_cls = (void *)o->prog,
 		};

@@ -75,7 +75,7 @@ struct cachesrc {
 	struct hfm_blobfetch *bf;
 	struct hfm_blobcache *bc;
 	struct hfm_stream_cache streams; /* what blob streams get */
-	struct hfm_evictor *evictor;     /* its passes also measure the store (metrics) */
+	struct hfm_evictor *evictor;     /* with a limit or measure_store; its passes measure the store */
 	uint64_t size_limit;             /* what the evictor keeps to; 0 = none */
 	struct hfm_metrics_probe probe;  /* the blob cache's and upstream's state */
 	pthread_mutex_t lock;
@@ -1492,7 +1492,7 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	/* Without a limit (or offline, where nothing grows) its passes only
 	 * measure the store for /metrics. */
 	cs->size_limit = o->offline ? 0 : o->size_limit;
-	{
+	if (cs->size_limit || o->measure_store) {
 		struct hfm_evict_opts eo = {
 			.store = o->store,
 			.limit = cs->size_limit,

@@ -68,8 +68,6 @@ static int dispatch(struct hfm_call *c)
 	const struct hfm_route *rt = &c->route;
 	enum hfm_method m = hfm_req_method(c->req);
 
-	hfm_req_set_route(c->req, route_class(rt->kind));
-
 	if (m == HFM_M_OPTIONS)
 		return h_options(c->req);
 	if (m == HFM_M_OTHER)
@@ -168,7 +166,9 @@ int hfm_app_handle(struct hfm_req *r, void *app)
 			.arrived_ns = hfm_req_arrived_ns(r),
 		},
 	};
-	if (hfm_route_parse(&c.route, hfm_req_path(r)))
+	if ((rc = hfm_route_parse(&c.route, hfm_req_path(r))) == 0)
+		hfm_req_set_route(r, route_class(c.route.kind));   /* refusals count by route too */
+	if (rc)
 		rc = hfm_reply_error(r, HFM_EINVAL, hfm_error_last(), NULL);
 	else if ((rc = identify(&c)))
 		rc = rc == HFM_EAGAIN ? rc : refuse(&c, rc);

@@ -8,8 +8,11 @@ what=${1:-all}
 build="meson ninja-build pkg-config gcc g++ libmicrohttpd-dev libgit2-dev libssl-dev
  libcjson-dev libpcre2-dev libcurl4-openssl-dev libtomlplusplus-dev libsystemd-dev zlib1g-dev"
 # test_install_*: systemd-analyze (systemd), man and groff for the pages,
-# strace for the unit's system-call filter.
-test="curl git git-lfs python3 nodejs npm openssl procps systemd man-db groff-base strace"
+# strace for the unit's system-call filter.  test_metrics_scrape: promtool
+# (prometheus; its service is not started where policy-rc.d forbids it,
+# and nothing needs it running).
+test="curl git git-lfs python3 nodejs npm openssl procps systemd man-db groff-base strace
+ prometheus"
 # bench/run, bench/cache: the server to compare with, the load tools and
 # the counting relay (python3); bench/git/run: git's http-backend behind
 # nginx through fcgiwrap, measured with GNU time.

@@ -13,6 +13,7 @@
 #include "hfm/blobcache.h"
 #include "hfm/evict.h"
 #include "hfm/hash.h"
+#include "hfm/metrics.h"
 
 #define NBUCKETS 1024
 #define HASH_CHUNK (1u << 20)            /* catch-up reads */
@@ -876,6 +877,7 @@ static void start_fetches(struct hfm_blob *b, struct hfm_blob_fetch **fs, size_t
 		b->refs++;               /* the fetch's reference on its blob */
 		pthread_mutex_unlock(&bc->lock);
 		atomic_fetch_add(&bc->n_fetches, 1);
+		hfm_metrics_inc(HFM_M_CACHE_FILLS_IN_FLIGHT);
 		rc = bc->o.fetch(bc->o.fetch_cls, f, origin);
 		if (rc)
 			hfm_blob_fetch_done(f, rc);
@@ -988,6 +990,7 @@ void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
 	int queue_flush = 0;
 	uint64_t i;
 
+	hfm_metrics_sub(HFM_M_CACHE_FILLS_IN_FLIGHT, 1);
 	pthread_mutex_lock(&b->lock);
 	fetch_end_locked(b, f, rc);
 	rc = f->result;

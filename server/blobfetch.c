@@ -263,6 +263,7 @@ int hfm_blobfetch_start(void *cls, struct hfm_blob_fetch *f, const struct hfm_bl
 
 	memset(&req, 0, sizeof(req));
 	req.method = HFM_UP_GET;
+	req.kind = HFM_UPK_BLOB;
 	req.url = o->url;
 	req.authorization = o->authorization;
 	req.has_range = 1;

@@ -35,6 +35,7 @@
 #include "hfm/handlers.h"
 #include "hfm/hashindex.h"
 #include "hfm/http.h"
+#include "hfm/metrics.h"
 #include "hfm/notify.h"
 #include "hfm/src_cache.h"
 #include "hfm/src_git.h"
@@ -670,6 +671,12 @@ cleanup:
 	return rc;
 }
 
+/* The hash index's size, for /metrics. */
+static void hashindex_probe(void *idx)
+{
+	hfm_metrics_set(HFM_M_HASHINDEX_ENTRIES, (int64_t)hfm_hashindex_count(idx));
+}
+
 static int run_server(struct run *o)
 {
 	struct hfm_config *cfg = o->cfg;
@@ -685,6 +692,7 @@ static int run_server(struct run *o)
 	struct hfm_audit *audit = NULL;
 	struct hfm_gitserve *git = NULL;
 	char *shadow_dir = NULL;
+	struct hfm_metrics_probe index_probe = { .read = hashindex_probe };
 	char *index_path = NULL;
 	int log_fd = -1, rc = 1;
 	int use_cache = o->cmd != CMD_MODELBIN;
@@ -725,6 +733,8 @@ static int run_server(struct run *o)
 		index_path = cfg->hash_index ? hfm_strdup(cfg->hash_index) : default_index_path();
 		const char *warn = NULL;
 		hfm_hashindex_open(&idx, index_path, &warn);
+		if ((index_probe.cls = idx))
+			hfm_metrics_probe_add(&index_probe);
 		if (warn && *warn)
 			fprintf(stderr, "%s: %s: %s\n", o->prog, index_path ? index_path : "(none)", warn);
 		hasher = hfm_hasher_new(idx, cfg->hash_threads > 0 ? cfg->hash_threads : 2, 1);
@@ -772,6 +782,7 @@ static int run_server(struct run *o)
 			.evict_interval_s = cfg->evict_interval,
 			.size_limit = cfg->cache_size_limit,
 			.clean_strategy = cfg->cache_clean_strategy,
+			.measure_store = 1,              /* the store's gauges of /metrics */
 			.log = cache_log,
 			.log_cls = (void *)o->prog,
 		};
@@ -875,6 +886,7 @@ cleanup:
 	hfm_audit_free(audit);
 	if (hasher)
 		hfm_hasher_free(hasher);
+	hfm_metrics_probe_remove(&index_probe);
 	if (idx)
 		hfm_hashindex_free(idx);
 	free(index_path);

@@ -15,6 +15,7 @@
 #include "hfm/blobcache.h"
 #include "hfm/blobfetch.h"
 #include "hfm/evict.h"
+#include "hfm/metrics.h"
 #include "hfm/fsutil.h"
 #include "hfm/hash.h"
 #include "hfm/ident.h"
@@ -74,7 +75,9 @@ struct cachesrc {
 	struct hfm_blobfetch *bf;
 	struct hfm_blobcache *bc;
 	struct hfm_stream_cache streams; /* what blob streams get */
-	struct hfm_evictor *evictor;     /* NULL without a size limit */
+	struct hfm_evictor *evictor;     /* with a limit or measure_store; its passes measure the store */
+	uint64_t size_limit;             /* what the evictor keeps to; 0 = none */
+	struct hfm_metrics_probe probe;  /* the blob cache's and upstream's state */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;             /* a GET finished (blocking callers) */
 	struct api_get *gets;            /* in flight, or finished within GET_KEEP_NS */
@@ -330,6 +333,7 @@ static int api_get_start(struct api_get *g, const char *url)
 {
 	struct hfm_up_request req = {
 		.method = HFM_UP_GET,
+		.kind = HFM_UPK_API,
 		.url = url,
 		.authorization = g->auth,
 		.follow_redirects = 1,
@@ -1360,6 +1364,7 @@ static int cache_open(struct hfm_body *out, struct hfm_repo *base, const char *c
 		out->kind = HFM_BODY_FD;
 		out->fd = fd;
 		out->size = size;
+		out->cache = HFM_MCACHE_HIT;
 		return 0;
 	}
 	if (cannot_ask(cs))
@@ -1376,6 +1381,7 @@ static int cache_open(struct hfm_body *out, struct hfm_repo *base, const char *c
 	};
 	out->kind = HFM_BODY_STREAM;
 	out->size = e->size;
+	out->cache = r->cache_ok ? HFM_MCACHE_MISS : HFM_MCACHE_RELAY;
 	if (r->cache_ok)
 		rc = hfm_stream_blob_new(&out->stream, &cs->streams, &o);
 	else
@@ -1390,6 +1396,7 @@ static void cache_free(struct hfm_source *src)
 {
 	struct cachesrc *cs = (struct cachesrc *)src;
 
+	hfm_metrics_probe_remove(&cs->probe);     /* harmless when never added */
 	hfm_evictor_stop(cs->evictor);
 	/* No fill may start a transfer while the upstream stops. */
 	if (cs->bc)
@@ -1435,6 +1442,22 @@ static const struct hfm_source_ops cache_ops = {
 	.free = cache_free,
 };
 
+/* What the blob cache and the upstream keep, for /metrics. */
+static void cache_probe(void *cls)
+{
+	struct cachesrc *cs = cls;
+	struct hfm_blobcache_stats st;
+
+	hfm_blobcache_stats(&st, cs->bc);
+	hfm_metrics_set(HFM_M_CACHE_FETCH_FAILURES, (int64_t)st.fetch_failures);
+	hfm_metrics_set(HFM_M_CACHE_WRITTEN_BYTES, (int64_t)st.bytes_written);
+	hfm_metrics_set(HFM_M_CACHE_VERIFIED, (int64_t)st.verified);
+	hfm_metrics_set(HFM_M_CACHE_CORRUPT, (int64_t)st.corrupt);
+	hfm_metrics_set(HFM_M_CACHE_LIMIT_BYTES, (int64_t)cs->size_limit);
+	hfm_metrics_set(HFM_M_UP_OFFLINE, hfm_up_is_offline(cs->up));
+	hfm_metrics_set(HFM_M_UP_REACHABLE, !hfm_up_unreachable(cs->up));
+}
+
 int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 {
 	struct cachesrc *cs;
@@ -1479,10 +1502,13 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	struct hfm_blobfetch_opts fo = { .log = o->log, .log_cls = o->log_cls };
 	if ((rc = hfm_blobfetch_new(&cs->bf, cs->up, &fo)))
 		goto fail;
-	if (o->size_limit && !o->offline) {
+	/* Without a limit (or offline, where nothing grows) its passes only
+	 * measure the store for /metrics. */
+	cs->size_limit = o->offline ? 0 : o->size_limit;
+	if (cs->size_limit || o->measure_store) {
 		struct hfm_evict_opts eo = {
 			.store = o->store,
-			.limit = o->size_limit,
+			.limit = cs->size_limit,
 			.strategy = o->clean_strategy,
 			.interval_s = o->evict_interval_s,
 			.log = o->log,
@@ -1512,6 +1538,8 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 		.range_fill_max = o->range_fill_max,
 		.strict = o->strict_ranges,
 	};
+	cs->probe = (struct hfm_metrics_probe){ .read = cache_probe, .cls = cs };
+	hfm_metrics_probe_add(&cs->probe);
 	*out = &cs->base;
 	return 0;
 fail:

@@ -32,6 +32,7 @@
 
 #include <stdint.h>
 #include "buf.h"
+#include "metrics.h"
 #include "wait.h"
 
 #define HFM_MAX_BODY (1u << 20)        /* POST bodies (paths-info) */
@@ -71,9 +72,11 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o);
 const char *hfm_server_url(const struct hfm_server *s);
 /* Stop accepting, answer every waiting request (refused), join the threads. */
 void hfm_server_stop(struct hfm_server *s);
-/* The transport's counters (requests by class, bytes, waits, ...) as
- * Prometheus text. */
-void hfm_server_metrics(struct hfm_server *s, struct hfm_buf *out);
+/*
+ * The transport's counts go to metrics.h: requests by route, source and
+ * status class with their durations, body bytes by source, waits, and
+ * (through a probe, while the server runs) the edge's connection counts.
+ */
 
 /* ---- a request, as the application sees it ---------------------------- */
 
@@ -103,8 +106,17 @@ int hfm_req_refused(const struct hfm_req *r, const char **why);
 struct hfm_server *hfm_req_server(struct hfm_req *r);
 /* "http://host:port" as the client reached us (or the configured public URL). */
 const char *hfm_req_base_url(struct hfm_req *r);
-/* Note which source answered, for the access log. */
+/* Note which source answered, for the access log and the metrics' `source`. */
 void hfm_req_set_source(struct hfm_req *r, const char *kind);
+/* Note the route class, the metrics' `route` (default HFM_MR_OTHER). */
+void hfm_req_set_route(struct hfm_req *r, enum hfm_m_route route);
+/*
+ * Note what the cache did for this answer (hfmirror_cache_answers_total,
+ * counted once the request ends with a 200 or 206 body).  Over a
+ * request's runs the larger value stays: a run that started a fetch makes
+ * it a miss even when a later run finds the blob complete.
+ */
+void hfm_req_set_cache(struct hfm_req *r, enum hfm_m_cache what);
 /* The client's address ("127.0.0.1", "::1"; "-" if unknown), owned by r. */
 const char *hfm_req_remote(struct hfm_req *r);
 

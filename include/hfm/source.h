@@ -30,6 +30,7 @@
 
 #include "buf.h"
 #include "hash.h"
+#include "metrics.h"
 #include "path.h"
 #include "wait.h"
 
@@ -220,6 +221,7 @@ struct hfm_body {
 	void *mem_cls;
 	struct hfm_stream *stream;       /* STREAM */
 	const char *source_kind;         /* for the access log: "model-bin", ... */
+	enum hfm_m_cache cache;          /* the cache's bodies: hit, miss or relay (metrics.h) */
 };
 void hfm_body_dispose(struct hfm_body *b);
 

@@ -221,6 +221,28 @@ wait_for() {
 	"$@"
 }
 
+# metric_in FILE NAME [LABEL...]: the sum of the series of metric NAME in a
+# /metrics scrape saved in FILE whose labels include every LABEL (written as
+# exposed: route="file"); 0 when there is none.
+metric_in() {
+	_m_file=$1 _m_name=$2
+	shift 2
+	awk -v n="$_m_name" -v want="$*" '
+		{ k = $1; l = "" }
+		k ~ /\{/ { l = substr(k, index(k, "{") + 1); k = substr(k, 1, index(k, "{") - 1) }
+		k != n { next }
+		{ c = split(want, w, " "); for (i = 1; i <= c; i++) if (index(l, w[i]) == 0) next; s += $NF }
+		END { printf "%.0f\n", s }' "$_m_file"
+}
+
+# metric URL NAME [LABEL...]: the same, scraped from URL/metrics now.
+metric() {
+	_m_url=$1
+	shift
+	curl -s --max-time 30 "$_m_url/metrics" >"$T/.metrics"
+	metric_in "$T/.metrics" "$@"
+}
+
 # hdr FILE NAME: the value of response header NAME in a curl -D dump.
 hdr() {
 	tr -d '\r' <"$1" | awk -v n="$(echo "$2" | tr 'A-Z' 'a-z')" -F': ' \

@@ -562,6 +562,7 @@ struct hfm_bundle_in {
 	int eof;
 	uint64_t offset;             /* payload bytes consumed */
 	uint64_t remain;             /* data left in the current member */
+	uint64_t member_size;
 	size_t pad;                  /* its padding */
 	char *manifest, *sig;
 	size_t nmanifest, nsig;
@@ -813,14 +814,14 @@ int hfm_bundle_in_next(struct hfm_bundle_in *in, const char **name, uint64_t *si
 	if (in->pending) {
 		in->pending = 0;
 		*name = in->name;
-		*size = in->remain = in->pending_size;
+		*size = in->remain = in->member_size = in->pending_size;
 		in->pad = hfm_tar_padding(in->remain);
 		return 0;
 	}
 	if ((rc = discard(in, in->remain, &short_read)))
 		return rc;
 	if (short_read)
-		return truncated(in, in->name, 0, in->remain);
+		return truncated(in, in->name, in->member_size - in->remain, in->member_size);
 	in->remain = 0;
 	if ((rc = discard(in, in->pad, &short_read)))
 		return rc;
@@ -830,7 +831,7 @@ int hfm_bundle_in_next(struct hfm_bundle_in *in, const char **name, uint64_t *si
 	if (end)
 		return HFM_ENOENT;
 	*name = in->name;
-	in->remain = *size;
+	in->remain = in->member_size = *size;
 	in->pad = hfm_tar_padding(*size);
 	return 0;
 }
@@ -855,7 +856,7 @@ int hfm_bundle_in_read(struct hfm_bundle_in *in, void *buf, size_t n, size_t *go
 		in->pos += *got;
 	}
 	if (!*got)
-		return truncated(in, in->name, 0, in->remain);
+		return truncated(in, in->name, in->member_size - in->remain, in->member_size);
 	in->offset += *got;
 	in->remain -= *got;
 	return 0;

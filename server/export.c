@@ -653,18 +653,34 @@ static int pack_piece(void *data, size_t size, void *payload)
 	return 0;
 }
 
+/* An anonymous read-write file in the store's tmp/ (same filesystem, no name left behind). */
+static int anon_file(int *fd, const struct hfm_store *s)
+{
+	char *path;
+
+	*fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (*fd >= 0)
+		return 0;
+	path = hfm_asprintf("%s/tmp/export-pack-XXXXXX", s->root);
+	*fd = mkostemp(path, O_CLOEXEC);
+	if (*fd >= 0)
+		unlink(path);
+	free(path);
+	return *fd >= 0 ? 0 : hfm_error_set(HFM_EIO, "a temporary file in %s/tmp: %s", s->root,
+					     strerror(errno));
+}
+
 static int write_pack(struct plan *p, git_packbuilder *pb, long ri)
 {
-	struct hfm_buf name = HFM_BUF_INIT(256);
 	struct pack_out po = { .fd = -1 };
 	char sha[HFM_SHA256_HEX + 1];
 	int rc;
 
-	if ((rc = hfm_store_stage(&po.fd, &name, p->store)))
+	if ((rc = anon_file(&po.fd, p->store)))
 		goto out;
-	unlinkat(p->store->tmp_fd, name.ptr, 0);    /* the fd is all we need */
 	po.h = hfm_hashctx_new(0, 0, 1);
 	po.buf = hfm_malloc(PACK_BUF);
+	errno = 0;
 	if (git_packbuilder_foreach(pb, pack_piece, &po) < 0 || pack_flush(&po) < 0)
 		rc = errno ? hfm_error_set(HFM_EIO, "writing the pack: %s", strerror(errno))
 			   : git_fail("building the pack");
@@ -680,7 +696,6 @@ static int write_pack(struct plan *p, git_packbuilder *pb, long ri)
 out:
 	if (po.fd >= 0)
 		close(po.fd);
-	hfm_buf_dispose(&name);
 	return rc;
 }
 

@@ -11,34 +11,43 @@
 
 #include "mirror.h"
 
-static int lock_mirror(int *out, const struct hfm_imp_job *job)
+int hfm_imp_lock(int *out, const struct hfm_store *store, struct hfm_progress *progress,
+		 const char *key, const char *what)
 {
 	struct hfm_buf path = HFM_BUF_INIT(HFM_PATH_MAX);
-	char *flat = hfm_strdup(job->id.name), *p;
 	int fd, rc = 0;
 
-	for (p = flat; *p; p++)
-		if (*p == '/')
-			*p = '#';   /* not a name character, so the flat name is unique */
-	if ((rc = hfm_store_mkdirs(job->store, "meta/import-locks")))
+	if ((rc = hfm_store_mkdirs(store, "meta/import-locks")))
 		goto out;
-	hfm_buf_printf(&path, "%s/meta/import-locks/%s--%s", job->store->root,
-		       hfm_repo_type_plural(job->id.type), flat);
+	hfm_buf_printf(&path, "%s/meta/import-locks/%s", store->root, key);
 	fd = open(path.ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rc = hfm_error_set(HFM_EIO, "%s: %s", path.ptr, strerror(errno));
 		goto out;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		hfm_progress_say(job->progress, "waiting for another import of %s to finish",
-				     job->id.name);
+		hfm_progress_say(progress, "waiting for another import of %s to finish", what);
 		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
 			;
 	}
 	*out = fd;
 out:
-	free(flat);
 	hfm_buf_dispose(&path);
+	return rc;
+}
+
+static int lock_mirror(int *out, const struct hfm_imp_job *job)
+{
+	char *flat = hfm_strdup(job->id.name), *key, *p;
+	int rc;
+
+	for (p = flat; *p; p++)
+		if (*p == '/')
+			*p = '#';   /* not a name character, so the flat name is unique */
+	key = hfm_asprintf("%s--%s", hfm_repo_type_plural(job->id.type), flat);
+	rc = hfm_imp_lock(out, job->store, job->progress, key, job->id.name);
+	free(key);
+	free(flat);
 	return rc;
 }
 

@@ -20,6 +20,14 @@ int hfm_imp_mirror_open(struct hfm_imp_job *job, int *lock_fd);
 void hfm_imp_mirror_unlock(int lock_fd);
 
 /*
+ * The import lock `key` (a file under meta/import-locks): waits for its
+ * holder, saying so (`what` names what is locked).  Release it with
+ * hfm_imp_mirror_unlock().
+ */
+int hfm_imp_lock(int *out, const struct hfm_store *store, struct hfm_progress *progress,
+		 const char *key, const char *what);
+
+/*
  * Step 3: set every ref of job->refs in the mirror (counting new and moved
  * ones), point HEAD at job->head, and add job->shallow to the mirror's
  * shallow list where the mirror lacks those commits' parents.  Refs the

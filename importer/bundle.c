@@ -260,7 +260,8 @@ static void stall_hook(struct hfm_imp_bundle *b, uint64_t read)
 static int stage_member(struct hfm_imp_bundle *b, const struct hfm_bundle_item *it,
 			const char *where, uint64_t *staged_bytes)
 {
-	uint64_t left = it->size;
+	uint64_t left = it->size, start = hfm_bundle_in_offset(b->in);
+	struct hfm_buf span = HFM_BUF_INIT(512);
 	int rc, rrc = 0;
 
 	if ((rc = hfm_imp_stage_begin(b->st, it, where)))
@@ -283,19 +284,20 @@ static int stage_member(struct hfm_imp_bundle *b, const struct hfm_bundle_item *
 		if (rc)
 			break;
 	}
+	hfm_bundle_in_span(b->in, start, hfm_bundle_in_offset(b->in), &span);
 	if (rrc) {
 		/* the reader's message is the one to give: keep it over the workers' */
 		char *why = hfm_strdup(hfm_error_last());
 
-		hfm_imp_stage_end(b->st);
+		hfm_imp_stage_end(b->st, span.ptr);
 		hfm_imp_stage_drain(b->st);
 		rc = hfm_error_set(rrc, "%s", why);
 		free(why);
-		return rc;
+	} else if (!rc) {
+		rc = hfm_imp_stage_end(b->st, span.ptr);
 	}
-	if (rc)
-		return rc;
-	return hfm_imp_stage_end(b->st);
+	hfm_buf_dispose(&span);
+	return rc;
 }
 
 static int read_payload(struct hfm_imp_bundle *b)
@@ -305,7 +307,7 @@ static int read_payload(struct hfm_imp_bundle *b)
 	uint64_t staged = 0, since_checkpoint = 0;
 	size_t missing = 0;
 	const char *first_missing = NULL;
-	int rc;
+	int rc, at_end = 0;
 
 	hfm_progress_phase(b->progress, "verifying", b->need, b->need_bytes);
 	for (;;) {
@@ -319,6 +321,7 @@ static int read_payload(struct hfm_imp_bundle *b)
 		rc = hfm_bundle_in_next(b->in, &name, &size);
 		if (rc == HFM_ENOENT) {
 			rc = hfm_bundle_in_finish(b->in);
+			at_end = 1;
 			break;
 		}
 		if (rc)
@@ -357,15 +360,26 @@ static int read_payload(struct hfm_imp_bundle *b)
 		}
 	}
 	{
-		/* the workers may still be on the last entries: their verdict counts too */
+		/*
+		 * The workers may still be on the last entries: their verdict counts
+		 * too, and names the entry, which a damaged volume found at the end
+		 * does not.
+		 */
 		char *why = rc ? hfm_strdup(hfm_error_last()) : NULL;
 		int wrc = hfm_imp_stage_drain(b->st);
 
-		if (rc)
+		if (rc && !(at_end && wrc))
 			hfm_error_set(rc, "%s", why);
-		else
+		else if (wrc)
 			rc = wrc;
 		free(why);
+		/* an entry failed: name the damaged volume too, if the reader saw one */
+		if (rc && hfm_bundle_in_damage(b->in) &&
+		    !strstr(hfm_error_last(), hfm_bundle_in_damage(b->in))) {
+			why = hfm_strdup(hfm_error_last());
+			hfm_error_set(rc, "%s;\n%s", why, hfm_bundle_in_damage(b->in));
+			free(why);
+		}
 	}
 	hfm_progress_phase_done(b->progress);
 	for (size_t i = 0; !rc && i < b->m->nitems; i++)

@@ -32,6 +32,7 @@ struct node {
 struct job {
 	struct node end;
 	char *name, *where;              /* the member, for messages */
+	char *where_end;                 /* set before the end node is queued */
 	char key[HFM_IMP_STAGE_KEY_MAX]; /* where it is staged */
 	char digest[HFM_SHA256_HEX + 1];
 	int sha1;                        /* a git blob id, else a sha256 */
@@ -183,6 +184,11 @@ static void job_end(struct hfm_imp_stage *st, struct job *j)
 	char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
 	int rc = 0;
 
+	if (j->where_end) {
+		free(j->where);
+		j->where = j->where_end;
+		j->where_end = NULL;
+	}
 	if (!failed(st) && !j->h && (rc = job_open(st, j)))
 		fail(st, rc, j);
 	if (j->h)
@@ -329,8 +335,10 @@ int hfm_imp_stage_push(struct hfm_imp_stage *st, unsigned char *buf, size_t n)
 	return first_error(st);
 }
 
-int hfm_imp_stage_end(struct hfm_imp_stage *st)
+int hfm_imp_stage_end(struct hfm_imp_stage *st, const char *where)
 {
+	if (where)
+		st->cur->where_end = hfm_strdup(where);
 	enqueue(st->curw, &st->cur->end);
 	st->cur = NULL;
 	return first_error(st);

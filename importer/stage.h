@@ -69,13 +69,14 @@ int hfm_imp_stage_check(struct hfm_imp_stage *st, const struct hfm_bundle_item *
 /*
  * Stream one entry: begin (with `where` for messages: the volume it starts
  * in), then buffers from hfm_imp_stage_buffer() filled and handed back with
- * push, then end.  Errors of the workers come back from any later call.
+ * push, then end (`where`, may be NULL: the volumes it spans, for the
+ * verdict's message).  Errors of the workers come back from any later call.
  */
 int hfm_imp_stage_begin(struct hfm_imp_stage *st, const struct hfm_bundle_item *it,
 			const char *where);
 unsigned char *hfm_imp_stage_buffer(struct hfm_imp_stage *st);
 int hfm_imp_stage_push(struct hfm_imp_stage *st, unsigned char *buf, size_t n);
-int hfm_imp_stage_end(struct hfm_imp_stage *st);
+int hfm_imp_stage_end(struct hfm_imp_stage *st, const char *where);
 /* Wait until every entry handed over is verified; the first failure, if any. */
 int hfm_imp_stage_drain(struct hfm_imp_stage *st);
 

@@ -567,27 +567,53 @@ struct hfm_bundle_in {
 	char *manifest, *sig;
 	size_t nmanifest, nsig;
 	char name[HFM_TAR_NAME_MAX + 1];
+	char *damage;                /* the first volume whose digest failed */
 	int pending;                 /* 1: a member header read ahead (stream open);
 					-1: the end block was read ahead */
 	uint64_t pending_size;
 };
 
-void hfm_bundle_in_where(const struct hfm_bundle_in *in, struct hfm_buf *out)
+/* The volume that holds payload byte `at`. */
+static size_t vol_at(const struct hfm_bundle_in *in, uint64_t at)
 {
+	uint64_t acc = 0;
+	size_t v;
+
+	for (v = 0; v + 1 < in->nvols && acc + in->vols[v].size <= at; v++)
+		acc += in->vols[v].size;
+	return v;
+}
+
+void hfm_bundle_in_span(const struct hfm_bundle_in *in, uint64_t from, uint64_t to,
+			struct hfm_buf *out)
+{
+	size_t a, z;
+
 	if (!in->dir) {
 		hfm_buf_puts(out, "the stream");
 		return;
 	}
-	size_t v = in->cur;
-	uint64_t at = in->offset, acc = 0;
-
-	/* the volume that holds the next unconsumed byte */
-	for (v = 0; v + 1 < in->nvols && acc + in->vols[v].size <= at; v++)
-		acc += in->vols[v].size;
-	if (in->nvols)
-		hfm_buf_printf(out, "%s (volume %zu of %zu)", in->vols[v].name, v + 1, in->nvols);
-	else
+	if (!in->nvols) {
 		hfm_buf_puts(out, "the payload");
+		return;
+	}
+	a = vol_at(in, from);
+	z = vol_at(in, to > from ? to - 1 : from);
+	if (a == z)
+		hfm_buf_printf(out, "%s (volume %zu of %zu)", in->vols[a].name, a + 1, in->nvols);
+	else
+		hfm_buf_printf(out, "%s to %s (volumes %zu to %zu of %zu)", in->vols[a].name,
+			       in->vols[z].name, a + 1, z + 1, in->nvols);
+}
+
+void hfm_bundle_in_where(const struct hfm_bundle_in *in, struct hfm_buf *out)
+{
+	hfm_bundle_in_span(in, in->offset, in->offset, out);
+}
+
+const char *hfm_bundle_in_damage(const struct hfm_bundle_in *in)
+{
+	return in->damage;
 }
 
 uint64_t hfm_bundle_in_offset(const struct hfm_bundle_in *in)
@@ -612,11 +638,14 @@ static int vol_done(struct hfm_bundle_in *in)
 				     (unsigned long long)in->vol_read, (unsigned long long)v->size);
 	EVP_DigestFinal_ex(in->vh, d, &dl);
 	hfm_hex(hex, d, dl);
-	if (strcmp(hex, v->sha256))
-		return hfm_error_set(HFM_EINVAL, "%s (volume %zu of %zu) hashes to %.16s…, the "
-				     "manifest says %.16s…: the volume is damaged or belongs to "
-				     "another bundle", v->name, in->cur + 1, in->nvols, hex,
-				     v->sha256);
+	/*
+	 * Read on: the entry the damage is in fails its own check and names
+	 * itself; hfm_bundle_in_finish() reports the volume if none does.
+	 */
+	if (strcmp(hex, v->sha256) && !in->damage)
+		in->damage = hfm_asprintf("%s (volume %zu of %zu) hashes to %.16s…, the manifest "
+					  "says %.16s…: the volume is damaged or belongs to another "
+					  "bundle", v->name, in->cur + 1, in->nvols, hex, v->sha256);
 	in->cur++;
 	if (in->cur == in->nvols) {
 		in->eof = 1;
@@ -818,10 +847,13 @@ int hfm_bundle_in_next(struct hfm_bundle_in *in, const char **name, uint64_t *si
 		in->pad = hfm_tar_padding(in->remain);
 		return 0;
 	}
+	uint64_t at = in->offset;
+
 	if ((rc = discard(in, in->remain, &short_read)))
 		return rc;
 	if (short_read)
-		return truncated(in, in->name, in->member_size - in->remain, in->member_size);
+		return truncated(in, in->name, in->member_size - in->remain + (in->offset - at),
+				 in->member_size);
 	in->remain = 0;
 	if ((rc = discard(in, in->pad, &short_read)))
 		return rc;
@@ -883,6 +915,8 @@ int hfm_bundle_in_finish(struct hfm_bundle_in *in)
 	if (in->dir && in->cur < in->nvols)
 		return hfm_error_set(HFM_EINVAL, "the payload ends in %s, before volume %zu of %zu",
 				     in->vols[in->cur].name, in->cur + 1, in->nvols);
+	if (in->damage)
+		return hfm_error_set(HFM_EINVAL, "%s", in->damage);
 	return 0;
 }
 
@@ -1035,6 +1069,7 @@ void hfm_bundle_in_free(struct hfm_bundle_in *in)
 	free(in->buf);
 	free(in->manifest);
 	free(in->sig);
+	free(in->damage);
 	free(in->path);
 	free(in);
 }

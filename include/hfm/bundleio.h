@@ -18,7 +18,8 @@
  *
  * The reader checks a directory's volume set before reading (every volume
  * there, with its size; no other payload.* file), and each volume's sha256
- * when it has read to the volume's end.  Members never need to start at a
+ * when it has read to the volume's end (a mismatch is reported at the end,
+ * or with the first entry that fails: hfm_bundle_in_damage()).  Members never need to start at a
  * volume boundary: a member may continue in the next volume.
  *
  * A writer or reader belongs to one thread.
@@ -151,6 +152,15 @@ int hfm_bundle_in_finish(struct hfm_bundle_in *in);
 
 /* Where the reader is: "payload.002 (volume 3 of 5)", or "the stream". */
 void hfm_bundle_in_where(const struct hfm_bundle_in *in, struct hfm_buf *out);
+/* The volumes that hold payload bytes [from, to): "payload.002 to payload.004 (volumes 3 to 5 of 9)". */
+void hfm_bundle_in_span(const struct hfm_bundle_in *in, uint64_t from, uint64_t to,
+			struct hfm_buf *out);
+/*
+ * A volume whose digest did not match (the reader goes on, so that the
+ * entry the damage is in is named by its own check): a message, or NULL.
+ * hfm_bundle_in_finish() fails with it.
+ */
+const char *hfm_bundle_in_damage(const struct hfm_bundle_in *in);
 /* Payload bytes read so far. */
 uint64_t hfm_bundle_in_offset(const struct hfm_bundle_in *in);
 

@@ -334,7 +334,37 @@ static void test_volumes(void)
 	hfm_bundle_in_open(&in, dir);
 	hfm_bundle_in_volumes(in, m);
 	TAP_IS_INT(read_members(in, big, nbig) != 0, 1, "a damaged volume is refused");
-	TAP_OK(strstr(hfm_error_last(), "payload.002 (volume 3 of 4) hashes to") != NULL, "  %s",
+	TAP_OK(hfm_bundle_in_damage(in) &&
+	       strstr(hfm_bundle_in_damage(in), "payload.002 (volume 3 of 4) hashes to") != NULL,
+	       "  the damaged volume is named: %s", hfm_bundle_in_damage(in));
+	{
+		struct hfm_buf span = HFM_BUF_INIT(256);
+
+		hfm_bundle_in_span(in, 0, (3u << 20), &span);
+		TAP_IS_STR(span.ptr, "payload.000 to payload.002 (volumes 1 to 3 of 4)", "a span of volumes");
+		hfm_buf_dispose(&span);
+	}
+	hfm_bundle_in_free(in);
+	/* damage in no member's data (a padding byte): every member reads, the end says so */
+	snprintf(dir, sizeof(dir), "%s/b2", tmpdir);
+	mkdir(dir, 0755);
+	hfm_bundle_out_dir(&o, dir, 1 << 20);
+	write_members(o, big, nbig);
+	hfm_bundle_manifest_free(m);
+	m = sample();
+	hfm_bundle_out_finish(o, m);
+	hfm_bundle_out_free(o);
+	hfm_buf_reset(&t);
+	hfm_bundle_manifest_format(&t, m);
+	hfm_bundle_write_file(dir, "manifest", t.ptr, t.len);
+	snprintf(p2, sizeof(p2), "%s/payload.000", dir);
+	fd = open(p2, O_WRONLY);
+	TAP_IS_INT(pwrite(fd, "x", 1, 600), 1, "a byte of padding changed");
+	close(fd);
+	hfm_bundle_in_open(&in, dir);
+	hfm_bundle_in_volumes(in, m);
+	TAP_IS_INT(read_members(in, big, nbig), HFM_EINVAL, "a damaged padding byte fails at the end");
+	TAP_OK(strstr(hfm_error_last(), "payload.000 (volume 1 of 4) hashes to") != NULL, "  %s",
 	       hfm_error_last());
 	hfm_bundle_in_free(in);
 

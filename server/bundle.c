@@ -766,6 +766,8 @@ int hfm_bundle_manifest_parse(struct hfm_bundle_manifest **out, const char *text
 		rc = fail(&p, "no end record: the manifest is cut off");
 	if (!rc && !p.m->id[0])
 		rc = fail(&p, "no id record");
+	if (!rc && !p.m->created[0])
+		rc = fail(&p, "no created record");
 	if (!rc)
 		rc = parse_finish(&p);
 out:

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "bundlesrc.h"
 #include "infer.h"
 #include "probe.h"
 #include "report.h"

@@ -1,6 +1,6 @@
 /*
- * bundle_publish.c - a verified bundle into the store: its objects, then
- * each cache repo's metadata with the revisions switched last (bundle.h).
+ * bundlesrc_publish.c - a verified bundle into the store: its objects, then
+ * each cache repo's metadata with the revisions switched last (bundlesrc.h).
  *
  * The online cache finds a revision through one small file,
  * meta/<type>/<name>/revs/<enc rev> (the commit id), and everything else
@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "hfm/fsutil.h"
-#include "bundle.h"
+#include "bundlesrc.h"
 #include "mirror.h"
 
 int hfm_imp_bundle_publish_objects(struct hfm_imp_bundle *b)

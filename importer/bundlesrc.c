@@ -1,4 +1,4 @@
-/* bundle.c - import a bundle: verify everything, then publish (bundle.h). */
+/* bundlesrc.c - import a bundle: verify everything, then publish (bundlesrc.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "bundlesrc.h"
 #include "hfm/progress.h"
 
 #define CHECKPOINT_BYTES ((uint64_t)1 << 30)
@@ -55,7 +55,8 @@ static int cmp_item(const void *a, const void *b)
 		      (*(struct hfm_bundle_item *const *)b)->name);
 }
 
-struct hfm_bundle_item *hfm_imp_bundle_item(const struct hfm_imp_bundle *b, const char *name)
+/* The manifest item named `name`, or NULL. */
+static struct hfm_bundle_item *bundle_item(const struct hfm_imp_bundle *b, const char *name)
 {
 	struct hfm_bundle_item key = { .name = (char *)name }, *kp = &key, **hit;
 
@@ -143,7 +144,7 @@ static int commit_meta_here(const struct hfm_imp_bundle *b, const struct hfm_bun
 	char *name = hfm_asprintf("meta/%s/%s/commits/%s/%s", hfm_repo_type_plural(r->id.type),
 				  r->id.name, sha, file);
 	struct stat st;
-	int here = hfm_imp_bundle_item(b, name) ||
+	int here = bundle_item(b, name) ||
 		   fstatat(b->store->root_fd, name, &st, 0) == 0;
 
 	free(name);
@@ -196,7 +197,7 @@ static int check_base(struct hfm_imp_bundle *b)
 				if (!oid)
 					continue;
 				hfm_buf_printf(&name, "objects/%s", oid);
-				it = hfm_imp_bundle_item(b, name.ptr);
+				it = bundle_item(b, name.ptr);
 				hfm_buf_dispose(&name);
 				if (it && it->size != f->size) {
 					rc = hfm_error_set(HFM_EINVAL, "the manifest is inconsistent: "
@@ -326,7 +327,7 @@ static int read_payload(struct hfm_imp_bundle *b)
 		}
 		if (rc)
 			break;
-		if (!(it = hfm_imp_bundle_item(b, name))) {
+		if (!(it = bundle_item(b, name))) {
 			rc = hfm_error_set(HFM_EINVAL, "%s: the payload has %s, which the manifest does "
 					   "not list (a member of another bundle?)", where.ptr, name);
 			break;
@@ -537,9 +538,15 @@ int hfm_imp_bundle_run(const struct hfm_imp_opts *opts, struct hfm_store *store,
 				     "run", b.staged_before);
 	if ((rc = read_payload(&b)))
 		goto out;
-	for (i = 0; i < b.m->nrepos && !rc; i++)
-		if (b.m->repos[i].kind == HFM_BUNDLE_GIT)
-			rc = hfm_imp_bundle_git_verify(&b, i);
+	for (i = 0; i < b.m->nrepos && !rc; i++) {
+		struct hfm_buf name = HFM_BUF_INIT(HFM_PATH_MAX);
+
+		if (b.m->repos[i].kind != HFM_BUNDLE_GIT)
+			continue;
+		hfm_bundle_item_name(&name, b.m, HFM_BUNDLE_PACK, (long)i, NULL, NULL);
+		rc = hfm_imp_bundle_git_verify(&b, i, bundle_item(&b, name.ptr));
+		hfm_buf_dispose(&name);
+	}
 	if (rc || (rc = hfm_imp_stage_checkpoint(b.st)))
 		goto out;
 	/* everything verified: publish */

@@ -1,29 +1,29 @@
 /*
- * bundle.h - importing a bundle (hfm/bundle.h, written by hfmirror export):
+ * bundlesrc.h - a bundle as a source of hfmirror-import (hfm/bundle.h, written by hfmirror export):
  * verify everything, then publish, so a refused bundle changes nothing in
  * the store (docs/airgap.md).
  *
- *   bundle.c          the run: open, check the signature (--trust), plan
- *                     (what the store has, what the bundle must bring, and
- *                     that an incremental bundle's base is here), read the
- *                     payload into the staging area (stage.h: hashed by a
- *                     pool of workers as it arrives), the checks, publish,
- *                     report
- *   bundle_git.c      git mirrors: index the pack in the staging area, check
- *                     every revision's tree against the manifest's file list
- *                     and the history's connectivity; publish the pack, then
- *                     move every ref at once (one packed-refs rename)
- *   bundle_publish.c  objects into objects/, then the cache's metadata of
- *                     each repo, its revisions switched at once (an exchange
- *                     of the revs/ directory)
+ *   bundlesrc.c          the run: open, check the signature (--trust), plan
+ *                        (what the store has, what the bundle must bring, and
+ *                        that an incremental bundle's base is here), read the
+ *                        payload into the staging area (stage.h: hashed by a
+ *                        pool of workers as it arrives), the checks, publish,
+ *                        report
+ *   bundlesrc_git.c      git mirrors: index the pack in the staging area, check
+ *                        every revision's tree against the manifest's file list
+ *                        and the history's connectivity; publish the pack, then
+ *                        move every ref at once (one packed-refs rename)
+ *   bundlesrc_publish.c  objects into objects/, then the cache's metadata of
+ *                        each repo, its revisions switched at once (an exchange
+ *                        of the revs/ directory)
  *
  * Publishing goes objects first (content-addressed: harmless to a reader),
  * then per repo: git packs, commit-keyed metadata, and last the pointers
  * (refs, revs/) that make a revision visible.  A running server reads the
  * old revision or the new one, never a revision whose files are not there.
  */
-#ifndef HFM_IMP_BUNDLE_H
-#define HFM_IMP_BUNDLE_H
+#ifndef HFM_IMP_BUNDLESRC_H
+#define HFM_IMP_BUNDLESRC_H
 
 #include <stdio.h>
 
@@ -77,14 +77,12 @@ int hfm_imp_bundle_probe(const char *path);
 int hfm_imp_bundle_run(const struct hfm_imp_opts *opts, struct hfm_store *store,
 		       struct hfm_progress *progress, const char *path, struct hfm_buf *json);
 
-/* The manifest item named `name`, or NULL. */
-struct hfm_bundle_item *hfm_imp_bundle_item(const struct hfm_imp_bundle *b, const char *name);
-
-/* bundle_git.c: index and check repo `ri`'s pack; then publish it. */
-int hfm_imp_bundle_git_verify(struct hfm_imp_bundle *b, size_t ri);
+/* bundlesrc_git.c: index and check repo `ri`'s pack (`pack`: its item, or NULL); then publish it. */
+int hfm_imp_bundle_git_verify(struct hfm_imp_bundle *b, size_t ri,
+			      const struct hfm_bundle_item *pack);
 int hfm_imp_bundle_git_publish(struct hfm_imp_bundle *b, size_t ri);
 
-/* bundle_publish.c: every staged object into objects/; then a cache repo's metadata. */
+/* bundlesrc_publish.c: every staged object into objects/; then a cache repo's metadata. */
 int hfm_imp_bundle_publish_objects(struct hfm_imp_bundle *b);
 int hfm_imp_bundle_cache_publish(struct hfm_imp_bundle *b, size_t ri);
 /* Lock repo `ri` of the manifest against other imports (meta/import-locks). */

@@ -1,6 +1,6 @@
 /*
- * bundle_git.c - a bundle's git mirrors: index the pack in the staging
- * area, check it, then publish it and move the refs (bundle.h).
+ * bundlesrc_git.c - a bundle's git mirrors: index the pack in the staging
+ * area, check it, then publish it and move the refs (bundlesrc.h).
  *
  * The checks, before anything is published: git's indexer hashes every
  * object of the pack (so every tree id is recomputed from its entries);
@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "hfm/fsutil.h"
-#include "bundle.h"
+#include "bundlesrc.h"
 #include "keyset.h"
 #include "mirror.h"
 
@@ -302,13 +302,13 @@ static int history_complete(struct conn *c, const git_oid *tips, size_t ntips)
 	return rc;
 }
 
-int hfm_imp_bundle_git_verify(struct hfm_imp_bundle *b, size_t ri)
+int hfm_imp_bundle_git_verify(struct hfm_imp_bundle *b, size_t ri,
+			      const struct hfm_bundle_item *pack)
 {
 	const struct hfm_bundle_repo *r = &b->m->repos[ri];
-	struct hfm_buf name = HFM_BUF_INIT(HFM_PATH_MAX), objdir = HFM_BUF_INIT(HFM_PATH_MAX);
+	struct hfm_buf objdir = HFM_BUF_INIT(HFM_PATH_MAX);
 	git_repository *mirror = open_mirror(b, r), *repo = NULL;
 	git_odb *old = NULL, *odb = NULL;
-	const struct hfm_bundle_item *pack;
 	char *scratch = scratch_path(b, ri);
 	git_oid *tips = hfm_calloc(r->nrevs + 1, sizeof(*tips));
 	struct conn c = { 0 };
@@ -324,9 +324,7 @@ int hfm_imp_bundle_git_verify(struct hfm_imp_bundle *b, size_t ri)
 		rc = hfm_imp_git_error(scratch);
 		goto out;
 	}
-	hfm_bundle_item_name(&name, b->m, HFM_BUNDLE_PACK, (long)ri, NULL, NULL);
-	if ((pack = hfm_imp_bundle_item(b, name.ptr)) &&
-	    (rc = index_pack(b, ri, pack, scratch, old)))
+	if (pack && (rc = index_pack(b, ri, pack, scratch, old)))
 		goto out;
 	git_odb_refresh(odb);
 	if (mirror) {
@@ -379,7 +377,6 @@ out:
 	git_odb_free(old);
 	git_repository_free(repo);
 	git_repository_free(mirror);
-	hfm_buf_dispose(&name);
 	hfm_buf_dispose(&objdir);
 	return rc;
 }

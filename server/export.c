@@ -30,6 +30,7 @@
 #include "hfm/hash.h"
 #include "hfm/receipt.h"
 #include "hfm/store.h"
+#include "hfm/sync.h"
 
 #define LFS_POINTER_MAX 1024         /* as src_git.c: git-lfs pointers are smaller */
 #define META_MAX ((size_t)512 << 20) /* as src_cache.c: a whole paged tree */
@@ -342,16 +343,15 @@ static void want(struct plan *p, const char *oid, uint64_t size, size_t repo, si
 	w->file = file;
 }
 
+/* The sync manifest's patterns (sync.h), so that `export -m` carries what `sync -m` fetched. */
 static int selected(const struct hfm_export_repo *spec, const char *path)
 {
-	size_t i;
-	int in = !spec->ninclude;
+	const struct hfm_sync_want w = {
+		.include = spec->include, .n_include = spec->ninclude,
+		.exclude = spec->exclude, .n_exclude = spec->nexclude,
+	};
 
-	for (i = 0; i < spec->ninclude && !in; i++)
-		in = fnmatch(spec->include[i], path, 0) == 0;
-	for (i = 0; i < spec->nexclude && in; i++)
-		in = fnmatch(spec->exclude[i], path, 0) != 0;
-	return in;
+	return (!spec->ninclude && !spec->nexclude) || hfm_sync_wants(&w, path);
 }
 
 static struct hfm_bundle_commit *commit_once(struct hfm_bundle_repo *r, const char *sha, int *added)
@@ -1284,7 +1284,7 @@ out:
 /* ---- command lines ------------------------------------------------------------------- */
 
 static const char export_usage[] =
-	"usage: %s export --repos-path STORE -o OUT (--repo ID[@REV]... | --all)\n"
+	"usage: %s export --repos-path STORE -o OUT (-m SYNC.toml | --repo ID[@REV]... | --all)\n"
 	"                [--include GLOB]... [--exclude GLOB]... [--since RECEIPT]\n"
 	"                [--split SIZE] [--sign KEY.pem] [--allow-missing] [-q]\n"
 	"\n"
@@ -1298,8 +1298,13 @@ static const char export_usage[] =
 	"  --repo ID[@REV]     a repo: org/name, or datasets/org/name, spaces/...;\n"
 	"                      @REV a branch, tag, refs/pr/N or commit id (repeatable;\n"
 	"                      without @REV every revision the store has)\n"
+	"  -m, --manifest SYNC.toml\n"
+	"                      the repos, revisions and include/exclude patterns of a\n"
+	"                      sync manifest (docs/sync.md): what `hfmirror sync -m`\n"
+	"                      fetched (may be combined with --repo)\n"
 	"  --all               every repo in the store\n"
-	"  --include GLOB      carry only matching files (others stay listed, absent)\n"
+	"  --include GLOB      carry only matching files of the --repo repos (others\n"
+	"                      stay listed, absent); '*' crosses '/', DIR/ is a folder\n"
 	"  --exclude GLOB      do not carry matching files\n"
 	"  --since RECEIPT     leave out what the receipt says the other side has\n"
 	"                      (hfmirror receipt there): an incremental bundle\n"
@@ -1373,6 +1378,37 @@ static void free_specs(struct hfm_export_repo *v, size_t n)
 	free(v);
 }
 
+/*
+ * The repos of a sync manifest into specs, each with its revisions and its
+ * patterns (borrowed from m).  A repo also named by --repo is an error: two
+ * selections of its files would have to be merged.
+ */
+static int add_manifest_specs(struct hfm_export_repo **v, size_t *n,
+			      const struct hfm_sync_manifest *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct hfm_sync_want *w = &m->repos[i];
+		struct hfm_export_repo *r;
+
+		for (size_t j = 0; j < *n; j++)
+			if ((*v)[j].id.type == w->id.type && !strcmp((*v)[j].id.name, w->id.name)) {
+				fprintf(stderr, "%s:%u: repo: %s is also named by --repo\n", m->path, w->line, w->id.name);
+				return HFM_EINVAL;
+			}
+		*v = hfm_realloc(*v, (*n + 1) * sizeof(**v));
+		r = &(*v)[(*n)++];
+		memset(r, 0, sizeof(*r));
+		r->id = w->id;
+		for (size_t j = 0; j < w->n_revisions; j++)
+			hfm_config_push_str(&r->revs, &r->nrevs, w->revisions[j]);
+		r->include = w->include;
+		r->ninclude = w->n_include;
+		r->exclude = w->exclude;
+		r->nexclude = w->n_exclude;
+	}
+	return 0;
+}
+
 enum { X_REPOS = 1000, X_REPO, X_ALL, X_INCLUDE, X_EXCLUDE, X_SINCE, X_SPLIT, X_SIGN,
        X_ALLOW_MISSING, X_MANIFEST };
 
@@ -1395,8 +1431,9 @@ int hfm_export_main(const char *prog, int argc, char **argv)
 	};
 	struct hfm_export_opts o = { .store = "repos", .prog = prog };
 	struct hfm_export_repo *specs = NULL;
+	struct hfm_sync_manifest *manifest = NULL;
 	char **inc = NULL, **exc = NULL;
-	size_t nspecs = 0, ninc = 0, nexc = 0, i;
+	size_t nspecs = 0, nflag, ninc = 0, nexc = 0, i;
 	struct hfm_buf err = HFM_BUF_INIT(1024);
 	int c, rc = 2;
 
@@ -1444,10 +1481,16 @@ int hfm_export_main(const char *prog, int argc, char **argv)
 			o.allow_missing = 1;
 			break;
 		case 'm':
-			/* TODO(sync): read the sync manifest with the sync command's parser */
-			fprintf(stderr, "%s export: -m %s: sync manifests are not read by this "
-				"build yet; name the repos with --repo ID[@REV]\n", prog, optarg);
-			goto out;
+			if (manifest) {
+				fprintf(stderr, "%s export: -m given twice\n", prog);
+				goto out;
+			}
+			hfm_buf_reset(&err);
+			if (hfm_sync_manifest_read(&manifest, optarg, &err)) {
+				fprintf(stderr, "%s", hfm_buf_cstr(&err));
+				goto out;
+			}
+			break;
 		case 'q':
 			o.quiet = 1;
 			break;
@@ -1467,16 +1510,20 @@ int hfm_export_main(const char *prog, int argc, char **argv)
 		fprintf(stderr, "%s export: unexpected argument '%s'\n", prog, argv[optind]);
 		goto out;
 	}
-	if (!o.out || (!nspecs && !o.all) || (nspecs && o.all)) {
-		fprintf(stderr, "%s export: needs -o OUT and either --repo ID[@REV] or --all\n"
-			"Run '%s export --help' for usage.\n", prog, prog);
-		goto out;
-	}
-	for (i = 0; i < nspecs; i++) {
+	nflag = nspecs;
+	for (i = 0; i < nflag; i++) {
 		specs[i].include = inc;
 		specs[i].ninclude = ninc;
 		specs[i].exclude = exc;
 		specs[i].nexclude = nexc;
+	}
+	if (manifest && add_manifest_specs(&specs, &nspecs, manifest))
+		goto out;
+	if (!o.out || (!nspecs && !o.all) || (nspecs && o.all)) {
+		fprintf(stderr, "%s export: needs -o OUT and either -m SYNC.toml, --repo ID[@REV] "
+			"or --all\n"
+			"Run '%s export --help' for usage.\n", prog, prog);
+		goto out;
 	}
 	o.repos = specs;
 	o.nrepos = nspecs;
@@ -1490,6 +1537,7 @@ int hfm_export_main(const char *prog, int argc, char **argv)
 	git_libgit2_shutdown();
 out:
 	free_specs(specs, nspecs);
+	hfm_sync_manifest_free(manifest);
 	for (i = 0; i < ninc; i++)
 		free(inc[i]);
 	free(inc);

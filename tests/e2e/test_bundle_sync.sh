@@ -35,6 +35,10 @@ cat >"$T/outside.toml" <<EOF
 repos-path = "$OUT"
 hf-scheme = "http"
 hf-netloc = "$RELAY"
+
+[hfmirror]
+# the second sync comes seconds after the first: ask for main again, as a sync a day later would
+metadata-ttl = 0
 EOF
 cat >"$T/sync.toml" <<EOF
 # what the site asked for

@@ -36,9 +36,9 @@ struct job {
 	char key[HFM_IMP_STAGE_KEY_MAX]; /* where it is staged */
 	char digest[HFM_SHA256_HEX + 1];
 	int sha1;                        /* a git blob id, else a sha256 */
-	uint64_t size, got;
-	int fd;
-	char part[64];
+	uint64_t size, got;              /* got: bytes hashed (by the worker) */
+	int fd;                          /* opened and written by the reading thread */
+	int wfail;                       /* a write failed: set before the next piece is queued */
 	struct hfm_hashctx *h;
 };
 
@@ -137,8 +137,17 @@ static void release_buf(struct hfm_imp_stage *st, unsigned char *buf)
 
 static int job_open(struct hfm_imp_stage *st, struct job *j)
 {
-	snprintf(j->part, sizeof(j->part), "incoming/%u", atomic_fetch_add(&st->seq, 1));
-	j->fd = openat(st->fd, j->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	char dir[HFM_IMP_STAGE_KEY_MAX], *slash;
+
+	j->fd = openat(st->fd, j->key, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (j->fd < 0 && errno == ENOENT) {
+		snprintf(dir, sizeof(dir), "%s", j->key);
+		if ((slash = strrchr(dir, '/')))
+			*slash = '\0';
+		if (mkdirat(st->fd, dir, 0755) == 0 || errno == EEXIST)
+			j->fd = openat(st->fd, j->key, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				       0644);
+	}
 	if (j->fd < 0)
 		return hfm_error_set(HFM_EIO, "cannot stage it in %s: %s", st->path, strerror(errno));
 	j->h = hfm_hashctx_new(j->size, j->sha1, !j->sha1);
@@ -147,36 +156,18 @@ static int job_open(struct hfm_imp_stage *st, struct job *j)
 
 static void job_data(struct hfm_imp_stage *st, struct job *j, const unsigned char *p, size_t n)
 {
-	int rc = 0;
-
-	if (failed(st) || (j->fd < 0 && !j->h && (rc = job_open(st, j)))) {
-		if (rc)
-			fail(st, rc, j);
+	if (failed(st) || j->wfail)
 		return;
-	}
-	if (j->fd < 0)
-		return;                  /* an earlier piece failed */
 	hfm_hashctx_update(j->h, p, n);
-	if (hfm_write_all(j->fd, p, n) < 0) {
-		fail(st, hfm_error_set(HFM_EIO, "writing to %s: %s", st->path, strerror(errno)), j);
-		close(j->fd);
-		j->fd = -1;
-	}
 	j->got += n;
 }
 
 void hfm_imp_stage_key(char out[HFM_IMP_STAGE_KEY_MAX], const struct hfm_bundle_item *it)
 {
-	snprintf(out, HFM_IMP_STAGE_KEY_MAX, "%s/%s",
-		 it->kind == HFM_BUNDLE_OBJECT ? "objects" : "sha256", it->digest);
-}
-
-/* The verified entry under its key. */
-static int job_place(struct hfm_imp_stage *st, struct job *j)
-{
-	if (renameat(st->fd, j->part, st->fd, j->key) < 0)
-		return hfm_error_set(HFM_EIO, "staging %s: %s", j->name, strerror(errno));
-	return 0;
+	if (it->kind == HFM_BUNDLE_OBJECT)
+		snprintf(out, HFM_IMP_STAGE_KEY_MAX, "objects/%.2s/%s", it->digest, it->digest);
+	else
+		snprintf(out, HFM_IMP_STAGE_KEY_MAX, "sha256/%s", it->digest);
 }
 
 static void job_end(struct hfm_imp_stage *st, struct job *j)
@@ -189,32 +180,29 @@ static void job_end(struct hfm_imp_stage *st, struct job *j)
 		j->where = j->where_end;
 		j->where_end = NULL;
 	}
-	if (!failed(st) && !j->h && (rc = job_open(st, j)))
-		fail(st, rc, j);
 	if (j->h)
 		hfm_hashctx_final(j->h, sha1, sha256);
-	if (j->fd < 0) {
-		rc = HFM_ERROR;          /* never opened, or a write failed: already said */
-	} else {
+	if (j->fd >= 0)
 		close(j->fd);
-		j->fd = -1;
-		if (failed(st)) {
-			rc = HFM_ERROR;
-		} else if (j->got != j->size) {
-			rc = hfm_error_set(HFM_ECORRUPT, "%llu bytes, the manifest says %llu",
-					   (unsigned long long)j->got, (unsigned long long)j->size);
-		} else if (strcmp(j->sha1 ? sha1 : sha256, j->digest)) {
-			rc = hfm_error_set(HFM_ECORRUPT, "its content hashes to %s, the manifest says "
-					   "%s: the bundle is damaged (copy it again) or was changed",
-					   j->sha1 ? sha1 : sha256, j->digest);
-		} else {
-			rc = job_place(st, j);
-		}
-		if (rc) {
-			if (rc != HFM_ERROR)
-				fail(st, rc, j);
-			unlinkat(st->fd, j->part, 0);
-		}
+	if (j->fd < 0 || j->wfail) {
+		rc = HFM_ERROR;          /* never opened, or a write failed: already said */
+	} else if (j->got == j->size && !strcmp(j->sha1 ? sha1 : sha256, j->digest)) {
+		rc = 0;                  /* verified: kept for a retry even if another entry failed */
+	} else if (failed(st)) {
+		rc = HFM_ERROR;          /* not hashed to the end: another entry failed */
+	} else if (j->got != j->size) {
+		rc = hfm_error_set(HFM_ECORRUPT, "%llu bytes, the manifest says %llu",
+				   (unsigned long long)j->got, (unsigned long long)j->size);
+	} else {
+		rc = hfm_error_set(HFM_ECORRUPT, "its content hashes to %s, the manifest says "
+				   "%s: the bundle is damaged (copy it again) or was changed",
+				   j->sha1 ? sha1 : sha256, j->digest);
+	}
+	j->fd = -1;
+	if (rc) {
+		if (rc != HFM_ERROR)
+			fail(st, rc, j);
+		unlinkat(st->fd, j->key, 0);
 	}
 	pthread_mutex_lock(&st->lock);
 	if (!rc) {
@@ -297,6 +285,13 @@ int hfm_imp_stage_begin(struct hfm_imp_stage *st, const struct hfm_bundle_item *
 	j->size = it->size;
 	j->fd = -1;
 	j->end.job = j;
+	if ((rc = job_open(st, j))) {
+		rc = hfm_error_set(rc, "%s, %s: %s", where, it->name, hfm_error_last());
+		free(j->name);
+		free(j->where);
+		free(j);
+		return rc;
+	}
 	st->cur = j;
 	for (unsigned i = 0; i < st->nworkers; i++) {
 		pthread_mutex_lock(&st->w[i].lock);
@@ -327,8 +322,18 @@ unsigned char *hfm_imp_stage_buffer(struct hfm_imp_stage *st)
 int hfm_imp_stage_push(struct hfm_imp_stage *st, unsigned char *buf, size_t n)
 {
 	struct node *nd = hfm_calloc(1, sizeof(*nd));
+	struct job *j = st->cur;
 
-	nd->job = st->cur;
+	/*
+	 * This thread writes, the worker hashes: the copy into the page cache
+	 * (what tar does) and the hash of the same bytes run on two cores, so a
+	 * large entry is not one thread's serial work.
+	 */
+	if (!j->wfail && hfm_write_all(j->fd, buf, n) < 0) {
+		fail(st, hfm_error_set(HFM_EIO, "writing to %s: %s", st->path, strerror(errno)), j);
+		j->wfail = 1;
+	}
+	nd->job = j;
 	nd->buf = buf;
 	nd->len = n;
 	enqueue(st->curw, nd);
@@ -485,7 +490,6 @@ static void read_durable(struct hfm_imp_stage *st)
 int hfm_imp_stage_open(struct hfm_imp_stage **out, struct hfm_store *store, unsigned workers)
 {
 	struct hfm_imp_stage *st = hfm_calloc(1, sizeof(*st));
-	char *incoming;
 	long ncpu;
 	int rc = 0;
 
@@ -517,17 +521,10 @@ int hfm_imp_stage_open(struct hfm_imp_stage **out, struct hfm_store *store, unsi
 		rc = hfm_error_set(HFM_EIO, "%s/sha256: %s", st->path, strerror(errno));
 	if (rc)
 		goto out;
-	incoming = hfm_asprintf("%s/incoming", st->path);
-	hfm_imp_stage_rmtree(incoming);
-	free(incoming);
-	if (mkdirat(st->fd, "incoming", 0755) < 0) {
-		rc = hfm_error_set(HFM_EIO, "%s/incoming: %s", st->path, strerror(errno));
-		goto out;
-	}
 	read_durable(st);
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	st->nworkers = workers ? workers : ncpu > 0 ? (unsigned)ncpu : 1;
-	st->nbufs = 2 * st->nworkers + 2;
+	st->nbufs = 8 * st->nworkers + 8;
 	st->free_bufs = hfm_calloc(st->nbufs, sizeof(*st->free_bufs));
 	for (size_t i = 0; i < st->nbufs; i++)
 		st->free_bufs[st->nfree++] = hfm_malloc(HFM_IMP_STAGE_CHUNK);

@@ -4,13 +4,18 @@
  * publishing is a rename.
  *
  *   lock                 flock: one bundle import at a time in a store
- *   incoming/            entries being written and hashed (cleared at open)
- *   objects/<oid>        an object that hashed to its id
+ *   objects/<2 hex>/<oid>  an object that hashed to its id
  *   sha256/<sha256>      a metadata file or a git pack that hashed to the
  *                        manifest's digest
  *   durable              the names above that were on disk (syncfs) when
  *                        written here, one a line
  *   git/                 scratch repositories for indexing packs
+ *
+ * An entry is written under its name and hashed as it is written; one that
+ * does not match its id is removed.  A name that `durable` does not list
+ * is never trusted (it is hashed again first: see hfm_imp_stage_check), so
+ * neither a file a killed run left half written nor one it did not get to
+ * verify is ever published.
  *
  * Staged entries are named by their content, so any bundle that carries the
  * same content uses them: an import refused half way (a truncated stream, a
@@ -18,16 +23,18 @@
  * the same repos, reads again only what it had not verified.
  *
  * Entries are verified by a pool of worker threads: the reading thread
- * hands each entry, in pieces of CHUNK bytes from a fixed set of buffers,
- * to one worker, which hashes and writes it; so entries are verified in
- * parallel across cores while the payload is read in order, and memory is
- * bounded.  A file gets its member name only once its content matched the
- * id; a later run trusts it without reading it again if `durable` lists it
- * (the checkpoint makes it so), and hashes it again otherwise (it was
- * written after the last checkpoint, and a crash of the machine could have
- * lost it).  The staging area is removed after a publish; one left by a
- * refused or interrupted import is used by the next bundle import, unless it
- * was last used more than a week before (then it is removed).
+ * writes each entry, in pieces of CHUNK bytes from a fixed set of buffers,
+ * and hands each piece to the entry's worker, which hashes it; so hashing
+ * runs beside the reading and writing (a large entry's too), entries are
+ * verified in parallel across cores while the payload is read in order,
+ * and memory is bounded.  Nothing is renamed here: a rename per entry costs
+ * more than the entry's write on a busy directory.  A later run trusts a
+ * staged file without reading it again if `durable` lists it (the
+ * checkpoint makes it so), and hashes it again otherwise (it was written
+ * after the last checkpoint, and a crash of the machine could have lost
+ * it).  The staging area is removed after a publish; one left by a refused
+ * or interrupted import is used by the next bundle import, unless it was
+ * last used more than a week before (then it is removed).
  *
  * Threads: one thread calls everything here; the workers are internal.
  */
@@ -39,7 +46,7 @@
 #include "hfm/bundle.h"
 #include "hfm/store.h"
 
-#define HFM_IMP_STAGE_CHUNK ((size_t)4 << 20)
+#define HFM_IMP_STAGE_CHUNK ((size_t)256 << 10)
 
 struct hfm_imp_stage;
 

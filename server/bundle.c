@@ -71,26 +71,11 @@ void hfm_bundle_manifest_free(struct hfm_bundle_manifest *m)
 	free(m);
 }
 
-/* Grow *v (of *n elements of `size`) by one zeroed element; returns it. */
-static void *grow(void *vp, size_t *n, size_t size)
-{
-	void **v = vp;
-	char *p;
-
-	/* doubling at powers of two: amortised O(1) without a capacity field */
-	if ((*n & (*n - 1)) == 0)
-		*v = hfm_realloc(*v, (*n ? *n * 2 : 1) * size);
-	p = (char *)*v + *n * size;
-	memset(p, 0, size);
-	(*n)++;
-	return p;
-}
-
 struct hfm_bundle_repo *hfm_bundle_add_repo(struct hfm_bundle_manifest *m,
 					    const struct hfm_repo_id *id,
 					    enum hfm_bundle_kind kind)
 {
-	struct hfm_bundle_repo *r = grow(&m->repos, &m->nrepos, sizeof(*r));
+	struct hfm_bundle_repo *r = hfm_array_push(&m->repos, &m->nrepos, sizeof(*r));
 
 	r->id = *id;
 	r->kind = kind;
@@ -99,7 +84,7 @@ struct hfm_bundle_repo *hfm_bundle_add_repo(struct hfm_bundle_manifest *m,
 
 void hfm_bundle_add_rev(struct hfm_bundle_repo *r, const char *name, const char *commit)
 {
-	struct hfm_bundle_rev *v = grow(&r->revs, &r->nrevs, sizeof(*v));
+	struct hfm_bundle_rev *v = hfm_array_push(&r->revs, &r->nrevs, sizeof(*v));
 
 	v->name = hfm_strdup(name);
 	snprintf(v->commit, sizeof(v->commit), "%s", commit);
@@ -107,7 +92,7 @@ void hfm_bundle_add_rev(struct hfm_bundle_repo *r, const char *name, const char 
 
 struct hfm_bundle_commit *hfm_bundle_add_commit(struct hfm_bundle_repo *r, const char *sha)
 {
-	struct hfm_bundle_commit *c = grow(&r->commits, &r->ncommits, sizeof(*c));
+	struct hfm_bundle_commit *c = hfm_array_push(&r->commits, &r->ncommits, sizeof(*c));
 
 	snprintf(c->sha, sizeof(c->sha), "%s", sha);
 	return c;
@@ -161,7 +146,7 @@ struct hfm_bundle_item *hfm_bundle_add_item(struct hfm_bundle_manifest *m,
 	struct hfm_bundle_item *it;
 
 	hfm_bundle_item_name(&name, m, kind, repo, relpath, digest);
-	it = grow(&m->items, &m->nitems, sizeof(*it));
+	it = hfm_array_push(&m->items, &m->nitems, sizeof(*it));
 	it->kind = kind;
 	it->name = hfm_buf_detach(&name);
 	it->size = size;
@@ -174,7 +159,7 @@ struct hfm_bundle_item *hfm_bundle_add_item(struct hfm_bundle_manifest *m,
 void hfm_bundle_add_volume(struct hfm_bundle_manifest *m, const char *name, uint64_t size,
 			   const char *sha256)
 {
-	struct hfm_bundle_volume *v = grow(&m->volumes, &m->nvolumes, sizeof(*v));
+	struct hfm_bundle_volume *v = hfm_array_push(&m->volumes, &m->nvolumes, sizeof(*v));
 
 	v->name = hfm_strdup(name);
 	v->size = size;
@@ -566,7 +551,7 @@ static int parse_line(struct parse *p)
 		if ((rc = want_fields(p, 2, 2)) || (rc = need_repo(p, 1)) ||
 		    (rc = hex_field(p, 1, sha, HFM_SHA1_HEX, "shallow")))
 			return rc;
-		char(*v)[HFM_SHA1_HEX + 1] = grow(&p->repo->shallow, &p->repo->nshallow,
+		char(*v)[HFM_SHA1_HEX + 1] = hfm_array_push(&p->repo->shallow, &p->repo->nshallow,
 						  sizeof(*v));
 		memcpy(*v, sha, HFM_SHA1_HEX + 1);
 	} else if (field_is(l, 0, "rev")) {

@@ -156,24 +156,10 @@ void hfm_receipt_free(struct hfm_receipt *r)
 	free(r);
 }
 
-/* Append one zeroed element to *v (n elements of `size`), doubling at powers of two. */
-static void *append(void *vp, size_t *n, size_t size)
-{
-	void **v = vp;
-	char *p;
-
-	if ((*n & (*n - 1)) == 0)
-		*v = hfm_realloc(*v, (*n ? *n * 2 : 1) * size);
-	p = (char *)*v + *n * size;
-	memset(p, 0, size);
-	(*n)++;
-	return p;
-}
-
 struct hfm_receipt_repo *hfm_receipt_add_repo(struct hfm_receipt *r, const struct hfm_repo_id *id,
 					      enum hfm_bundle_kind kind)
 {
-	struct hfm_receipt_repo *rr = append(&r->repos, &r->nrepos, sizeof(*rr));
+	struct hfm_receipt_repo *rr = hfm_array_push(&r->repos, &r->nrepos, sizeof(*rr));
 
 	rr->id = *id;
 	rr->kind = kind;
@@ -182,7 +168,7 @@ struct hfm_receipt_repo *hfm_receipt_add_repo(struct hfm_receipt *r, const struc
 
 void hfm_receipt_add_rev(struct hfm_receipt_repo *rr, const char *name, const char *commit)
 {
-	struct hfm_bundle_rev *v = append(&rr->revs, &rr->nrevs, sizeof(*v));
+	struct hfm_bundle_rev *v = hfm_array_push(&rr->revs, &rr->nrevs, sizeof(*v));
 
 	v->name = hfm_strdup(name);
 	snprintf(v->commit, sizeof(v->commit), "%s", commit);
@@ -190,7 +176,7 @@ void hfm_receipt_add_rev(struct hfm_receipt_repo *rr, const char *name, const ch
 
 void hfm_receipt_add_meta(struct hfm_receipt_repo *rr, const char *relpath)
 {
-	char **p = append(&rr->meta, &rr->nmeta, sizeof(*p));
+	char **p = hfm_array_push(&rr->meta, &rr->nmeta, sizeof(*p));
 
 	*p = hfm_strdup(relpath);
 }

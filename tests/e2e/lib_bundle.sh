@@ -1,21 +1,8 @@
 # lib_bundle.sh - helpers for the bundle tests (sourced after lib.sh and lib_fixtures.sh).
 #
 # The outside fills its store from an upstream, exports a bundle; the inside imports it and
-# serves it with no route to the upstream.  fill_outside is the one step that changes when
-# `hfmirror sync` exists: it is the only function that knows how the outside store is filled.
-
-HFJS="$SRCDIR/tests/hfjs"
-
-# need_hfjs: the npm client of tests/hfjs is installed (else a failed test and exit).
-need_hfjs() {
-	if [ ! -d "$HFJS/node_modules/@huggingface/hub" ] &&
-		! (cd "$HFJS" && npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1; then
-		not_ok "npm dependencies of tests/hfjs are installed"
-		diag "$(tail -n 20 "$T/npm.log")"
-		done_testing
-		exit 1
-	fi
-}
+# serves it with no route to the upstream.  fill_outside fills the outside through `hfmirror
+# proxy` and the npm client (test_bundle_sync.sh fills it with `hfmirror sync`).
 
 # repo_files URL REPO [REV]: the files URL lists for REPO, one path a line.
 repo_files() {
@@ -38,18 +25,7 @@ for e in sorted(json.load(sys.stdin), key=lambda e: e["path"]):
 hfjs_snapshot() {
 	(cd "$HFJS" && HFM_URL=$2 HFM_REPO=$3 HFM_FILES=$4 node snapshot.mjs) \
 		>"$T/npm-$1.out" 2>"$T/npm-$1.err"
-	_rc=$?
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) ok "$1: ${line#ok - }" ;;
-		"not ok - "*) not_ok "$1: ${line#not ok - }" ;;
-		"# "*) diag "$line" ;;
-		esac
-	done <"$T/npm-$1.out"
-	if [ $_rc -ne 0 ] && ! grep -q "^not ok" "$T/npm-$1.out"; then
-		not_ok "$1: node exited $_rc"
-		diag "$(tail -n 20 "$T/npm-$1.err")"
-	fi
+	node_tap "$1" $? "$T/npm-$1.out" "$T/npm-$1.err"
 }
 
 # fill_outside STORE: STORE holds acme/tiny's main (files, metadata, lastCommit listings)

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_fixtures.sh"
 . "$(dirname "$0")/lib_bundle.sh"
-need_hfjs
+hfjs_ready
 
 OUT=$T/outside-store
 IN=$T/inside-store

@@ -77,7 +77,8 @@ int hfm_imp_bundle_probe(const char *path);
 int hfm_imp_bundle_run(const struct hfm_imp_opts *opts, struct hfm_store *store,
 		       struct hfm_progress *progress, const char *path, struct hfm_buf *json);
 
-/* bundlesrc_git.c: index and check repo `ri`'s pack (`pack`: its item, or NULL); then publish it. */
+/* bundlesrc_git.c: index and check repo `ri`'s pack (`pack`: its item, or NULL); then
+ * publish it. */
 int hfm_imp_bundle_git_verify(struct hfm_imp_bundle *b, size_t ri,
 			      const struct hfm_bundle_item *pack);
 int hfm_imp_bundle_git_publish(struct hfm_imp_bundle *b, size_t ri);

@@ -197,18 +197,7 @@ out:
 
 int hfm_imp_bundle_lock(int *fd, struct hfm_imp_bundle *b, size_t ri)
 {
-	const struct hfm_bundle_repo *r = &b->m->repos[ri];
-	char *flat = hfm_strdup(r->id.name), *key, *p;
-	int rc;
-
-	for (p = flat; *p; p++)
-		if (*p == '/')
-			*p = '#';
-	key = hfm_asprintf("cache--%s--%s", hfm_repo_type_plural(r->id.type), flat);
-	rc = hfm_imp_lock(fd, b->store, b->progress, key, r->id.name);
-	free(key);
-	free(flat);
-	return rc;
+	return hfm_imp_lock(fd, b->store, b->progress, "cache--", &b->m->repos[ri].id);
 }
 
 /*

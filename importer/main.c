@@ -156,7 +156,7 @@ static int resolve_id(struct hfm_imp_job *job)
 		if (o->type < 0 && job->kind == HFM_IMP_SRC_HFCACHE &&
 		    hfm_imp_id_from_cache_dir(&from_dir, base) == 0)
 			t = from_dir.type;
-		if (hfm_imp_id_from_name(&job->id, o->name, t))
+		if (hfm_repo_id_parse(&job->id, t, o->name))
 			return hfm_error_set(HFM_EINVAL, "--name %s: not a repo name (org/name, "
 					     "or name alone for canonical repos)", o->name);
 		return 0;

@@ -12,42 +12,33 @@
 #include "mirror.h"
 
 int hfm_imp_lock(int *out, const struct hfm_store *store, struct hfm_progress *progress,
-		 const char *key, const char *what)
+		 const char *prefix, const struct hfm_repo_id *id)
 {
 	struct hfm_buf path = HFM_BUF_INIT(HFM_PATH_MAX);
+	char *flat = hfm_strdup(id->name), *p;
 	int fd, rc = 0;
 
+	for (p = flat; *p; p++)
+		if (*p == '/')
+			*p = '#';   /* not a name character, so the flat name is unique */
 	if ((rc = hfm_store_mkdirs(store, "meta/import-locks")))
 		goto out;
-	hfm_buf_printf(&path, "%s/meta/import-locks/%s", store->root, key);
+	hfm_buf_printf(&path, "%s/meta/import-locks/%s%s--%s", store->root, prefix,
+		       hfm_repo_type_plural(id->type), flat);
 	fd = open(path.ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rc = hfm_error_set(HFM_EIO, "%s: %s", path.ptr, strerror(errno));
 		goto out;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		hfm_progress_say(progress, "waiting for another import of %s to finish", what);
+		hfm_progress_say(progress, "waiting for another import of %s to finish", id->name);
 		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
 			;
 	}
 	*out = fd;
 out:
-	hfm_buf_dispose(&path);
-	return rc;
-}
-
-static int lock_mirror(int *out, const struct hfm_imp_job *job)
-{
-	char *flat = hfm_strdup(job->id.name), *key, *p;
-	int rc;
-
-	for (p = flat; *p; p++)
-		if (*p == '/')
-			*p = '#';   /* not a name character, so the flat name is unique */
-	key = hfm_asprintf("%s--%s", hfm_repo_type_plural(job->id.type), flat);
-	rc = hfm_imp_lock(out, job->store, job->progress, key, job->id.name);
-	free(key);
 	free(flat);
+	hfm_buf_dispose(&path);
 	return rc;
 }
 
@@ -108,7 +99,7 @@ int hfm_imp_mirror_open(struct hfm_imp_job *job, int *lock_fd)
 		rc = hfm_error_set(HFM_ETOOBIG, "store path too long");
 		goto out;
 	}
-	if ((rc = lock_mirror(&fd, job)))
+	if ((rc = hfm_imp_lock(&fd, job->store, job->progress, "", &job->id)))
 		goto out;
 	if (stat(path.ptr, &st) < 0) {
 		if ((rc = create_mirror(job, path.ptr)))

@@ -172,23 +172,6 @@ static int walk_files(int root_fd, const char *base, const char *sub, file_fn *f
 	return rc;
 }
 
-/* "org/name" or "name" split into an id; 0 or HFM_EINVAL. */
-static int id_from(struct hfm_repo_id *id, enum hfm_repo_type t, const char *name)
-{
-	const char *slash = strchr(name, '/');
-	char *org;
-	int rc;
-
-	if (!slash)
-		return hfm_repo_id_set(id, t, NULL, name);
-	if (strchr(slash + 1, '/'))
-		return HFM_EINVAL;
-	org = hfm_strndup(name, (size_t)(slash - name));
-	rc = hfm_repo_id_set(id, t, org, slash + 1);
-	free(org);
-	return rc;
-}
-
 static void cache_dir(char *out, size_t n, const struct hfm_repo_id *id)
 {
 	snprintf(out, n, "meta/%s/%s", hfm_repo_type_plural(id->type), id->name);
@@ -237,10 +220,10 @@ static int scan_repos(const struct hfm_store *s, repo_fn *fn, void *cls)
 
 				if (kind == HFM_BUNDLE_GIT && l > 4 && !strcmp(names[i] + l - 4, ".git")) {
 					names[i][l - 4] = '\0';
-					if (!id_from(&id, (enum hfm_repo_type)t, names[i]))
+					if (!hfm_repo_id_parse(&id, (enum hfm_repo_type)t, names[i]))
 						rc = fn(cls, &id, HFM_BUNDLE_GIT);
 				} else if (kind == HFM_BUNDLE_CACHE &&
-					   !id_from(&id, (enum hfm_repo_type)t, names[i]) &&
+					   !hfm_repo_id_parse(&id, (enum hfm_repo_type)t, names[i]) &&
 					   cache_has(s, &id)) {
 					rc = fn(cls, &id, HFM_BUNDLE_CACHE);
 				} else if (!(rc = list_names(&subs, &ns, s->root_fd, rel, 1))) {
@@ -251,10 +234,10 @@ static int scan_repos(const struct hfm_store *s, repo_fn *fn, void *cls)
 						if (kind == HFM_BUNDLE_GIT) {
 							if (fl > 4 && !strcmp(full + fl - 4, ".git")) {
 								full[fl - 4] = '\0';
-								if (!id_from(&id, (enum hfm_repo_type)t, full))
+								if (!hfm_repo_id_parse(&id, (enum hfm_repo_type)t, full))
 									rc = fn(cls, &id, HFM_BUNDLE_GIT);
 							}
-						} else if (!id_from(&id, (enum hfm_repo_type)t, full) &&
+						} else if (!hfm_repo_id_parse(&id, (enum hfm_repo_type)t, full) &&
 							   cache_has(s, &id)) {
 							rc = fn(cls, &id, HFM_BUNDLE_CACHE);
 						}
@@ -1345,7 +1328,7 @@ static int parse_repo_arg(struct hfm_export_repo **v, size_t *n, const char *arg
 			break;
 		}
 	}
-	if (id_from(&id, t, name) || (at && (!*at || !hfm_rev_valid(at)))) {
+	if (hfm_repo_id_parse(&id, t, name) || (at && (!*at || !hfm_rev_valid(at)))) {
 		rc = HFM_EINVAL;
 		goto out;
 	}

@@ -540,6 +540,7 @@ static int plan_cache(struct plan *p, const struct hfm_export_repo *spec)
 		if ((rc = walk_files(p->store->root_fd, dir, sub, meta_walk_fn, &mw)))
 			return rc;
 	}
+	/* the repo's access mark (gated, private); per-user grants: see the hook in bundle.h */
 	for (const char *const *f = (const char *const[]){ "refs.json", "access", NULL }; *f; f++) {
 		char *rel = hfm_asprintf("%s/%s", dir, *f);
 		struct stat st;

@@ -48,6 +48,18 @@
  * must not be skipped (access grants of gated repos), and a reader that
  * cannot honour them must say so instead of serving without them.
  *
+ * Hook for per-user grants (the auth work keeps them in the store's
+ * meta/grants.jsonl, outside any repo's meta/ directory, so no bundle
+ * carries them today): a record per grant of a repo in the bundle, after
+ * that repo's record, such as "grant <user> <via> <time>", written by
+ * export.c beside the repo's `access` file (plan_cache: the loop over
+ * refs.json and access) and merged into the inside's grants by the
+ * importer's publish step (bundlesrc_publish.c, hfm_imp_bundle_cache_publish)
+ * before the repo's revisions switch.  Not an x- record: an older importer
+ * must refuse such a bundle rather than drop the grants.  Whether outside
+ * user names mean the same people inside is the site's decision; an
+ * import option should say so.
+ *
  * A file needs an object unless it is empty or absent (git repos: only LFS
  * files; the rest is in the pack): its LFS oid, else its git blob id.  The
  * receiving store must then hold that object already or get it from this

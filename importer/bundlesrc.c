@@ -281,7 +281,6 @@ static int stage_member(struct hfm_imp_bundle *b, const struct hfm_bundle_item *
 		rc = hfm_imp_stage_push(b->st, buf, fill);
 		*staged_bytes += fill;
 		hfm_progress_bytes(b->progress, it->size - left, it->size);
-		stall_hook(b, hfm_bundle_in_offset(b->in));
 		if (rc)
 			break;
 	}
@@ -353,6 +352,8 @@ static int read_payload(struct hfm_imp_bundle *b)
 			break;
 		b->state[idx] = HFM_IMP_ITEM_STAGED;
 		hfm_progress_item_done(b->progress, "verified");
+		/* between entries: the drain there waits for every entry handed over */
+		stall_hook(b, hfm_bundle_in_offset(b->in));
 		since_checkpoint += staged - before;
 		if (since_checkpoint >= CHECKPOINT_BYTES) {
 			if ((rc = hfm_imp_stage_checkpoint(b->st)))

@@ -6,6 +6,7 @@
  *   hfmirror proxy [--hf-netloc …]       the online cache of an upstream hub
  *   hfmirror serve -c configs.toml       everything the file says
  *   olah-cli [-c FILE] [flags]           Olah's upstream CLI: proxy
+ *   hfmirror sync -m sync.toml           fetch a declared manifest (sync.h)
  *   hfmirror export / receipt            bundles for an air gap (export.h)
  *
  * Every command fills one struct hfm_config: the file first (-c), then the

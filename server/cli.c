@@ -6,6 +6,8 @@
  *   hfmirror proxy [--hf-netloc …]       the online cache of an upstream hub
  *   hfmirror serve -c configs.toml       everything the file says
  *   olah-cli [-c FILE] [flags]           Olah's upstream CLI: proxy
+ *   hfmirror sync -m sync.toml           fetch a declared manifest (sync.h)
+ *   hfmirror export / receipt            bundles for an air gap (export.h)
  *
  * Every command fills one struct hfm_config: the file first (-c), then the
  * flags on top, then hfm_config_finish() checks the whole.  run_server()
@@ -29,6 +31,7 @@
 #include "hfm/auth.h"
 #include "hfm/cli.h"
 #include "hfm/config.h"
+#include "hfm/export.h"
 #include "hfm/grants.h"
 #include "hfm/gitserve.h"
 #include "hfm/hasher.h"
@@ -82,6 +85,8 @@ static void usage_main(FILE *f, const char *prog)
 		"  sync -m MANIFEST       fetch what MANIFEST lists into the store (for offline)\n"
 		"  token --tokens FILE add|list|revoke   local users' access tokens\n"
 		"  grant USER REPO        let a local user read a gated repo offline\n"
+		"  export -o OUT ...      write a bundle of repos for another store (air gap)\n"
+		"  receipt -o FILE        write what a store holds, for the next export --since\n"
 		"\n"
 		"Run '%s <command> --help' for the options of a command.\n"
 		"'%s --version' prints the version.\n",
@@ -995,6 +1000,10 @@ int hfm_cli_main(int argc, char **argv)
 		for (int i = 1; i < argc; i++)
 			has_config |= !strcmp(argv[i], "-c") || !strncmp(argv[i], "--config", 8);
 		rc = run_cmd(has_config ? CMD_SERVE : CMD_PROXY, prog, argc, argv);
+	} else if (!strcmp(argv[1], "export")) {
+		rc = hfm_export_main(prog, argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "receipt")) {
+		rc = hfm_receipt_main(prog, argc - 1, argv + 1);
 	} else {
 		int found = 0;
 		rc = 2;

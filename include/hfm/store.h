@@ -130,6 +130,14 @@ void hfm_store_mirror_path(struct hfm_buf *out, const struct hfm_store *s,
 int hfm_store_mirror_lock(int *fd, const struct hfm_store *s, const struct hfm_repo_id *id,
 			  void (*on_wait)(void *cls), void *cls);
 
+/*
+ * The same for another of id's writers' locks: the file is named `prefix`
+ * + "<plural>--<org>#<name>" ("" = the mirror's; "cache--" = its cached
+ * metadata, which bundle imports write).
+ */
+int hfm_store_repo_lock(int *fd, const struct hfm_store *s, const char *prefix,
+			const struct hfm_repo_id *id, void (*on_wait)(void *cls), void *cls);
+
 /* mkdir -p relative to the store root (mode 0755). */
 int hfm_store_mkdirs(const struct hfm_store *s, const char *rel);
 

@@ -267,3 +267,21 @@ hfjs_ready() {
 	done_testing
 	exit 1
 }
+
+# node_tap LABEL RC OUT ERR: what a node script of tests/hfjs printed to OUT
+# ("ok - ", "not ok - ", "# " lines) becomes our TAP, each test named
+# "LABEL: ..."; a script that exited RC != 0 without a failing line fails
+# with the tail of its stderr (ERR).
+node_tap() {
+	while IFS= read -r _nt_line; do
+		case $_nt_line in
+		"ok - "*) ok "$1: ${_nt_line#ok - }" ;;
+		"not ok - "*) not_ok "$1: ${_nt_line#not ok - }" ;;
+		"# "*) diag "$_nt_line" ;;
+		esac
+	done <"$3"
+	if [ "$2" -ne 0 ] && ! grep -q "^not ok" "$3"; then
+		not_ok "$1: node exited $2"
+		diag "$(tail -n 20 "$4")"
+	fi
+}

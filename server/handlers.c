@@ -65,6 +65,8 @@ static int dispatch(struct hfm_call *c)
 		return hfm_reply_not_found(c->req);
 	case HFM_R_UI_INDEX:
 	case HFM_R_UI_REPO:
+	case HFM_R_UI_STATUS:
+	case HFM_R_UI_CSS:
 		return hfm_h_ui(c);
 	case HFM_R_RESOLVE:
 	case HFM_R_RAW:

@@ -421,11 +421,13 @@ static int status_page(struct hfm_call *c)
 	hfm_buf_puts(&b, "</dd>");
 	hfm_buf_puts(&b, "<dt>Cache hit ratio</dt><dd id=\"hit-ratio\">");
 	/* hits over all file answers the cache gave, when this build counts them */
-	if (metric(&all, hfm_buf_cstr(&m), "hfmirror_cache_answers_total", "*") && all > 0 &&
-	    metric(&hit, hfm_buf_cstr(&m), "hfmirror_cache_answers_total", "{result=\"hit\"}"))
+	if (!metric(&all, hfm_buf_cstr(&m), "hfmirror_cache_answers_total", "*"))
+		hfm_buf_puts(&b, "<span class=\"mute\">not counted by this build</span>");
+	else if (all > 0 && metric(&hit, hfm_buf_cstr(&m), "hfmirror_cache_answers_total",
+				   "{result=\"hit\"}"))
 		hfm_buf_printf(&b, "%.1f%% (%.0f of %.0f answers from the store)", 100 * hit / all, hit, all);
 	else
-		hfm_buf_puts(&b, "<span class=\"mute\">no cache answers counted yet</span>");
+		hfm_buf_puts(&b, "<span class=\"mute\">no cache answers yet</span>");
 	hfm_buf_puts(&b, "</dd></dl>");
 
 	hfm_buf_puts(&b, "<h2>Sources</h2><table id=\"sources\"><thead><tr><th>#</th><th>Kind</th>"

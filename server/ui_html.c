@@ -46,7 +46,7 @@ void hfm_ui_begin(struct hfm_buf *b, const char *title, const char *nav)
 	hfm_buf_puts(b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
 			"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>");
 	hfm_ui_text(b, title);
-	hfm_buf_puts(b, " - hfmirror</title><link rel=\"stylesheet\" href=\"/-/ui.css\"></head><body>"
+	hfm_buf_puts(b, " - hfmirror</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/-/ui.css\"></head><body>"
 			"<header><div class=\"in\"><a href=\"/\"");
 	if (!strcmp(nav, ""))
 		hfm_buf_puts(b, " class=\"on\"");

@@ -49,17 +49,31 @@ static long arg_long(struct hfm_req *r, const char *name, long dflt, long min, l
 	return v < min ? min : v > max ? max : v;
 }
 
-static const char *author_of(const struct hfm_repo_id *id, char *out, size_t n)
+/*
+ * `{"_id":…,"id":…[,"modelId":…][,"author":…]`: how info and the listing
+ * both begin a repo.  The Hub's _id is a 24-hex object id: ours is stable,
+ * from the type and name.
+ */
+static void put_repo_ids(struct hfm_buf *b, enum hfm_repo_type t, const char *name)
 {
-	const char *slash = strchr(id->name, '/');
-	if (!slash)
-		return NULL;
-	size_t k = (size_t)(slash - id->name);
-	if (k >= n)
-		k = n - 1;
-	memcpy(out, id->name, k);
-	out[k] = '\0';
-	return out;
+	char idhex[HFM_SHA1_HEX + 1], seed[HFM_REPO_NAME_MAX + 16];
+	const char *slash = strchr(name, '/');
+
+	snprintf(seed, sizeof(seed), "%s/%s", hfm_repo_type_plural(t), name);
+	hfm_sha1_hex(idhex, seed, strlen(seed));
+	idhex[24] = '\0';
+	hfm_buf_puts(b, "{\"_id\":\"");
+	hfm_buf_puts(b, idhex);
+	hfm_buf_puts(b, "\",\"id\":");
+	hfm_buf_json_str(b, name);
+	if (t == HFM_MODEL) {
+		hfm_buf_puts(b, ",\"modelId\":");
+		hfm_buf_json_str(b, name);
+	}
+	if (slash) {
+		hfm_buf_puts(b, ",\"author\":");
+		hfm_buf_json_strn(b, name, (size_t)(slash - name));
+	}
 }
 
 /* The /api/T/name prefix of this repo, absolute. */
@@ -147,24 +161,7 @@ static int h_info(struct hfm_call *c, struct hfm_found *f)
 		return rc;
 
 	const struct hfm_repo_id *id = &rt->repo;
-	char idhex[HFM_SHA1_HEX + 1], author[HFM_REPO_NAME_MAX + 1];
-	char seed[HFM_REPO_NAME_MAX + 16];
-	snprintf(seed, sizeof(seed), "%s/%s", hfm_repo_type_plural(id->type), id->name);
-	hfm_sha1_hex(idhex, seed, strlen(seed));
-	idhex[24] = '\0';                    /* the Hub's _id is a 24-hex object id */
-
-	hfm_buf_puts(&b, "{\"_id\":\"");
-	hfm_buf_puts(&b, idhex);
-	hfm_buf_puts(&b, "\",\"id\":");
-	hfm_buf_json_str(&b, id->name);
-	if (id->type == HFM_MODEL) {
-		hfm_buf_puts(&b, ",\"modelId\":");
-		hfm_buf_json_str(&b, id->name);
-	}
-	if (author_of(id, author, sizeof(author))) {
-		hfm_buf_puts(&b, ",\"author\":");
-		hfm_buf_json_str(&b, author);
-	}
+	put_repo_ids(&b, id->type, id->name);
 	hfm_buf_puts(&b, ",\"sha\":\"");
 	hfm_buf_puts(&b, f->rc.commit);
 	hfm_buf_puts(&b, "\",\"lastModified\":");
@@ -430,24 +427,7 @@ static const char *req_arg_n(void *r, const char *name, size_t n)
 
 static void put_listed(struct hfm_buf *b, const struct hfm_rl_item *it, const struct hfm_rl_query *q)
 {
-	char idhex[HFM_SHA1_HEX + 1], seed[HFM_REPO_NAME_MAX + 16];
-	const char *slash = strchr(it->name, '/');
-
-	snprintf(seed, sizeof(seed), "%s/%s", hfm_repo_type_plural(it->type), it->name);
-	hfm_sha1_hex(idhex, seed, strlen(seed));
-	idhex[24] = '\0';                    /* as info's _id */
-	hfm_buf_puts(b, "{\"_id\":\"");
-	hfm_buf_puts(b, idhex);
-	hfm_buf_puts(b, "\",\"id\":");
-	hfm_buf_json_str(b, it->name);
-	if (it->type == HFM_MODEL) {
-		hfm_buf_puts(b, ",\"modelId\":");
-		hfm_buf_json_str(b, it->name);
-	}
-	if (slash) {
-		hfm_buf_puts(b, ",\"author\":");
-		hfm_buf_json_strn(b, it->name, (size_t)(slash - it->name));
-	}
+	put_repo_ids(b, it->type, it->name);
 	hfm_buf_printf(b, ",\"private\":false,\"gated\":%s,\"disabled\":false,"
 		       "\"downloads\":0,\"likes\":0,\"trendingScore\":0,\"tags\":[",
 		       it->gated ? "\"auto\"" : "false");

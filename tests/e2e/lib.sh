@@ -232,6 +232,24 @@ status() {
 	tr -d '\r' <"$1" | awk '/^HTTP\// { s = $2 } END { print s }'
 }
 
+# fold_node OUT ERR RC LABEL: a node script's "ok - " / "not ok - " lines
+# (in file OUT) as our TAP, each prefixed with LABEL, its "# " lines as
+# diagnostics; an exit status RC other than 0 without a failing line is a
+# failure of its own (with the tail of ERR, its stderr).
+fold_node() {
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) ok "$4: ${line#ok - }" ;;
+		"not ok - "*) not_ok "$4: ${line#not ok - }" ;;
+		"# "*) diag "$line" ;;
+		esac
+	done <"$1"
+	if [ "$3" -ne 0 ] && ! grep -q "^not ok" "$1"; then
+		not_ok "$4: node exited $3"
+		diag "$(tail -n 20 "$2")"
+	fi
+}
+
 # hfjs_ready: the npm client's node_modules in $HFJS (tests/hfjs), as its
 # package-lock.json pins them (scripts/test runs npm ci; a test run alone
 # gets it done here once).  If they cannot be had: a failing check, and the

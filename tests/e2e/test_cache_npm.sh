@@ -23,17 +23,7 @@ npm_run() {
 	(cd "$HFJS" && HFM_URL=$cache_URL HFM_REPO=$T/root/acme/tiny HFM_FILES=$FILES \
 		node snapshot.mjs) >"$T/npm-$1.out" 2>"$T/npm-$1.err"
 	rc=$?
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) ok "$1: ${line#ok - }" ;;
-		"not ok - "*) not_ok "$1: ${line#not ok - }" ;;
-		"# "*) diag "$line" ;;
-		esac
-	done <"$T/npm-$1.out"
-	if [ $rc -ne 0 ] && ! grep -q "^not ok" "$T/npm-$1.out"; then
-		not_ok "$1: node exited $rc"
-		diag "$(tail -n 20 "$T/npm-$1.err")"
-	fi
+	fold_node "$T/npm-$1.out" "$T/npm-$1.err" $rc "$1"
 }
 
 npm_run cold

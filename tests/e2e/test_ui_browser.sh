@@ -32,17 +32,7 @@ hostile=$(printf '%s\n' "$HOSTILE_FILE" "$HOSTILE_DIR" "$HOSTILE_IN_DIR" "$HOSTI
 (cd "$HFJS" && HFM_URL=$U HFM_MODELS=$models HFM_HIDDEN=acme/secret HFM_HOSTILE=$hostile \
 	CHROMIUM=$CHROMIUM SHOT_DIR=$SHOT_DIR timeout 900 node ui_browser.mjs) >"$T/ui.out" 2>"$T/ui.err"
 rc=$?
-while IFS= read -r line; do
-	case $line in
-	"ok - "*) ok "browser: ${line#ok - }" ;;
-	"not ok - "*) not_ok "browser: ${line#not ok - }" ;;
-	"# "*) diag "$line" ;;
-	esac
-done <"$T/ui.out"
-if [ $rc -ne 0 ] && ! grep -q "^not ok" "$T/ui.out"; then
-	not_ok "browser: node exited $rc"
-	diag "$(tail -n 30 "$T/ui.err")"
-fi
+fold_node "$T/ui.out" "$T/ui.err" $rc browser
 n=$(grep -c '^ok - ' "$T/ui.out")
 if [ "$n" -ge 30 ]; then ok "browser: $n checks passed"; else not_ok "browser: only $n checks passed"; fi
 for s in home search repo repo-odd repo-git status; do

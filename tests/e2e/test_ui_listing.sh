@@ -114,17 +114,7 @@ is "$(ids "$bulk_URL/api/models" | wc -l)" 520 "a mirror with 520 models lists t
 (cd "$HFJS" && HFM_URL=$U HFM_MODELS=$(ids "$U/api/models") HFM_GIT_FILE=$GIT_HOSTILE \
 	HFM_BULK_URL=$bulk_URL HFM_BULK_N=$BULK_N node list_check.mjs) >"$T/npm.out" 2>"$T/npm.err"
 rc=$?
-while IFS= read -r line; do
-	case $line in
-	"ok - "*) ok "npm: ${line#ok - }" ;;
-	"not ok - "*) not_ok "npm: ${line#not ok - }" ;;
-	"# "*) diag "$line" ;;
-	esac
-done <"$T/npm.out"
-if [ $rc -ne 0 ] && ! grep -q "^not ok" "$T/npm.out"; then
-	not_ok "npm: node exited $rc"
-	diag "$(tail -n 20 "$T/npm.err")"
-fi
+fold_node "$T/npm.out" "$T/npm.err" $rc npm
 is "$(grep -c '^ok - ' "$T/npm.out")" 13 "npm: every check ran"
 
 # ---- the upstream gone: the cache-only repo is still listed ----------------------------------

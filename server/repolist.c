@@ -252,10 +252,11 @@ static int describe(struct hfm_rl_item *it, const struct hfm_catalog *c, unsigne
 	rc = hfm_catalog_find(&f, c, &id, "HEAD", ctx);
 	if (rc == HFM_EAGAIN)
 		return rc;
-	if (rc == HFM_ENOREPO || rc == HFM_EDENIED || rc == HFM_EGATED)
-		return 1;
+	if (rc == HFM_ENOREV)
+		return 0;                /* the repo is there, its default branch is not: no date */
 	if (rc)
-		return 0;                /* listed but not resolvable now: shown without a date */
+		return 1;                /* not for this caller, or not knowable now (a private
+					  * repo's token cannot be checked): left out */
 	const struct hfm_source_ops *ops = f.repo->src->ops;
 	it->kind = ops->kind;
 	memcpy(it->commit, f.rc.commit, sizeof(it->commit));

@@ -125,6 +125,9 @@ static int home_page(struct hfm_call *c)
 			hfm_buf_puts(&b, ">");
 			hfm_ui_text(&b, it->name);
 			hfm_buf_puts(&b, "</a>");
+			if (it->gated)
+				hfm_buf_puts(&b, " <span class=\"badge gated\" title=\"downloads need a token the "
+						 "upstream accepts\">gated</span>");
 			for (size_t k = 0; k < it->ntags && k < 6; k++) {
 				hfm_buf_puts(&b, " <span class=\"tag\">");
 				hfm_ui_text(&b, it->tags[k]);
@@ -310,7 +313,7 @@ static int repo_page(struct hfm_call *c)
 			hfm_buf_putc(&b, '/');
 		hfm_buf_puts(&b, "</a>");
 		if (e->is_lfs)
-			hfm_buf_puts(&b, " <span class=\"lfs\" title=\"stored with Git LFS\">LFS</span>");
+			hfm_buf_puts(&b, " <span class=\"badge lfs\" title=\"stored with Git LFS\">LFS</span>");
 		hfm_buf_puts(&b, "</td><td class=\"n\">");
 		if (!e->is_dir)
 			hfm_ui_size(&b, e->size);

@@ -23,7 +23,7 @@ const char hfm_ui_css[] =
 	"td.name{word-break:break-all}"
 	".mute{color:var(--mute)}.tag{display:inline-block;background:var(--bg2);border:1px solid var(--line);"
 	"border-radius:1em;padding:0 .5em;margin:0 .2em .2em 0;font-size:.85em}"
-	".lfs{font-size:.75em;border:1px solid var(--acc);color:var(--acc);border-radius:.3em;padding:0 .3em}"
+	".badge{font-size:.75em;border:1px solid var(--acc);color:var(--acc);border-radius:.3em;padding:0 .3em}"
 	"form.search{display:flex;gap:.5em;flex-wrap:wrap;margin:1em 0}"
 	"form.search input[type=search]{flex:1;min-width:12em;padding:.35em .5em}"
 	"pre,code{font:13px ui-monospace,SFMono-Regular,Menlo,monospace}"
@@ -32,7 +32,7 @@ const char hfm_ui_css[] =
 	".cmds dt{color:var(--mute);font-size:.9em}.cmds dd{margin:0}"
 	".readme{border:1px solid var(--line);border-radius:.4em;padding:0 1.2em;margin-top:1em}"
 	".readme img{max-width:100%}"
-	".refs a{margin-right:.8em}.crumbs{margin:.6em 0}"
+	".refs a{margin-right:.8em}.refs a.on{font-weight:600;text-decoration:underline}.crumbs{margin:.6em 0}"
 	"dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1.2em}dl.kv dd{margin:0}"
 	".ok{color:#1a7f37}.bad{color:#cf222e}\n";
 

@@ -14,7 +14,8 @@
  * armed: the request runs again and finds that work done.  A repo whose
  * source says the caller may not read it (a private repo of the cache
  * without the token) is left out, as the Hub leaves out others' private
- * repos.
+ * repos; so is one whose default branch cannot be resolved for another
+ * reason than RevisionNotFound (an upstream that cannot confirm a token).
  */
 #ifndef HFM_REPOLIST_H
 #define HFM_REPOLIST_H

@@ -8,9 +8,11 @@
 #          a README with raw HTML and a javascript: link), acme/secret (the
 #          rules hide it)
 #   $MIR   git mirrors: models/acme/gitrepo (branches main and dev, tag v1,
-#          an LFS pointer whose object is present)
-#   $UP    the upstream hub (a model-bin server, up_URL): up/cached-only,
-#          which becomes cache-only once warm_cache_only has asked for it
+#          a file name with quotes, & and <b>)
+#   $UP    the upstream hub (a model-bin server, up_URL, reached through the
+#          relay, RELAY): up/cached-only, which becomes cache-only once
+#          warm_cache_only has asked for it; up/priv, private (token
+#          hf_good), and up/gated, gated (the relay's rules)
 #   $T/ui.toml  a serve config over all three (store $T/store), rules that
 #          allow everything but acme/secret
 # and starts `up`.  The UI server itself is the test's to start:
@@ -73,14 +75,18 @@ Only the upstream has this; the cache keeps its metadata.
 EOF
 	printf '{"model_type": "up"}\n' | mk "$UP/up/cached-only/config.json"
 	printf 'never asked for\n' | mk "$UP/up/never/a.txt"
+	printf 'private\n' | mk "$UP/up/priv/a.txt"
+	printf 'gated\n' | mk "$UP/up/gated/a.txt"
 	start_server up model-bin --path "$UP" --index "$T/up.idx" || return 1
+	start_relay "${up_URL##*:}"
+	printf 'private up/priv hf_good\ngated up/gated hf_good\n' >"$T/relay/gated"
 
 	cat >"$T/ui.toml" <<EOF
 [basic]
 repos-path = "$T/store"
 mirrors-path = ["$MIR"]
 hf-scheme = "http"
-hf-netloc = "${up_URL#http://}"
+hf-netloc = "$RELAY"
 
 [model-bin]
 enable = true
@@ -97,8 +103,11 @@ EOF
 }
 
 # warm_cache_only URL: ask the server at URL for up/cached-only's info and a
-# file, so that its cache holds the repo's metadata (and the file).
+# file, and for up/priv's and up/gated's info with the token, so that its
+# cache holds the three repos' metadata (and a file).
 warm_cache_only() {
 	[ "$(get "$1/api/models/up/cached-only/revision/main" "$T/warm.json")" = 200 ] &&
-		[ "$(get "$1/up/cached-only/resolve/main/config.json" "$T/warm.cfg")" = 200 ]
+		[ "$(get "$1/up/cached-only/resolve/main/config.json" "$T/warm.cfg")" = 200 ] &&
+		[ "$(get "$1/api/models/up/priv/revision/main" "$T/warm.p" -H 'Authorization: Bearer hf_good')" = 200 ] &&
+		[ "$(get "$1/api/models/up/gated/revision/main" "$T/warm.g" -H 'Authorization: Bearer hf_good')" = 200 ]
 }

@@ -29,7 +29,7 @@ models=$(curl -s "$U/api/models" | $PYTHON -c 'import json,sys; [print(x["id"]) 
 like "$models" "up/cached-only" "the API lists the cache-only repo (the page must too)"
 
 hostile=$(printf '%s\n' "$HOSTILE_FILE" "$HOSTILE_DIR" "$HOSTILE_IN_DIR" "$HOSTILE_DIR/$HOSTILE_IN_DIR" "$GIT_HOSTILE")
-(cd "$HFJS" && HFM_URL=$U HFM_MODELS=$models HFM_HIDDEN=acme/secret HFM_HOSTILE=$hostile \
+(cd "$HFJS" && HFM_URL=$U HFM_MODELS=$models HFM_HIDDEN=$(printf 'acme/secret\nup/priv') HFM_HOSTILE=$hostile \
 	CHROMIUM=$CHROMIUM SHOT_DIR=$SHOT_DIR timeout 900 node ui_browser.mjs) >"$T/ui.out" 2>"$T/ui.err"
 rc=$?
 fold_node "$T/ui.out" "$T/ui.err" $rc browser

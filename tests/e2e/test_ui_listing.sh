@@ -38,8 +38,15 @@ LOCAL="acme/gitrepo acme/many acme/odd.Name-1_x acme/tiny canon"
 is "$(ids "$U/api/models" | tr '\n' ' ')" "$LOCAL " \
 	"models: model-bin's and the git mirror's, by id; the hidden acme/secret left out"
 check "the cache learns up/cached-only" warm_cache_only "$U"
-is "$(ids "$U/api/models" | tr '\n' ' ')" "$LOCAL up/cached-only " \
-	"models: the cache-only repo is listed once the cache holds its metadata"
+is "$(ids "$U/api/models" | tr '\n' ' ')" "$LOCAL up/cached-only up/gated " \
+	"models: cache-only repos are listed once the cache holds their metadata; not the private one"
+is "$(curl -s -H 'Authorization: Bearer hf_good' "$U/api/models?author=up" | $PYTHON -c 'import json,sys; [print(x["id"]) for x in json.load(sys.stdin)]' | tr '\n' ' ')" \
+	"up/cached-only up/gated up/priv " "with the token the upstream accepts, the private repo is listed too"
+is "$(curl -s -H 'Authorization: Bearer hf_bad' "$U/api/models?author=up" | $PYTHON -c 'import json,sys; [print(x["id"]) for x in json.load(sys.stdin)]' | tr '\n' ' ')" \
+	"up/cached-only up/gated " "with a token it refuses, not"
+curl -s "$U/api/models?search=up/gated" >"$T/g.json"
+is "$($PYTHON -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["gated"])' "$T/g.json")" "auto" \
+	"a gated repo is listed, marked gated"
 is "$(ids "$U/api/models?search=never")" "" "a repo the cache never saw is not listed"
 is "$(ids "$U/api/datasets")" "acme/ds" "datasets"
 is "$(ids "$U/api/spaces")" "acme/space" "spaces"
@@ -115,11 +122,11 @@ is "$(ids "$bulk_URL/api/models" | wc -l)" 520 "a mirror with 520 models lists t
 	HFM_BULK_URL=$bulk_URL HFM_BULK_N=$BULK_N node list_check.mjs) >"$T/npm.out" 2>"$T/npm.err"
 rc=$?
 fold_node "$T/npm.out" "$T/npm.err" $rc npm
-is "$(grep -c '^ok - ' "$T/npm.out")" 13 "npm: every check ran"
+is "$(grep -c '^ok - ' "$T/npm.out")" 14 "npm: every check ran"
 
 # ---- the upstream gone: the cache-only repo is still listed ----------------------------------
 stop_server up
-like "$(ids "$U/api/models" | tr '\n' ' ')" "up/cached-only" \
+like "$(ids "$U/api/models" | tr '\n' ' ')" "up/cached-only up/gated $" \
 	"upstream stopped: the cache-only repo is still listed, from the store"
 
 done_testing

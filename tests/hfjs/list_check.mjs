@@ -33,7 +33,9 @@ report(all.every((m) => m.updatedAt instanceof Date && !isNaN(m.updatedAt)), "li
 same((await collect(listModels({ hubUrl, search: { query: "ODD.name" } }))).map((m) => m.name),
 	["acme/odd.Name-1_x"], "listModels search: a substring in any case");
 same((await collect(listModels({ hubUrl, search: { owner: "up" } }))).map((m) => m.name),
-	["up/cached-only"], "listModels owner: the cache-only repo's owner");
+	["up/cached-only", "up/gated"], "listModels owner: the cache-only repos' owner, the private one left out");
+same((await collect(listModels({ hubUrl, search: { owner: "up" }, accessToken: "hf_good" }))).map((m) => m.name),
+	["up/cached-only", "up/gated", "up/priv"], "listModels with the token: the private repo too");
 same((await collect(listModels({ hubUrl, search: { tags: ["ui-test"] } }))).map((m) => m.name),
 	["acme/odd.Name-1_x"], "listModels tags: a tag of the model card");
 same((await collect(listModels({ hubUrl, search: { task: "text-generation" } }))).map((m) => m.name),

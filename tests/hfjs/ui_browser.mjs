@@ -3,8 +3,8 @@
 // exits 1 on a failure.
 //
 // env: HFM_URL (a mirror serving lib_ui.sh's sources, the cache-only repo
-//   warm), HFM_MODELS (the model ids it lists, one a line), HFM_HIDDEN (a repo
-//   the rules hide), HFM_HOSTILE (names no page may show raw, one a line),
+//   warm), HFM_MODELS (the model ids it lists, one a line), HFM_HIDDEN (repos
+//   the page must not show, one a line), HFM_HOSTILE (names no page may show raw, one a line),
 //   CHROMIUM (the browser), SHOT_DIR (where screenshots go).
 import { mkdirSync } from "node:fs";
 import puppeteer from "puppeteer-core";
@@ -64,7 +64,8 @@ const shot = (name) => page.screenshot({ path: `${shots}/${name}.png` });
 	const names = await rowNames();
 	const missing = [...models, "acme/ds", "acme/space"].filter((n) => !names.includes(n));
 	report(missing.length === 0, "home: every repo of every source, the cache-only one included", `missing ${missing}`);
-	report(!names.includes(process.env.HFM_HIDDEN), "home: the repo the rules hide is not shown");
+	const hidden = process.env.HFM_HIDDEN.split("\n").filter(Boolean);
+	report(hidden.every((h) => !names.includes(h)), "home: no repo the rules hide, no private repo without its token", names);
 	const cells = await page.$$eval("#repos tr.repo", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
 	const cached = cells.find((c) => c[0].startsWith("up/cached-only"));
 	report(cached && cached[2] === "cache" && /\d/.test(cached[3]) && /UTC/.test(cached[4]),
@@ -95,7 +96,7 @@ const sourceValue = async (kind) =>
 	got = await submit("", "datasets", "");
 	report(JSON.stringify(got) === '["acme/ds"]', "filter by type: datasets", got);
 	got = await submit("", "", cacheSrc);
-	report(JSON.stringify(got) === '["up/cached-only"]', "filter by source: the cache", got);
+	report(JSON.stringify(got) === '["up/cached-only","up/gated"]', "filter by source: the cache", got);
 	got = await submit("", "models", gitSrc);
 	report(JSON.stringify(got) === '["acme/gitrepo"]', "filter by source: the git mirror", got);
 	got = await submit("no such thing", "", "");
@@ -132,7 +133,10 @@ while (queue.length && pages.length < 400) {
 		if (!linkStatus.has(u)) {
 			let s;
 			try {
-				s = (await fetch(u, { headers: { range: "bytes=0-0" } })).status;
+				const r = await fetch(u, { headers: { range: "bytes=0-0" } });
+				s = r.status;
+				// a gated repo's files need a token: the Hub's answer, not a broken link
+				if (s === 401 && r.headers.get("x-error-code") === "GatedRepo") s = "gated";
 			} catch (e) {
 				s = `error ${e.message}`;
 			}
@@ -144,8 +148,11 @@ while (queue.length && pages.length < 400) {
 report(pages.length > 10, `crawled ${pages.length} pages`);
 const badPages = pages.filter((p) => p.status !== 200).map((p) => `${p.url}: ${p.status}`);
 report(badPages.length === 0, "every page answers 200", badPages.join("\n"));
-const badLinks = [...linkStatus].filter(([, s]) => !(s >= 200 && s < 400)).map(([u, s]) => `${u}: ${s}`);
+const badLinks = [...linkStatus].filter(([, s]) => !(s >= 200 && s < 400) && s !== "gated").map(([u, s]) => `${u}: ${s}`);
 report(badLinks.length === 0, `every link resolves (${linkStatus.size} links)`, badLinks.join("\n"));
+const gatedLinks = [...linkStatus].filter(([, s]) => s === "gated").map(([u]) => u);
+report(gatedLinks.length > 0 && gatedLinks.every((u) => u.startsWith(`${base}/up/gated/`)),
+	"only the gated repo's files answer GatedRepo without a token", gatedLinks.join("\n"));
 report(problems.length === 0, "no console errors, failed requests or script on any page", problems.join("\n"));
 const pwned = await page.evaluate(() => window.__pwned);
 report(pwned === undefined, "no script from a repo ran", `window.__pwned = ${pwned}`);

@@ -101,24 +101,6 @@ void hfm_listed_free(struct hfm_listed *v, size_t n)
 	free(v);
 }
 
-void hfm_catalog_repo_names_for(char ***out, size_t *n, const struct hfm_catalog *c,
-				enum hfm_repo_type t, const struct hfm_ident *who)
-{
-	struct hfm_ctx ctx = { .who = who };
-	struct hfm_listed *v;
-	hfm_catalog_repos(&v, n, c, t, &ctx);
-	*out = *n ? hfm_calloc(*n, sizeof(**out)) : NULL;
-	for (size_t i = 0; i < *n; i++)
-		(*out)[i] = v[i].name;
-	free(v);
-}
-
-void hfm_catalog_repo_names(char ***out, size_t *n, const struct hfm_catalog *c,
-			    enum hfm_repo_type t)
-{
-	hfm_catalog_repo_names_for(out, n, c, t, NULL);
-}
-
 int hfm_catalog_read(struct hfm_buf *out, const struct hfm_catalog *c, const struct hfm_found *f,
 		     const char *path, size_t max, struct hfm_ctx *ctx)
 {

@@ -77,16 +77,4 @@ void hfm_catalog_repos(struct hfm_listed **out, size_t *n, const struct hfm_cata
 		       enum hfm_repo_type t, const struct hfm_ctx *ctx);
 void hfm_listed_free(struct hfm_listed *v, size_t n);
 
-/*
- * Every repo name of type t across the sources that can list theirs,
- * without those the proxy rules hide from `who` (NULL: anonymous), sorted
- * in byte order, each once.  The caller frees each name and the array
- * (NULL when *n is 0).  hfm_catalog_repo_names() lists what anonymous
- * sees: listings for a request pass hfm_call_who(c) to the _for form.
- */
-void hfm_catalog_repo_names_for(char ***out, size_t *n, const struct hfm_catalog *c,
-				enum hfm_repo_type t, const struct hfm_ident *who);
-void hfm_catalog_repo_names(char ***out, size_t *n, const struct hfm_catalog *c,
-			    enum hfm_repo_type t);
-
 #endif

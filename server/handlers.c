@@ -51,6 +51,8 @@ static enum hfm_m_route route_class(enum hfm_route_kind k)
 		return HFM_MR_OTHER;
 	case HFM_R_UI_INDEX:
 	case HFM_R_UI_REPO:
+	case HFM_R_UI_STATUS:
+	case HFM_R_UI_CSS:
 		return HFM_MR_UI;
 	case HFM_R_RESOLVE:
 	case HFM_R_RAW:
@@ -85,6 +87,8 @@ static int dispatch(struct hfm_call *c)
 		return hfm_reply_not_found(c->req);
 	case HFM_R_UI_INDEX:
 	case HFM_R_UI_REPO:
+	case HFM_R_UI_STATUS:
+	case HFM_R_UI_CSS:
 		return hfm_h_ui(c);
 	case HFM_R_RESOLVE:
 	case HFM_R_RAW:

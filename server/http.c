@@ -236,16 +236,26 @@ static void add_arg(void *cls, char *key, char *val)
 	r->nargs++;
 }
 
-const char *hfm_req_arg(struct hfm_req *r, const char *name)
+const char *hfm_req_arg_n(struct hfm_req *r, const char *name, size_t n)
 {
 	if (!r->args_parsed) {
 		r->args_parsed = 1;
 		hfm_form_parse(r->query, strlen(r->query), add_arg, r);
 	}
 	for (size_t i = 0; i < r->nargs; i++)
-		if (!strcmp(r->args[i].key, name))
+		if (!strcmp(r->args[i].key, name) && n-- == 0)
 			return r->args[i].val;
 	return NULL;
+}
+
+const char *hfm_req_arg(struct hfm_req *r, const char *name)
+{
+	return hfm_req_arg_n(r, name, 0);
+}
+
+const char *hfm_req_query(const struct hfm_req *r)
+{
+	return r->query;
 }
 
 void hfm_req_add_header(struct hfm_req *r, const char *name, const char *value)

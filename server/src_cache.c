@@ -1,4 +1,5 @@
 /* src_cache.c - the online cache source (see src_cache.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1425,6 +1426,87 @@ static void cache_free(struct hfm_source *src)
 	free(cs);
 }
 
+/* ---- listing ------------------------------------------------------------------- */
+
+/* Does meta/<type>/<rel> hold a repo's metadata (a revision map or a commit's info)? */
+static int meta_is_repo(int dfd, const char *rel)
+{
+	char p[HFM_PATH_MAX];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/revs", rel);
+	if (fstatat(dfd, p, &st, 0) == 0 && S_ISDIR(st.st_mode))
+		return 1;
+	snprintf(p, sizeof(p), "%s/commits", rel);
+	return fstatat(dfd, p, &st, 0) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * The repos of type t the cache holds metadata for: meta/<type>/<name> and
+ * meta/<type>/<org>/<name>.  What a caller may read of them is the catalog's
+ * and resolve's to decide (a private repo still needs its token).
+ */
+static void cache_list_repos(struct hfm_source *src, enum hfm_repo_type t,
+			     void (*cb)(void *cls, const char *name), void *cls)
+{
+	struct cachesrc *cs = (struct cachesrc *)src;
+	char top[64];
+	snprintf(top, sizeof(top), "meta/%s", hfm_repo_type_plural(t));
+	int fd = openat(cs->store->root_fd, top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		struct hfm_repo_id id;
+		if (hfm_repo_id_set(&id, t, NULL, de->d_name))
+			continue;
+		if (meta_is_repo(fd, de->d_name)) {
+			cb(cls, id.name);
+			continue;
+		}
+		int fd2 = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d2 = fd2 >= 0 ? fdopendir(fd2) : NULL;
+		struct dirent *de2;
+		if (!d2 && fd2 >= 0)
+			close(fd2);
+		while (d2 && (de2 = readdir(d2)))
+			if (!hfm_repo_id_set(&id, t, de->d_name, de2->d_name) &&
+			    meta_is_repo(fd2, de2->d_name))
+				cb(cls, id.name);
+		if (d2)
+			closedir(d2);
+	}
+	closedir(d);
+}
+
+static void cache_status(struct hfm_source *src, struct hfm_source_status *out)
+{
+	struct cachesrc *cs = (struct cachesrc *)src;
+	struct hfm_blobcache_stats bs;
+	struct hfm_up_stats us;
+
+	memset(out, 0, sizeof(*out));
+	out->upstream = cs->up_url;
+	out->state = hfm_up_is_offline(cs->up) ? HFM_UP_OFFLINE :
+		     hfm_up_unreachable(cs->up) ? HFM_UP_UNREACHABLE : HFM_UP_REACHABLE;
+	out->store = cs->store->root;
+	hfm_blobcache_stats(&bs, cs->bc);
+	out->fills = bs.fetches;
+	out->fill_failures = bs.fetch_failures;
+	out->verified = bs.verified;
+	out->bytes_written = bs.bytes_written;
+	out->open_blobs = bs.open_blobs;
+	hfm_up_stats(&us, cs->up);
+	out->upstream_requests = us.started;
+	out->upstream_bytes = us.bytes;
+	out->upstream_unreachable = us.unreachable;
+}
+
 static const struct hfm_source_ops cache_ops = {
 	.kind = "cache",
 	.repo_open = cache_repo_open,
@@ -1439,6 +1521,8 @@ static const struct hfm_source_ops cache_ops = {
 	.opens_foreign = 1,
 	.access = cache_access,
 	.whoami = cache_whoami,
+	.list_repos = cache_list_repos,
+	.status = cache_status,
 	.free = cache_free,
 };
 

@@ -88,6 +88,10 @@ const char *hfm_req_path(const struct hfm_req *r);
 const char *hfm_req_header(struct hfm_req *r, const char *name);
 /* Query argument, percent- and '+'-decoded; NULL if absent. Owned by r. */
 const char *hfm_req_arg(struct hfm_req *r, const char *name);
+/* The n-th (from 0) value of a repeated argument (filter=a&filter=b); NULL past the last. */
+const char *hfm_req_arg_n(struct hfm_req *r, const char *name, size_t n);
+/* The query as sent (after '?', still encoded), "" if none. */
+const char *hfm_req_query(const struct hfm_req *r);
 const struct hfm_buf *hfm_req_body(const struct hfm_req *r);
 /*
  * This run's waiter: arm it on a wait queue and return HFM_EAGAIN to be run

@@ -260,7 +260,9 @@ status() {
 # test ends there.
 HFJS="$SRCDIR/tests/hfjs"
 hfjs_ready() {
-	[ -d "$HFJS/node_modules/@huggingface/hub" ] && return 0
+	# installed, and from the lock as it is now (npm ci writes node_modules/.package-lock.json)
+	[ -d "$HFJS/node_modules/@huggingface/hub" ] &&
+		[ ! "$HFJS/package-lock.json" -nt "$HFJS/node_modules/.package-lock.json" ] && return 0
 	(cd "$HFJS" && npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1 && return 0
 	not_ok "npm dependencies of tests/hfjs are installed"
 	diag "$(tail -n 20 "$T/npm.log")"

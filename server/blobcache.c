@@ -150,6 +150,7 @@ struct hfm_blob {
 	uint64_t undurable;              /* bytes filled since the last sync */
 	int flush_queued;                /* a TASK_FLUSH is queued */
 	int timer_queued;                /* a TASK_TIMER is queued */
+	int map_named;                   /* the map's header and name are durable */
 	/*
 	 * The digest the oid names, over [0, hash_pos) in order, so that
 	 * verification is done when the last block lands.  Bytes up to
@@ -522,13 +523,19 @@ static int create_files(struct hfm_blob *b)
 	put_le(hdr + 8, b->shift, 4);
 	put_le(hdr + 16, b->size, 8);
 	memcpy(hdr + 24, b->oid, strlen(b->oid));
+	/*
+	 * Not made durable here (on the request's thread, for every blob):
+	 * the first flush that marks blocks durable does it, and a blob
+	 * complete before any flush is published without one.  A crash before
+	 * then leaves data without a valid map, which reads as empty.
+	 */
 	if (write_all(b->map_fd, hdr, sizeof(hdr), 0) ||
 	    (b->mapbytes && write_all(b->map_fd, b->durable, b->mapbytes, MAP_HDR)) ||
-	    fdatasync(b->map_fd) < 0 || renameat(pfd, tmpn, pfd, mapn) < 0) {
+	    renameat(pfd, tmpn, pfd, mapn) < 0) {
 		rc = hfm_error_set(HFM_EIO, "partial/%s: %s", mapn, strerror(errno));
 		goto fail;
 	}
-	sync_dir(pfd);
+	b->map_named = 0;
 	return 0;
 fail:
 	close_files(b);
@@ -1619,7 +1626,7 @@ static void flush(struct hfm_blob *b)
 	struct hfm_blobcache *bc = b->bc;
 	size_t lo = SIZE_MAX, hi = 0, i;
 	uint8_t *target;
-	int fd, map_fd;
+	int fd, map_fd, named;
 
 	pthread_mutex_lock(&b->lock);
 	if (b->state == B_COMPLETE || b->map_fd < 0) {
@@ -1638,21 +1645,27 @@ static void flush(struct hfm_blob *b)
 	b->undurable = 0;
 	fd = b->fd;
 	map_fd = b->map_fd;
+	named = b->map_named;
 	pthread_mutex_unlock(&b->lock);
 
 	if (lo == SIZE_MAX) {
 		free(target);
 		return;
 	}
-	if (fdatasync(fd) < 0 || write_all(map_fd, target + lo, hi - lo, MAP_HDR + lo)) {
+	/* the map's header and name (create_files) before its first bits count */
+	if (fdatasync(fd) < 0 || write_all(map_fd, target + lo, hi - lo, MAP_HDR + lo) ||
+	    (!named && fdatasync(map_fd) < 0)) {
 		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: sync partial/%s: %s",
 			b->oid, strerror(errno));
 		free(target);
 		return;
 	}
+	if (!named)
+		sync_dir(bc->partial_fd);
 	atomic_fetch_add(&bc->n_syncs, 1);
 	pthread_mutex_lock(&b->lock);
 	memcpy(b->durable + lo, target + lo, hi - lo);
+	b->map_named = 1;
 	pthread_mutex_unlock(&b->lock);
 	free(target);
 }
@@ -1797,7 +1810,11 @@ static void finish(struct hfm_blob *b)
 	uint64_t keep;
 	int rc;
 
-	flush(b);
+	/*
+	 * No flush: publishing makes the data durable (fsync, then the
+	 * rename), and the map's last bits do not matter to a blob that is
+	 * published or discarded now.  A small blob so never syncs its map.
+	 */
 	pthread_mutex_lock(&b->lock);
 	b->finish_queued = 0;
 	if (b->state != B_VERIFYING) {

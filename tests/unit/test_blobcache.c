@@ -629,6 +629,31 @@ static void test_hash_in_order(void)
 }
 
 /*
+ * A blob that arrives whole before any flush is published without one: its
+ * data is made durable by publishing, and its map (about to go) never is.
+ */
+static void test_small_no_sync(void)
+{
+	size_t size = BS / 2 + 7;
+	uint8_t *content = random_content(size, 14);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache_sync(1ull << 40, NEVER_MS);
+	struct hfm_blobcache_stats st;
+	struct hfm_blob *b;
+
+	hfm_sha256_hex(oid, content, size);
+	fk.mode = F_SYNC;
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_OK(read_all(b, content) && wait_complete(b) && object_matches(oid, content, size),
+	       "small: read, verified and published");
+	hfm_blobcache_stats(&st, bc);
+	TAP_IS_INT(st.syncs, 0, "small: no flush of its blocks or map");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(content);
+}
+
+/*
  * The digest hashes the buffers writers hand over (hfm_blob_fetch_write_buf)
  * on its own thread: a blob fetched in order is hashed from them with no
  * byte read back; a part that comes before the digest's cursor is not
@@ -1488,7 +1513,9 @@ static void test_concurrent(void)
 	hfm_blobcache_stats(&st, bc);
 	TAP_IS_INT(fk.fetched, size, "concurrent: every block fetched exactly once");
 	TAP_IS_INT(st.bytes_written, size, "concurrent: every byte written once");
-	TAP_OK(st.syncs >= 2, "concurrent: durability batched (%llu syncs)",
+	/* made durable while it was filled, in batches; the last batch is
+	 * published instead of flushed, so one sync may be all there is */
+	TAP_OK(st.syncs >= 1 && st.syncs < 48, "concurrent: durability batched (%llu syncs)",
 	       (unsigned long long)st.syncs);
 	pthread_mutex_lock(&fk.lock);
 	fk.stop = 1;
@@ -1538,6 +1565,7 @@ int main(void)
 	test_readahead();
 	test_git_blob_and_corrupt();
 	test_hash_in_order();
+	test_small_no_sync();
 	test_hash_given();
 	test_hash_behind();
 	test_unverified();

@@ -1933,6 +1933,14 @@ static void run_task(struct blob_task *j)
 	pthread_mutex_unlock(&b->io_lock);
 }
 
+/* Run a popped task (without bc->lock) and drop it with its blob reference. */
+static void task_run_free(struct blob_task *j)
+{
+	run_task(j);
+	hfm_blob_release(j->b);
+	free(j);
+}
+
 /* Under bc->lock: the next task of the queue, or NULL. */
 static struct blob_task *task_pop(struct blob_task **head, struct blob_task **tail)
 {
@@ -1962,9 +1970,7 @@ static void *hasher(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&bc->lock);
-		run_task(j);
-		hfm_blob_release(j->b);
-		free(j);
+		task_run_free(j);
 		pthread_mutex_lock(&bc->lock);
 	}
 	pthread_mutex_unlock(&bc->lock);
@@ -1993,11 +1999,7 @@ static void *worker(void *arg)
 		}
 		task_pop(&bc->task_head, &bc->task_tail);
 		pthread_mutex_unlock(&bc->lock);
-
-		run_task(j);
-		hfm_blob_release(j->b);
-		free(j);
-
+		task_run_free(j);
 		pthread_mutex_lock(&bc->lock);
 	}
 	pthread_mutex_unlock(&bc->lock);
@@ -2092,9 +2094,7 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 		pthread_mutex_unlock(&bc->lock);
 		if (!j)
 			break;
-		run_task(j);
-		hfm_blob_release(j->b);
-		free(j);
+		task_run_free(j);
 	}
 	if (bc->o.grew_release)
 		bc->o.grew_release(bc->o.grew_cls);

@@ -43,9 +43,13 @@
  * fetched again.  A blob whose map is complete on open is verified then.
  * A worker makes a blob's filled blocks durable once `sync_bytes` of them
  * are waiting, `sync_ms` after the first of them was filled (so a stalled
- * or slow transfer keeps its progress too), and when a fetch ends (complete,
- * failed or cut off): a crash loses about min(sync_bytes, sync_ms of
- * transfer) of a blob's progress.  The writer never waits for a sync.
+ * or slow transfer keeps its progress too), and when a fetch ends with
+ * blocks still missing (failed, cut off, or more to come): a crash loses
+ * about min(sync_bytes, sync_ms of transfer) of a blob's progress.  The
+ * map's header and name are made durable by its first such flush, not
+ * when the blob is created; a blob complete before then is published
+ * (fsync, rename) without ever syncing its map.  The writer never waits
+ * for a sync.
  *
  * Single flight: each missing block belongs to at most one fetch at a time,
  * so concurrent readers of the same range share one upstream request.  A

@@ -16,9 +16,10 @@ build="meson ninja-build pkg-config gcc g++ libmicrohttpd-dev libgit2-dev libssl
 test="curl git git-lfs python3 nodejs npm openssl procps systemd man-db groff-base strace
  prometheus chromium"
 # bench/run, bench/cache: the server to compare with, the load tools and
-# the counting relay (python3); bench/git/run: git's http-backend behind
-# nginx through fcgiwrap, measured with GNU time.
-bench="nginx wrk curl procps git git-lfs python3 fcgiwrap time"
+# the counting relay (python3), the SHA-256 reference (openssl);
+# bench/git/run: git's http-backend behind nginx through fcgiwrap, measured
+# with GNU time.
+bench="nginx wrk curl procps git git-lfs python3 openssl fcgiwrap time"
 # scripts/fuzz: clang and its runtimes (libFuzzer, ASan, UBSan); the
 # unversioned packages follow Debian's default clang.
 fuzz="clang libclang-rt-dev"

@@ -60,6 +60,19 @@ struct cache_snap {
 	cJSON *json;                     /* owns the path strings */
 };
 
+/*
+ * What a commit's info.json says (info_fields), kept by "<dir>@<sha>": a
+ * snapshot download resolves the same commit for every file it fetches,
+ * and a commit's info, once stored, is not asked for again (as its tree,
+ * snaps).  Reading and parsing it (~100 KB for 1000 files, a malloc per
+ * JSON node) was most of the server's CPU per small file.
+ */
+struct info_memo {
+	char key[HFM_REPO_NAME_MAX + 32 + HFM_SHA1_HEX + 2];
+	struct hfm_resolved res;
+	enum restriction rs;
+};
+
 struct cachesrc {
 	struct hfm_source base;
 	char *up_url;
@@ -84,6 +97,8 @@ struct cachesrc {
 	struct api_get *gets;            /* in flight, or finished within GET_KEEP_NS */
 	struct cache_snap *snaps[SNAP_CACHE];
 	unsigned snap_next;
+	struct info_memo infos[SNAP_CACHE];
+	unsigned info_next;
 	/*
 	 * The upstream's answers to "may the holder of this token read this
 	 * repo" (0, HFM_EGATED or HFM_ENOREPO), by grant_key().
@@ -794,6 +809,53 @@ static int is_sha(const char *s)
 	return strlen(s) == HFM_SHA1_HEX && hfm_is_hex(s, HFM_SHA1_HEX);
 }
 
+static void info_memo_put(struct cache_repo *r, const struct hfm_resolved *res)
+{
+	struct cachesrc *cs = r->cs;
+	struct info_memo *m;
+
+	pthread_mutex_lock(&cs->lock);
+	m = &cs->infos[cs->info_next++ % SNAP_CACHE];
+	snprintf(m->key, sizeof(m->key), "%s@%s", r->dir, res->commit);
+	m->res = *res;
+	m->rs = r->restricted;
+	pthread_mutex_unlock(&cs->lock);
+}
+
+/*
+ * The info of commit `sha` (a known one: from the memo, else
+ * <dir>/commits/<sha>/info.json, fetched from upstream on a miss); sets
+ * r->restricted.  `info` is scratch.
+ */
+static int commit_info(struct hfm_resolved *out, struct cache_repo *r, const char *sha,
+		       struct hfm_buf *info, struct hfm_ctx *ctx)
+{
+	struct cachesrc *cs = r->cs;
+	struct hfm_buf url = HFM_BUF_INIT(8192);
+	char key[sizeof(cs->infos[0].key)], irel[80];
+	int rc;
+
+	snprintf(key, sizeof(key), "%s@%s", r->dir, sha);
+	pthread_mutex_lock(&cs->lock);
+	for (unsigned i = 0; i < SNAP_CACHE; i++)
+		if (!strcmp(cs->infos[i].key, key)) {
+			*out = cs->infos[i].res;
+			r->restricted = cs->infos[i].rs;
+			pthread_mutex_unlock(&cs->lock);
+			return 0;
+		}
+	pthread_mutex_unlock(&cs->lock);
+	api_url(&url, r);
+	hfm_buf_puts(&url, "/revision/");
+	hfm_buf_puts(&url, sha);
+	snprintf(irel, sizeof(irel), "commits/%s/info.json", sha);
+	rc = meta_get(info, r, irel, hfm_buf_cstr(&url), 0, 0, ctx);
+	if (!rc && !(rc = info_fields(out, &r->restricted, info)) && !strcmp(out->commit, sha))
+		info_memo_put(r, out);
+	hfm_buf_dispose(&url);
+	return rc;
+}
+
 /* The commit `rev` names, from the cache or upstream; sets r->restricted. */
 static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const char *rev,
 		       struct hfm_ctx *ctx)
@@ -810,14 +872,10 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 	hfm_buf_puts(&url, "/revision/");
 	hfm_buf_urlenc(&url, rev, 0);
 	if (is_sha(rev)) {
-		char irel[80];
-		snprintf(irel, sizeof(irel), "commits/%s/info.json", rev);
-		rc = meta_get(&info, r, irel, hfm_buf_cstr(&url), 0, 0, ctx);
+		rc = commit_info(out, r, rev, &info, ctx);
 		if (rc == HFM_EOFFLINE)
 			rc = hfm_error_set(HFM_ENOREV, "Revision %s of %s is not in this mirror%s",
 					   rev, base->id.name, not_here(cs));
-		if (!rc)
-			rc = info_fields(out, &r->restricted, &info);
 		goto cleanup;
 	}
 
@@ -852,6 +910,7 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 			if (meta_write(cs, irel, info.ptr, info.len) ||
 			    meta_write(cs, hfm_buf_cstr(&rel), out->commit, HFM_SHA1_HEX))
 				hfm_log(cs->log, cs->log_cls, HFM_LOG_ERROR, "cache: %s", hfm_error_last());
+			info_memo_put(r, out);   /* what the file says now (gated, private) */
 		}
 		goto cleanup;
 	}
@@ -863,18 +922,10 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 	rc = answer_error(&a, base->id.name);
 	goto cleanup;
 
-from_map: {
-		char irel[80];
-		snprintf(irel, sizeof(irel), "commits/%s/info.json", hfm_buf_cstr(&map));
-		hfm_buf_reset(&url);
-		api_url(&url, r);
-		hfm_buf_printf(&url, "/revision/%s", hfm_buf_cstr(&map));
-		rc = meta_get(&info, r, irel, hfm_buf_cstr(&url), 0, 0, ctx);
-		if (rc == HFM_EOFFLINE)
-			rc = HFM_ENOREV;
-		if (!rc)
-			rc = info_fields(out, &r->restricted, &info);
-	}
+from_map:
+	rc = commit_info(out, r, hfm_buf_cstr(&map), &info, ctx);
+	if (rc == HFM_EOFFLINE)
+		rc = HFM_ENOREV;
 cleanup:
 	hfm_buf_dispose(&a.body);
 	hfm_buf_dispose(&info);

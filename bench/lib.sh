@@ -292,7 +292,7 @@ summary_table() {
 				nt = split(target[key], ts, ","); out = ""
 				for (t = 1; t <= nt; t++) {
 					tt = ts[t]
-					if (match(tt, /^[a-z-]+:/)) {
+					if (match(tt, /^[a-z0-9-]+:/)) {
 						if (substr(tt, 1, RLENGTH - 1) != pair) continue
 						tt = substr(tt, RLENGTH + 1)
 					}

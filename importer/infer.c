@@ -144,22 +144,6 @@ int hfm_imp_id_from_cache_dir(struct hfm_repo_id *out, const char *dirname)
 	return HFM_EINVAL;
 }
 
-int hfm_imp_id_from_name(struct hfm_repo_id *out, const char *name, enum hfm_repo_type type)
-{
-	const char *slash = strchr(name, '/');
-	char *org;
-	int rc;
-
-	if (!slash)
-		return hfm_repo_id_set(out, type, NULL, name);
-	if (strchr(slash + 1, '/'))
-		return HFM_EINVAL;
-	org = hfm_strndup(name, (size_t)(slash - name));
-	rc = hfm_repo_id_set(out, type, org, slash + 1);
-	free(org);
-	return rc;
-}
-
 void hfm_imp_url_redact(char *out, size_t n, const char *url)
 {
 	size_t sl = scheme_len(url);

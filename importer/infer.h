@@ -40,8 +40,6 @@ int hfm_imp_url_local_path(char **path, const char *url);
  */
 int hfm_imp_id_from_cache_dir(struct hfm_repo_id *out, const char *dirname);
 
-/* A --name argument, "org/name" or "name", of type `type`; 0 or HFM_EINVAL. */
-int hfm_imp_id_from_name(struct hfm_repo_id *out, const char *name, enum hfm_repo_type type);
 
 /*
  * Write `url` to `out` (which holds `n` bytes) with any password or token

@@ -39,6 +39,9 @@ struct hfm_imp_opts {
 	int copy;                /* --copy: never hard link */
 	int json;                /* --json summary on stdout */
 	enum hfm_display display;
+	const char **trust;      /* --trust: public keys a bundle must be signed by */
+	size_t ntrust;
+	unsigned jobs;           /* --jobs: verifying threads for bundles; 0 = one per CPU */
 };
 
 enum hfm_imp_kind {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bundlesrc.h"
 #include "infer.h"
 #include "probe.h"
 #include "report.h"
@@ -28,6 +29,8 @@ static const char usage[] =
 	"  a Hugging Face cache folder (models--org--name, datasets--..., spaces--...)\n"
 	"  a whole Hugging Face cache (~/.cache/huggingface/hub): every repo in it\n"
 	"  a plain directory of files (needs --name): one commit of those files\n"
+	"  a bundle written by hfmirror export (a directory, a .tar, or - for stdin):\n"
+	"    verified whole, then published (docs/airgap.md)\n"
 	"\n"
 	"Options:\n"
 	"  --store DIR       the store (default: $HFMIRROR_STORE, else ./hfmirror-store)\n"
@@ -36,6 +39,9 @@ static const char usage[] =
 	"  --type TYPE       model, dataset or space (default: from the source, else model)\n"
 	"  --copy            copy LFS files into the store, never hard-link them\n"
 	"  --json            print one JSON summary line per repo on stdout\n"
+	"  --trust PUB.pem   bundles: accept only a manifest signed by this Ed25519\n"
+	"                    key (repeatable: any of them)\n"
+	"  --jobs N          bundles: verifying threads (default: one per CPU)\n"
 	"  -q, --quiet       no progress and no summary, only errors\n"
 	"  -h, --help        show this help\n"
 	"  --version         show the version\n"
@@ -44,7 +50,7 @@ static const char usage[] =
 	"running it again.  See docs/importer.md.\n"
 	"\n"
 	"Exit status: 0 complete; 2 some LFS objects are missing (listed; the rest\n"
-	"was imported); 1 error.\n";
+	"was imported); 1 error (a refused bundle: nothing of it was published).\n";
 
 static void die_usage(const char *msg)
 {
@@ -54,13 +60,16 @@ static void die_usage(const char *msg)
 
 static int parse_args(struct hfm_imp_opts *o, int argc, char **argv)
 {
-	enum { OPT_STORE = 256, OPT_NAME, OPT_TYPE, OPT_COPY, OPT_JSON, OPT_VERSION };
+	enum { OPT_STORE = 256, OPT_NAME, OPT_TYPE, OPT_COPY, OPT_JSON, OPT_VERSION, OPT_TRUST,
+	       OPT_JOBS };
 	static const struct option longopts[] = {
 		{ "store", required_argument, NULL, OPT_STORE },
 		{ "name", required_argument, NULL, OPT_NAME },
 		{ "type", required_argument, NULL, OPT_TYPE },
 		{ "copy", no_argument, NULL, OPT_COPY },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "trust", required_argument, NULL, OPT_TRUST },
+		{ "jobs", required_argument, NULL, OPT_JOBS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -94,6 +103,19 @@ static int parse_args(struct hfm_imp_opts *o, int argc, char **argv)
 		case OPT_JSON:
 			o->json = 1;
 			break;
+		case OPT_TRUST:
+			o->trust = hfm_realloc(o->trust, (o->ntrust + 1) * sizeof(*o->trust));
+			o->trust[o->ntrust++] = optarg;
+			break;
+		case OPT_JOBS: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || !*optarg || v < 1 || v > 256)
+				die_usage("--jobs wants 1..256");
+			o->jobs = (unsigned)v;
+			break;
+		}
 		case 'q':
 			quiet = 1;
 			break;
@@ -134,7 +156,7 @@ static int resolve_id(struct hfm_imp_job *job)
 		if (o->type < 0 && job->kind == HFM_IMP_SRC_HFCACHE &&
 		    hfm_imp_id_from_cache_dir(&from_dir, base) == 0)
 			t = from_dir.type;
-		if (hfm_imp_id_from_name(&job->id, o->name, t))
+		if (hfm_repo_id_parse(&job->id, t, o->name))
 			return hfm_error_set(HFM_EINVAL, "--name %s: not a repo name (org/name, "
 					     "or name alone for canonical repos)", o->name);
 		return 0;
@@ -174,13 +196,47 @@ struct run {
 	int errors, incomplete;
 };
 
+/* The hash index, opened when the first source that hashes files needs it. */
+static struct hfm_hashindex *hashes(struct run *r)
+{
+	const char *warning = NULL;
+	char *path;
+
+	if (r->hashes)
+		return r->hashes;
+	path = hfm_asprintf("%s/meta/hashindex", r->store->root);
+	if (hfm_hashindex_open(&r->hashes, path, &warning) == 0 && warning && warning[0])
+		hfm_progress_say(r->progress, "hash index %s: %s", path, warning);
+	free(path);
+	return r->hashes;
+}
+
+static void run_bundle(struct run *r, const char *path)
+{
+	struct hfm_buf line = HFM_BUF_INIT((size_t)1 << 30);
+	int rc;
+
+	hfm_error_clear();
+	rc = hfm_imp_bundle_run(&r->opts, r->store, r->progress, path, r->opts.json ? &line : NULL);
+	if (rc) {
+		fprintf(stderr, "hfmirror-import: %s\n", hfm_error_last()[0] ? hfm_error_last()
+									   : hfm_strerror(rc));
+		r->errors++;
+	}
+	if (r->opts.json) {
+		printf("%s\n", hfm_buf_cstr(&line));
+		fflush(stdout);
+	}
+	hfm_buf_dispose(&line);
+}
+
 static void run_one(struct run *r, const char *path, enum hfm_imp_kind kind)
 {
 	struct hfm_imp_job job;
 	char real[PATH_MAX];
 	int rc;
 
-	hfm_imp_job_init(&job, &r->opts, r->store, r->progress, r->hashes);
+	hfm_imp_job_init(&job, &r->opts, r->store, r->progress, hashes(r));
 	job.kind = kind;
 	job.source = hfm_strdup(realpath(path, real) ? real : path);
 	hfm_error_clear();
@@ -215,6 +271,10 @@ static void run_source(struct run *r, const char *path)
 	char **repos;
 	size_t n, i;
 
+	if (hfm_imp_bundle_probe(path)) {
+		run_bundle(r, path);
+		return;
+	}
 	if (hfm_imp_probe(&kind, &cache_root, path)) {
 		fprintf(stderr, "hfmirror-import: %s\n", hfm_error_last());
 		r->errors++;
@@ -245,8 +305,6 @@ static void run_source(struct run *r, const char *path)
 int main(int argc, char **argv)
 {
 	struct run r;
-	const char *warning = NULL;
-	char *index_path;
 	int first, i, code;
 
 	memset(&r, 0, sizeof(r));
@@ -265,10 +323,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	r.progress = hfm_progress_new(r.opts.display, stderr, "hfmirror-import");
-	index_path = hfm_asprintf("%s/meta/hashindex", r.store->root);
-	if (hfm_hashindex_open(&r.hashes, index_path, &warning) == 0 && warning && warning[0])
-		hfm_progress_say(r.progress, "hash index %s: %s", index_path, warning);
-	free(index_path);
 
 	for (i = first; i < argc; i++)
 		run_source(&r, argv[i]);
@@ -277,6 +331,7 @@ int main(int argc, char **argv)
 	hfm_hashindex_free(r.hashes);
 	hfm_progress_free(r.progress);
 	hfm_store_free(r.store);
+	free(r.opts.trust);
 	git_libgit2_shutdown();
 	return code;
 }

@@ -11,16 +11,24 @@
 
 #include "mirror.h"
 
+struct waiting {
+	struct hfm_progress *progress;
+	const struct hfm_repo_id *id;
+};
+
 static void say_waiting(void *cls)
 {
-	const struct hfm_imp_job *job = cls;
+	const struct waiting *w = cls;
 
-	hfm_progress_say(job->progress, "waiting for another import of %s to finish", job->id.name);
+	hfm_progress_say(w->progress, "waiting for another import of %s to finish", w->id->name);
 }
 
-static int lock_mirror(int *out, const struct hfm_imp_job *job)
+int hfm_imp_lock(int *out, const struct hfm_store *store, struct hfm_progress *progress,
+		 const char *prefix, const struct hfm_repo_id *id)
 {
-	return hfm_store_mirror_lock(out, job->store, &job->id, say_waiting, (void *)job);
+	struct waiting w = { progress, id };
+
+	return hfm_store_repo_lock(out, store, prefix, id, say_waiting, &w);
 }
 
 void hfm_imp_mirror_unlock(int lock_fd)
@@ -80,7 +88,7 @@ int hfm_imp_mirror_open(struct hfm_imp_job *job, int *lock_fd)
 		rc = hfm_error_set(HFM_ETOOBIG, "store path too long");
 		goto out;
 	}
-	if ((rc = lock_mirror(&fd, job)))
+	if ((rc = hfm_imp_lock(&fd, job->store, job->progress, "", &job->id)))
 		goto out;
 	if (stat(path.ptr, &st) < 0) {
 		if ((rc = create_mirror(job, path.ptr)))

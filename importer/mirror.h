@@ -20,6 +20,15 @@ int hfm_imp_mirror_open(struct hfm_imp_job *job, int *lock_fd);
 void hfm_imp_mirror_unlock(int lock_fd);
 
 /*
+ * The import lock of repo `id` (a file under meta/import-locks, named
+ * `prefix` + the repo: "" for its git mirror, "cache--" for its cached
+ * metadata): waits for its holder, saying so.  Release it with
+ * hfm_imp_mirror_unlock().
+ */
+int hfm_imp_lock(int *out, const struct hfm_store *store, struct hfm_progress *progress,
+		 const char *prefix, const struct hfm_repo_id *id);
+
+/*
  * Step 3: set every ref of job->refs in the mirror (counting new and moved
  * ones), point HEAD at job->head, and add job->shallow to the mirror's
  * shallow list where the mirror lacks those commits' parents.  Refs the

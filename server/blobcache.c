@@ -13,10 +13,15 @@
 #include "hfm/blobcache.h"
 #include "hfm/evict.h"
 #include "hfm/hash.h"
+#include "hfm/metrics.h"
 
 #define NBUCKETS 1024
 #define HASH_CHUNK (1u << 20)            /* catch-up reads */
-#define HASH_TASK_BYTES (64ull << 20)    /* catch-up per task, so flushes interleave */
+#define HASH_TASK_BYTES (16ull << 20)    /* per turn of a blob on a hashing thread */
+/* Handed-over buffers waiting for the digests of all blobs: past this, a
+ * writer with any waiting waits too (HFM_BLOB_HASH_QUEUE is per blob). */
+#define HASH_QUEUE_TOTAL (64ull << 20)
+#define POOL_MAX 16                      /* idle HFM_BLOB_BUF buffers kept */
 
 /*
  * The background fill (hfm_blob_fill) fetches what readers do not: it
@@ -46,7 +51,7 @@
 
 enum blob_state {
 	B_PARTIAL,                       /* blocks missing */
-	B_VERIFYING,                     /* all filled, a finish task is queued */
+	B_VERIFYING,                     /* all filled: the digest catches up, then finish */
 	B_COMPLETE,                      /* in objects/ */
 };
 
@@ -54,7 +59,7 @@ enum task_kind {
 	TASK_FLUSH,                      /* sync_bytes are waiting, or a fetch ended */
 	TASK_TIMER,                      /* sync_ms after a block was filled */
 	TASK_FINISH,
-	TASK_HASH,                       /* present bytes wait at the hash cursor */
+	TASK_HASH,                       /* the digest has work (hashing threads) */
 	TASK_FILL,                       /* the fill may go on (a timer) */
 	TASK_KEEP,                       /* a timer that only holds its reference */
 };
@@ -87,9 +92,20 @@ struct hfm_blobcache {
 	int stopping;
 	int nworkers;
 	pthread_t *workers;
+	/* TASK_HASH goes to its own threads: a digest never waits behind an fdatasync */
+	pthread_cond_t hash_cv;
+	struct blob_task *hash_head, *hash_tail;
+	int hash_stopping;
+	int nhashers;
+	pthread_t *hashers;
+	atomic_uint_fast64_t hq_total;   /* bytes handed over, not hashed yet (all blobs) */
+
+	pthread_mutex_t pool_lock;       /* a leaf: taken under any other lock */
+	void *pool[POOL_MAX];
+	int npool;
 
 	atomic_uint_fast64_t n_open, n_fetches, n_fetch_failures, n_bytes, n_syncs, n_verified,
-		n_corrupt;
+		n_corrupt, n_hashed_given, n_hashed_read;
 };
 
 struct hfm_blob_fetch {
@@ -134,21 +150,30 @@ struct hfm_blob {
 	uint64_t undurable;              /* bytes filled since the last sync */
 	int flush_queued;                /* a TASK_FLUSH is queued */
 	int timer_queued;                /* a TASK_TIMER is queued */
+	int map_named;                   /* the map's header and name are durable */
 	/*
 	 * The digest the oid names, over [0, hash_pos) in order, so that
-	 * verification is done when the last block lands.  The writer whose
-	 * bytes start at hash_pos feeds them as it writes (a cold download is
-	 * one sequential fetch); a TASK_HASH catches up by reading the file when
-	 * present blocks wait at the cursor (out of order, Range first, after a
-	 * restart).  Whoever sets hash_busy (under lock) may use `hash` without
-	 * the lock until it clears it; hash_stale asks the one clearing it to
-	 * start the digest over.  NULL `hash`: verify by reading the whole file.
+	 * verification is done when the last block lands.  Bytes up to
+	 * hash_end are claimed: hashed, or in buffers handed over by the
+	 * writer whose bytes started at hash_end (hq_*: a cold download is
+	 * one sequential fetch, hashed from its own buffers), or being read
+	 * back from the file by a hashing thread (present bytes that waited
+	 * at the cursor: out of order, Range first, after a restart).  One
+	 * TASK_HASH at a time works on a blob (hash_task); it sets hash_busy
+	 * (under lock) to use `hash` without the lock until it clears it;
+	 * hash_stale asks it to start the digest over then.  NULL `hash`:
+	 * verify by reading the whole file.
 	 */
 	struct hfm_hashctx *hash;
-	uint64_t hash_pos;
+	uint64_t hash_pos, hash_end;
+	struct hash_chunk *hq_head, *hq_tail;
+	uint64_t hq_bytes;
+	uint64_t hash_read;              /* bytes read back to hash them (logged) */
 	int hash_busy;
 	int hash_stale;
-	int hash_queued;                 /* a TASK_HASH is queued */
+	int hash_task;                   /* a TASK_HASH is queued or running */
+	struct hfm_waitq hash_waiters;   /* writers waiting for the digest */
+	int finish_queued;               /* a TASK_FINISH is queued */
 	enum blob_state state;
 	uint64_t discards;               /* verification failures so far */
 	uint64_t discarded_ns;           /* mono ns of the last one */
@@ -165,6 +190,13 @@ struct hfm_blob {
 	uint64_t fill_backoff_until;     /* mono ns */
 	struct hfm_blob_fetch *fetches;  /* active ones */
 	struct hfm_waitq waiters;
+};
+
+/* A buffer handed over for the digest (hfm_blob_fetch_write_buf). */
+struct hash_chunk {
+	struct hash_chunk *next;
+	void *buf;                       /* HFM_BLOB_BUF bytes, from the pool */
+	size_t n;
 };
 
 static int bit(const uint8_t *m, uint64_t i)
@@ -189,6 +221,60 @@ static uint64_t block_end(const struct hfm_blob *b, uint64_t i)
 	return e < b->size ? e : b->size;
 }
 
+/* ---- buffers handed over for hashing ----------------------------------- */
+
+static void *pool_get(struct hfm_blobcache *bc)
+{
+	void *p = NULL;
+
+	pthread_mutex_lock(&bc->pool_lock);
+	if (bc->npool)
+		p = bc->pool[--bc->npool];
+	pthread_mutex_unlock(&bc->pool_lock);
+	/* kept, not freed: a new buffer would cost 64 page faults */
+	return p ? p : hfm_malloc(HFM_BLOB_BUF);
+}
+
+static void pool_put(struct hfm_blobcache *bc, void *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&bc->pool_lock);
+	if (bc->npool < POOL_MAX) {
+		bc->pool[bc->npool++] = p;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&bc->pool_lock);
+	free(p);
+}
+
+/* Under b->lock: the handed-over buffers go back unhashed; hash_end = hash_pos. */
+static void hq_drop(struct hfm_blob *b)
+{
+	struct hash_chunk *c;
+
+	while ((c = b->hq_head)) {
+		b->hq_head = c->next;
+		atomic_fetch_sub(&b->bc->hq_total, c->n);
+		pool_put(b->bc, c->buf);
+		free(c);
+	}
+	b->hq_tail = NULL;
+	b->hq_bytes = 0;
+	b->hash_end = b->hash_pos;
+}
+
+/*
+ * Under b->lock: the writers waiting for the digest (to be woken after the
+ * lock), once the handed-over bytes are down to half the limit.
+ */
+static struct hfm_waitq_node *hash_room(struct hfm_blob *b)
+{
+	if (b->hq_bytes > HFM_BLOB_HASH_QUEUE / 2)
+		return NULL;
+	return hfm_waitq_take(&b->hash_waiters);
+}
+
 /* Under b->lock, not busy: the digest starts over at byte 0. */
 static void hash_reset(struct hfm_blob *b)
 {
@@ -198,6 +284,17 @@ static void hash_reset(struct hfm_blob *b)
 		hfm_hashctx_final(b->hash, NULL, NULL);
 	b->hash = hfm_hashctx_new(b->size, !is256, is256);
 	b->hash_pos = 0;
+	hq_drop(b);
+	b->hash_stale = 0;
+}
+
+/* Under b->lock, not busy: no digest any more; verify() reads the whole file. */
+static void hash_drop(struct hfm_blob *b)
+{
+	if (b->hash)
+		hfm_hashctx_final(b->hash, NULL, NULL);
+	b->hash = NULL;
+	hq_drop(b);
 	b->hash_stale = 0;
 }
 
@@ -210,17 +307,33 @@ static void hash_unbusy(struct hfm_blob *b, uint64_t n)
 		hash_reset(b);
 }
 
+/* Under b->lock: the digest covers the blob, or there is none (finish may go). */
+static int hash_done(const struct hfm_blob *b)
+{
+	return !b->hash_task && (!b->hash || b->hash_pos == b->size);
+}
+
+static uint64_t present_end(struct hfm_blob *b, uint64_t off, uint64_t max);
+
 /*
- * Under b->lock: 1 when present bytes wait at the hash cursor and nobody
- * hashes or is queued to (the caller then queues a TASK_HASH).  Once every
- * block is present, finish() hashes the rest instead.
+ * Under b->lock: 1 when present bytes wait at the digest's cursor and no
+ * TASK_HASH is queued or running (the caller then queues one).
  */
 static int hash_wants_task(struct hfm_blob *b)
 {
-	if (!b->hash || b->hash_busy || b->hash_queued || b->state != B_PARTIAL ||
-	    b->hash_pos >= b->size || !bit(b->filled, b->hash_pos >> b->shift))
+	if (!b->hash || b->hash_task || b->state == B_COMPLETE || b->hash_end >= b->size ||
+	    present_end(b, b->hash_end, 1) == b->hash_end)
 		return 0;
-	b->hash_queued = 1;
+	b->hash_task = 1;
+	return 1;
+}
+
+/* Under b->lock: 1 when a TASK_FINISH is to be queued now (all there, digest done). */
+static int finish_wanted(struct hfm_blob *b)
+{
+	if (b->state != B_VERIFYING || b->finish_queued || !hash_done(b))
+		return 0;
+	b->finish_queued = 1;
 	return 1;
 }
 
@@ -289,6 +402,11 @@ static void task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
 	j->b = b;
 	j->due = due;
 	b->refs++;
+	if (kind == TASK_HASH) {
+		task_append(&bc->hash_head, &bc->hash_tail, j);
+		pthread_cond_signal(&bc->hash_cv);
+		return;
+	}
 	if (due) {
 		/* few timers wait at once (one per blob and kind): a list will do */
 		for (pp = &bc->timer_head; *pp && (*pp)->due <= due; pp = &(*pp)->next)
@@ -405,13 +523,19 @@ static int create_files(struct hfm_blob *b)
 	put_le(hdr + 8, b->shift, 4);
 	put_le(hdr + 16, b->size, 8);
 	memcpy(hdr + 24, b->oid, strlen(b->oid));
+	/*
+	 * Not made durable here (on the request's thread, for every blob):
+	 * the first flush that marks blocks durable does it, and a blob
+	 * complete before any flush is published without one.  A crash before
+	 * then leaves data without a valid map, which reads as empty.
+	 */
 	if (write_all(b->map_fd, hdr, sizeof(hdr), 0) ||
 	    (b->mapbytes && write_all(b->map_fd, b->durable, b->mapbytes, MAP_HDR)) ||
-	    fdatasync(b->map_fd) < 0 || renameat(pfd, tmpn, pfd, mapn) < 0) {
+	    renameat(pfd, tmpn, pfd, mapn) < 0) {
 		rc = hfm_error_set(HFM_EIO, "partial/%s: %s", mapn, strerror(errno));
 		goto fail;
 	}
-	sync_dir(pfd);
+	b->map_named = 0;
 	return 0;
 fail:
 	close_files(b);
@@ -508,8 +632,7 @@ static struct hfm_blob *blob_alloc(struct hfm_blobcache *bc, const char *oid, ui
 static void blob_destroy(struct hfm_blob *b)
 {
 	close_files(b);
-	if (b->hash)
-		hfm_hashctx_final(b->hash, NULL, NULL);
+	hash_drop(b);
 	free(b->filled);
 	free(b->durable);
 	free(b->born);
@@ -551,9 +674,13 @@ static int blob_load(struct hfm_blob *b)
 	if (rc == 0 && (rc = create_files(b)))
 		return rc;
 	if (b->nfilled == b->nblocks) {
-		/* complete but not verified: a crash came between the last bit and publish */
+		/* complete but not verified: a crash came between the last bit and
+		 * publish.  Not shared yet, so no b->lock: the digest reads it all. */
 		b->state = B_VERIFYING;
-		task_push_locked(bc, b, TASK_FINISH);
+		if (hash_wants_task(b))
+			task_push_locked(bc, b, TASK_HASH);
+		else if (finish_wanted(b))
+			task_push_locked(bc, b, TASK_FINISH);
 	}
 	return 0;
 }
@@ -734,6 +861,25 @@ static uint64_t contiguous(struct hfm_blob *b, uint64_t off)
 	return pos - off;
 }
 
+/* contiguous(), but looking no further than `max` bytes from off. */
+static uint64_t present_end(struct hfm_blob *b, uint64_t off, uint64_t max)
+{
+	uint64_t pos = off, lim = max < b->size - off ? off + max : b->size;
+
+	while (pos < lim) {
+		uint64_t i = pos >> b->shift;
+		struct hfm_blob_fetch *f;
+
+		if (b->state == B_COMPLETE || bit(b->filled, i))
+			pos = block_end(b, i);
+		else if ((f = fetch_covering(b, i)) && f->off + f->pos > pos)
+			pos = f->off + f->pos;
+		else
+			break;
+	}
+	return pos < lim ? pos : lim;
+}
+
 uint64_t hfm_blob_available(struct hfm_blob *b, uint64_t off)
 {
 	uint64_t n;
@@ -876,6 +1022,7 @@ static void start_fetches(struct hfm_blob *b, struct hfm_blob_fetch **fs, size_t
 		b->refs++;               /* the fetch's reference on its blob */
 		pthread_mutex_unlock(&bc->lock);
 		atomic_fetch_add(&bc->n_fetches, 1);
+		hfm_metrics_inc(HFM_M_CACHE_FILLS_IN_FLIGHT);
 		rc = bc->o.fetch(bc->o.fetch_cls, f, origin);
 		if (rc)
 			hfm_blob_fetch_done(f, rc);
@@ -897,14 +1044,29 @@ uint64_t hfm_blob_fetch_length(const struct hfm_blob_fetch *f)
 	return f->len;
 }
 
-int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
+void *hfm_blob_fetch_buf(struct hfm_blob_fetch *f)
+{
+	return pool_get(f->b->bc);
+}
+
+void hfm_blob_fetch_buf_put(struct hfm_blob_fetch *f, void *buf)
+{
+	pool_put(f->b->bc, buf);
+}
+
+/*
+ * Store n bytes at the fetch's position.  `own` (may be NULL): a pool
+ * buffer holding them, taken for the digest when they are its next bytes.
+ */
+static int fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n, void **own)
 {
 	struct hfm_blob *b = f->b;
 	struct hfm_blobcache *bc = b->bc;
 	struct hfm_waitq_node *wake = NULL;
+	struct hash_chunk *c = NULL;
 	uint64_t pos, i, end, grown = 0;
 	enum task_kind task = TASK_FLUSH;
-	int queue = 0, hash_task, feed;
+	int queue = 0, hash_task = 0, finish, here = 0;
 
 	pthread_mutex_lock(&b->lock);
 	pos = f->pos;
@@ -912,29 +1074,42 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 		pthread_mutex_unlock(&b->lock);
 		return hfm_error_set(HFM_EINVAL, "blob %s: write past the fetched range", b->oid);
 	}
-	/* the bytes at the hash cursor: hashed from here, never read back */
-	feed = b->hash && !b->hash_busy && b->hash_pos == f->off + pos;
-	if (feed)
-		b->hash_busy = 1;
 	pthread_mutex_unlock(&b->lock);
 
 	/* b->fd cannot change while this fetch is active (it owns unfilled blocks) */
-	if (n && write_all(b->fd, data, n, f->off + pos)) {
-		int rc = hfm_error_set(HFM_EIO, "write partial/%s: %s", b->oid, strerror(errno));
-		if (feed) {
-			pthread_mutex_lock(&b->lock);
-			hash_unbusy(b, 0);
-			pthread_mutex_unlock(&b->lock);
-		}
-		return rc;
-	}
+	if (n && write_all(b->fd, data, n, f->off + pos))
+		return hfm_error_set(HFM_EIO, "write partial/%s: %s", b->oid, strerror(errno));
 	atomic_fetch_add(&bc->n_bytes, n);
-	if (feed)
-		hfm_hashctx_update(b->hash, data, n);
+	if (own && *own && n)
+		c = hfm_malloc(sizeof(*c));
 
 	pthread_mutex_lock(&b->lock);
-	if (feed)
-		hash_unbusy(b, n);
+	/*
+	 * The digest's next bytes, never read back: from the writer's buffer
+	 * on a hashing thread when it gave one (the transfer goes on while
+	 * they are hashed), else here.  Nobody claimed them meanwhile: a
+	 * read-back claims only up to f->pos, which moves below.
+	 */
+	if (n && b->hash && b->hash_end == f->off + pos && !b->hash_task && !c) {
+		b->hash_task = b->hash_busy = here = 1;
+		b->hash_end += n;
+	} else if (c && b->hash && b->hash_end == f->off + pos) {
+		c->next = NULL;
+		c->buf = *own;
+		c->n = n;
+		*own = NULL;
+		if (b->hq_tail)
+			b->hq_tail->next = c;
+		else
+			b->hq_head = c;
+		b->hq_tail = c;
+		b->hq_bytes += n;
+		b->hash_end += n;
+		atomic_fetch_add(&bc->hq_total, n);
+		c = NULL;
+		if (!b->hash_task)
+			hash_task = b->hash_task = 1;
+	}
 	f->pos = pos + n;
 	end = f->off + f->pos;
 	if (n) {
@@ -956,9 +1131,8 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 	/* every write is announced: the fetcher sizes them (blobfetch.c gathers) */
 	wake = hfm_waitq_take(&b->waiters);
 	if (b->nfilled == b->nblocks && b->state == B_PARTIAL) {
+		/* finish once the digest has caught up (the hashing thread queues it) */
 		b->state = B_VERIFYING;
-		task = TASK_FINISH;
-		queue = 1;
 	} else if (b->undurable >= bc->sync_bytes && !b->flush_queued) {
 		b->flush_queued = 1;
 		queue = 1;
@@ -968,26 +1142,73 @@ int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
 		task = TASK_TIMER;
 		queue = 1;
 	}
-	hash_task = hash_wants_task(b);
+	hash_task |= hash_wants_task(b);
+	finish = finish_wanted(b);
 	pthread_mutex_unlock(&b->lock);
+	free(c);
 	if (queue)
 		task_push(bc, b, task);
-	if (hash_task)
-		task_push(bc, b, TASK_HASH);
 	if (grown && bc->o.grew)
 		bc->o.grew(bc->o.grew_cls, grown);
-	hfm_waitq_fire(wake);
+	hfm_waitq_fire(wake);            /* readers go on while this hashes */
+	if (here) {
+		hfm_hashctx_update(b->hash, data, n);
+		pthread_mutex_lock(&b->lock);
+		hash_unbusy(b, n);
+		b->hash_task = 0;
+		/* what other writers handed over meanwhile, or what waits to be read */
+		if (b->hq_head)
+			hash_task = b->hash_task = 1;
+		else
+			hash_task = hash_wants_task(b);
+		finish = finish_wanted(b);
+		wake = hfm_waitq_take(&b->hash_waiters);
+		pthread_mutex_unlock(&b->lock);
+		hfm_waitq_fire(wake);
+	}
+	if (hash_task)
+		task_push(bc, b, TASK_HASH);
+	if (finish)
+		task_push(bc, b, TASK_FINISH);
 	return 0;
+}
+
+int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n)
+{
+	return fetch_write(f, data, n, NULL);
+}
+
+int hfm_blob_fetch_write_buf(struct hfm_blob_fetch *f, void **buf, size_t n)
+{
+	return fetch_write(f, *buf, n, buf);
+}
+
+int hfm_blob_fetch_hash_wait(struct hfm_blob_fetch *f, struct hfm_waiter *w)
+{
+	struct hfm_blob *b = f->b;
+	int rc = 0;
+
+	pthread_mutex_lock(&b->lock);
+	/* only the writer that feeds the digest waits for it (its bytes end at hash_end) */
+	if (!f->done && b->hash && b->hq_bytes && b->hash_end == f->off + f->pos &&
+	    (b->hq_bytes >= HFM_BLOB_HASH_QUEUE ||
+	     atomic_load(&b->bc->hq_total) >= HASH_QUEUE_TOTAL)) {
+		hfm_waitq_add(&b->hash_waiters, w);
+		rc = HFM_EAGAIN;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return rc;
 }
 
 void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
 {
 	struct hfm_blob *b = f->b;
 	struct hfm_blobcache *bc = b->bc;
-	struct hfm_waitq_node *wake;
-	int queue_flush = 0;
+	struct hfm_waitq_node *wake, *hash_wake = NULL;
+	int queue_flush = 0, hash_task = 0;
 	uint64_t i;
 
+	hfm_metrics_sub(HFM_M_CACHE_FILLS_IN_FLIGHT, 1);
 	pthread_mutex_lock(&b->lock);
 	fetch_end_locked(b, f, rc);
 	rc = f->result;
@@ -1003,15 +1224,18 @@ void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
 		b->fill_after = hfm_mono_ns() + bc->fill_idle_ns;
 	}
 	if (rc && b->hash) {
-		/* Hashed bytes of a block that goes back to missing may come
-		 * again different: without a way to rewind, start over. */
-		uint64_t h = b->hash_pos >> b->shift;
-		if (b->hash_pos != block_start(b, h) && h >= f->first && h < f->end &&
+		/* Hashed (or claimed) bytes of a block that goes back to missing
+		 * may come again different: without a way to rewind, start over. */
+		uint64_t h = b->hash_end >> b->shift;
+		if (b->hash_end != block_start(b, h) && h >= f->first && h < f->end &&
 		    !bit(b->filled, h)) {
-			if (b->hash_busy)
+			if (b->hash_busy) {
 				b->hash_stale = 1;
-			else
+			} else {
 				hash_reset(b);
+				hash_wake = hash_room(b);
+				hash_task = hash_wants_task(b);
+			}
 		}
 	}
 	wake = hfm_waitq_take(&b->waiters);
@@ -1029,7 +1253,10 @@ void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc)
 	}
 	if (queue_flush)
 		task_push(bc, b, TASK_FLUSH);
+	if (hash_task)
+		task_push(bc, b, TASK_HASH);
 	hfm_waitq_fire(wake);
+	hfm_waitq_fire(hash_wake);
 	f->b = NULL;
 	fetch_unref(f);                  /* the fetcher's */
 	fill_pump(b);                    /* under the fetch's reference */
@@ -1399,7 +1626,7 @@ static void flush(struct hfm_blob *b)
 	struct hfm_blobcache *bc = b->bc;
 	size_t lo = SIZE_MAX, hi = 0, i;
 	uint8_t *target;
-	int fd, map_fd;
+	int fd, map_fd, named;
 
 	pthread_mutex_lock(&b->lock);
 	if (b->state == B_COMPLETE || b->map_fd < 0) {
@@ -1418,63 +1645,89 @@ static void flush(struct hfm_blob *b)
 	b->undurable = 0;
 	fd = b->fd;
 	map_fd = b->map_fd;
+	named = b->map_named;
 	pthread_mutex_unlock(&b->lock);
 
 	if (lo == SIZE_MAX) {
 		free(target);
 		return;
 	}
-	if (fdatasync(fd) < 0 || write_all(map_fd, target + lo, hi - lo, MAP_HDR + lo)) {
+	/* the map's header and name (create_files) before its first bits count */
+	if (fdatasync(fd) < 0 || write_all(map_fd, target + lo, hi - lo, MAP_HDR + lo) ||
+	    (!named && fdatasync(map_fd) < 0)) {
 		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: sync partial/%s: %s",
 			b->oid, strerror(errno));
 		free(target);
 		return;
 	}
+	if (!named)
+		sync_dir(bc->partial_fd);
 	atomic_fetch_add(&bc->n_syncs, 1);
 	pthread_mutex_lock(&b->lock);
 	memcpy(b->durable + lo, target + lo, hi - lo);
+	b->map_named = 1;
 	pthread_mutex_unlock(&b->lock);
 	free(target);
 }
 
 /*
- * Advance the digest over present bytes at the cursor, reading them back
- * (page cache, usually), up to `max` bytes.  Called with b->io_lock.  A read
- * error drops the digest: finish() then verifies by reading the whole file.
+ * A turn of the digest on a hashing thread (TASK_HASH): the buffers writers
+ * handed over, in order, and present bytes at the cursor read back from the
+ * file (page cache, usually), up to HASH_TASK_BYTES; then the next blob's
+ * turn.  A read error drops the digest: finish() then verifies by reading
+ * the whole file.  The last turn, once every block is there and hashed,
+ * queues the finish.
  */
-static void hash_catch_up(struct hfm_blob *b, uint64_t max)
+static void hash_run(struct hfm_blob *b)
 {
 	struct hfm_blobcache *bc = b->bc;
+	struct hfm_waitq_node *wake;
+	uint64_t budget = HASH_TASK_BYTES;
 	char *buf = NULL;
+	int again, finish;
 
-	while (max) {
+	pthread_mutex_lock(&b->lock);
+	while (budget && b->hash && b->state != B_COMPLETE) {
+		struct hash_chunk *c = b->hq_head;
 		uint64_t pos, end;
 		ssize_t got = 0;
 		int fd;
 
-		pthread_mutex_lock(&b->lock);
-		if (!b->hash || b->hash_busy || b->state == B_COMPLETE) {
+		if (c) {
+			b->hq_head = c->next;
+			if (!b->hq_head)
+				b->hq_tail = NULL;
+			b->hash_busy = 1;
 			pthread_mutex_unlock(&b->lock);
-			break;
+			hfm_hashctx_update(b->hash, c->buf, c->n);
+			atomic_fetch_add(&bc->n_hashed_given, c->n);
+			pool_put(bc, c->buf);
+			pthread_mutex_lock(&b->lock);
+			b->hq_bytes -= c->n;
+			atomic_fetch_sub(&bc->hq_total, c->n);
+			hash_unbusy(b, c->n);
+			budget -= HFM_MIN(budget, (uint64_t)c->n);
+			free(c);
+			if ((wake = hash_room(b))) {
+				pthread_mutex_unlock(&b->lock);
+				hfm_waitq_fire(wake);
+				pthread_mutex_lock(&b->lock);
+			}
+			continue;
 		}
-		pos = end = b->hash_pos;
-		while (end < b->size && end - pos < HASH_CHUNK && bit(b->filled, end >> b->shift))
-			end = block_end(b, end >> b->shift);
-		if (end - pos > HASH_CHUNK)
-			end = pos + HASH_CHUNK;
-		if (end - pos > max)
-			end = pos + max;
-		if (end == pos) {
-			pthread_mutex_unlock(&b->lock);
+		/* nothing handed over: hash_end == hash_pos, read what is there */
+		pos = b->hash_pos;
+		end = present_end(b, pos, HFM_MIN((uint64_t)HASH_CHUNK, budget));
+		if (end == pos)
 			break;
-		}
+		b->hash_end = end;
 		b->hash_busy = 1;
-		fd = b->ro_fd;
+		fd = b->ro_fd;               /* stays: finish() waits for this task */
 		pthread_mutex_unlock(&b->lock);
 
 		if (!buf)
 			buf = hfm_malloc(HASH_CHUNK);
-		/* present blocks are not written again while the digest is ours */
+		/* present bytes are not written again while they are claimed */
 		while ((uint64_t)got < end - pos) {
 			ssize_t k = pread(fd, buf + got, (size_t)(end - pos) - (size_t)got,
 					  (off_t)pos + got);
@@ -1484,29 +1737,43 @@ static void hash_catch_up(struct hfm_blob *b, uint64_t max)
 				break;
 			got += k;
 		}
-		if ((uint64_t)got == end - pos)
+		if ((uint64_t)got == end - pos) {
 			hfm_hashctx_update(b->hash, buf, (size_t)got);
+			atomic_fetch_add(&bc->n_hashed_read, (uint64_t)got);
+		}
 		pthread_mutex_lock(&b->lock);
+		b->hash_read += (uint64_t)HFM_MAX(got, 0);
 		if ((uint64_t)got != end - pos) {
 			hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_WARN, "blobcache: read partial/%s "
 				"to hash it: %s", b->oid, got < 0 ? strerror(errno) : "short read");
-			hfm_hashctx_final(b->hash, NULL, NULL);
-			b->hash = NULL;
 			b->hash_busy = 0;
-			pthread_mutex_unlock(&b->lock);
+			hash_drop(b);
 			break;
 		}
 		hash_unbusy(b, end - pos);
-		pthread_mutex_unlock(&b->lock);
-		max -= end - pos;
+		budget -= end - pos;
 	}
+	/* more to do: behind the other blobs' turns */
+	again = b->hash && b->state != B_COMPLETE &&
+		(b->hq_head || present_end(b, b->hash_end, 1) > b->hash_end);
+	if (!again)
+		b->hash_task = 0;
+	finish = finish_wanted(b);
+	/* no more to hash now: nothing is left for a writer to wait for */
+	wake = again ? hash_room(b) : hfm_waitq_take(&b->hash_waiters);
+	pthread_mutex_unlock(&b->lock);
 	free(buf);
+	if (again)
+		task_push(bc, b, TASK_HASH);
+	if (finish)
+		task_push(bc, b, TASK_FINISH);
+	hfm_waitq_fire(wake);
 }
 
 /*
- * Check the complete blob against its oid: the in-order digest, finished
- * over whatever it has not seen yet (usually nothing), or, without one, a
- * read of the whole file.  Called with b->io_lock; nothing writes now.
+ * Check the complete blob against its oid: the in-order digest (finish runs
+ * once it covers the blob), or, without one, a read of the whole file.
+ * Called with b->io_lock; nothing writes or hashes now.
  */
 static int verify(struct hfm_blob *b)
 {
@@ -1515,7 +1782,6 @@ static int verify(struct hfm_blob *b)
 	struct hfm_hashctx *h = NULL;
 	uint64_t pos;
 
-	hash_catch_up(b, UINT64_MAX);
 	pthread_mutex_lock(&b->lock);
 	pos = b->hash_pos;
 	if (b->hash && !b->hash_busy) {
@@ -1544,15 +1810,21 @@ static void finish(struct hfm_blob *b)
 	uint64_t keep;
 	int rc;
 
-	flush(b);
+	/*
+	 * No flush: publishing makes the data durable (fsync, then the
+	 * rename), and the map's last bits do not matter to a blob that is
+	 * published or discarded now.  A small blob so never syncs its map.
+	 */
 	pthread_mutex_lock(&b->lock);
+	b->finish_queued = 0;
 	if (b->state != B_VERIFYING) {
 		pthread_mutex_unlock(&b->lock);
 		return;
 	}
 	pthread_mutex_unlock(&b->lock);
 
-	/* No fetch is active (every block is filled), so nothing writes now. */
+	/* No fetch is active (every block is filled) and the digest is done
+	 * (finish_wanted), so nothing writes or hashes now. */
 	map_name(mapn, b->oid, ".map");
 	rc = verify(b);
 	if (rc == 0)
@@ -1561,8 +1833,9 @@ static void finish(struct hfm_blob *b)
 		unlinkat(bc->partial_fd, mapn, 0);
 		sync_dir(bc->partial_fd);
 		atomic_fetch_add(&bc->n_verified, 1);
-		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_INFO, "blobcache: %s complete (%llu bytes)",
-			b->oid, (unsigned long long)b->size);
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_INFO, "blobcache: %s complete (%llu bytes, "
+			"%llu read back to hash)", b->oid, (unsigned long long)b->size,
+			(unsigned long long)b->hash_read);
 		/* an object, unlike a partial blob being filled, may be evicted;
 		 * told before the blob reads as complete, so whoever sees it
 		 * complete knows the listener was told */
@@ -1640,22 +1913,13 @@ static void run_task(struct blob_task *j)
 		fill_pump(b);
 		return;
 	}
+	if (j->kind == TASK_HASH) {
+		hash_run(b);             /* a hashing thread; not behind a sync */
+		return;
+	}
 	pthread_mutex_lock(&b->io_lock);
 	if (j->kind == TASK_FINISH) {
 		finish(b);
-	} else if (j->kind == TASK_HASH) {
-		int again;
-
-		pthread_mutex_lock(&b->lock);
-		b->hash_queued = 0;
-		pthread_mutex_unlock(&b->lock);
-		hash_catch_up(b, HASH_TASK_BYTES);
-		/* more to do: behind the other tasks, so this blob's flushes run */
-		pthread_mutex_lock(&b->lock);
-		again = hash_wants_task(b);
-		pthread_mutex_unlock(&b->lock);
-		if (again)
-			task_push(b->bc, b, TASK_HASH);
 	} else {
 		/* blocks filled from now on queue the next one */
 		pthread_mutex_lock(&b->lock);
@@ -1669,10 +1933,55 @@ static void run_task(struct blob_task *j)
 	pthread_mutex_unlock(&b->io_lock);
 }
 
+/* Run a popped task (without bc->lock) and drop it with its blob reference. */
+static void task_run_free(struct blob_task *j)
+{
+	run_task(j);
+	hfm_blob_release(j->b);
+	free(j);
+}
+
+/* Under bc->lock: the next task of the queue, or NULL. */
+static struct blob_task *task_pop(struct blob_task **head, struct blob_task **tail)
+{
+	struct blob_task *j = *head;
+
+	if (j) {
+		*head = j->next;
+		if (!*head)
+			*tail = NULL;
+	}
+	return j;
+}
+
+static void *hasher(void *arg)
+{
+	struct hfm_blobcache *bc = arg;
+
+	pthread_setname_np(pthread_self(), "hfm-blob-hash");
+	pthread_mutex_lock(&bc->lock);
+	for (;;) {
+		struct blob_task *j = task_pop(&bc->hash_head, &bc->hash_tail);
+
+		if (!j) {
+			if (bc->stopping)
+				break;
+			pthread_cond_wait(&bc->hash_cv, &bc->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&bc->lock);
+		task_run_free(j);
+		pthread_mutex_lock(&bc->lock);
+	}
+	pthread_mutex_unlock(&bc->lock);
+	return NULL;
+}
+
 static void *worker(void *arg)
 {
 	struct hfm_blobcache *bc = arg;
 
+	pthread_setname_np(pthread_self(), "hfm-blob-sync");
 	pthread_mutex_lock(&bc->lock);
 	for (;;) {
 		struct blob_task *j;
@@ -1688,15 +1997,9 @@ static void *worker(void *arg)
 				pthread_cond_wait(&bc->task_cv, &bc->lock);
 			continue;
 		}
-		bc->task_head = j->next;
-		if (!bc->task_head)
-			bc->task_tail = NULL;
+		task_pop(&bc->task_head, &bc->task_tail);
 		pthread_mutex_unlock(&bc->lock);
-
-		run_task(j);
-		hfm_blob_release(j->b);
-		free(j);
-
+		task_run_free(j);
 		pthread_mutex_lock(&bc->lock);
 	}
 	pthread_mutex_unlock(&bc->lock);
@@ -1742,18 +2045,25 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 	bc->fill_idle_ns = (uint64_t)(o->fill_idle_ms ? o->fill_idle_ms : 1000) * 1000000;
 	bc->o = *o;
 	pthread_mutex_init(&bc->lock, NULL);
+	pthread_mutex_init(&bc->pool_lock, NULL);
 	hfm_cond_init_mono(&bc->task_cv);
-	bc->nworkers = o->workers > 0 ? o->workers : 2;
-	bc->workers = hfm_calloc((size_t)bc->nworkers, sizeof(*bc->workers));
-	for (i = 0; i < bc->nworkers; i++)
-		if ((errno = pthread_create(&bc->workers[i], NULL, worker, bc))) {
-			rc = hfm_error_set(HFM_ERROR, "blobcache worker: %s", strerror(errno));
-			bc->nworkers = i;
-			hfm_blobcache_free(bc);
-			return rc;
-		}
+	pthread_cond_init(&bc->hash_cv, NULL);
+	bc->workers = hfm_calloc((size_t)(o->workers > 0 ? o->workers : 2), sizeof(*bc->workers));
+	bc->hashers = hfm_calloc((size_t)(o->hash_workers > 0 ? o->hash_workers : 1),
+				 sizeof(*bc->hashers));
+	for (i = 0; i < (o->workers > 0 ? o->workers : 2); i++, bc->nworkers++)
+		if ((errno = pthread_create(&bc->workers[i], NULL, worker, bc)))
+			goto fail;
+	for (i = 0; i < (o->hash_workers > 0 ? o->hash_workers : !o->hash_workers); i++,
+	     bc->nhashers++)
+		if ((errno = pthread_create(&bc->hashers[i], NULL, hasher, bc)))
+			goto fail;
 	*out = bc;
 	return 0;
+fail:
+	rc = hfm_error_set(HFM_ERROR, "blobcache thread: %s", strerror(errno));
+	hfm_blobcache_free(bc);
+	return rc;
 }
 
 void hfm_blobcache_free(struct hfm_blobcache *bc)
@@ -1766,9 +2076,26 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 	pthread_mutex_lock(&bc->lock);
 	bc->stopping = 1;
 	pthread_cond_broadcast(&bc->task_cv);
+	pthread_cond_broadcast(&bc->hash_cv);
 	pthread_mutex_unlock(&bc->lock);
+	for (i = 0; i < bc->nhashers; i++)
+		pthread_join(bc->hashers[i], NULL);
 	for (i = 0; i < bc->nworkers; i++)
 		pthread_join(bc->workers[i], NULL);
+	/* what one pool queued for the other after that one stopped (a hash's finish) */
+	for (;;) {
+		struct blob_task *j;
+
+		pthread_mutex_lock(&bc->lock);
+		timers_due(bc);
+		j = task_pop(&bc->hash_head, &bc->hash_tail);
+		if (!j)
+			j = task_pop(&bc->task_head, &bc->task_tail);
+		pthread_mutex_unlock(&bc->lock);
+		if (!j)
+			break;
+		task_run_free(j);
+	}
 	if (bc->o.grew_release)
 		bc->o.grew_release(bc->o.grew_cls);
 	if (atomic_load(&bc->n_open))
@@ -1776,8 +2103,13 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 			"blobcache: freed with %llu blobs still open",
 			(unsigned long long)atomic_load(&bc->n_open));
 	free(bc->workers);
+	free(bc->hashers);
+	while (bc->npool)
+		free(bc->pool[--bc->npool]);
 	close(bc->partial_fd);
 	pthread_cond_destroy(&bc->task_cv);
+	pthread_cond_destroy(&bc->hash_cv);
+	pthread_mutex_destroy(&bc->pool_lock);
 	pthread_mutex_destroy(&bc->lock);
 	free(bc);
 }
@@ -1791,4 +2123,6 @@ void hfm_blobcache_stats(struct hfm_blobcache_stats *out, struct hfm_blobcache *
 	out->syncs = atomic_load(&bc->n_syncs);
 	out->verified = atomic_load(&bc->n_verified);
 	out->corrupt = atomic_load(&bc->n_corrupt);
+	out->hashed_given = atomic_load(&bc->n_hashed_given);
+	out->hashed_read = atomic_load(&bc->n_hashed_read);
 }

@@ -29,9 +29,13 @@
  * a block of COALESCE bytes or more).  Bytes are held back at most
  * COALESCE_NS, checked when the next piece arrives, and at the latest until
  * the transfer ends, whatever its result: gathered bytes always reach the
- * cache before hfm_blob_fetch_done().
+ * cache before hfm_blob_fetch_done().  The gathering buffers are the
+ * cache's (hfm_blob_fetch_buf): it keeps those its digest hashes next, so
+ * the digest runs on its thread from the bytes as received, and when it
+ * falls behind the transfer pauses until it has caught up
+ * (hfm_blob_fetch_hash_wait).
  */
-#define COALESCE (256u * 1024)
+#define COALESCE HFM_BLOB_BUF
 #define COALESCE_NS (20ull * 1000000)
 
 struct hfm_blobfetch {
@@ -47,11 +51,14 @@ struct hfm_blobfetch {
 struct xfer {
 	struct hfm_blobfetch *bf;
 	struct hfm_blob_fetch *f;
+	struct hfm_up_xfer *up;          /* to resume it */
+	struct hfm_waiter *hash_w;       /* paused until the digest caught up */
+	int handed;                      /* the cache kept a buffer since the last look */
 	char key[HFM_TTLMAP_KEY_MAX + 1];   /* "<oid> <off> <sha1 of Authorization and URL>" */
 	uint64_t off, len, size;
 	uint64_t skip;                   /* bytes to drop first (Range ignored) */
 	uint64_t got;                    /* bytes handed to the cache */
-	char *buf;                       /* COALESCE bytes, gathered after got */
+	char *buf;                       /* COALESCE bytes, gathered after got (the cache's) */
 	size_t nbuf;
 	uint64_t buf_since;              /* mono ns of the first byte in buf */
 	int whole;                       /* 200: the body is the whole blob */
@@ -157,8 +164,10 @@ static int flush_buf(struct xfer *x)
 
 	if (!x->nbuf)
 		return 0;
-	if ((rc = hfm_blob_fetch_write(x->f, x->buf, x->nbuf)))
+	/* x->buf is NULL afterwards when the cache kept it for its digest */
+	if ((rc = hfm_blob_fetch_write_buf(x->f, (void **)&x->buf, x->nbuf)))
 		return rc;
+	x->handed |= !x->buf;
 	x->got += x->nbuf;
 	x->nbuf = 0;
 	return 0;
@@ -169,13 +178,13 @@ static int gather(struct xfer *x, const char *p, size_t n)
 {
 	int rc;
 
-	if (!x->buf)
-		x->buf = hfm_malloc(COALESCE);
 	while (n) {
 		uint64_t at = x->off + x->got;
 		size_t room = COALESCE - (size_t)(at & (COALESCE - 1)) - x->nbuf;
 		size_t k = n < room ? n : room;
 
+		if (!x->buf)
+			x->buf = hfm_blob_fetch_buf(x->f);
 		if (!x->nbuf)
 			x->buf_since = hfm_mono_ns();
 		memcpy(x->buf + x->nbuf, p, k);
@@ -191,6 +200,11 @@ static int gather(struct xfer *x, const char *p, size_t n)
 	return 0;
 }
 
+static void resume(void *cls)
+{
+	hfm_up_resume(cls);
+}
+
 static int on_data(void *cls, const void *data, size_t n)
 {
 	struct xfer *x = cls;
@@ -198,6 +212,17 @@ static int on_data(void *cls, const void *data, size_t n)
 	uint64_t want;
 	int rc;
 
+	/* the digest is behind this transfer: take nothing until it caught up */
+	if (x->handed && x->up) {
+		if (x->hash_w) {
+			hfm_waiter_cancel(x->hash_w);
+			hfm_waiter_unref(x->hash_w);
+		}
+		x->hash_w = hfm_waiter_new(resume, x->up);
+		if (hfm_blob_fetch_hash_wait(x->f, x->hash_w) == HFM_EAGAIN)
+			return HFM_UP_PAUSE;
+		x->handed = 0;
+	}
 	if (x->skip) {
 		size_t k = x->skip < n ? (size_t)x->skip : n;
 		x->skip -= k;
@@ -229,8 +254,14 @@ static void on_done(void *cls, int rc)
 				   " bytes", oid_of(x), x->got, x->len);
 	if (rc)
 		fail_remember(x, rc);
+	if (x->hash_w) {
+		/* after cancel no resume runs: the handle may go */
+		hfm_waiter_cancel(x->hash_w);
+		hfm_waiter_unref(x->hash_w);
+	}
+	hfm_blob_fetch_buf_put(x->f, x->buf);
 	hfm_blob_fetch_done(x->f, rc);
-	free(x->buf);
+	hfm_up_release(x->up);
 	free(x);
 }
 
@@ -263,6 +294,7 @@ int hfm_blobfetch_start(void *cls, struct hfm_blob_fetch *f, const struct hfm_bl
 
 	memset(&req, 0, sizeof(req));
 	req.method = HFM_UP_GET;
+	req.kind = HFM_UPK_BLOB;
 	req.url = o->url;
 	req.authorization = o->authorization;
 	req.has_range = 1;
@@ -275,7 +307,7 @@ int hfm_blobfetch_start(void *cls, struct hfm_blob_fetch *f, const struct hfm_bl
 	req.on_data = on_data;
 	req.on_done = on_done;
 	req.cls = x;
-	rc = hfm_up_start(NULL, bf->up, &req);
+	rc = hfm_up_start(&x->up, bf->up, &req);
 	if (rc)
 		free(x);
 	return rc;

@@ -299,3 +299,35 @@ size_t hfm_ring_get(struct hfm_ring *r, void *p, size_t n)
 	r->len -= n;
 	return n;
 }
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int hfm_buf_b64url(struct hfm_buf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		hfm_buf_putc(b, b64url[(v >> 18) & 63]);
+		hfm_buf_putc(b, b64url[(v >> 12) & 63]);
+		if (i + 1 < n)
+			hfm_buf_putc(b, b64url[(v >> 6) & 63]);
+		if (i + 2 < n)
+			hfm_buf_putc(b, b64url[v & 63]);
+	}
+	return b->err;
+}
+
+char *hfm_b64url_decode(const char *s)
+{
+	struct hfm_buf b = HFM_BUF_INIT(strlen(s) + 1);
+	if (hfm_buf_b64_decode(&b, s, strlen(s)) || memchr(b.ptr ? b.ptr : "", '\0', b.len)) {
+		hfm_buf_dispose(&b);
+		return NULL;
+	}
+	return hfm_buf_detach(&b);
+}

@@ -6,6 +6,8 @@
  *   hfmirror proxy [--hf-netloc …]       the online cache of an upstream hub
  *   hfmirror serve -c configs.toml       everything the file says
  *   olah-cli [-c FILE] [flags]           Olah's upstream CLI: proxy
+ *   hfmirror sync -m sync.toml           fetch a declared manifest (sync.h)
+ *   hfmirror export / receipt            bundles for an air gap (export.h)
  *
  * Every command fills one struct hfm_config: the file first (-c), then the
  * flags on top, then hfm_config_finish() checks the whole.  run_server()
@@ -29,12 +31,14 @@
 #include "hfm/auth.h"
 #include "hfm/cli.h"
 #include "hfm/config.h"
+#include "hfm/export.h"
 #include "hfm/grants.h"
 #include "hfm/gitserve.h"
 #include "hfm/hasher.h"
 #include "hfm/handlers.h"
 #include "hfm/hashindex.h"
 #include "hfm/http.h"
+#include "hfm/metrics.h"
 #include "hfm/notify.h"
 #include "hfm/src_cache.h"
 #include "hfm/src_git.h"
@@ -81,6 +85,8 @@ static void usage_main(FILE *f, const char *prog)
 		"  sync -m MANIFEST       fetch what MANIFEST lists into the store (for offline)\n"
 		"  token --tokens FILE add|list|revoke   local users' access tokens\n"
 		"  grant USER REPO        let a local user read a gated repo offline\n"
+		"  export -o OUT ...      write a bundle of repos for another store (air gap)\n"
+		"  receipt -o FILE        write what a store holds, for the next export --since\n"
 		"\n"
 		"Run '%s <command> --help' for the options of a command.\n"
 		"'%s --version' prints the version.\n",
@@ -684,6 +690,12 @@ cleanup:
 	return rc;
 }
 
+/* The hash index's size, for /metrics. */
+static void hashindex_probe(void *idx)
+{
+	hfm_metrics_set(HFM_M_HASHINDEX_ENTRIES, (int64_t)hfm_hashindex_count(idx));
+}
+
 static int run_server(struct run *o)
 {
 	struct hfm_config *cfg = o->cfg;
@@ -699,6 +711,7 @@ static int run_server(struct run *o)
 	struct hfm_audit *audit = NULL;
 	struct hfm_gitserve *git = NULL;
 	char *shadow_dir = NULL;
+	struct hfm_metrics_probe index_probe = { .read = hashindex_probe };
 	char *index_path = NULL;
 	int log_fd = -1, rc = 1;
 	int use_cache = o->cmd != CMD_MODELBIN;
@@ -740,6 +753,8 @@ static int run_server(struct run *o)
 		index_path = cfg->hash_index ? hfm_strdup(cfg->hash_index) : default_index_path();
 		const char *warn = NULL;
 		hfm_hashindex_open(&idx, index_path, &warn);
+		if ((index_probe.cls = idx))
+			hfm_metrics_probe_add(&index_probe);
 		if (warn && *warn)
 			fprintf(stderr, "%s: %s: %s\n", o->prog, index_path ? index_path : "(none)", warn);
 		hasher = hfm_hasher_new(idx, cfg->hash_threads > 0 ? cfg->hash_threads : 2, 1);
@@ -787,6 +802,7 @@ static int run_server(struct run *o)
 			.evict_interval_s = cfg->evict_interval,
 			.size_limit = cfg->cache_size_limit,
 			.clean_strategy = cfg->cache_clean_strategy,
+			.measure_store = 1,              /* the store's gauges of /metrics */
 			.log = cache_log,
 			.log_cls = (void *)o->prog,
 		};
@@ -898,6 +914,7 @@ cleanup:
 	hfm_audit_free(audit);
 	if (hasher)
 		hfm_hasher_free(hasher);
+	hfm_metrics_probe_remove(&index_probe);
 	if (idx)
 		hfm_hashindex_free(idx);
 	free(index_path);
@@ -1006,6 +1023,10 @@ int hfm_cli_main(int argc, char **argv)
 		for (int i = 1; i < argc; i++)
 			has_config |= !strcmp(argv[i], "-c") || !strncmp(argv[i], "--config", 8);
 		rc = run_cmd(has_config ? CMD_SERVE : CMD_PROXY, prog, argc, argv);
+	} else if (!strcmp(argv[1], "export")) {
+		rc = hfm_export_main(prog, argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "receipt")) {
+		rc = hfm_receipt_main(prog, argc - 1, argv + 1);
 	} else {
 		int found = 0;
 		rc = 2;

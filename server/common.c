@@ -37,6 +37,19 @@ void *hfm_realloc(void *p, size_t n)
 	return q;
 }
 
+void *hfm_array_push(void *vp, size_t *n, size_t size)
+{
+	void **v = vp;
+	char *p;
+
+	if ((*n & (*n - 1)) == 0)
+		*v = hfm_realloc(*v, (*n ? *n * 2 : 1) * size);
+	p = (char *)*v + *n * size;
+	memset(p, 0, size);
+	(*n)++;
+	return p;
+}
+
 char *hfm_strdup(const char *s)
 {
 	return hfm_strndup(s, strlen(s));

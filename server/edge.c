@@ -45,7 +45,8 @@
 
 /* ---- lists -------------------------------------------------------------------- */
 
-enum gstate { G_HEAD, G_LINGER };
+/* G_DEAD: closed, freed after the epoll batch that may still name it */
+enum gstate { G_HEAD, G_LINGER, G_DEAD };
 
 struct gconn {                       /* a connection held here */
 	int fd;
@@ -98,6 +99,7 @@ struct hfm_edge {
 	int thr_started;
 	char *peek;                      /* head_budget + 1 */
 	struct glist heads, lingers;     /* edge thread only */
+	struct glist dead;               /* closed this batch, freed after it (edge thread) */
 	int accept_paused;
 	uint64_t accept_resume_ns;
 	uint64_t next_idle_scan_ns;
@@ -150,6 +152,28 @@ void hfm_sock_send(int fd, const void *buf, size_t n)
 
 /* ---- connections held here ------------------------------------------------------ */
 
+/*
+ * g is done with (closed or handed over).  Not freed yet: an event of the
+ * batch edge_main is going through may still name it (make_room closes the
+ * oldest held head while the listening socket's event is handled), so it
+ * waits in e->dead, skipped, until the batch ends.
+ */
+static void g_release(struct hfm_edge *e, struct gconn *g)
+{
+	g->state = G_DEAD;
+	g->fd = -1;
+	LIST_APPEND(&e->dead, g);
+}
+
+static void g_free_dead(struct hfm_edge *e)
+{
+	while (e->dead.first) {
+		struct gconn *g = e->dead.first;
+		LIST_REMOVE(&e->dead, g);
+		free(g);
+	}
+}
+
 static void g_close(struct hfm_edge *e, struct gconn *g)
 {
 	if (g->state == G_HEAD)
@@ -158,7 +182,7 @@ static void g_close(struct hfm_edge *e, struct gconn *g)
 		LIST_REMOVE(&e->lingers, g);
 	close(g->fd);                     /* also leaves the epoll set */
 	atomic_fetch_sub(&e->held, 1);
-	free(g);
+	g_release(e, g);
 }
 
 /*
@@ -497,7 +521,7 @@ static void g_read(struct hfm_edge *e, struct gconn *g, int hup)
 	epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
 	LIST_REMOVE(&e->heads, g);
 	atomic_fetch_sub(&e->held, 1);
-	free(g);
+	g_release(e, g);
 	handover(e, fd, (struct sockaddr *)&sa, salen, t0);
 }
 
@@ -621,6 +645,8 @@ static void *edge_main(void *arg)
 			}
 			struct gconn *g = p;
 			int hup = (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+			if (g->state == G_DEAD)
+				continue;        /* closed earlier in this batch */
 			if (g->state == G_HEAD)
 				g_read(e, g, hup);
 			else
@@ -640,12 +666,14 @@ static void *edge_main(void *arg)
 		}
 		scan_handed(e, now);
 		summary(e, now);
+		g_free_dead(e);
 	}
 out:
 	while (e->heads.first)
 		g_close(e, e->heads.first);
 	while (e->lingers.first)
 		g_close(e, e->lingers.first);
+	g_free_dead(e);
 	return NULL;
 }
 

@@ -15,6 +15,7 @@
 
 #include "hfm/evict.h"
 #include "hfm/hash.h"
+#include "hfm/metrics.h"
 
 #define FRESH_NOMAP_S 3600               /* partial data with no map younger than this: being made */
 #define RECORD_DIR "meta/cache-owned"    /* marks where the filesystem has no user xattrs */
@@ -31,6 +32,7 @@ struct cands {
 	struct cand *v;
 	size_t n, cap;
 	uint64_t total;
+	struct hfm_store_usage use;
 };
 
 static int64_t ts_ns(const struct timespec *t)
@@ -54,6 +56,27 @@ static void cand_add(struct cands *c, const char *name, int partial, const struc
 	k->made_ns = ts_ns(&st->st_mtim);
 	k->used_ns = ts_ns(&st->st_atim) > k->made_ns ? ts_ns(&st->st_atim) : k->made_ns;
 	c->total += k->bytes;
+	if (partial) {
+		c->use.partial_blobs++;
+		c->use.partial_bytes += k->bytes;
+	} else {
+		c->use.cache_objects++;
+		c->use.cache_bytes += k->bytes;
+	}
+}
+
+/* A candidate went: the usage follows. */
+static void cand_gone(struct cands *c, const struct cand *k)
+{
+	if (k->partial) {
+		c->use.partial_blobs--;
+		c->use.partial_bytes -= k->bytes;
+	} else {
+		c->use.cache_objects--;
+		c->use.cache_bytes -= k->bytes;
+	}
+	hfm_metrics_inc(HFM_M_CACHE_EVICTIONS);
+	hfm_metrics_add(HFM_M_CACHE_EVICTED_BYTES, k->bytes);
 }
 
 /*
@@ -191,18 +214,21 @@ static void records_dispose(struct records *r)
 	free(r->seen);
 }
 
-/* A cache-written object: one link, and the xattr or a record. */
+/*
+ * A cache-written object: one link, and the xattr or a record.  1 when it
+ * is, 0 for another regular file (imported), -1 for anything else.
+ */
 static int is_marked(int dirfd, const char *name, struct stat *st, int recorded)
 {
 	char v[4];
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	int marked = 0;
+	int marked = -1;
 
 	if (fd < 0)
-		return 0;
-	if (!fstat(fd, st) && S_ISREG(st->st_mode) && st->st_nlink == 1 &&
-	    (recorded || fgetxattr(fd, HFM_EVICT_XATTR, v, sizeof(v)) > 0))
-		marked = 1;
+		return -1;
+	if (!fstat(fd, st) && S_ISREG(st->st_mode))
+		marked = st->st_nlink == 1 &&
+			 (recorded || fgetxattr(fd, HFM_EVICT_XATTR, v, sizeof(v)) > 0);
 	close(fd);
 	return marked;
 }
@@ -225,9 +251,15 @@ static void scan_objects(struct cands *c, const struct hfm_store *s, struct reco
 		while ((oe = readdir(sd))) {
 			struct stat st;
 			char name[HFM_SHA256_HEX + 4];
+			int marked;
 			if (!hfm_store_oid_valid(oe->d_name) ||
-			    !is_marked(sfd, oe->d_name, &st, records_saw(r, oe->d_name)))
+			    (marked = is_marked(sfd, oe->d_name, &st, records_saw(r, oe->d_name))) < 0)
 				continue;
+			if (!marked) {
+				c->use.imported_objects++;
+				c->use.imported_bytes += (uint64_t)st.st_blocks * 512;
+				continue;
+			}
 			snprintf(name, sizeof(name), "%.2s/%.64s", de->d_name, oe->d_name);
 			cand_add(c, name, 0, &st, 0);
 		}
@@ -293,6 +325,18 @@ static int fresh_nomap(int pfd, const char *name)
 	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		return 1;
 	return (int64_t)time(NULL) - (int64_t)st.st_mtim.tv_sec < FRESH_NOMAP_S;
+}
+
+/* The store's gauges (metrics.h): a pass is the one place that measures it. */
+static void publish(const struct hfm_store_usage *u)
+{
+	hfm_metrics_set(HFM_M_STORE_BYTES + HFM_MO_CACHE, (int64_t)u->cache_bytes);
+	hfm_metrics_set(HFM_M_STORE_BYTES + HFM_MO_IMPORTED, (int64_t)u->imported_bytes);
+	hfm_metrics_set(HFM_M_STORE_OBJECTS + HFM_MO_CACHE, (int64_t)u->cache_objects);
+	hfm_metrics_set(HFM_M_STORE_OBJECTS + HFM_MO_IMPORTED, (int64_t)u->imported_objects);
+	hfm_metrics_set(HFM_M_STORE_PARTIAL, (int64_t)u->partial_blobs);
+	hfm_metrics_set(HFM_M_STORE_PARTIAL_BYTES, (int64_t)u->partial_bytes);
+	hfm_metrics_set(HFM_M_STORE_SCANNED, (int64_t)time(NULL));
 }
 
 /* Remove one candidate (and its record); 1 when it went. */
@@ -363,8 +407,6 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 	int pfd, lfd, busy;
 
 	memset(out, 0, sizeof(*out));
-	if (!o->limit)
-		return 0;
 	if ((lfd = evict_lock(o->store, &busy)) < 0 && busy) {
 		out->skipped = 1;
 		hfm_log(o->log, o->log_cls, HFM_LOG_DEBUG,
@@ -378,7 +420,7 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 	if (pfd >= 0)
 		scan_partial(&c, pfd, &r);
 	out->used_before = out->used_after = c.total;
-	if (c.total > o->limit) {
+	if (o->limit && c.total > o->limit) {
 		pthread_mutex_lock(&sort_lock);
 		sort_strategy = o->strategy;
 		qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
@@ -388,6 +430,7 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 				out->in_use++;
 				continue;
 			}
+			cand_gone(&c, &c.v[i]);
 			out->used_after -= c.v[i].bytes;
 			out->removed++;
 		}
@@ -397,6 +440,8 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 			(unsigned long long)out->used_after, (unsigned long long)o->limit,
 			(unsigned long long)out->in_use);
 	}
+	out->usage = c.use;
+	publish(&c.use);
 	records_sweep(&r, o->store, pfd);
 	records_dispose(&r);
 	if (pfd >= 0)
@@ -479,8 +524,9 @@ int hfm_evictor_start(struct hfm_evictor **out, const struct hfm_evict_opts *o)
 	atomic_init(&e->refs, 1);
 	pthread_mutex_init(&e->lock, NULL);
 	hfm_cond_init_mono(&e->cond);
-	/* a warning only so that it shows at the daemon's default level: it works */
-	if (!xattrs_work(o->store, &err))
+	/* a warning only so that it shows at the daemon's default level: it
+	 * works; and only when something is evicted (else passes only measure) */
+	if (o->limit && !xattrs_work(o->store, &err))
 		hfm_log(o->log, o->log_cls, HFM_LOG_WARN,
 			"evict: %s takes no user xattrs (%s): the blobs the cache writes are "
 			"recorded under %s/ instead", o->store->root, strerror(err), RECORD_DIR);

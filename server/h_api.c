@@ -12,6 +12,7 @@
 
 #include "hfm/handlers.h"
 #include "hfm/paths_body.h"
+#include "hfm/repolist.h"
 
 #define JSON_MAX (256u << 20)            /* one answer: 100k-file repos fit */
 #define TREE_PAGE 1000                   /* the Hub's page size */
@@ -31,67 +32,6 @@ static void put_date(struct hfm_buf *b, int64_t ms)
 	hfm_buf_putc(b, '"');
 }
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static void put_b64(struct hfm_buf *b, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s);
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		hfm_buf_putc(b, b64url[(v >> 18) & 63]);
-		hfm_buf_putc(b, b64url[(v >> 12) & 63]);
-		if (i + 1 < n)
-			hfm_buf_putc(b, b64url[(v >> 6) & 63]);
-		if (i + 2 < n)
-			hfm_buf_putc(b, b64url[v & 63]);
-	}
-}
-
-/* Decode base64url (also accepts the +/ alphabet and padding); NULL if bad. */
-static char *b64_decode(const char *s)
-{
-	size_t n = strlen(s);
-	char *out = hfm_malloc(n + 1);
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		int v;
-		if (c == '=')
-			break;
-		if (c == '+')
-			v = 62;
-		else if (c == '/')
-			v = 63;
-		else {
-			const char *q = strchr(b64url, c);
-			if (!q || !c) {
-				free(out);
-				return NULL;
-			}
-			v = (int)(q - b64url);
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	if (memchr(out, '\0', o)) {
-		free(out);
-		return NULL;
-	}
-	return out;
-}
-
 static int arg_bool(struct hfm_req *r, const char *name)
 {
 	return hfm_parse_bool(hfm_req_arg(r, name), 0);
@@ -109,17 +49,31 @@ static long arg_long(struct hfm_req *r, const char *name, long dflt, long min, l
 	return v < min ? min : v > max ? max : v;
 }
 
-static const char *author_of(const struct hfm_repo_id *id, char *out, size_t n)
+/*
+ * `{"_id":…,"id":…[,"modelId":…][,"author":…]`: how info and the listing
+ * both begin a repo.  The Hub's _id is a 24-hex object id: ours is stable,
+ * from the type and name.
+ */
+static void put_repo_ids(struct hfm_buf *b, enum hfm_repo_type t, const char *name)
 {
-	const char *slash = strchr(id->name, '/');
-	if (!slash)
-		return NULL;
-	size_t k = (size_t)(slash - id->name);
-	if (k >= n)
-		k = n - 1;
-	memcpy(out, id->name, k);
-	out[k] = '\0';
-	return out;
+	char idhex[HFM_SHA1_HEX + 1], seed[HFM_REPO_NAME_MAX + 16];
+	const char *slash = strchr(name, '/');
+
+	snprintf(seed, sizeof(seed), "%s/%s", hfm_repo_type_plural(t), name);
+	hfm_sha1_hex(idhex, seed, strlen(seed));
+	idhex[24] = '\0';
+	hfm_buf_puts(b, "{\"_id\":\"");
+	hfm_buf_puts(b, idhex);
+	hfm_buf_puts(b, "\",\"id\":");
+	hfm_buf_json_str(b, name);
+	if (t == HFM_MODEL) {
+		hfm_buf_puts(b, ",\"modelId\":");
+		hfm_buf_json_str(b, name);
+	}
+	if (slash) {
+		hfm_buf_puts(b, ",\"author\":");
+		hfm_buf_json_strn(b, name, (size_t)(slash - name));
+	}
 }
 
 /* The /api/T/name prefix of this repo, absolute. */
@@ -207,24 +161,7 @@ static int h_info(struct hfm_call *c, struct hfm_found *f)
 		return rc;
 
 	const struct hfm_repo_id *id = &rt->repo;
-	char idhex[HFM_SHA1_HEX + 1], author[HFM_REPO_NAME_MAX + 1];
-	char seed[HFM_REPO_NAME_MAX + 16];
-	snprintf(seed, sizeof(seed), "%s/%s", hfm_repo_type_plural(id->type), id->name);
-	hfm_sha1_hex(idhex, seed, strlen(seed));
-	idhex[24] = '\0';                    /* the Hub's _id is a 24-hex object id */
-
-	hfm_buf_puts(&b, "{\"_id\":\"");
-	hfm_buf_puts(&b, idhex);
-	hfm_buf_puts(&b, "\",\"id\":");
-	hfm_buf_json_str(&b, id->name);
-	if (id->type == HFM_MODEL) {
-		hfm_buf_puts(&b, ",\"modelId\":");
-		hfm_buf_json_str(&b, id->name);
-	}
-	if (author_of(id, author, sizeof(author))) {
-		hfm_buf_puts(&b, ",\"author\":");
-		hfm_buf_json_str(&b, author);
-	}
+	put_repo_ids(&b, id->type, id->name);
 	hfm_buf_puts(&b, ",\"sha\":\"");
 	hfm_buf_puts(&b, f->rc.commit);
 	hfm_buf_puts(&b, "\",\"lastModified\":");
@@ -303,7 +240,7 @@ static int h_tree(struct hfm_call *c, struct hfm_found *f)
 	struct hfm_list *l = NULL;
 	int rc;
 
-	if (cursor && *cursor && !(after = b64_decode(cursor)))
+	if (cursor && *cursor && !(after = hfm_b64url_decode(cursor)))
 		return hfm_error_set(HFM_EINVAL, "Invalid cursor");
 	unsigned flags = HFM_LIST_IDS | (recursive ? HFM_LIST_RECURSIVE : 0) |
 			 (expand ? HFM_LIST_EXPAND : 0);
@@ -341,7 +278,7 @@ static int h_tree(struct hfm_call *c, struct hfm_found *f)
 		}
 		hfm_buf_printf(&link, "?recursive=%s&expand=%s&limit=%ld&cursor=",
 			       recursive ? "true" : "false", expand ? "true" : "false", limit);
-		put_b64(&link, l->items[to - 1]->path);
+		hfm_buf_b64url(&link, l->items[to - 1]->path);
 		hfm_buf_puts(&link, ">; rel=\"next\"");
 		if (!link.err)
 			hfm_req_add_header(r, "Link", link.ptr);
@@ -483,48 +420,100 @@ static int h_commits(struct hfm_call *c, struct hfm_found *f)
 
 /* ---- repo listing -------------------------------------------------------------- */
 
+static const char *req_arg_n(void *r, const char *name, size_t n)
+{
+	return hfm_req_arg_n(r, name, n);
+}
+
+static void put_listed(struct hfm_buf *b, const struct hfm_rl_item *it, const struct hfm_rl_query *q)
+{
+	put_repo_ids(b, it->type, it->name);
+	hfm_buf_printf(b, ",\"private\":false,\"gated\":%s,\"disabled\":false,"
+		       "\"downloads\":0,\"likes\":0,\"trendingScore\":0,\"tags\":[",
+		       it->gated ? "\"auto\"" : "false");
+	for (size_t i = 0; i < it->ntags; i++) {
+		if (i)
+			hfm_buf_putc(b, ',');
+		hfm_buf_json_str(b, it->tags[i]);
+	}
+	hfm_buf_putc(b, ']');
+	if (it->commit[0]) {
+		hfm_buf_puts(b, ",\"sha\":\"");
+		hfm_buf_puts(b, it->commit);
+		hfm_buf_puts(b, "\",\"lastModified\":");
+		put_date(b, it->modified_ms);
+		hfm_buf_puts(b, ",\"createdAt\":");
+		put_date(b, it->created_ms);
+	}
+	if (q->want & HFM_RL_FILES) {
+		hfm_buf_puts(b, ",\"siblings\":[");
+		for (size_t i = 0; i < it->nfiles; i++) {
+			if (i)
+				hfm_buf_putc(b, ',');
+			hfm_buf_puts(b, "{\"rfilename\":");
+			hfm_buf_json_str(b, it->files[i]);
+			hfm_buf_putc(b, '}');
+		}
+		hfm_buf_putc(b, ']');
+	}
+	hfm_buf_putc(b, '}');
+}
+
+/*
+ * The Link to the next page: this request's query with the cursor
+ * replaced, so every other argument (search, filter, expand...) carries
+ * over as the client sent it.
+ */
+static void next_link(struct hfm_req *r, enum hfm_repo_type t, const struct hfm_rl_query *q,
+		      const struct hfm_rl_item *last)
+{
+	struct hfm_buf link = HFM_BUF_INIT(16384);
+	const char *qs = hfm_req_query(r);
+
+	hfm_buf_printf(&link, "<%s/api/%s?", hfm_req_base_url(r), hfm_repo_type_plural(t));
+	while (*qs) {
+		const char *amp = strchr(qs, '&');
+		size_t n = amp ? (size_t)(amp - qs) : strlen(qs);
+		if (n && strncmp(qs, "cursor=", 7) && !(n == 6 && !strncmp(qs, "cursor", 6))) {
+			hfm_buf_put(&link, qs, n);
+			hfm_buf_putc(&link, '&');
+		}
+		qs += n + (amp ? 1 : 0);
+	}
+	struct hfm_buf cur = HFM_BUF_INIT(HFM_REPO_NAME_MAX * 2 + 64);
+	hfm_rl_cursor(&cur, q, last);
+	hfm_buf_puts(&link, "cursor=");
+	hfm_buf_urlenc(&link, hfm_buf_cstr(&cur), 0);
+	hfm_buf_puts(&link, ">; rel=\"next\"");
+	if (!link.err && !cur.err)
+		hfm_req_add_header(r, "Link", link.ptr);
+	hfm_buf_dispose(&cur);
+	hfm_buf_dispose(&link);
+}
+
 static int h_list(struct hfm_call *c)
 {
 	struct hfm_req *r = c->req;
-	const struct hfm_route *rt = &c->route;
-	const char *search = hfm_req_arg(r, "search");
-	const char *author = hfm_req_arg(r, "author");
-	long limit = arg_long(r, "limit", 1000000, 1, 1000000);
-	char **names;
-	size_t n;
-	hfm_catalog_repo_names_for(&names, &n, c->app->catalog, rt->repo.type, hfm_call_who(c));
+	enum hfm_repo_type t = c->route.repo.type;
+	struct hfm_rl_query q;
+	struct hfm_rl_page page;
+	int rc;
 
+	if (hfm_rl_query_parse(&q, req_arg_n, r))
+		return hfm_reply_error(r, HFM_EINVAL, hfm_error_last(), NULL);
+	if ((rc = hfm_rl_run(&page, c->app->catalog, t, &q, &c->ctx)))
+		return rc;
 	struct hfm_buf b = HFM_BUF_INIT(JSON_MAX);
 	hfm_buf_putc(&b, '[');
-	long out = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *name = names[i];
-		const char *slash = strchr(name, '/');
-		if (search && *search && !strstr(name, search))
-			continue;
-		if (author && *author &&
-		    !(slash && (size_t)(slash - name) == strlen(author) && !strncmp(name, author, (size_t)(slash - name))))
-			continue;
-		if (out >= limit)
-			break;
-		if (out++)
+	for (size_t i = 0; i < page.n; i++) {
+		if (i)
 			hfm_buf_putc(&b, ',');
-		hfm_buf_puts(&b, "{\"id\":");
-		hfm_buf_json_str(&b, name);
-		if (rt->repo.type == HFM_MODEL) {
-			hfm_buf_puts(&b, ",\"modelId\":");
-			hfm_buf_json_str(&b, name);
-		}
-		if (slash) {
-			hfm_buf_puts(&b, ",\"author\":");
-			hfm_buf_json_strn(&b, name, (size_t)(slash - name));
-		}
-		hfm_buf_puts(&b, ",\"private\":false,\"gated\":false,\"downloads\":0,\"likes\":0,\"tags\":[]}");
+		put_listed(&b, &page.v[i], &q);
 	}
 	hfm_buf_putc(&b, ']');
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	if (page.more)
+		next_link(r, t, &q, &page.v[page.n - 1]);
+	hfm_rl_page_dispose(&page);
 	return reply_json_buf(r, &b);
 }
 

@@ -32,6 +32,7 @@
 #include "hfm/gitrelay.h"
 #include "hfm/gitwalk.h"
 #include "hfm/gitserve.h"
+#include "hfm/metrics.h"
 #include "hfm/handlers.h"
 #include "hfm/hash.h"
 #include "hfm/shadow.h"
@@ -44,7 +45,10 @@ struct hfm_gitserve {
 	struct hfm_gitpack_pool *pool;
 	struct hfm_shadows *shadows;
 	struct hfm_gitrelay *relay;
+	struct hfm_metrics_probe probe;      /* registered while g lives */
 };
+
+static void gitserve_probe(void *cls);
 
 int hfm_gitserve_new(struct hfm_gitserve **out, const struct hfm_gitserve_opts *o)
 {
@@ -59,6 +63,9 @@ int hfm_gitserve_new(struct hfm_gitserve **out, const struct hfm_gitserve_opts *
 		hfm_gitserve_free(g);
 		return rc;
 	}
+	g->probe.read = gitserve_probe;
+	g->probe.cls = g;
+	hfm_metrics_probe_add(&g->probe);
 	*out = g;
 	return 0;
 }
@@ -67,6 +74,8 @@ void hfm_gitserve_free(struct hfm_gitserve *g)
 {
 	if (!g)
 		return;
+	if (g->probe.read)
+		hfm_metrics_probe_remove(&g->probe);
 	hfm_gitrelay_free(g->relay);
 	hfm_gitpack_pool_free(g->pool);
 	hfm_shadows_free(g->shadows);
@@ -74,19 +83,17 @@ void hfm_gitserve_free(struct hfm_gitserve *g)
 	git_libgit2_shutdown();
 }
 
-void hfm_gitserve_metrics(struct hfm_gitserve *g, struct hfm_buf *out)
+/* The pack pool's counters into their series at each scrape (metrics.h). */
+static void gitserve_probe(void *cls)
 {
+	struct hfm_gitserve *g = cls;
 	struct hfm_gitpack_stats st;
 
 	hfm_gitpack_stats(&st, g->pool);
-	hfm_buf_printf(out, "# TYPE hfmirror_git_packs_total counter\nhfmirror_git_packs_total %llu\n",
-		       (unsigned long long)st.started);
-	hfm_buf_printf(out, "# TYPE hfmirror_git_objects_total counter\n"
-		       "hfmirror_git_objects_total %llu\n", (unsigned long long)st.objects);
-	hfm_buf_printf(out, "# TYPE hfmirror_git_whole_packs_total counter\n"
-		       "hfmirror_git_whole_packs_total %llu\n", (unsigned long long)st.whole);
-	hfm_buf_printf(out, "# TYPE hfmirror_git_packs_running gauge\n"
-		       "hfmirror_git_packs_running %llu\n", (unsigned long long)st.running);
+	hfm_metrics_set(HFM_M_GIT_PACKS, (int64_t)st.started);
+	hfm_metrics_set(HFM_M_GIT_OBJECTS, (int64_t)st.objects);
+	hfm_metrics_set(HFM_M_GIT_WHOLE_PACKS, (int64_t)st.whole);
+	hfm_metrics_set(HFM_M_GIT_PACKS_RUNNING, (int64_t)st.running);
 }
 
 /* ---- answers git shows ------------------------------------------------------- */

@@ -3,6 +3,7 @@
 
 #include "hfm/gitserve.h"
 #include "hfm/handlers.h"
+#include "hfm/metrics.h"
 
 /* ---- small handlers ------------------------------------------------------------ */
 
@@ -53,14 +54,12 @@ static int h_ready(struct hfm_call *c)
 	return hfm_reply_json(c->req, why ? 503 : 200, &b);
 }
 
-/* The transport's counters, and the git clients' (gitserve.h). */
+/* Every module's series (metrics.h); docs/metrics.md lists them. */
 static int h_metrics(struct hfm_call *c)
 {
 	struct hfm_buf b = HFM_BUF_INIT(1u << 20);
-	hfm_server_metrics(hfm_req_server(c->req), &b);
-	if (c->app->git)
-		hfm_gitserve_metrics(c->app->git, &b);
-	return hfm_reply_text(c->req, 200, "text/plain; version=0.0.4", &b);
+	hfm_metrics_expose(&b);
+	return hfm_reply_text(c->req, 200, HFM_METRICS_CONTENT_TYPE, &b);
 }
 
 static int method_not_allowed(struct hfm_req *r)
@@ -69,6 +68,30 @@ static int method_not_allowed(struct hfm_req *r)
 	struct hfm_buf b = HFM_BUF_INIT(256);
 	hfm_buf_puts(&b, "{\"error\":\"Method not allowed\"}");
 	return hfm_reply_json(r, 405, &b);
+}
+
+/* The metrics' `route` label of a route. */
+static enum hfm_m_route route_class(enum hfm_route_kind k)
+{
+	switch (k) {
+	case HFM_R_NOTFOUND:
+		return HFM_MR_OTHER;
+	case HFM_R_UI_INDEX:
+	case HFM_R_UI_REPO:
+	case HFM_R_UI_STATUS:
+	case HFM_R_UI_CSS:
+		return HFM_MR_UI;
+	case HFM_R_RESOLVE:
+	case HFM_R_RAW:
+		return HFM_MR_FILE;
+	case HFM_R_HEALTH:
+	case HFM_R_READY:
+		return HFM_MR_HEALTH;
+	case HFM_R_METRICS:
+		return HFM_MR_METRICS;
+	default:
+		return HFM_MR_API;
+	}
 }
 
 static int dispatch(struct hfm_call *c)
@@ -92,6 +115,8 @@ static int dispatch(struct hfm_call *c)
 		return hfm_reply_not_found(c->req);
 	case HFM_R_UI_INDEX:
 	case HFM_R_UI_REPO:
+	case HFM_R_UI_STATUS:
+	case HFM_R_UI_CSS:
 		return hfm_h_ui(c);
 	case HFM_R_RESOLVE:
 	case HFM_R_RAW:
@@ -179,7 +204,9 @@ int hfm_app_handle(struct hfm_req *r, void *app)
 			.arrived_ns = hfm_req_arrived_ns(r),
 		},
 	};
-	if (hfm_route_parse(&c.route, hfm_req_path(r)))
+	if ((rc = hfm_route_parse(&c.route, hfm_req_path(r))) == 0)
+		hfm_req_set_route(r, route_class(c.route.kind));   /* refusals count by route too */
+	if (rc)
 		rc = hfm_reply_error(r, HFM_EINVAL, hfm_error_last(), NULL);
 	else if ((rc = identify(&c)))
 		rc = rc == HFM_EAGAIN ? rc : refuse(&c, rc);

@@ -51,6 +51,7 @@
 #include "hfm/edge.h"
 #include "hfm/http.h"
 #include "hfm/httphead.h"
+#include "hfm/metrics.h"
 #include "hfm/source.h"
 #include "hfm/stream.h"
 
@@ -80,11 +81,10 @@ struct hfm_server {
 	pthread_cond_t timer_cond;
 	int timer_started;
 
-	atomic_ullong n_requests, n_bytes, n_waits, n_timeouts, n_rejected;
-	atomic_ullong n_status[6];           /* 1xx..5xx, [0] other */
+	atomic_ullong n_rejected;            /* heads refused here (the edge counts its own) */
 	atomic_uint inflight;
 	atomic_int draining;                 /* hfm_server_drain() began: no new connections */
-	uint64_t started_ns;
+	struct hfm_metrics_probe probe;      /* the edge's counts and inflight, for /metrics */
 };
 
 struct arg {
@@ -132,6 +132,9 @@ struct hfm_req {
 	size_t head_est;                     /* the answer's header bytes, about */
 	size_t head_cost;                    /* what the request takes of MHD's pool */
 	const char *src_kind;
+	enum hfm_m_source src;               /* src_kind as a metrics label */
+	enum hfm_m_route route;
+	enum hfm_m_cache cache;
 	uint64_t t0_ns;
 	uint64_t wait_ns;
 	uint64_t susp_ns;                    /* when it was last suspended */
@@ -161,7 +164,17 @@ const struct hfm_buf *hfm_req_body(const struct hfm_req *r) { return &r->body; }
 struct hfm_waiter *hfm_req_waiter(struct hfm_req *r) { return r->waiter; }
 uint64_t hfm_req_arrived_ns(const struct hfm_req *r) { return r->t0_ns; }
 struct hfm_server *hfm_req_server(struct hfm_req *r) { return r->srv; }
-void hfm_req_set_source(struct hfm_req *r, const char *kind) { r->src_kind = kind; }
+void hfm_req_set_source(struct hfm_req *r, const char *kind)
+{
+	r->src_kind = kind;
+	r->src = hfm_metrics_source_of(kind);
+}
+void hfm_req_set_route(struct hfm_req *r, enum hfm_m_route route) { r->route = route; }
+void hfm_req_set_cache(struct hfm_req *r, enum hfm_m_cache what)
+{
+	if (what > r->cache)
+		r->cache = what;
+}
 int hfm_req_replied(const struct hfm_req *r) { return r->replied; }
 
 int hfm_req_refused(const struct hfm_req *r, const char **why)
@@ -224,16 +237,26 @@ static void add_arg(void *cls, char *key, char *val)
 	r->nargs++;
 }
 
-const char *hfm_req_arg(struct hfm_req *r, const char *name)
+const char *hfm_req_arg_n(struct hfm_req *r, const char *name, size_t n)
 {
 	if (!r->args_parsed) {
 		r->args_parsed = 1;
 		hfm_form_parse(r->query, strlen(r->query), add_arg, r);
 	}
 	for (size_t i = 0; i < r->nargs; i++)
-		if (!strcmp(r->args[i].key, name))
+		if (!strcmp(r->args[i].key, name) && n-- == 0)
 			return r->args[i].val;
 	return NULL;
+}
+
+const char *hfm_req_arg(struct hfm_req *r, const char *name)
+{
+	return hfm_req_arg_n(r, name, 0);
+}
+
+const char *hfm_req_query(const struct hfm_req *r)
+{
+	return r->query;
 }
 
 void hfm_req_add_header(struct hfm_req *r, const char *name, const char *value)
@@ -324,7 +347,7 @@ static int conn_fd(struct MHD_Connection *c)
 static void sent_so_far(struct hfm_req *r, uint64_t pos)
 {
 	if (pos > r->bytes) {
-		atomic_fetch_add(&r->srv->n_bytes, pos - r->bytes);
+		hfm_metrics_add(HFM_M_BODY_BYTES + r->src, pos - r->bytes);
 		r->bytes = pos;
 	}
 }
@@ -440,8 +463,16 @@ static void pread_free(void *cls)
 	free(c);
 }
 
-/* Streamed bodies (online cache): see the waiting section below. */
-#define STREAM_BLOCK (64u * 1024)
+/*
+ * Streamed bodies (online cache): see the waiting section below.  The block
+ * as for files (PREAD_BLOCK): at 64 KiB a cold 1 GiB GET spent 0.5 s of CPU
+ * sending, at 1 MiB 0.35 s (docs/performance.md, "Online cache").  A
+ * smaller body gets a block of its size: MHD allocates it up front.  A
+ * body of unknown length (git's packs, made as they are sent) keeps the
+ * 64 KiB it was measured with.
+ */
+#define STREAM_BLOCK PREAD_BLOCK
+#define STREAM_BLOCK_UNKNOWN (64u * 1024)
 struct stream_cls {
 	struct hfm_stream *s;
 	uint64_t base;
@@ -520,8 +551,11 @@ static struct MHD_Response *body_response(struct hfm_req *r, struct hfm_body *b,
 		c->r = r;
 		b->stream = NULL;
 		hfm_body_dispose(b);
-		resp = MHD_create_response_from_callback(len == HFM_LEN_UNKNOWN ? MHD_SIZE_UNKNOWN : len,
-							 STREAM_BLOCK, stream_reader, c, stream_free);
+		resp = MHD_create_response_from_callback(
+			len == HFM_LEN_UNKNOWN ? MHD_SIZE_UNKNOWN : len,
+			len == HFM_LEN_UNKNOWN ? STREAM_BLOCK_UNKNOWN :
+			(size_t)HFM_MAX(HFM_MIN(len, (uint64_t)STREAM_BLOCK), (uint64_t)4096),
+			stream_reader, c, stream_free);
 		if (!resp)
 			stream_free(c);
 		return resp;
@@ -621,7 +655,7 @@ static void *timer_main(void *arg)
 			struct hfm_req *next = r->next;
 			if (s->stopping || r->deadline_ns <= now) {
 				resume_locked(s, r, 1);
-				atomic_fetch_add(&s->n_timeouts, 1);
+				hfm_metrics_inc(HFM_M_WAIT_TIMEOUTS);
 			}
 			r = next;
 		}
@@ -693,7 +727,7 @@ static enum park park(struct hfm_req *r, int each_wait)
 		s->suspended->prev = r;
 	s->suspended = r;
 	pthread_mutex_unlock(&s->slock);
-	atomic_fetch_add(&s->n_waits, 1);
+	hfm_metrics_inc(HFM_M_WAITS);
 	return PARK_SUSPENDED;
 }
 
@@ -1091,19 +1125,12 @@ static void log_line(struct hfm_server *s, struct hfm_req *r, enum MHD_RequestTe
 	write_log(s, &l);
 }
 
-static void count_status(struct hfm_server *s, unsigned status)
-{
-	atomic_fetch_add(&s->n_requests, 1);
-	unsigned cls_i = status >= 100 && status < 600 ? status / 100 : 0;
-	atomic_fetch_add(&s->n_status[cls_i], 1);
-}
-
 /* A request the edge answered itself (a bad head, 503 at the cap). */
 static void on_edge_answer(void *cls, const struct hfm_edge_answer *a)
 {
 	struct hfm_server *s = cls;
-	count_status(s, a->status);
-	atomic_fetch_add(&s->n_bytes, a->bytes);
+	hfm_metrics_request(HFM_MR_OTHER, HFM_MS_NONE, a->status, a->ns);
+	hfm_metrics_add(HFM_M_BODY_BYTES + HFM_MS_NONE, a->bytes);
 	if (s->o.access_log_fd < 0)
 		return;
 	struct log_rec l = {
@@ -1174,7 +1201,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			r->status = ci->http_status;
 	}
 	count_sent(r, toe);
-	count_status(s, r->status);
+	hfm_metrics_request(r->route, r->src, r->status, hfm_mono_ns() - r->t0_ns);
+	/* what clients got from the cache: not HEADs, 304s nor errors */
+	if (r->cache && r->method != HFM_M_HEAD && (r->status == 200 || r->status == 206))
+		hfm_metrics_inc(HFM_M_CACHE_ANSWERS + r->cache - 1);
 	atomic_fetch_sub(&s->inflight, 1);
 	if (s->o.access_log_fd >= 0)
 		log_line(s, r, toe);
@@ -1335,6 +1365,22 @@ static int bound_port(int fd)
 	return -1;
 }
 
+/* The counts the edge and the server keep, copied for /metrics. */
+static void server_probe(void *cls)
+{
+	struct hfm_server *s = cls;
+	struct hfm_edge_stats es;
+
+	hfm_edge_stats(s->edge, &es);
+	hfm_metrics_set(HFM_M_CONNECTIONS_OPEN, (int64_t)es.open);
+	hfm_metrics_set(HFM_M_CONNECTIONS, (int64_t)es.accepted);
+	hfm_metrics_set(HFM_M_CONNECTIONS_CLOSED + HFM_MCL_HEAD_TIMEOUT, (int64_t)es.head_timeouts);
+	hfm_metrics_set(HFM_M_CONNECTIONS_CLOSED + HFM_MCL_EVICTED, (int64_t)es.evicted);
+	hfm_metrics_set(HFM_M_CONNECTIONS_CLOSED + HFM_MCL_REFUSED, (int64_t)es.refused);
+	hfm_metrics_set(HFM_M_REQUESTS_REJECTED, (int64_t)(es.rejected + atomic_load(&s->n_rejected)));
+	hfm_metrics_set(HFM_M_REQUESTS_IN_FLIGHT, (int64_t)atomic_load(&s->inflight));
+}
+
 int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 {
 	struct hfm_server *s = hfm_calloc(1, sizeof(*s));
@@ -1344,7 +1390,6 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 		s->o.host = "localhost";
 	pthread_mutex_init(&s->slock, NULL);
 	pthread_cond_init(&s->timer_cond, NULL);
-	s->started_ns = hfm_mono_ns();
 
 	if (o->ssl_key || o->ssl_cert) {
 		if (!o->ssl_key || !o->ssl_cert) {
@@ -1432,6 +1477,9 @@ int hfm_server_start(struct hfm_server **out, const struct hfm_server_opts *o)
 	lfd = -1;                             /* the edge's now, even if it fails */
 	if ((rc = hfm_edge_start(&s->edge, &eo)))
 		goto cleanup;
+	s->probe = (struct hfm_metrics_probe){ .read = server_probe, .cls = s };
+	hfm_metrics_probe_add(&s->probe);
+	hfm_metrics_set(HFM_M_START_TIME, (int64_t)(hfm_now_ms() / 1000));
 	*out = s;
 	return 0;
 
@@ -1482,6 +1530,7 @@ void hfm_server_stop(struct hfm_server *s)
 {
 	if (!s)
 		return;
+	hfm_metrics_probe_remove(&s->probe);
 	hfm_edge_stop(s->edge);               /* stop accepting; close held heads */
 	pthread_mutex_lock(&s->slock);
 	s->stopping = 1;
@@ -1505,38 +1554,4 @@ void hfm_server_stop(struct hfm_server *s)
 	pthread_mutex_destroy(&s->slock);
 	pthread_cond_destroy(&s->timer_cond);
 	free(s);
-}
-
-void hfm_server_metrics(struct hfm_server *s, struct hfm_buf *out)
-{
-	hfm_buf_printf(out, "# TYPE hfmirror_requests_total counter\n");
-	static const char *cls[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
-	for (int i = 0; i < 6; i++)
-		hfm_buf_printf(out, "hfmirror_requests_total{class=\"%s\"} %llu\n", cls[i],
-			       (unsigned long long)atomic_load(&s->n_status[i]));
-	hfm_buf_printf(out, "# TYPE hfmirror_body_bytes_total counter\nhfmirror_body_bytes_total %llu\n",
-		       (unsigned long long)atomic_load(&s->n_bytes));
-	hfm_buf_printf(out, "# TYPE hfmirror_waits_total counter\nhfmirror_waits_total %llu\n",
-		       (unsigned long long)atomic_load(&s->n_waits));
-	hfm_buf_printf(out, "# TYPE hfmirror_wait_timeouts_total counter\nhfmirror_wait_timeouts_total %llu\n",
-		       (unsigned long long)atomic_load(&s->n_timeouts));
-	hfm_buf_printf(out, "# TYPE hfmirror_requests_in_flight gauge\nhfmirror_requests_in_flight %u\n",
-		       atomic_load(&s->inflight));
-	struct hfm_edge_stats es;
-	hfm_edge_stats(s->edge, &es);
-	hfm_buf_printf(out, "# TYPE hfmirror_requests_rejected_total counter\n"
-		       "hfmirror_requests_rejected_total %llu\n",
-		       (unsigned long long)(es.rejected + atomic_load(&s->n_rejected)));
-	hfm_buf_printf(out, "# TYPE hfmirror_connections_open gauge\nhfmirror_connections_open %llu\n",
-		       (unsigned long long)es.open);
-	hfm_buf_printf(out, "# TYPE hfmirror_connections_total counter\nhfmirror_connections_total %llu\n",
-		       (unsigned long long)es.accepted);
-	hfm_buf_printf(out, "# TYPE hfmirror_connections_closed_total counter\n"
-		       "hfmirror_connections_closed_total{reason=\"head_timeout\"} %llu\n"
-		       "hfmirror_connections_closed_total{reason=\"evicted\"} %llu\n"
-		       "hfmirror_connections_closed_total{reason=\"refused\"} %llu\n",
-		       (unsigned long long)es.head_timeouts, (unsigned long long)es.evicted,
-		       (unsigned long long)es.refused);
-	hfm_buf_printf(out, "# TYPE hfmirror_uptime_seconds gauge\nhfmirror_uptime_seconds %.0f\n",
-		       (double)(hfm_mono_ns() - s->started_ns) / 1e9);
 }

@@ -1,5 +1,6 @@
 /* path.c - decoding and validation of everything a URL names. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hfm/common.h"
@@ -68,6 +69,22 @@ int hfm_repo_id_set(struct hfm_repo_id *out, enum hfm_repo_type t,
 	else
 		snprintf(out->name, sizeof(out->name), "%s", name);
 	return 0;
+}
+
+int hfm_repo_id_parse(struct hfm_repo_id *out, enum hfm_repo_type t, const char *name)
+{
+	const char *slash = strchr(name, '/');
+	char *org;
+	int rc;
+
+	if (!slash)
+		return hfm_repo_id_set(out, t, NULL, name);
+	if (strchr(slash + 1, '/'))
+		return HFM_EINVAL;
+	org = hfm_strndup(name, (size_t)(slash - name));
+	rc = hfm_repo_id_set(out, t, org, slash + 1);
+	free(org);
+	return rc;
 }
 
 long hfm_pct_decode(char *out, const char *in, size_t n, int plus_space)

@@ -258,6 +258,7 @@ int hfm_reply_file(struct hfm_req *r, const struct hfm_entry *e, struct hfm_body
 			hfm_req_header(r, "Range"), hfm_req_header(r, "If-Range"));
 	if (body->source_kind)
 		hfm_req_set_source(r, body->source_kind);
+	hfm_req_set_cache(r, body->cache);
 
 	common_headers(r);
 	hfm_req_add_header(r, "X-Repo-Commit", commit);

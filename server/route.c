@@ -427,6 +427,9 @@ int hfm_route_parse(struct hfm_route *out, const char *raw)
 		return out->kind = HFM_R_READY, 0;
 	else if (s.n == 1 && seg_is(&s, 0, "metrics"))
 		return out->kind = HFM_R_METRICS, 0;
+	else if (s.n == 2 && seg_is(&s, 0, "-"))      /* no repo name starts with '-' */
+		return out->kind = seg_is(&s, 1, "status") ? HFM_R_UI_STATUS :
+				   seg_is(&s, 1, "ui.css") ? HFM_R_UI_CSS : HFM_R_NOTFOUND, 0;
 	else if (s.n == 1 && (seg_is(&s, 0, "favicon.ico") || seg_is(&s, 0, "robots.txt")))
 		return out->kind = HFM_R_NOTFOUND, 0;
 	else if (parse_git(out, &s))

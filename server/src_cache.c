@@ -1,4 +1,5 @@
 /* src_cache.c - the online cache source (see src_cache.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include "hfm/blobcache.h"
 #include "hfm/blobfetch.h"
 #include "hfm/evict.h"
+#include "hfm/metrics.h"
 #include "hfm/fsutil.h"
 #include "hfm/hash.h"
 #include "hfm/ident.h"
@@ -59,6 +61,19 @@ struct cache_snap {
 	cJSON *json;                     /* owns the path strings */
 };
 
+/*
+ * What a commit's info.json says (info_fields), kept by "<dir>@<sha>": a
+ * snapshot download resolves the same commit for every file it fetches,
+ * and a commit's info, once stored, is not asked for again (as its tree,
+ * snaps).  Reading and parsing it (~100 KB for 1000 files, a malloc per
+ * JSON node) was most of the server's CPU per small file.
+ */
+struct info_memo {
+	char key[HFM_REPO_NAME_MAX + 32 + HFM_SHA1_HEX + 2];
+	struct hfm_resolved res;
+	enum restriction rs;
+};
+
 struct cachesrc {
 	struct hfm_source base;
 	char *up_url;
@@ -75,13 +90,17 @@ struct cachesrc {
 	struct hfm_blobfetch *bf;
 	struct hfm_blobcache *bc;
 	struct hfm_stream_cache streams; /* what blob streams get */
-	struct hfm_evictor *evictor;     /* NULL without a size limit */
+	struct hfm_evictor *evictor;     /* with a limit or measure_store; its passes measure the store */
+	uint64_t size_limit;             /* what the evictor keeps to; 0 = none */
+	struct hfm_metrics_probe probe;  /* the blob cache's and upstream's state */
 	struct hfm_followers *followers; /* blobs other nodes of the store fill */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;             /* a GET finished (blocking callers) */
 	struct api_get *gets;            /* in flight, or finished within GET_KEEP_NS */
 	struct cache_snap *snaps[SNAP_CACHE];
 	unsigned snap_next;
+	struct info_memo infos[SNAP_CACHE];
+	unsigned info_next;
 	/*
 	 * The upstream's answers to "may the holder of this token read this
 	 * repo" (0, HFM_EGATED or HFM_ENOREPO), by grant_key().
@@ -357,6 +376,7 @@ static int api_get_start(struct api_get *g, const char *url)
 {
 	struct hfm_up_request req = {
 		.method = HFM_UP_GET,
+		.kind = HFM_UPK_API,
 		.url = url,
 		.authorization = g->auth,
 		.follow_redirects = 1,
@@ -817,6 +837,53 @@ static int is_sha(const char *s)
 	return strlen(s) == HFM_SHA1_HEX && hfm_is_hex(s, HFM_SHA1_HEX);
 }
 
+static void info_memo_put(struct cache_repo *r, const struct hfm_resolved *res)
+{
+	struct cachesrc *cs = r->cs;
+	struct info_memo *m;
+
+	pthread_mutex_lock(&cs->lock);
+	m = &cs->infos[cs->info_next++ % SNAP_CACHE];
+	snprintf(m->key, sizeof(m->key), "%s@%s", r->dir, res->commit);
+	m->res = *res;
+	m->rs = r->restricted;
+	pthread_mutex_unlock(&cs->lock);
+}
+
+/*
+ * The info of commit `sha` (a known one: from the memo, else
+ * <dir>/commits/<sha>/info.json, fetched from upstream on a miss); sets
+ * r->restricted.  `info` is scratch.
+ */
+static int commit_info(struct hfm_resolved *out, struct cache_repo *r, const char *sha,
+		       struct hfm_buf *info, struct hfm_ctx *ctx)
+{
+	struct cachesrc *cs = r->cs;
+	struct hfm_buf url = HFM_BUF_INIT(8192);
+	char key[sizeof(cs->infos[0].key)], irel[80];
+	int rc;
+
+	snprintf(key, sizeof(key), "%s@%s", r->dir, sha);
+	pthread_mutex_lock(&cs->lock);
+	for (unsigned i = 0; i < SNAP_CACHE; i++)
+		if (!strcmp(cs->infos[i].key, key)) {
+			*out = cs->infos[i].res;
+			r->restricted = cs->infos[i].rs;
+			pthread_mutex_unlock(&cs->lock);
+			return 0;
+		}
+	pthread_mutex_unlock(&cs->lock);
+	api_url(&url, r);
+	hfm_buf_puts(&url, "/revision/");
+	hfm_buf_puts(&url, sha);
+	snprintf(irel, sizeof(irel), "commits/%s/info.json", sha);
+	rc = meta_get(info, r, irel, hfm_buf_cstr(&url), 0, 0, ctx);
+	if (!rc && !(rc = info_fields(out, &r->restricted, info)) && !strcmp(out->commit, sha))
+		info_memo_put(r, out);
+	hfm_buf_dispose(&url);
+	return rc;
+}
+
 /* The commit `rev` names, from the cache or upstream; sets r->restricted. */
 static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const char *rev,
 		       struct hfm_ctx *ctx)
@@ -833,14 +900,10 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 	hfm_buf_puts(&url, "/revision/");
 	hfm_buf_urlenc(&url, rev, 0);
 	if (is_sha(rev)) {
-		char irel[80];
-		snprintf(irel, sizeof(irel), "commits/%s/info.json", rev);
-		rc = meta_get(&info, r, irel, hfm_buf_cstr(&url), 0, 0, ctx);
+		rc = commit_info(out, r, rev, &info, ctx);
 		if (rc == HFM_EOFFLINE)
 			rc = hfm_error_set(HFM_ENOREV, "Revision %s of %s is not in this mirror%s",
 					   rev, base->id.name, not_here(cs));
-		if (!rc)
-			rc = info_fields(out, &r->restricted, &info);
 		goto cleanup;
 	}
 
@@ -875,6 +938,7 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 			if (meta_write(cs, irel, info.ptr, info.len) ||
 			    meta_write(cs, hfm_buf_cstr(&rel), out->commit, HFM_SHA1_HEX))
 				hfm_log(cs->log, cs->log_cls, HFM_LOG_ERROR, "cache: %s", hfm_error_last());
+			info_memo_put(r, out);   /* what the file says now (gated, private) */
 		}
 		goto cleanup;
 	}
@@ -886,18 +950,10 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 	rc = answer_error(&a, base->id.name);
 	goto cleanup;
 
-from_map: {
-		char irel[80];
-		snprintf(irel, sizeof(irel), "commits/%s/info.json", hfm_buf_cstr(&map));
-		hfm_buf_reset(&url);
-		api_url(&url, r);
-		hfm_buf_printf(&url, "/revision/%s", hfm_buf_cstr(&map));
-		rc = meta_get(&info, r, irel, hfm_buf_cstr(&url), 0, 0, ctx);
-		if (rc == HFM_EOFFLINE)
-			rc = HFM_ENOREV;
-		if (!rc)
-			rc = info_fields(out, &r->restricted, &info);
-	}
+from_map:
+	rc = commit_info(out, r, hfm_buf_cstr(&map), &info, ctx);
+	if (rc == HFM_EOFFLINE)
+		rc = HFM_ENOREV;
 cleanup:
 	hfm_buf_dispose(&a.body);
 	hfm_buf_dispose(&info);
@@ -1388,6 +1444,7 @@ static int cache_open(struct hfm_body *out, struct hfm_repo *base, const char *c
 		out->kind = HFM_BODY_FD;
 		out->fd = fd;
 		out->size = size;
+		out->cache = HFM_MCACHE_HIT;
 		return 0;
 	}
 	if (cannot_ask(cs))
@@ -1404,6 +1461,7 @@ static int cache_open(struct hfm_body *out, struct hfm_repo *base, const char *c
 	};
 	out->kind = HFM_BODY_STREAM;
 	out->size = e->size;
+	out->cache = r->cache_ok ? HFM_MCACHE_MISS : HFM_MCACHE_RELAY;
 	if (r->cache_ok)
 		rc = hfm_stream_blob_new(&out->stream, &cs->streams, &o);
 	else
@@ -1430,6 +1488,7 @@ static void cache_free(struct hfm_source *src)
 {
 	struct cachesrc *cs = (struct cachesrc *)src;
 
+	hfm_metrics_probe_remove(&cs->probe);     /* harmless when never added */
 	hfm_evictor_stop(cs->evictor);
 	/* No fill may start a transfer while the upstream stops. */
 	if (cs->bc)
@@ -1459,6 +1518,87 @@ static void cache_free(struct hfm_source *src)
 	free(cs);
 }
 
+/* ---- listing ------------------------------------------------------------------- */
+
+/* Does meta/<type>/<rel> hold a repo's metadata (a revision map or a commit's info)? */
+static int meta_is_repo(int dfd, const char *rel)
+{
+	char p[HFM_PATH_MAX];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/revs", rel);
+	if (fstatat(dfd, p, &st, 0) == 0 && S_ISDIR(st.st_mode))
+		return 1;
+	snprintf(p, sizeof(p), "%s/commits", rel);
+	return fstatat(dfd, p, &st, 0) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * The repos of type t the cache holds metadata for: meta/<type>/<name> and
+ * meta/<type>/<org>/<name>.  What a caller may read of them is the catalog's
+ * and resolve's to decide (a private repo still needs its token).
+ */
+static void cache_list_repos(struct hfm_source *src, enum hfm_repo_type t,
+			     void (*cb)(void *cls, const char *name), void *cls)
+{
+	struct cachesrc *cs = (struct cachesrc *)src;
+	char top[64];
+	snprintf(top, sizeof(top), "meta/%s", hfm_repo_type_plural(t));
+	int fd = openat(cs->store->root_fd, top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		struct hfm_repo_id id;
+		if (hfm_repo_id_set(&id, t, NULL, de->d_name))
+			continue;
+		if (meta_is_repo(fd, de->d_name)) {
+			cb(cls, id.name);
+			continue;
+		}
+		int fd2 = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d2 = fd2 >= 0 ? fdopendir(fd2) : NULL;
+		struct dirent *de2;
+		if (!d2 && fd2 >= 0)
+			close(fd2);
+		while (d2 && (de2 = readdir(d2)))
+			if (!hfm_repo_id_set(&id, t, de->d_name, de2->d_name) &&
+			    meta_is_repo(fd2, de2->d_name))
+				cb(cls, id.name);
+		if (d2)
+			closedir(d2);
+	}
+	closedir(d);
+}
+
+static void cache_status(struct hfm_source *src, struct hfm_source_status *out)
+{
+	struct cachesrc *cs = (struct cachesrc *)src;
+	struct hfm_blobcache_stats bs;
+	struct hfm_up_stats us;
+
+	memset(out, 0, sizeof(*out));
+	out->upstream = cs->up_url;
+	out->state = hfm_up_is_offline(cs->up) ? HFM_UP_OFFLINE :
+		     hfm_up_unreachable(cs->up) ? HFM_UP_UNREACHABLE : HFM_UP_REACHABLE;
+	out->store = cs->store->root;
+	hfm_blobcache_stats(&bs, cs->bc);
+	out->fills = bs.fetches;
+	out->fill_failures = bs.fetch_failures;
+	out->verified = bs.verified;
+	out->bytes_written = bs.bytes_written;
+	out->open_blobs = bs.open_blobs;
+	hfm_up_stats(&us, cs->up);
+	out->upstream_requests = us.started;
+	out->upstream_bytes = us.bytes;
+	out->upstream_unreachable = us.unreachable;
+}
+
 static const struct hfm_source_ops cache_ops = {
 	.kind = "cache",
 	.repo_open = cache_repo_open,
@@ -1473,9 +1613,27 @@ static const struct hfm_source_ops cache_ops = {
 	.opens_foreign = 1,
 	.access = cache_access,
 	.whoami = cache_whoami,
+	.list_repos = cache_list_repos,
+	.status = cache_status,
 	.ready = cache_ready,
 	.free = cache_free,
 };
+
+/* What the blob cache and the upstream keep, for /metrics. */
+static void cache_probe(void *cls)
+{
+	struct cachesrc *cs = cls;
+	struct hfm_blobcache_stats st;
+
+	hfm_blobcache_stats(&st, cs->bc);
+	hfm_metrics_set(HFM_M_CACHE_FETCH_FAILURES, (int64_t)st.fetch_failures);
+	hfm_metrics_set(HFM_M_CACHE_WRITTEN_BYTES, (int64_t)st.bytes_written);
+	hfm_metrics_set(HFM_M_CACHE_VERIFIED, (int64_t)st.verified);
+	hfm_metrics_set(HFM_M_CACHE_CORRUPT, (int64_t)st.corrupt);
+	hfm_metrics_set(HFM_M_CACHE_LIMIT_BYTES, (int64_t)cs->size_limit);
+	hfm_metrics_set(HFM_M_UP_OFFLINE, hfm_up_is_offline(cs->up));
+	hfm_metrics_set(HFM_M_UP_REACHABLE, !hfm_up_unreachable(cs->up));
+}
 
 int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 {
@@ -1521,10 +1679,14 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	struct hfm_blobfetch_opts fo = { .log = o->log, .log_cls = o->log_cls };
 	if ((rc = hfm_blobfetch_new(&cs->bf, cs->up, &fo)))
 		goto fail;
-	if (o->size_limit && !o->offline && !o->store->read_only) {
+	/* Without a limit (or offline, where nothing grows) its passes only
+	 * measure the store for /metrics; a read-only store is never evicted
+	 * from, nor measured (the evict lock is a file in it). */
+	cs->size_limit = o->offline || o->store->read_only ? 0 : o->size_limit;
+	if (cs->size_limit || (o->measure_store && !o->store->read_only)) {
 		struct hfm_evict_opts eo = {
 			.store = o->store,
-			.limit = o->size_limit,
+			.limit = cs->size_limit,
 			.strategy = o->clean_strategy,
 			.interval_s = o->evict_interval_s,
 			.log = o->log,
@@ -1559,6 +1721,8 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 		.followers = cs->followers,
 		.store = o->store,
 	};
+	cs->probe = (struct hfm_metrics_probe){ .read = cache_probe, .cls = cs };
+	hfm_metrics_probe_add(&cs->probe);
 	*out = &cs->base;
 	return 0;
 fail:

@@ -500,6 +500,12 @@ void hfm_store_mirror_path(struct hfm_buf *out, const struct hfm_store *s,
 int hfm_store_mirror_lock(int *out, const struct hfm_store *s, const struct hfm_repo_id *id,
 			  void (*on_wait)(void *cls), void *cls)
 {
+	return hfm_store_repo_lock(out, s, "", id, on_wait, cls);
+}
+
+int hfm_store_repo_lock(int *out, const struct hfm_store *s, const char *prefix,
+			const struct hfm_repo_id *id, void (*on_wait)(void *cls), void *cls)
+{
 	struct hfm_buf path = HFM_BUF_INIT(HFM_PATH_MAX);
 	char *flat = hfm_strdup(id->name), *p;
 	int fd, rc = 0;
@@ -510,7 +516,7 @@ int hfm_store_mirror_lock(int *out, const struct hfm_store *s, const struct hfm_
 			*p = '#';   /* not a name character, so the flat name is unique */
 	if ((rc = hfm_store_mkdirs(s, "meta/import-locks")))
 		goto out;
-	hfm_buf_printf(&path, "%s/meta/import-locks/%s--%s", s->root,
+	hfm_buf_printf(&path, "%s/meta/import-locks/%s%s--%s", s->root, prefix,
 		       hfm_repo_type_plural(id->type), flat);
 	fd = open(path.ptr, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {

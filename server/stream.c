@@ -555,6 +555,7 @@ static ssize_t relay_read(struct hfm_stream *stream, uint64_t pos, uint64_t end,
 	if (!s->x && !s->done) {
 		struct hfm_up_request req = {
 			.method = HFM_UP_GET,
+			.kind = HFM_UPK_RELAY,
 			.url = s->os.url,
 			.authorization = s->os.auth,
 			.has_range = pos > 0 || end < s->os.size,

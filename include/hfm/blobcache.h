@@ -16,10 +16,17 @@
  * files) and logged with its oid; every reader that started before then
  * gets HFM_ECORRUPT from its next hfm_blob_ensure() (its response ends
  * short), and the next request fills it afresh.
- * The digest is computed in order as bytes arrive (fed from the writes at
- * its cursor, and read back from the file when present blocks wait there),
- * so verification rarely has anything left to read when the last block
- * lands.  It lives in memory only: after a restart it starts at byte 0.
+ * The digest is computed in order as bytes arrive, on the cache's own
+ * hashing threads (hash_workers), so neither the writer nor a reader waits
+ * for sha256: a write at the digest's cursor hands its buffer over
+ * (hfm_blob_fetch_write_buf), and present bytes that wait at the cursor (a
+ * block that came out of order, a Range first, bytes found after a
+ * restart) are read back from the file.  So verification rarely has
+ * anything left to read when the last block lands.  A writer the digest
+ * falls behind (more than HFM_BLOB_HASH_QUEUE bytes handed over and not
+ * hashed yet) is told to wait (hfm_blob_fetch_hash_wait): memory stays
+ * bounded and the transfer goes no faster than it is hashed.  The digest
+ * lives in memory only: after a restart it starts at byte 0.
  *
  * Blocks: 1 MiB by default (a power of two, at least a page).  That is the
  * smallest unit fetched (a 1-byte probe costs at most 1 MiB) and the unit of
@@ -36,9 +43,13 @@
  * fetched again.  A blob whose map is complete on open is verified then.
  * A worker makes a blob's filled blocks durable once `sync_bytes` of them
  * are waiting, `sync_ms` after the first of them was filled (so a stalled
- * or slow transfer keeps its progress too), and when a fetch ends (complete,
- * failed or cut off): a crash loses about min(sync_bytes, sync_ms of
- * transfer) of a blob's progress.  The writer never waits for a sync.
+ * or slow transfer keeps its progress too), and when a fetch ends with
+ * blocks still missing (failed, cut off, or more to come): a crash loses
+ * about min(sync_bytes, sync_ms of transfer) of a blob's progress.  The
+ * map's header and name are made durable by its first such flush, not
+ * when the blob is created; a blob complete before then is published
+ * (fsync, rename) without ever syncing its map.  The writer never waits
+ * for a sync.
  *
  * Single flight: each missing block belongs to at most one fetch at a time,
  * so concurrent readers of the same range share one upstream request.  A
@@ -70,8 +81,9 @@
  * hfm_blob exists per oid in the process (hfm_blob_open returns the shared
  * one); its state is under its own lock.  Waiters are woken after that lock
  * is released.  `workers` threads make blocks durable and verify complete
- * blobs, so neither fdatasync nor hashing runs on a caller's thread.  Only
- * one process may use a partial blob at a time (an flock on its map).
+ * blobs, `hash_workers` threads compute digests, so neither fdatasync nor
+ * hashing runs on a caller's thread.  Only one process may use a partial
+ * blob at a time (an flock on its map).
  */
 #ifndef HFM_BLOBCACHE_H
 #define HFM_BLOBCACHE_H
@@ -106,6 +118,9 @@ struct hfm_blobcache_opts {
 	uint64_t sync_bytes;             /* make filled data durable every ...; 0 = 8 MiB */
 	unsigned sync_ms;                /* ... and this long after it was filled at most; 0 = 1000 */
 	int workers;                     /* durability/verification threads; 0 = 2 */
+	int hash_workers;                /* digest threads (each ~1.7 GB/s of sha256 on
+					    a 2020s core); 0 = 1; -1 = none, digests
+					    wait for hfm_blobcache_free (tests) */
 	unsigned fail_backoff_ms;        /* after a second verification failure in a
 					    row, no fill (hfm_blob_fill) this long,
 					    doubling with each further one; readers
@@ -162,6 +177,8 @@ struct hfm_blobcache_stats {
 	uint64_t syncs;                  /* fdatasync + map updates */
 	uint64_t verified;               /* published into objects/ */
 	uint64_t corrupt;                /* discarded after verification failed */
+	uint64_t hashed_given;           /* digest bytes hashed from writers' buffers */
+	uint64_t hashed_read;            /* ... read back from the file to hash them */
 };
 void hfm_blobcache_stats(struct hfm_blobcache_stats *out, struct hfm_blobcache *bc);
 
@@ -280,6 +297,28 @@ uint64_t hfm_blob_fetch_length(const struct hfm_blob_fetch *f);
  * are cheap, and bytes it holds back are not yet readable.
  */
 int hfm_blob_fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n);
+/*
+ * Writes from buffers the cache may keep.  A buffer of hfm_blob_fetch_buf()
+ * holds HFM_BLOB_BUF bytes; hfm_blob_fetch_write_buf() stores the first n
+ * (as hfm_blob_fetch_write) and, when they are the next bytes of the
+ * blob's digest, keeps the buffer to hash it on a hashing thread (then
+ * *buf is NULL: take a new one), else leaves it with the caller.  Give
+ * buffers back with hfm_blob_fetch_buf_put().  All before
+ * hfm_blob_fetch_done().
+ */
+#define HFM_BLOB_BUF (256u * 1024)
+void *hfm_blob_fetch_buf(struct hfm_blob_fetch *f);
+void hfm_blob_fetch_buf_put(struct hfm_blob_fetch *f, void *buf);
+int hfm_blob_fetch_write_buf(struct hfm_blob_fetch *f, void **buf, size_t n);
+/*
+ * 0 when the fetch may write on; HFM_EAGAIN when the blob's digest is
+ * HFM_BLOB_HASH_QUEUE bytes behind this fetch's writes (its buffers wait to
+ * be hashed): w is armed and fires once the digest has caught up halfway
+ * (or the fetch's bytes no longer wait for it).  The fetcher stops taking
+ * bytes meanwhile (libcurl: pause the transfer).
+ */
+#define HFM_BLOB_HASH_QUEUE (8u << 20)
+int hfm_blob_fetch_hash_wait(struct hfm_blob_fetch *f, struct hfm_waiter *w);
 /*
  * End the fetch: rc 0 when all bytes were written (else it counts as
  * HFM_EUPSTREAM), or the failure.  Blocks not completely written go back to

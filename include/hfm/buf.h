@@ -97,4 +97,12 @@ size_t hfm_ring_put(struct hfm_ring *r, const void *p, size_t n);
 /* Copy min(n, len) bytes out; returns how many. */
 size_t hfm_ring_get(struct hfm_ring *r, void *p, size_t n);
 
+/*
+ * base64url without padding (the Hub's pagination cursors), and the text
+ * hfm_buf_b64_decode() makes of one as a malloc'd string: NULL if `s` is
+ * not base64 or decodes to a NUL byte.
+ */
+int hfm_buf_b64url(struct hfm_buf *b, const char *s);
+char *hfm_b64url_decode(const char *s);
+
 #endif

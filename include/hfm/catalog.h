@@ -53,15 +53,28 @@ int hfm_catalog_open(struct hfm_body *out, const struct hfm_catalog *c, const st
 		     const struct hfm_entry *e, unsigned flags, struct hfm_ctx *ctx);
 
 /*
- * Every repo name of type t across the sources that can list theirs,
- * without those the proxy rules hide from `who` (NULL: anonymous), sorted
- * in byte order, each once.  The caller frees each name and the array
- * (NULL when *n is 0).  hfm_catalog_repo_names() lists what anonymous
- * sees: listings for a request pass hfm_call_who(c) to the _for form.
+ * The whole content of file `path` of f (found by hfm_catalog_find) into
+ * `out`, for files a page shows (a README): HFM_ENOENT if the commit has
+ * no such file, HFM_ETOOBIG if it has more than `max` bytes, HFM_EAGAIN
+ * (ctx->waiter armed) while a cache fetches it.
  */
-void hfm_catalog_repo_names_for(char ***out, size_t *n, const struct hfm_catalog *c,
-				enum hfm_repo_type t, const struct hfm_ident *who);
-void hfm_catalog_repo_names(char ***out, size_t *n, const struct hfm_catalog *c,
-			    enum hfm_repo_type t);
+int hfm_catalog_read(struct hfm_buf *out, const struct hfm_catalog *c, const struct hfm_found *f,
+		     const char *path, size_t max, struct hfm_ctx *ctx);
+
+/* One listed repo: its name and which sources list it. */
+struct hfm_listed {
+	char *name;                      /* owned */
+	unsigned sources;                /* bit i: c->sources[i] lists it (the first 32) */
+};
+
+/*
+ * Every repo of type t across the sources that can list theirs (the
+ * cache lists those it holds metadata for), without those
+ * hfm_catalog_may_see() hides from ctx->who, sorted in byte order, each
+ * once.  Free with hfm_listed_free() (NULL when *n is 0).
+ */
+void hfm_catalog_repos(struct hfm_listed **out, size_t *n, const struct hfm_catalog *c,
+		       enum hfm_repo_type t, const struct hfm_ctx *ctx);
+void hfm_listed_free(struct hfm_listed *v, size_t n);
 
 #endif

@@ -60,6 +60,12 @@ void *hfm_realloc(void *p, size_t n);
 char *hfm_strdup(const char *s);
 char *hfm_strndup(const char *s, size_t n);
 char *hfm_asprintf(const char *fmt, ...) HFM_PRINTF(1, 2);
+/*
+ * Append one zeroed element of `size` bytes to the array *vp of *n elements
+ * (vp: the address of the array pointer) and return it.  The array grows by
+ * doubling at powers of two, so it needs no capacity field; *n counts.
+ */
+void *hfm_array_push(void *vp, size_t *n, size_t size);
 
 /*
  * Per-thread error message.  hfm_error_set() formats a reason and returns

@@ -15,7 +15,9 @@
  * old.
  *
  * A pass measures the cache's bytes (allocated blocks, so sparse partial
- * blobs count for what they hold); above `limit` it removes files in
+ * blobs count for what they hold), and the imported objects' for /metrics
+ * (the cache runs an evictor without a limit too, for that alone: the
+ * store's gauges are as old as the last pass); above `limit` it removes files in
  * strategy order until the total is at most low_pct % of the limit:
  *   LRU          least recently used first: max(atime, mtime)
  *   FIFO         oldest first: mtime (when the blob was written)
@@ -57,7 +59,7 @@
 
 struct hfm_evict_opts {
 	const struct hfm_store *store;   /* borrowed */
-	uint64_t limit;                  /* bytes; 0 = no limit (passes do nothing) */
+	uint64_t limit;                  /* bytes; 0 = no limit (passes only measure) */
 	unsigned low_pct;                /* evict down to this % of limit; 0 = 90 */
 	enum hfm_clean_strategy strategy;
 	unsigned interval_s;             /* evictor: seconds between passes; 0 = 60 */
@@ -67,10 +69,18 @@ struct hfm_evict_opts {
 	void *log_cls;
 };
 
+/* What a pass found in the store, after its removals (allocated bytes). */
+struct hfm_store_usage {
+	uint64_t cache_objects, cache_bytes;         /* objects/ written by the cache */
+	uint64_t imported_objects, imported_bytes;   /* objects/ put there otherwise */
+	uint64_t partial_blobs, partial_bytes;       /* partial/ (maps included) */
+};
+
 struct hfm_evict_stats {
 	uint64_t used_before;            /* the cache's bytes when the pass began */
 	uint64_t used_after;
 	uint64_t removed;                /* files removed (a partial blob and its map = 1) */
+	struct hfm_store_usage usage;
 	uint64_t in_use;                 /* candidates kept: leased, locked or gone */
 	int skipped;                     /* another process held the evict lock: no pass */
 };
@@ -85,7 +95,11 @@ int hfm_evict_mark(const struct hfm_store *s, int fd, const char *oid);
 /* Write the record alone (what hfm_evict_mark() falls back to).  0 or HFM_EIO. */
 int hfm_evict_record(const struct hfm_store *s, const char *oid);
 
-/* One pass; 0 or HFM_EIO when the store cannot be read. */
+/*
+ * One pass; 0 or HFM_EIO when the store cannot be read.  Without a limit it
+ * only measures.  Either way it publishes the store's gauges (metrics.h:
+ * bytes and objects by owner, partial blobs), and counts its removals.
+ */
 int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o);
 
 struct hfm_evictor;

@@ -35,7 +35,7 @@ struct hfm_gitserve;
 int hfm_gitserve_new(struct hfm_gitserve **out, const struct hfm_gitserve_opts *o);
 void hfm_gitserve_free(struct hfm_gitserve *g);
 
-/* Prometheus lines: packs answered, objects sent, packs sent as they are, running. */
-void hfm_gitserve_metrics(struct hfm_gitserve *g, struct hfm_buf *out);
+/* Its counters (packs, objects, whole packs, running) are /metrics series
+ * (hfmirror_git_*, metrics.h), copied in by a probe while g lives. */
 
 #endif

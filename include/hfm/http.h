@@ -32,6 +32,7 @@
 
 #include <stdint.h>
 #include "buf.h"
+#include "metrics.h"
 #include "wait.h"
 
 #define HFM_MAX_BODY (1u << 20)        /* POST bodies (paths-info) */
@@ -72,6 +73,11 @@ const char *hfm_server_url(const struct hfm_server *s);
 /* Stop accepting, answer every waiting request (refused), join the threads. */
 void hfm_server_stop(struct hfm_server *s);
 /*
+ * The transport's counts go to metrics.h: requests by route, source and
+ * status class with their durations, body bytes by source, waits, and
+ * (through a probe, while the server runs) the edge's connection counts.
+ */
+/*
  * Drain before a stop (SIGTERM behind a load balancer): stop accepting, then
  * wait up to `timeout_ms` for the requests in flight (waiting ones and bodies
  * being sent included) to end; replies from now on carry Connection: close.
@@ -80,9 +86,6 @@ void hfm_server_stop(struct hfm_server *s);
 int hfm_server_drain(struct hfm_server *s, unsigned timeout_ms);
 /* 1 once hfm_server_drain() began (/readyz answers 503); any thread. */
 int hfm_server_draining(struct hfm_server *s);
-/* The transport's counters (requests by class, bytes, waits, ...) as
- * Prometheus text. */
-void hfm_server_metrics(struct hfm_server *s, struct hfm_buf *out);
 
 /* ---- a request, as the application sees it ---------------------------- */
 
@@ -94,6 +97,10 @@ const char *hfm_req_path(const struct hfm_req *r);
 const char *hfm_req_header(struct hfm_req *r, const char *name);
 /* Query argument, percent- and '+'-decoded; NULL if absent. Owned by r. */
 const char *hfm_req_arg(struct hfm_req *r, const char *name);
+/* The n-th (from 0) value of a repeated argument (filter=a&filter=b); NULL past the last. */
+const char *hfm_req_arg_n(struct hfm_req *r, const char *name, size_t n);
+/* The query as sent (after '?', still encoded), "" if none. */
+const char *hfm_req_query(const struct hfm_req *r);
 const struct hfm_buf *hfm_req_body(const struct hfm_req *r);
 /*
  * This run's waiter: arm it on a wait queue and return HFM_EAGAIN to be run
@@ -112,8 +119,17 @@ int hfm_req_refused(const struct hfm_req *r, const char **why);
 struct hfm_server *hfm_req_server(struct hfm_req *r);
 /* "http://host:port" as the client reached us (or the configured public URL). */
 const char *hfm_req_base_url(struct hfm_req *r);
-/* Note which source answered, for the access log. */
+/* Note which source answered, for the access log and the metrics' `source`. */
 void hfm_req_set_source(struct hfm_req *r, const char *kind);
+/* Note the route class, the metrics' `route` (default HFM_MR_OTHER). */
+void hfm_req_set_route(struct hfm_req *r, enum hfm_m_route route);
+/*
+ * Note what the cache did for this answer (hfmirror_cache_answers_total,
+ * counted once the request ends with a 200 or 206 body).  Over a
+ * request's runs the larger value stays: a run that started a fetch makes
+ * it a miss even when a later run finds the blob complete.
+ */
+void hfm_req_set_cache(struct hfm_req *r, enum hfm_m_cache what);
 /* The client's address ("127.0.0.1", "::1"; "-" if unknown), owned by r. */
 const char *hfm_req_remote(struct hfm_req *r);
 

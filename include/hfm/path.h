@@ -43,6 +43,8 @@ int hfm_repo_segment_valid(const char *s, size_t n);
 /* Build a repo id from one or two segments; HFM_EINVAL if invalid. */
 int hfm_repo_id_set(struct hfm_repo_id *out, enum hfm_repo_type t,
 		    const char *org, const char *name);
+/* "org/name" or "name" (a canonical repo) of type t; 0 or HFM_EINVAL. */
+int hfm_repo_id_parse(struct hfm_repo_id *out, enum hfm_repo_type t, const char *name);
 
 /*
  * Percent-decode n bytes of `in` into `out` (which holds at least n + 1

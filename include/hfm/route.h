@@ -16,6 +16,8 @@ enum hfm_route_kind {
 	HFM_R_NOTFOUND = 0,   /* no such route: plain 404 */
 	HFM_R_UI_INDEX,       /* GET / */
 	HFM_R_UI_REPO,        /* /{repo} and /{repo}/tree/{rev}[/{path}] */
+	HFM_R_UI_STATUS,      /* /-/status */
+	HFM_R_UI_CSS,         /* /-/ui.css, the web UI's stylesheet */
 	HFM_R_RESOLVE,        /* /{repo}/resolve/{rev}/{path} */
 	HFM_R_RAW,            /* /{repo}/raw/{rev}/{path} (and /blob/) */
 	HFM_R_API_LIST,       /* /api/{models,datasets,spaces} */

@@ -30,6 +30,7 @@
 
 #include "buf.h"
 #include "hash.h"
+#include "metrics.h"
 #include "path.h"
 #include "wait.h"
 
@@ -220,6 +221,7 @@ struct hfm_body {
 	void *mem_cls;
 	struct hfm_stream *stream;       /* STREAM */
 	const char *source_kind;         /* for the access log: "model-bin", ... */
+	enum hfm_m_cache cache;          /* the cache's bodies: hit, miss or relay (metrics.h) */
 };
 void hfm_body_dispose(struct hfm_body *b);
 
@@ -234,6 +236,18 @@ struct hfm_resolved {
 	char commit[HFM_SHA1_HEX + 1];
 	int64_t date_ms;
 	int64_t created_ms;              /* 0 if unknown */
+};
+
+/* A source's state for the status page (ops->status); strings borrowed from the source. */
+enum hfm_upstream_state { HFM_UP_NONE, HFM_UP_REACHABLE, HFM_UP_UNREACHABLE, HFM_UP_OFFLINE };
+struct hfm_source_status {
+	const char *upstream;            /* its upstream's URL, or NULL */
+	enum hfm_upstream_state state;
+	const char *store;               /* the store it fills, or NULL */
+	uint64_t fills, fill_failures;   /* blob fetches started, failed */
+	uint64_t verified, bytes_written;/* blobs published, bytes written into partial/ */
+	uint64_t open_blobs;             /* blobs in memory now (fills in flight or read) */
+	uint64_t upstream_requests, upstream_bytes, upstream_unreachable;
 };
 
 struct hfm_source_ops {
@@ -301,6 +315,9 @@ struct hfm_source_ops {
 	 * NULL (or no op) = none.  The string lives as long as r.
 	 */
 	const char *(*git_path)(struct hfm_repo *r);
+
+	/* Optional: what the status page shows of this source (upstream, store, fills). */
+	void (*status)(struct hfm_source *src, struct hfm_source_status *out);
 
 	/*
 	 * Optional: 0 if this source can answer now (/readyz, for a load

@@ -88,6 +88,12 @@ struct hfm_cachesrc_opts {
 	uint64_t size_limit;
 	enum hfm_clean_strategy clean_strategy;
 	unsigned evict_interval_s;
+	/*
+	 * Run the evictor without a limit (or offline) too, its passes only
+	 * measuring the store for /metrics (the daemon; not `hfmirror sync`,
+	 * whose exit would wait for a pass under way).
+	 */
+	int measure_store;
 	hfm_log_fn log;
 	void *log_cls;
 };

@@ -158,6 +158,14 @@ int hfm_store_mirror_lock(int *fd, const struct hfm_store *s, const struct hfm_r
 			  void (*on_wait)(void *cls), void *cls);
 
 /*
+ * The same for another of id's writers' locks: the file is named `prefix`
+ * + "<plural>--<org>#<name>" ("" = the mirror's; "cache--" = its cached
+ * metadata, which bundle imports write).
+ */
+int hfm_store_repo_lock(int *fd, const struct hfm_store *s, const char *prefix,
+			const struct hfm_repo_id *id, void (*on_wait)(void *cls), void *cls);
+
+/*
  * A name for a staging file under tmp/ that no other process uses, on any
  * node sharing the store: "<what>.<host>.<pid>.<n>" (swept when stale).
  */

@@ -53,6 +53,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "metrics.h"
 
 struct hfm_upstream;
 struct hfm_up_xfer;
@@ -90,7 +91,10 @@ int hfm_up_is_offline(struct hfm_upstream *u);
 /* 1 during the hold-down after the upstream could not be reached. */
 int hfm_up_unreachable(struct hfm_upstream *u);
 
-/* Counters, for /metrics and tests. */
+/*
+ * Counters, for tests.  /metrics gets the same by the transfer's kind
+ * (hfm_up_request.kind) from hooks here (metrics.h: hfmirror_upstream_*).
+ */
 struct hfm_up_stats {
 	uint64_t started;               /* transfers accepted by hfm_up_start */
 	uint64_t retried;               /* attempts repeated by the retry policy */
@@ -170,6 +174,8 @@ struct hfm_up_request {
 	 */
 	int max_attempts;
 	long retry_base_ms;
+	/* What it is for: the `kind` label of its metrics.  0 = other. */
+	enum hfm_m_upkind kind;
 
 	/*
 	 * Callbacks, all on the upstream thread; cls is passed to each.

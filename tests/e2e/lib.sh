@@ -252,6 +252,28 @@ wait_for() {
 	"$@"
 }
 
+# metric_in FILE NAME [LABEL...]: the sum of the series of metric NAME in a
+# /metrics scrape saved in FILE whose labels include every LABEL (written as
+# exposed: route="file"); 0 when there is none.
+metric_in() {
+	_m_file=$1 _m_name=$2
+	shift 2
+	awk -v n="$_m_name" -v want="$*" '
+		{ k = $1; l = "" }
+		k ~ /\{/ { l = substr(k, index(k, "{") + 1); k = substr(k, 1, index(k, "{") - 1) }
+		k != n { next }
+		{ c = split(want, w, " "); for (i = 1; i <= c; i++) if (index(l, w[i]) == 0) next; s += $NF }
+		END { printf "%.0f\n", s }' "$_m_file"
+}
+
+# metric URL NAME [LABEL...]: the same, scraped from URL/metrics now.
+metric() {
+	_m_url=$1
+	shift
+	curl -s --max-time 30 "$_m_url/metrics" >"$T/.metrics"
+	metric_in "$T/.metrics" "$@"
+}
+
 # hdr FILE NAME: the value of response header NAME in a curl -D dump.
 hdr() {
 	tr -d '\r' <"$1" | awk -v n="$(echo "$2" | tr 'A-Z' 'a-z')" -F': ' \
@@ -269,10 +291,30 @@ status() {
 # test ends there.
 HFJS="$SRCDIR/tests/hfjs"
 hfjs_ready() {
-	[ -d "$HFJS/node_modules/@huggingface/hub" ] && return 0
+	# installed, and from the lock as it is now (npm ci writes node_modules/.package-lock.json)
+	[ -d "$HFJS/node_modules/@huggingface/hub" ] &&
+		[ ! "$HFJS/package-lock.json" -nt "$HFJS/node_modules/.package-lock.json" ] && return 0
 	(cd "$HFJS" && npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1 && return 0
 	not_ok "npm dependencies of tests/hfjs are installed"
 	diag "$(tail -n 20 "$T/npm.log")"
 	done_testing
 	exit 1
+}
+
+# node_tap LABEL RC OUT ERR: what a node script of tests/hfjs printed to OUT
+# ("ok - ", "not ok - ", "# " lines) becomes our TAP, each test named
+# "LABEL: ..."; a script that exited RC != 0 without a failing line fails
+# with the tail of its stderr (ERR).
+node_tap() {
+	while IFS= read -r _nt_line; do
+		case $_nt_line in
+		"ok - "*) ok "$1: ${_nt_line#ok - }" ;;
+		"not ok - "*) not_ok "$1: ${_nt_line#not ok - }" ;;
+		"# "*) diag "$_nt_line" ;;
+		esac
+	done <"$3"
+	if [ "$2" -ne 0 ] && ! grep -q "^not ok" "$3"; then
+		not_ok "$1: node exited $2"
+		diag "$(tail -n 20 "$4")"
+	fi
 }

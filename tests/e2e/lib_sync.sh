@@ -21,18 +21,7 @@ fi
 npm_check() {
 	(cd "$HFJS" && HFM_URL=$1 HFM_REF=$2 HFM_REPO=$3 HFM_REVISION=$4 HFM_FILES=$5 \
 		HFM_TOKEN=${6:-} node sync_check.mjs) >"$T/npm.out" 2>"$T/npm.err"
-	rc=$?
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) ok "npm: ${line#ok - }" ;;
-		"not ok - "*) not_ok "npm: ${line#not ok - }" ;;
-		"# "*) diag "$line" ;;
-		esac
-	done <"$T/npm.out"
-	if [ $rc -ne 0 ] && ! grep -q "^not ok" "$T/npm.out"; then
-		not_ok "npm: $3@$4: node exited $rc"
-		diag "$(tail -n 20 "$T/npm.err")"
-	fi
+	node_tap npm $? "$T/npm.out" "$T/npm.err"
 }
 
 # run_sync NAME [args]: `hfmirror sync -c $T/config.toml args`; stdout (the

@@ -143,6 +143,23 @@ is "$(audit)" "alice models/vision/cam w.bin 300000 True main 40 127.0.0.1
 bob models/nlp/bert config.json 16 True main 40 127.0.0.1
 alice models/vision/cam w.bin 100 True main 40 127.0.0.1" "audit: one line per download, right user and bytes (HEAD is none)"
 
+# ---- git clients: the same identities and group rules (HTTP Basic, token as password)
+gurl() { echo "$U/$2" | sed "s|^http://|http://git:$1@|"; }
+export GIT_TERMINAL_PROMPT=0 GIT_LFS_SKIP_SMUDGE=1
+git ls-remote "$(gurl "$ALICE" vision/cam)" >"$T/ls" 2>"$T/ls.err"
+is "$?" 0 "git: alice ls-remote vision/cam"
+like "$(cat "$T/ls")" 'refs/heads/main' "git: ... lists main"
+git ls-remote "$(gurl "$BOB" vision/cam)" >/dev/null 2>"$T/ls.err"
+like "$?" '^[1-9][0-9]*$' "git: bob (nlp) cannot ls-remote vision/cam"
+like "$(cat "$T/ls.err")" 'not found|404' "git: ... told the repository is not found"
+git ls-remote "$U/vision/cam" >/dev/null 2>"$T/ls.err"
+like "$?" '^[1-9][0-9]*$' "git: no token, anonymous off: refused"
+git clone -q "$(gurl "$ALICE" vision/cam)" "$T/gclone" 2>"$T/clone.err"
+is "$?" 0 "git: alice clones vision/cam"
+check "git: ... and the clone is sound (fsck)" git -C "$T/gclone" fsck --no-progress
+git clone -q "$(gurl "$BOB" vision/cam)" "$T/gclone2" 2>/dev/null
+like "$?" '^[1-9][0-9]*$' "git: bob cannot clone vision/cam"
+
 # ---- revoke: refused at the next request ----------------------------------------
 "$HFMIRROR" token --tokens "$TOK" revoke "$ALICE_ID" 2>>"$T/tok.err"
 is "$?" 0 "token revoke"

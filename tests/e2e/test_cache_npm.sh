@@ -22,18 +22,7 @@ like "$(echo "$FILES" | wc -l)" '^[1-9][0-9]*$' "upstream lists the repo's files
 npm_run() {
 	(cd "$HFJS" && HFM_URL=$cache_URL HFM_REPO=$T/root/acme/tiny HFM_FILES=$FILES \
 		node snapshot.mjs) >"$T/npm-$1.out" 2>"$T/npm-$1.err"
-	rc=$?
-	while IFS= read -r line; do
-		case $line in
-		"ok - "*) ok "$1: ${line#ok - }" ;;
-		"not ok - "*) not_ok "$1: ${line#not ok - }" ;;
-		"# "*) diag "$line" ;;
-		esac
-	done <"$T/npm-$1.out"
-	if [ $rc -ne 0 ] && ! grep -q "^not ok" "$T/npm-$1.out"; then
-		not_ok "$1: node exited $rc"
-		diag "$(tail -n 20 "$T/npm-$1.err")"
-	fi
+	node_tap "$1" $? "$T/npm-$1.out" "$T/npm-$1.err"
 }
 
 npm_run cold

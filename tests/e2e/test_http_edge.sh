@@ -219,7 +219,6 @@ while got < 2 * 1024 * 1024:
 s.close()
 EOF
 }
-metric() { curl -s "$1/metrics" | awk -v k="$2" '$1 == k { print $2 }'; }
 m0=$(metric "$E_URL" hfmirror_body_bytes_total)
 cut_download "$HP" /acme/tiny/resolve/main/big.bin
 wait_for grep -q '"url":"/acme/tiny/resolve/main/big.bin".*"complete":false' "$T/E.out"

@@ -212,7 +212,7 @@ static inline void fx_job_start(struct fx_job *x, const char *source, const char
 	hfm_imp_job_init(&x->job, &x->opts, x->store, x->progress, NULL);
 	x->job.kind = kind;
 	x->job.source = source ? hfm_strdup(source) : NULL;
-	if (hfm_imp_id_from_name(&x->job.id, name, HFM_MODEL)) {
+	if (hfm_repo_id_parse(&x->job.id, HFM_MODEL, name)) {
 		printf("# bad repo name %s\n", name);
 		exit(1);
 	}

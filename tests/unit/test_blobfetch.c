@@ -262,8 +262,85 @@ static void test_concurrent(void)
 	hfm_blob_release(b);
 }
 
+/*
+ * A blob larger than the digest may fall behind by: read whole, right,
+ * each byte fetched once (a transfer paused for the digest resumes).
+ */
+static void test_large(void)
+{
+	size_t size = 3 * HFM_BLOB_HASH_QUEUE + 12345;
+	char oid[HFM_SHA256_HEX + 1], url[128];
+	struct hfm_blob_origin o = { url, NULL };
+	struct hfm_blobcache_stats s0, s1;
+	struct hfm_blob *b;
+	int ok, nreq, i0 = stub_requests(sa);
+
+	stub_oid(oid, size);
+	snprintf(url, sizeof(url), "%s/bytes/%zu", A, size);
+	hfm_blobcache_stats(&s0, bc);
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_IS_INT(read_range(b, &o, 0, size, &ok), 0, "large: whole blob read");
+	TAP_OK(ok, "large: content right");
+	TAP_OK(wait_complete(b), "large: verified");
+	TAP_IS_INT(ranged_bytes(sa, i0, &nreq), size, "large: every byte requested once");
+	hfm_blobcache_stats(&s1, bc);
+	/* a readahead fetch runs ahead of the digest's cursor: its bytes are read back */
+	TAP_IS_INT(s1.hashed_given - s0.hashed_given + s1.hashed_read - s0.hashed_read, size,
+		   "large: every byte hashed once");
+	TAP_OK(s1.hashed_given - s0.hashed_given >= size / 2,
+	       "large: most of it from the received buffers (%llu of %zu)",
+	       (unsigned long long)(s1.hashed_given - s0.hashed_given), size);
+	hfm_blob_release(b);
+}
+
+/*
+ * A transfer whose bytes the digest cannot keep up with pauses: with no
+ * hashing thread (hash_workers -1) it stops once HFM_BLOB_HASH_QUEUE bytes
+ * wait (and the digest's queue, not the file, bounds the memory).
+ * Returns the cache, to be freed after the upstream (which ends the transfer).
+ */
+static struct hfm_blobcache *test_paused(void)
+{
+	size_t size = 4 * HFM_BLOB_HASH_QUEUE;
+	char oid[HFM_SHA256_HEX + 1], url[128];
+	struct hfm_blob_origin o = { url, NULL };
+	struct hfm_blobcache_opts co;
+	struct hfm_blobcache *bc2 = NULL;
+	struct hfm_blob_reader r = { 0 };
+	struct hfm_blob *b;
+	uint64_t avail, last = 0, now;
+	int i, same = 0;
+
+	memset(&co, 0, sizeof(co));
+	co.block_size = 1u << 20;
+	co.hash_workers = -1;
+	co.fetch = hfm_blobfetch_start;
+	co.fetch_cls = bf;
+	co.log = logcap;
+	if (hfm_blobcache_new(&bc2, store, &co))
+		abort();
+	stub_oid(oid, size);
+	snprintf(url, sizeof(url), "%s/bytes/%zu", A, size);
+	hfm_blob_open(&b, bc2, oid, size);
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r, 0, size, &o, NULL), 0, "paused: bytes come");
+	/* until nothing more arrives for half a second (or 20 s) */
+	for (i = 0; i < 400 && same < 10; i++) {
+		usleep(50000);
+		now = hfm_blob_available(b, 0);
+		same = now == last ? same + 1 : 0;
+		last = now;
+	}
+	TAP_OK(last >= HFM_BLOB_HASH_QUEUE && last <= HFM_BLOB_HASH_QUEUE + 2 * HFM_BLOB_BUF,
+	       "paused: the transfer stopped once the digest was %u bytes behind (%llu)",
+	       HFM_BLOB_HASH_QUEUE, (unsigned long long)last);
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_release(b);
+	return bc2;
+}
+
 int main(void)
 {
+	struct hfm_blobcache *bc2;
 	struct hfm_up_opts uo;
 	struct hfm_blobfetch_opts fo;
 	struct hfm_blobcache_opts co;
@@ -311,9 +388,12 @@ int main(void)
 	test_lying();
 	test_drop_keeps_gathered();
 	test_concurrent();
+	test_large();
+	bc2 = test_paused();
 
 	/* upstream first: it ends every transfer, which ends every fetch */
 	hfm_up_free(up);
+	hfm_blobcache_free(bc2);
 	hfm_blobcache_free(bc);
 	hfm_blobfetch_free(bf);
 	stub_stop(sa);

@@ -145,20 +145,23 @@ static void test_find(void)
 	hfm_rules_free(rules);
 }
 
-static int has(char **v, size_t n, const char *name)
+static int has(struct hfm_listed *v, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!strcmp(v[i], name))
+		if (!strcmp(v[i].name, name))
 			return 1;
 	return 0;
 }
 
-static void free_names(char **v, size_t n)
+static unsigned sources_of(struct hfm_listed *v, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+		if (!strcmp(v[i].name, name))
+			return v[i].sources;
+	return 0;
 }
+
+#define free_names hfm_listed_free
 
 static void test_names(void)
 {
@@ -168,31 +171,34 @@ static void test_names(void)
 	struct fake d = { { &fake_ops, "d" }, HFM_DATASET, repos_c, "main", 'd', 0 };
 	struct hfm_source *srcs[] = { &a.base, &b.base, &c.base, &d.base };
 	struct hfm_catalog cat = { srcs, 4, NULL };
-	char **v;
+	struct hfm_listed *v;
 	size_t n;
+	struct hfm_ctx ctx = { 0 };
 
-	hfm_catalog_repo_names(&v, &n, &cat, HFM_MODEL);
+	hfm_catalog_repos(&v, &n, &cat, HFM_MODEL, &ctx);
 	TAP_IS_INT(n, 5, "models across sources: each name once");
 	int sorted = 1;
 	for (size_t i = 1; i < n; i++)
-		sorted &= strcmp(v[i - 1], v[i]) < 0;
+		sorted &= strcmp(v[i - 1].name, v[i].name) < 0;
 	TAP_OK(sorted, "sorted in byte order, no duplicates");
-	TAP_OK(n == 5 && !strcmp(v[0], "acme/both") && !strcmp(v[4], "zed/solo"), "first and last");
+	TAP_OK(n == 5 && !strcmp(v[0].name, "acme/both") && !strcmp(v[4].name, "zed/solo"), "first and last");
+	TAP_IS_INT(sources_of(v, n, "acme/both"), 3, "a repo two sources list names both");
+	TAP_IS_INT(sources_of(v, n, "zed/solo"), 1, "...and one only its own");
 	TAP_OK(!has(v, n, "hidden/listless"), "a source that cannot list adds nothing");
 	free_names(v, n);
 
-	hfm_catalog_repo_names(&v, &n, &cat, HFM_DATASET);
+	hfm_catalog_repos(&v, &n, &cat, HFM_DATASET, &ctx);
 	TAP_IS_INT(n, 1, "datasets: only the dataset source's");
-	TAP_OK(n == 1 && !strcmp(v[0], "hidden/listless"), "the dataset's name");
+	TAP_OK(n == 1 && !strcmp(v[0].name, "hidden/listless"), "the dataset's name");
 	free_names(v, n);
 
-	hfm_catalog_repo_names(&v, &n, &cat, HFM_SPACE);
+	hfm_catalog_repos(&v, &n, &cat, HFM_SPACE, &ctx);
 	TAP_OK(n == 0 && v == NULL, "no spaces: empty, NULL array");
 
 	struct hfm_rule rv[] = { { (char *)"acme/.*", 1, 1 }, { (char *)"acme/both", 0, 0 } };
 	struct hfm_rules *rules = rules_of(rv, 2);
 	cat.proxy_rules = rules;
-	hfm_catalog_repo_names(&v, &n, &cat, HFM_MODEL);
+	hfm_catalog_repos(&v, &n, &cat, HFM_MODEL, &ctx);
 	TAP_IS_INT(n, 2, "under rules: only what they allow");
 	TAP_OK(has(v, n, "acme/tiny") && has(v, n, "acme/cached"), "the allowed names");
 	TAP_OK(!has(v, n, "acme/both") && !has(v, n, "zed/solo") && !has(v, n, "secret/x"),

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "hfm/evict.h"
+#include "hfm/metrics.h"
 #include "tap.h"
 
 static char root[256];
@@ -243,6 +244,21 @@ int main(void)
 	struct hfm_evict_opts o = { .store = store, .limit = 0, .strategy = HFM_CLEAN_LRU };
 	TAP_IS_INT(hfm_evict_pass(&st, &o), 0, "no limit: pass ok");
 	TAP_IS_INT((int)st.removed, 0, "no limit: nothing removed");
+	/* ... but it measures the store, for /metrics */
+	TAP_OK(st.usage.cache_objects == 4 && st.usage.cache_bytes >= 500 * 1024,
+	       "no limit: the cache's objects measured (%llu, %llu bytes)",
+	       (unsigned long long)st.usage.cache_objects, (unsigned long long)st.usage.cache_bytes);
+	TAP_OK(st.usage.imported_objects == 2 && st.usage.imported_bytes >= 1000 * 1024,
+	       "no limit: imported objects (a copy, a hard link) measured apart (%llu, %llu bytes)",
+	       (unsigned long long)st.usage.imported_objects,
+	       (unsigned long long)st.usage.imported_bytes);
+	TAP_IS_INT(st.usage.partial_blobs, 2, "no limit: partial blobs measured");
+	TAP_OK(hfm_metrics_get(HFM_M_STORE_OBJECTS + HFM_MO_IMPORTED) == 2 &&
+	       hfm_metrics_get(HFM_M_STORE_BYTES + HFM_MO_CACHE) == (int64_t)st.usage.cache_bytes &&
+	       hfm_metrics_get(HFM_M_STORE_SCANNED) > 0,
+	       "the pass publishes the store's gauges");
+	int64_t evicted0 = hfm_metrics_get(HFM_M_CACHE_EVICTIONS);
+	int64_t evicted_bytes0 = hfm_metrics_get(HFM_M_CACHE_EVICTED_BYTES);
 
 	/* counted: 0..3 (500 KiB) + 6, 7 (+ map) ~ 701 KiB; not 4 nor 5 */
 	o.limit = 10u << 20;
@@ -259,6 +275,13 @@ int main(void)
 	TAP_OK(exists(dir[0], oid[0]) && exists(dir[1], oid[1]) && exists(dir[3], oid[3]),
 	       "LRU: stops at the low-water mark");
 	TAP_OK(st.used_after <= 540 * 1024, "LRU: down to 90%% (%llu)", (unsigned long long)st.used_after);
+	TAP_IS_INT(hfm_metrics_get(HFM_M_CACHE_EVICTIONS) - evicted0, st.removed,
+		   "LRU: the removals are counted");
+	TAP_IS_INT(hfm_metrics_get(HFM_M_CACHE_EVICTED_BYTES) - evicted_bytes0,
+		   st.used_before - st.used_after, "LRU: and the bytes they freed");
+	TAP_OK(st.usage.cache_objects == 3 && st.usage.partial_blobs == 1,
+	       "LRU: the usage after the pass (%llu objects, %llu partial)",
+	       (unsigned long long)st.usage.cache_objects, (unsigned long long)st.usage.partial_blobs);
 	TAP_OK(exists("partial", oid[7]) && exists("partial", mapn), "a locked partial blob stays");
 	TAP_OK(exists(dir[4], oid[4]) && exists(dir[5], oid[5]), "imported objects stay");
 

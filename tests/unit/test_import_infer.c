@@ -98,12 +98,12 @@ int main(void)
 	TAP_IS_INT(hfm_imp_id_from_cache_dir(&id, "models--a--b--c"), HFM_EINVAL,
 		   "a name with -- is not the Hub's");
 
-	TAP_IS_INT(hfm_imp_id_from_name(&id, "acme/tiny", HFM_DATASET), 0, "--name org/name");
+	TAP_IS_INT(hfm_repo_id_parse(&id, HFM_DATASET, "acme/tiny"), 0, "--name org/name");
 	TAP_IS_STR(id.name, "acme/tiny", "--name kept");
 	TAP_IS_INT(id.type, HFM_DATASET, "--name takes the type given");
-	TAP_IS_INT(hfm_imp_id_from_name(&id, "gpt2", HFM_MODEL), 0, "--name canonical");
-	TAP_IS_INT(hfm_imp_id_from_name(&id, "a/b/c", HFM_MODEL), HFM_EINVAL, "three segments");
-	TAP_IS_INT(hfm_imp_id_from_name(&id, "a/", HFM_MODEL), HFM_EINVAL, "empty name");
+	TAP_IS_INT(hfm_repo_id_parse(&id, HFM_MODEL, "gpt2"), 0, "--name canonical");
+	TAP_IS_INT(hfm_repo_id_parse(&id, HFM_MODEL, "a/b/c"), HFM_EINVAL, "three segments");
+	TAP_IS_INT(hfm_repo_id_parse(&id, HFM_MODEL, "a/"), HFM_EINVAL, "empty name");
 
 	redact_is("https://user:hf_secret@huggingface.co/acme/tiny",
 		  "https://user:***@huggingface.co/acme/tiny");

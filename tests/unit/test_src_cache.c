@@ -247,6 +247,19 @@ static void test_resolve(struct hfm_source *src)
 	TAP_IS_INT(src->ops->resolve(&rc, r, SHA1, &nowait), 0, "resolve the sha");
 	TAP_IS_INT(stub_hits(hub, "/api/models/org/x/revision/" SHA1), 0,
 		   "the sha: its info was kept by the branch's answer, not asked");
+	{
+		/* a commit's info is read and parsed once: then it comes from memory */
+		char path[512], away[520];
+
+		snprintf(path, sizeof(path), "%s/meta/models/org/x/commits/" SHA1 "/info.json", root);
+		snprintf(away, sizeof(away), "%s.away", path);
+		TAP_OK(rename(path, away) == 0, "the sha: its info file moved away");
+		TAP_IS_INT(src->ops->resolve(&rc, r, SHA1, &nowait), 0, "the sha again: resolved");
+		TAP_OK(!strcmp(rc.commit, SHA1) && rc.date_ms == 1714558830250LL &&
+		       stub_hits(hub, "/api/models/org/x/revision/" SHA1) == 0,
+		       "the sha again: from memory (neither the file nor upstream)");
+		rename(away, path);
+	}
 
 	/* the branch moved upstream; the kept mapping is past its TTL */
 	info_route(rev_main, SHA2, NULL);

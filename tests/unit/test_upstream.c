@@ -442,6 +442,52 @@ static void test_retries(struct hfm_upstream *u, struct stub *sa)
 	obs_dispose(&o);
 }
 
+/* The metrics count by the transfer's kind: requests, bytes, retries, errors by why. */
+static void test_metrics(struct hfm_upstream *u)
+{
+	struct obs o;
+	struct hfm_up_request r;
+	int64_t req0 = hfm_metrics_get(HFM_M_UP_REQUESTS + HFM_UPK_API);
+	int64_t bytes0 = hfm_metrics_get(HFM_M_UP_BYTES + HFM_UPK_API);
+	int64_t retry0 = hfm_metrics_get(HFM_M_UP_RETRIES + HFM_UPK_API);
+	int64_t st0 = hfm_metrics_get(hfm_m_up_error(HFM_UPK_API, HFM_UPE_STATUS));
+	int64_t tr0 = hfm_metrics_get(hfm_m_up_error(HFM_UPK_RELAY, HFM_UPE_TRANSFER));
+	int64_t blob0 = hfm_metrics_get(HFM_M_UP_REQUESTS + HFM_UPK_BLOB);
+
+	obs_init(&o);
+	r = req_for(&o, HFM_UP_GET, url(A, "/bytes/1234"));
+	r.kind = HFM_UPK_API;
+	run(u, &o, &r);
+	obs_dispose(&o);
+	obs_init(&o);
+	r = req_for(&o, HFM_UP_GET, url(A, "/status/503"));
+	r.kind = HFM_UPK_API;
+	r.max_attempts = 2;
+	r.retry_base_ms = 10;
+	run(u, &o, &r);
+	obs_dispose(&o);
+	obs_init(&o);
+	r = req_for(&o, HFM_UP_GET, url(A, "/drop/100000"));
+	r.kind = HFM_UPK_RELAY;
+	run(u, &o, &r);
+	TAP_OK(o.rc == HFM_EUPSTREAM, "metrics: a dropped body fails");
+	obs_dispose(&o);
+	TAP_IS_INT(hfm_metrics_get(HFM_M_UP_REQUESTS + HFM_UPK_API) - req0, 2,
+		   "metrics: transfers counted by kind, a retried one once");
+	TAP_IS_INT(hfm_metrics_get(HFM_M_UP_REQUESTS + HFM_UPK_BLOB) - blob0, 0,
+		   "metrics: other kinds untouched");
+	TAP_OK(hfm_metrics_get(HFM_M_UP_BYTES + HFM_UPK_API) - bytes0 >= 1234,
+	       "metrics: body bytes by kind");
+	TAP_IS_INT(hfm_metrics_get(HFM_M_UP_RETRIES + HFM_UPK_API) - retry0, 1, "metrics: the retry");
+	TAP_IS_INT(hfm_metrics_get(hfm_m_up_error(HFM_UPK_API, HFM_UPE_STATUS)) - st0, 1,
+		   "metrics: a 503 after the retries is an error by status");
+	TAP_IS_INT(hfm_metrics_get(hfm_m_up_error(HFM_UPK_RELAY, HFM_UPE_TRANSFER)) - tr0, 1,
+		   "metrics: a cut body is an error of the transfer");
+	TAP_IS_INT(hfm_metrics_get(HFM_M_UP_IN_FLIGHT + HFM_UPK_API) +
+		   hfm_metrics_get(HFM_M_UP_IN_FLIGHT + HFM_UPK_RELAY), 0,
+		   "metrics: nothing in flight once done");
+}
+
 /* A loopback port that was free a moment ago (nobody listens on it). */
 static int free_port(void)
 {
@@ -764,6 +810,7 @@ int main(void)
 	test_flow(u);
 	test_cancel_and_errors(u);
 	test_retries(u, sa);
+	test_metrics(u);
 	test_offline(u, sa);
 	test_fetch(u);
 	{

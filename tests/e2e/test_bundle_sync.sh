@@ -116,6 +116,10 @@ V2=$(git -C "$UP/tiny" rev-parse main)
 NEW_W=$(sha256 "$UP/tiny/weights.bin")
 NEW_N=$(sha256 "$UP/tiny/new.bin")
 NEW=$(($(stat -c %s "$UP/tiny/weights.bin") + $(stat -c %s "$UP/tiny/new.bin")))
+# the upstream (a git mirror) re-reads a ref at most once a second; its
+# answer of a moment ago may still be the first revision
+up_main() { curl -s "$up_URL/api/models/acme/tiny/revision/main" | grep -q "\"$V2\""; }
+check "the upstream serves the second revision" wait_for up_main
 
 check "inside: receipt" "$HFMIRROR" receipt --repos-path "$IN" -o "$T/receipt"
 is "$("$HFMIRROR" sync -c "$T/outside.toml" -m "$T/sync.toml" --token-file "$T/token" --json \

@@ -152,12 +152,12 @@ static uint64_t get_le(const unsigned char *p, int n)
 	return v;
 }
 
-/* 1 when someone holds the map's lock (the filler); 0 when it is free. */
-static int map_locked(int map_fd)
+/* 1 when someone holds the data's lock (the filler, blobcache.c); 0 when it is free. */
+static int filler_holds(int fd)
 {
-	if (flock(map_fd, LOCK_SH | LOCK_NB) < 0)
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0)
 		return errno == EWOULDBLOCK;
-	flock(map_fd, LOCK_UN);
+	flock(fd, LOCK_UN);
 	return 0;
 }
 
@@ -172,13 +172,40 @@ void hfm_follow_free(struct hfm_follow *f)
 	free(f);
 }
 
+/*
+ * Open and check the map, if it is there yet: 0 (f->map_fd set, or still
+ * -1 when the filler has not named it yet), or an error.
+ */
+static int open_map(struct hfm_follow *f)
+{
+	unsigned char hdr[MAP_HDR];
+	char name[HFM_SHA256_HEX + 16];
+	int fd;
+
+	snprintf(name, sizeof(name), "partial/%s.map", f->oid);
+	if ((fd = openat(f->store->root_fd, name, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 0 : hfm_error_set(HFM_EIO, "%s: %s", name, strerror(errno));
+	/* named by rename once its header is written (blobcache.c) */
+	if (pread(fd, hdr, MAP_HDR, 0) != MAP_HDR || memcmp(hdr, MAP_MAGIC, 8)) {
+		close(fd);
+		return hfm_error_set(HFM_EIO, "%s: not a block map", name);
+	}
+	f->shift = (unsigned)get_le(hdr + 8, 4);
+	if (f->shift < 12 || f->shift > 30 || get_le(hdr + 16, 8) != f->size ||
+	    strncmp((const char *)hdr + 24, f->oid, strlen(f->oid))) {
+		close(fd);
+		return hfm_error_set(HFM_EINVAL, "%s is for another blob or size", name);
+	}
+	f->map_fd = fd;
+	return 0;
+}
+
 int hfm_follow_open(struct hfm_follow **out, struct hfm_followers *fs,
 		    const struct hfm_store *store, const char *oid, uint64_t size)
 {
 	struct hfm_follow *f = hfm_calloc(1, sizeof(*f));
-	unsigned char hdr[MAP_HDR];
-	char name[HFM_SHA256_HEX + 8];
-	int pfd = -1, rc;
+	char name[HFM_SHA256_HEX + 16];
+	int rc;
 
 	f->fs = fs;
 	f->store = store;
@@ -186,26 +213,15 @@ int hfm_follow_open(struct hfm_follow **out, struct hfm_followers *fs,
 	f->fd = f->map_fd = -1;
 	f->backoff_ms = BACKOFF_MIN_MS;
 	snprintf(f->oid, sizeof(f->oid), "%s", oid);
-	pfd = openat(store->root_fd, "partial", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	snprintf(name, sizeof(name), "%s.map", oid);
-	f->map_fd = pfd < 0 ? -1 : openat(pfd, name, O_RDONLY | O_CLOEXEC);
-	f->fd = pfd < 0 ? -1 : openat(pfd, oid, O_RDONLY | O_CLOEXEC);
-	if (pfd >= 0)
-		close(pfd);
-	if (f->map_fd < 0 || f->fd < 0 || !map_locked(f->map_fd)) {
+	snprintf(name, sizeof(name), "partial/%s", oid);
+	f->fd = openat(store->root_fd, name, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0 || !filler_holds(f->fd)) {
 		rc = HFM_FOLLOW_TAKEOVER;
 		goto fail;
 	}
-	if (pread(f->map_fd, hdr, MAP_HDR, 0) != MAP_HDR || memcmp(hdr, MAP_MAGIC, 8)) {
-		rc = hfm_error_set(HFM_EIO, "partial/%s.map: not a block map", oid);
+	/* no map yet: the filler has just locked the data (hfm_follow_ensure waits) */
+	if ((rc = open_map(f)))
 		goto fail;
-	}
-	f->shift = (unsigned)get_le(hdr + 8, 4);
-	if (f->shift < 12 || f->shift > 30 || get_le(hdr + 16, 8) != size ||
-	    strncmp((const char *)hdr + 24, oid, strlen(oid))) {
-		rc = hfm_error_set(HFM_EINVAL, "partial/%s.map is for another blob or size", oid);
-		goto fail;
-	}
 	*out = f;
 	return 0;
 fail:
@@ -272,22 +288,29 @@ int hfm_follow_ensure(uint64_t *avail, struct hfm_follow *f, uint64_t off, struc
 			return rc;
 		if (rc)
 			continue;
+		struct stat st;
+		if (f->map_fd < 0) {
+			if ((rc = open_map(f)))
+				return rc;
+			/* the data renamed away or removed while we waited for its map */
+			if (f->map_fd < 0 && fstat(f->fd, &st) == 0 && st.st_nlink == 0)
+				return HFM_FOLLOW_TAKEOVER;
+		}
 		uint64_t before = f->durable_end;
-		if ((rc = read_map(f)))
+		if (f->map_fd >= 0 && (rc = read_map(f)))
 			return rc;
 		if (f->durable_end > before) {
 			f->backoff_ms = BACKOFF_MIN_MS;
 			continue;
 		}
-		struct stat st;
-		if (fstat(f->map_fd, &st) == 0 && st.st_nlink == 0) {
+		if (f->map_fd >= 0 && fstat(f->map_fd, &st) == 0 && st.st_nlink == 0) {
 			/* published since the check above, or the fill ended */
 			if ((rc = follow_published(f)) != 0)
 				return rc < 0 ? rc : (*avail = f->size - off, 0);
 			return hfm_error_set(HFM_EUPSTREAM, "the fill of blob %s on another node "
 					     "ended without it", f->oid);
 		}
-		if (!map_locked(f->map_fd))
+		if (!filler_holds(f->fd))
 			return HFM_FOLLOW_TAKEOVER;
 		unsigned ms = f->backoff_ms;
 		f->backoff_ms = HFM_MIN(f->backoff_ms * 2, BACKOFF_MAX_MS);

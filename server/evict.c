@@ -344,7 +344,7 @@ static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k,
 		       struct records *r)
 {
 	char mapn[HFM_SHA256_HEX + 8];
-	int mfd, gone;
+	int dfd, gone;
 
 	if (!k->partial) {
 		/* a leased object is being served, here or by another node: kept */
@@ -354,20 +354,23 @@ static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k,
 		return gone;
 	}
 	snprintf(mapn, sizeof(mapn), "%s.map", k->name);
-	mfd = openat(pfd, mapn, O_RDWR | O_CLOEXEC);
-	if (mfd >= 0 && flock(mfd, LOCK_EX | LOCK_NB)) {
-		close(mfd);                      /* a blob cache has it open */
+	/* the blob cache of whichever process fills it holds its data's lock */
+	dfd = openat(pfd, k->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (dfd < 0)
+		return 0;                        /* published or removed since the scan */
+	if (flock(dfd, LOCK_EX | LOCK_NB)) {
+		close(dfd);
 		return 0;
 	}
-	/* no map now: published since the scan, or being made (maybe by another node) */
-	if (mfd < 0 && fresh_nomap(pfd, k->name))
+	/* no map now: published since the scan, or being made */
+	if (faccessat(pfd, mapn, F_OK, 0) && fresh_nomap(pfd, k->name)) {
+		close(dfd);
 		return 0;
+	}
 	/* the map first: data without a map reads as empty */
-	if (mfd >= 0)
-		unlinkat(pfd, mapn, 0);
+	unlinkat(pfd, mapn, 0);
 	gone = unlinkat(pfd, k->name, 0) == 0;
-	if (mfd >= 0)
-		close(mfd);                      /* drops the lock */
+	close(dfd);                              /* drops the lock */
 	if (gone)
 		records_drop(r, k->name);
 	return gone;

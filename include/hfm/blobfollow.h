@@ -2,9 +2,11 @@
  * blobfollow.h - read a partial blob that another process fills.
  *
  * Nodes of a shared store (docs/scale-out.md) fill each blob once: the
- * process that fills partial/<oid> holds the flock on its map
+ * process that fills partial/<oid> holds the flock on its data file
  * (blobcache.h), and another process that needs the same blob cannot open
- * it in its own blob cache.  It follows the fill instead: it reads the map
+ * it in its own blob cache.  The lock is on the data, which exists first:
+ * locked data with no map yet is a fill being set up, and is followed
+ * (its map waited for) rather than taken over.  It follows the fill instead: it reads the map
  * the filler keeps on disk and serves the blocks the map marks durable
  * (fdatasync'ed before their bit was set, so they are on disk for every
  * process), in order, as they become so.  Marked blocks are treated as
@@ -23,7 +25,7 @@
  *
  * End of the fill: once objects/<oid> exists the whole blob is readable (the
  * data file was renamed into place: the follower's fd reads the object).
- * When the map's flock is free while the blob is not published, the filler
+ * When the data's flock is free while the blob is not published, the filler
  * is gone (killed, or it released the blob): hfm_follow_ensure() answers
  * HFM_FOLLOW_TAKEOVER and the caller opens the blob in its own blob cache,
  * which takes the lock and resumes from the durable blocks (another

@@ -22,8 +22,8 @@
  *   LRU          least recently used first: max(atime, mtime)
  *   FIFO         oldest first: mtime (when the blob was written)
  *   LARGE_FIRST  largest first
- * In use: a partial blob whose map is locked (flock, held by the blob cache
- * of whichever process has it open) is skipped, as is partial data with no
+ * In use: a partial blob whose data file is locked (flock, held by the blob
+ * cache of whichever process fills it) is skipped, as is partial data with no
  * map younger than an hour (being created), and so is an object someone
  * serves: hfm_store_object_open() leases it (store.h) and the pass removes
  * it with hfm_store_object_remove_unleased().  The cost: a blob read for

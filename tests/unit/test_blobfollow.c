@@ -4,7 +4,7 @@
  * growing as bits are set, and a waiter woken after the backoff while it
  * does not; the filler gone (lock free) is a takeover; the blob published
  * reads whole from the object; a map gone without an object ends it.  The
- * "other process" is another open file description of the map, whose
+ * "other process" is another open file description of the data, whose
  * flock conflicts as another process's would.
  */
 #include <fcntl.h>
@@ -37,7 +37,10 @@ static void path_of(char *out, const char *suffix)
 	snprintf(out, 512, "%s/partial/%s%s", root, oid, suffix);
 }
 
-/* The data and a map with no bits, as blobcache.c lays them out; the map's fd. */
+static int data_fd = -1;
+
+/* The data and a map with no bits, as blobcache.c lays them out; the map's
+ * fd (data_fd: the data's, whose flock is the filler's). */
 static int make_partial(uint64_t size)
 {
 	char p[512];
@@ -51,7 +54,9 @@ static int make_partial(uint64_t size)
 	if (write(fd, buf, size) != (ssize_t)size)
 		abort();
 	free(buf);
-	close(fd);
+	if (data_fd >= 0)
+		close(data_fd);
+	data_fd = fd;
 	memcpy(hdr, "HFMBMAP1", 8);
 	put_le(hdr + 8, 12, 4);
 	put_le(hdr + 16, size, 8);
@@ -98,8 +103,8 @@ int main(void)
 		   "no partial blob: take it over");
 	int map = make_partial(size);
 	TAP_IS_INT(hfm_follow_open(&f, fs, store, oid, size), HFM_FOLLOW_TAKEOVER,
-		   "a map nobody locks: take it over");
-	TAP_OK(flock(map, LOCK_EX | LOCK_NB) == 0, "the filler locks its map");
+		   "data nobody locks: take it over");
+	TAP_OK(flock(data_fd, LOCK_EX | LOCK_NB) == 0, "the filler locks its data");
 	TAP_IS_INT(hfm_follow_open(&f, fs, store, oid, size + 1), HFM_EINVAL,
 		   "a map of another size is refused");
 	TAP_IS_INT(hfm_follow_open(&f, fs, store, oid, size), 0, "a locked map is followed");
@@ -124,13 +129,13 @@ int main(void)
 	TAP_OK(!hfm_follow_published(f), "not published");
 
 	/* the filler goes away (killed): its lock goes with it */
-	flock(map, LOCK_UN);
+	flock(data_fd, LOCK_UN);
 	TAP_IS_INT(hfm_follow_ensure(&avail, f, 4 * BS, NULL), HFM_FOLLOW_TAKEOVER,
 		   "the filler gone: take it over");
 	hfm_follow_free(f);
 
 	/* published: the data renamed into objects/, then the map removed */
-	flock(map, LOCK_EX | LOCK_NB);
+	flock(data_fd, LOCK_EX | LOCK_NB);
 	TAP_IS_INT(hfm_follow_open(&f, fs, store, oid, size), 0, "followed again");
 	snprintf(obj, sizeof(obj), "%s/objects/33", root);
 	mkdir(obj, 0755);
@@ -147,7 +152,7 @@ int main(void)
 
 	/* the map removed with no object (a failed verification): the end */
 	map = make_partial(size);
-	flock(map, LOCK_EX | LOCK_NB);
+	flock(data_fd, LOCK_EX | LOCK_NB);
 	TAP_IS_INT(hfm_follow_open(&f, fs, store, oid, size), 0, "a new fill followed");
 	path_of(p, ".map");
 	unlink(p);
@@ -155,6 +160,36 @@ int main(void)
 		   "its map gone without an object: the follow ends");
 	hfm_follow_free(f);
 	close(map);
+
+	/* the filler has locked its data and not named the map yet: wait for it */
+	map = make_partial(size);
+	close(map);
+	path_of(p, ".map");
+	unlink(p);
+	flock(data_fd, LOCK_EX | LOCK_NB);
+	TAP_IS_INT(hfm_follow_open(&f, fs, store, oid, size), 0,
+		   "locked data without a map yet is followed");
+	atomic_store(&woken, 0);
+	w = hfm_waiter_new(on_wake, NULL);
+	TAP_IS_INT(hfm_follow_ensure(&avail, f, 0, w), HFM_EAGAIN, "no map yet: wait");
+	for (int i = 0; i < 200 && !atomic_load(&woken); i++)
+		usleep(5000);
+	TAP_IS_INT(atomic_load(&woken), 1, "the waiter fires after the backoff");
+	hfm_waiter_unref(w);
+	map = make_partial(size);        /* the same data file, truncated in place */
+	flock(data_fd, LOCK_EX | LOCK_NB);
+	set_bits(map, 0, 1);
+	TAP_IS_INT(hfm_follow_ensure(&avail, f, 0, NULL), 0, "the map named: its blocks read");
+	TAP_OK(avail == BS, "its durable block (%llu)", (unsigned long long)avail);
+	hfm_follow_free(f);
+	close(map);
+	path_of(p, ".map");
+	unlink(p);
+	TAP_IS_INT(hfm_follow_open(&f, fs, store, oid, size), 0, "followed again, no map");
+	flock(data_fd, LOCK_UN);
+	TAP_IS_INT(hfm_follow_ensure(&avail, f, 0, NULL), HFM_FOLLOW_TAKEOVER,
+		   "the filler gone before naming its map: take it over");
+	hfm_follow_free(f);
 
 	hfm_followers_free(fs);
 	hfm_store_free(store);

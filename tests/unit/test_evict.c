@@ -237,9 +237,9 @@ int main(void)
 	char mapn[80];
 	snprintf(mapn, sizeof(mapn), "%s.map", oid[7]);
 	put("partial", mapn, 1, 0, 8000, 8000);
-	snprintf(path, sizeof(path), "%s/partial/%s", root, mapn);
+	snprintf(path, sizeof(path), "%s/partial/%s", root, oid[7]);
 	int lockfd = open(path, O_RDWR);
-	TAP_OK(lockfd >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) == 0, "map of blob 7 locked");
+	TAP_OK(lockfd >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) == 0, "data of blob 7 locked");
 
 	struct hfm_evict_opts o = { .store = store, .limit = 0, .strategy = HFM_CLEAN_LRU };
 	TAP_IS_INT(hfm_evict_pass(&st, &o), 0, "no limit: pass ok");

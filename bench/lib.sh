@@ -305,3 +305,68 @@ summary_table() {
 	}' "$results"
 	rm -f "$order"
 }
+
+# ---- the upstream and the counting relay ---------------------------------------
+
+# start_upstream: hfmirror model-bin on $tmp/data (the big file; with
+# with_many=1 also bench/many), its first sha256 done; sets sha, big_path.
+start_upstream() {
+	data=$tmp/data
+	make_big
+	[ "${with_many:-0}" = 0 ] || make_many
+	chmod -R a+rX "$data"
+	# Its access log shows what the caches asked for (kept in the output).
+	start_hfm up "hfmirror model-bin (the upstream)" model-bin --path "$data" \
+		--threads "${threads:-1}" --access-log "$tmp/up/access.log" \
+		--index "$tmp/hashindex.bin"
+	say "upstream: ${kind[up]} on port ${port[up]} (pid ${main_pid[up]})"
+	# The first request for a large file's id waits for its sha256; the
+	# cases measure transfers, not that one-time cost.
+	local i
+	for i in $(seq 600); do
+		curl -sS -m 600 -I "$(base up)/bench/big/resolve/main/model.safetensors" |
+			grep -qi '^etag:' && break
+		sleep 1
+	done
+	sha=$(commit_of bench/big)
+	big_path=/bench/big/resolve/$sha/model.safetensors
+}
+
+# commit_of REPO: the upstream's commit of REPO's main.
+commit_of() {
+	local c
+	c=$(curl -sS -f "$(base up)/api/models/$1/revision/main" |
+		sed -n 's/.*"sha":"\([0-9a-f]\{40\}\)".*/\1/p')
+	[ -n "$c" ] || die "upstream: no commit for $1"
+	echo "$c"
+}
+
+# $data/bench/many: 1000 files of 1 KiB (random: git blob ids, not LFS) in
+# 10 directories, as a repo of many small files.
+make_many() {
+	local d
+	for d in $(seq -w 0 9); do
+		mkdir -p "$data/bench/many/d$d"
+		head -c $((100 * 1024)) /dev/urandom |
+			(cd "$data/bench/many/d$d" && split -b 1024 -a 2 -d - f)
+	done
+}
+
+# start_relay: tests/e2e/faultrelay.py in front of the upstream, counting
+# the bytes it relays (relay_bytes); port[relay].
+start_relay() {
+	local d=$tmp/relay i
+	mkdir -p "$d"
+	echo pass >"$d/mode"
+	"${python:-python3}" "$top/tests/e2e/faultrelay.py" "$d/port" "${port[up]}" "$d" 2>"$d/stderr" &
+	main_pid[relay]=$!
+	started+=("$!")
+	for i in $(seq 200); do
+		[ -s "$d/port" ] && break
+		sleep 0.05
+	done
+	[ -s "$d/port" ] || die "the counting relay did not start"
+	port[relay]=$(cat "$d/port")
+}
+
+relay_bytes() { cat "$tmp/relay/bytes" 2>/dev/null || echo 0; }

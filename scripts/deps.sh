@@ -12,9 +12,10 @@ build="meson ninja-build pkg-config gcc g++ libmicrohttpd-dev libgit2-dev libssl
 # strace for the unit's system-call filter.  test_metrics_scrape: promtool
 # (prometheus; its service is not started where policy-rc.d forbids it,
 # and nothing needs it running).  chromium: the web UI's test
-# (test_ui_browser) drives it headless.
+# (test_ui_browser) drives it headless.  haproxy: test_scale_* (several nodes
+# on one store behind a balancer).
 test="curl git git-lfs python3 nodejs npm openssl procps systemd man-db groff-base strace
- prometheus chromium"
+ prometheus chromium haproxy"
 # bench/run, bench/cache: the server to compare with, the load tools and
 # the counting relay (python3), the SHA-256 reference (openssl);
 # bench/git/run: git's http-backend behind nginx through fcgiwrap, measured

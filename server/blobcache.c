@@ -447,12 +447,32 @@ static void map_name(char *out, const char *oid, const char *suffix)
 	snprintf(out, 96, "%s%s", oid, suffix);
 }
 
-/* Lock the map so a second process does not fill the same partial blob. */
-static int lock_map(struct hfm_blob *b)
+/*
+ * Lock the data file so that no second process (a node of a shared store)
+ * fills, recreates or truncates the same partial blob.  The data file, not
+ * the map: it exists first, so whoever holds its lock alone decides that a
+ * partial blob without a usable map is stale, and a process that finds it
+ * locked follows the fill instead (blobfollow.h).  The evictor takes the
+ * same lock before it removes a partial blob.
+ */
+#define MOVED 2  /* lock_data(): the name no longer names the file locked */
+
+static int lock_data(struct hfm_blob *b)
 {
-	if (flock(b->map_fd, LOCK_EX | LOCK_NB) == 0)
-		return 0;
-	return hfm_error_set(HFM_EIO, "partial blob %s is in use by another process", b->oid);
+	struct stat held, named;
+
+	if (flock(b->fd, LOCK_EX | LOCK_NB))
+		return hfm_error_set(HFM_EIO, "partial blob %s is in use by another process",
+				     b->oid);
+	/*
+	 * Opened by name, locked after: meanwhile its filler may have published
+	 * it (renamed into objects/, under this lock) and let go.  Truncating
+	 * or filling that file would write into a published object.
+	 */
+	if (fstat(b->fd, &held) || fstatat(b->bc->partial_fd, b->oid, &named, AT_SYMLINK_NOFOLLOW) ||
+	    held.st_ino != named.st_ino || held.st_dev != named.st_dev)
+		return MOVED;
+	return 0;
 }
 
 static void close_files(struct hfm_blob *b)
@@ -500,9 +520,23 @@ static int create_files(struct hfm_blob *b)
 	hash_reset(b);
 	map_name(mapn, b->oid, ".map");
 	map_name(tmpn, b->oid, ".map.tmp");
+	/* truncated only under its lock: another process may be filling it */
+	for (int tries = 0;; tries++) {
+		b->fd = openat(pfd, b->oid, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (b->fd < 0) {
+			rc = hfm_error_set(HFM_EIO, "partial/%s: %s", b->oid, strerror(errno));
+			goto fail;
+		}
+		if ((rc = lock_data(b)) == 0)
+			break;
+		close_files(b);
+		if (rc != MOVED)
+			return rc;
+		if (tries == 2)
+			return hfm_error_set(HFM_EIO, "partial/%s keeps being replaced", b->oid);
+	}
 	unlinkat(pfd, mapn, 0);
-	b->fd = openat(pfd, b->oid, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (b->fd < 0 || ftruncate(b->fd, (off_t)b->size) < 0) {
+	if (ftruncate(b->fd, 0) < 0 || ftruncate(b->fd, (off_t)b->size) < 0) {
 		rc = hfm_error_set(HFM_EIO, "partial/%s: %s", b->oid, strerror(errno));
 		goto fail;
 	}
@@ -516,8 +550,6 @@ static int create_files(struct hfm_blob *b)
 		rc = hfm_error_set(HFM_EIO, "partial/%s: %s", tmpn, strerror(errno));
 		goto fail;
 	}
-	if ((rc = lock_map(b)))
-		goto fail;
 	memset(hdr, 0, sizeof(hdr));
 	memcpy(hdr, MAP_MAGIC, 8);
 	put_le(hdr + 8, b->shift, 4);
@@ -544,8 +576,10 @@ fail:
 }
 
 /*
- * Reopen a partial blob left by an earlier run.  1 when the files are
- * consistent and loaded, 0 when they must be created afresh, or an error.
+ * Reopen a partial blob left by an earlier run (or another process).  1 when
+ * the files are consistent and loaded, 0 when they must be created afresh,
+ * MOVED when the data was renamed away meanwhile (look for the object
+ * again), or an error.
  */
 static int load_files(struct hfm_blob *b)
 {
@@ -562,13 +596,13 @@ static int load_files(struct hfm_blob *b)
 	if (b->fd < 0)
 		return errno == ENOENT ? 0 : hfm_error_set(HFM_EIO, "partial/%s: %s", b->oid,
 							   strerror(errno));
+	if ((rc = lock_data(b))) {
+		close_files(b);
+		return rc;              /* in use, or MOVED: published meanwhile? */
+	}
 	b->map_fd = openat(bc->partial_fd, mapn, O_RDWR | O_CLOEXEC);
 	if (b->map_fd < 0 || fstat(b->fd, &st) < 0 || (uint64_t)st.st_size != b->size)
 		goto stale;
-	if ((rc = lock_map(b))) {
-		close_files(b);
-		return rc;
-	}
 	n = pread(b->map_fd, hdr, sizeof(hdr), 0);
 	shift = n == (ssize_t)sizeof(hdr) ? get_le(hdr + 8, 4) : 0;
 	if (n != (ssize_t)sizeof(hdr) || memcmp(hdr, MAP_MAGIC, 8) || shift < 12 || shift > 30 ||
@@ -645,8 +679,23 @@ static void blob_destroy(struct hfm_blob *b)
 
 static void flush(struct hfm_blob *b);
 
+static int blob_load_once(struct hfm_blob *b);
+
 /* Called with bc->lock; fills a new blob from disk.  May queue a finish task. */
 static int blob_load(struct hfm_blob *b)
+{
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		rc = blob_load_once(b);
+		if (rc != MOVED)
+			return rc;
+		if (tries == 2)
+			return hfm_error_set(HFM_EIO, "partial/%s keeps being replaced", b->oid);
+	}
+}
+
+static int blob_load_once(struct hfm_blob *b)
 {
 	struct hfm_blobcache *bc = b->bc;
 	uint64_t osize;
@@ -669,7 +718,7 @@ static int blob_load(struct hfm_blob *b)
 	if (rc != HFM_ENOENT)
 		return rc;
 	rc = load_files(b);
-	if (rc < 0)
+	if (rc < 0 || rc == MOVED)
 		return rc;
 	if (rc == 0 && (rc = create_files(b)))
 		return rc;
@@ -1844,7 +1893,7 @@ static void finish(struct hfm_blob *b)
 		pthread_mutex_lock(&b->lock);
 		b->state = B_COMPLETE;
 		close(b->fd);
-		close(b->map_fd);              /* drops the flock */
+		close(b->map_fd);
 		b->fd = b->map_fd = -1;
 		fill_end(b, 0);
 		b->fill_fails = 0;

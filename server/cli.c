@@ -116,6 +116,8 @@ static void usage_common(FILE *f)
 		"                         or new ones get 503 (default: 16384)\n"
 		"  --wait-timeout SEC     longest a request waits for hashing or upstream\n"
 		"                         before 503 (default: 600)\n"
+		"  --drain-timeout SEC    on SIGTERM, stop accepting and let requests in flight\n"
+		"                         finish for up to SEC (default: 30; 0 = stop at once)\n"
 		"\n"
 		"access (docs/access.md):\n"
 		"  --tokens FILE          local users and their tokens ('hfmirror token')\n"
@@ -137,6 +139,8 @@ static void usage_upstream(FILE *f)
 		"  --cache-size-limit SIZE  e.g. 500G; evict beyond it (default: no limit)\n"
 		"  --cache-clean-strategy LRU|FIFO|LARGE_FIRST\n"
 		"  --offline              never contact the upstream; serve what is cached\n"
+		"  --read-only-store      never write the store: serve published blobs, relay\n"
+		"                         the rest uncached (a shared store, docs/scale-out.md)\n"
 		"\n");
 }
 
@@ -224,7 +228,7 @@ enum {
 	O_PUBLIC_URL, O_HELP, O_HF_SCHEME, O_HF_NETLOC, O_HF_LFS_NETLOC, O_MIRROR_SCHEME,
 	O_MIRROR_NETLOC, O_MIRROR_LFS_NETLOC, O_CACHE_LIMIT, O_CACHE_STRATEGY, O_OFFLINE,
 	O_FALLBACK, O_NO_FALLBACK, O_IGNORED_ARG, O_IGNORED_FLAG, O_TOKENS, O_NO_ANONYMOUS,
-	O_AUDIT_LOG, O_UPSTREAM_TOKENS,
+	O_AUDIT_LOG, O_UPSTREAM_TOKENS, O_READ_ONLY_STORE, O_DRAIN,
 };
 
 static const struct option longopts[] = {
@@ -262,6 +266,8 @@ static const struct option longopts[] = {
 	{ "no-anonymous", no_argument, NULL, O_NO_ANONYMOUS },
 	{ "audit-log", required_argument, NULL, O_AUDIT_LOG },
 	{ "upstream-tokens", no_argument, NULL, O_UPSTREAM_TOKENS },
+	{ "read-only-store", no_argument, NULL, O_READ_ONLY_STORE },
+	{ "drain-timeout", required_argument, NULL, O_DRAIN },
 	/* Olah flags that change nothing here (see docs/migrating-from-olah.md) */
 	{ "log-path", required_argument, NULL, O_IGNORED_ARG },
 	{ "workers", required_argument, NULL, O_IGNORED_ARG },
@@ -464,6 +470,14 @@ static int parse_flags(struct run *o, int argc, char **argv)
 			break;
 		case O_UPSTREAM_TOKENS:
 			cfg->upstream_tokens = 1;
+			break;
+		case O_READ_ONLY_STORE:
+			cfg->read_only_store = 1;
+			break;
+		case O_DRAIN:
+			if (parse_long(optarg, 0, 86400, &v))
+				rc = die_usage(o, 1, "--drain-timeout wants 0..86400 seconds, not '%s'", optarg);
+			cfg->drain_timeout = (unsigned)v;
 			break;
 		case O_IGNORED_ARG:
 		case O_IGNORED_FLAG:
@@ -724,7 +738,8 @@ static int run_server(struct run *o)
 
 	/* The store: the cache's root, and where imported mirrors live. */
 	if (use_cache) {
-		if (hfm_store_open(&store, cfg->repos_path, 1)) {
+		if (hfm_store_open(&store, cfg->repos_path,
+				   cfg->read_only_store ? HFM_STORE_READ_ONLY : HFM_STORE_CREATE)) {
 			fprintf(stderr, "%s: repos-path %s: %s\n", o->prog, cfg->repos_path, hfm_error_last());
 			goto cleanup;
 		}
@@ -874,6 +889,14 @@ static int run_server(struct run *o)
 		on_sighup(o, log_fd, hfm_server_url(srv), audit);
 	fprintf(stderr, "%s: %s, stopping\n", o->prog, strsignal(sig));
 	hfm_notify("STOPPING=1\nSTATUS=stopping (%s)", strsignal(sig));
+	/* SIGTERM drains (a balancer's node going away); Ctrl-C stops at once */
+	if (sig == SIGTERM && cfg->drain_timeout) {
+		int left = hfm_server_drain(srv, cfg->drain_timeout * 1000u);
+		fprintf(stderr, "%s: drained%s", o->prog, left ? "" : "\n");
+		if (left)
+			fprintf(stderr, " for %us; %d requests still in flight are cut off\n",
+				cfg->drain_timeout, left);
+	}
 	hfm_server_stop(srv);
 	rc = 0;
 

@@ -78,6 +78,7 @@ int hfm_config_new(struct hfm_config **out)
 	c->upstream_timeout = 30;
 	c->upstream_hold_down = 30;
 	c->evict_interval = 60;
+	c->drain_timeout = 30;
 	c->range_fill_max_size = HFM_CONFIG_DEFAULT_RANGE_FILL_MAX;
 	c->max_connections = 16384;
 	c->model_bin_rescan = 5;

@@ -666,13 +666,17 @@ void reader::ours(const toml::table &t)
 				cfg->verify_ranges_strict = i;
 		} else if (name == "upstream-hold-down") {
 			read_duration(v, key, 1, 86400, &cfg->upstream_hold_down);
+		} else if (name == "read-only-store") {
+			read_bool(v, key, &cfg->read_only_store);
+		} else if (name == "drain-timeout") {
+			read_duration(v, key, 0, 86400, &cfg->drain_timeout);
 		} else {
 			unknown(k, key, "key", { "threads", "hash-threads", "body-io", "access-log",
 				"hash-index", "metadata-ttl", "wait-timeout", "idle-timeout",
 				"head-timeout", "max-connections", "model-bin-rescan", "model-bin-prefetch",
 				"allow-gated-offline", "access-check-ttl", "upstream-timeout",
 				"evict-interval", "range-fill-max-size", "verify-ranges",
-				"upstream-hold-down" });
+				"upstream-hold-down", "read-only-store", "drain-timeout" });
 		}
 	}
 }

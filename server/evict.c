@@ -19,6 +19,7 @@
 
 #define FRESH_NOMAP_S 3600               /* partial data with no map younger than this: being made */
 #define RECORD_DIR "meta/cache-owned"    /* marks where the filesystem has no user xattrs */
+#define EVICT_LOCK "meta/evict.lock"     /* one evicting process at a time, across nodes */
 
 struct cand {
 	char name[HFM_SHA256_HEX + 4];   /* oid; objects: "xx/<oid>" */
@@ -316,6 +317,16 @@ static int cand_cmp(const void *pa, const void *pb)
 	return x < y ? -1 : x > y ? 1 : strcmp(a->name, b->name);
 }
 
+/* 1 for partial data younger than FRESH_NOMAP_S (being created), or gone. */
+static int fresh_nomap(int pfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW))
+		return 1;
+	return (int64_t)time(NULL) - (int64_t)st.st_mtim.tv_sec < FRESH_NOMAP_S;
+}
+
 /* The store's gauges (metrics.h): a pass is the one place that measures it. */
 static void publish(const struct hfm_store_usage *u)
 {
@@ -333,29 +344,60 @@ static int remove_cand(const struct hfm_store *s, int pfd, const struct cand *k,
 		       struct records *r)
 {
 	char mapn[HFM_SHA256_HEX + 8];
-	int mfd, gone;
+	int dfd, gone;
 
 	if (!k->partial) {
-		gone = unlinkat(s->objects_fd, k->name, 0) == 0;
+		/* a leased object is being served, here or by another node: kept */
+		gone = hfm_store_object_remove_unleased(s, k->name + 3) == 0;
 		if (gone)
 			records_drop(r, k->name + 3);
 		return gone;
 	}
 	snprintf(mapn, sizeof(mapn), "%s.map", k->name);
-	mfd = openat(pfd, mapn, O_RDWR | O_CLOEXEC);
-	if (mfd >= 0 && flock(mfd, LOCK_EX | LOCK_NB)) {
-		close(mfd);                      /* a blob cache has it open */
+	/* the blob cache of whichever process fills it holds its data's lock */
+	dfd = openat(pfd, k->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (dfd < 0)
+		return 0;                        /* published or removed since the scan */
+	if (flock(dfd, LOCK_EX | LOCK_NB)) {
+		close(dfd);
+		return 0;
+	}
+	/* no map now: published since the scan, or being made */
+	if (faccessat(pfd, mapn, F_OK, 0) && fresh_nomap(pfd, k->name)) {
+		close(dfd);
 		return 0;
 	}
 	/* the map first: data without a map reads as empty */
-	if (mfd >= 0)
-		unlinkat(pfd, mapn, 0);
+	unlinkat(pfd, mapn, 0);
 	gone = unlinkat(pfd, k->name, 0) == 0;
-	if (mfd >= 0)
-		close(mfd);                      /* drops the lock */
+	close(dfd);                              /* drops the lock */
 	if (gone)
 		records_drop(r, k->name);
 	return gone;
+}
+
+/*
+ * The store's evict lock, taken without waiting: an fd holding it, or -1
+ * when another process (a node sharing the store) holds it or it cannot be
+ * had.  Where locks do not work across nodes (NFS mounted nolock) every
+ * node may evict at once: each still leaves leased and locked blobs alone.
+ */
+static int evict_lock(const struct hfm_store *s, int *busy)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd;
+
+	*busy = 0;
+	if (hfm_store_mkdirs(s, "meta"))
+		return -1;
+	fd = openat(s->root_fd, EVICT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return fd;
+	*busy = errno == EAGAIN || errno == EACCES;
+	close(fd);
+	return -1;
 }
 
 int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
@@ -365,9 +407,15 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 	struct records r;
 	unsigned pct = o->low_pct && o->low_pct <= 100 ? o->low_pct : 90;
 	uint64_t low;
-	int pfd;
+	int pfd, lfd, busy;
 
 	memset(out, 0, sizeof(*out));
+	if ((lfd = evict_lock(o->store, &busy)) < 0 && busy) {
+		out->skipped = 1;
+		hfm_log(o->log, o->log_cls, HFM_LOG_DEBUG,
+			"evict: another process of the store is evicting; this round is skipped");
+		return 0;
+	}
 	low = o->limit / 100 * pct + o->limit % 100 * pct / 100;
 	pfd = openat(o->store->root_fd, "partial", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	records_load(&r, o->store);
@@ -381,16 +429,19 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 		qsort(c.v, c.n, sizeof(*c.v), cand_cmp);
 		pthread_mutex_unlock(&sort_lock);
 		for (size_t i = 0; i < c.n && out->used_after > low; i++) {
-			if (!remove_cand(o->store, pfd, &c.v[i], &r))
+			if (!remove_cand(o->store, pfd, &c.v[i], &r)) {
+				out->in_use++;
 				continue;
+			}
 			cand_gone(&c, &c.v[i]);
 			out->used_after -= c.v[i].bytes;
 			out->removed++;
 		}
 		hfm_log(o->log, o->log_cls, HFM_LOG_INFO,
-			"evict: %llu files, %llu -> %llu bytes (limit %llu)",
+			"evict: %llu files, %llu -> %llu bytes (limit %llu), %llu in use kept",
 			(unsigned long long)out->removed, (unsigned long long)out->used_before,
-			(unsigned long long)out->used_after, (unsigned long long)o->limit);
+			(unsigned long long)out->used_after, (unsigned long long)o->limit,
+			(unsigned long long)out->in_use);
 	}
 	out->usage = c.use;
 	publish(&c.use);
@@ -398,6 +449,8 @@ int hfm_evict_pass(struct hfm_evict_stats *out, const struct hfm_evict_opts *o)
 	records_dispose(&r);
 	if (pfd >= 0)
 		close(pfd);
+	if (lfd >= 0)
+		close(lfd);                      /* drops the evict lock */
 	free(c.v);
 	return 0;
 }
@@ -452,14 +505,10 @@ static void *evictor_main(void *arg)
 /* 1 when files on the store's filesystem take user xattrs (or it cannot tell). */
 static int xattrs_work(const struct hfm_store *s, int *err)
 {
-	char name[48] = "";
-	int fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), ok;
+	char name[96];
+	int fd, ok;
 
-	if (fd < 0) {
-		snprintf(name, sizeof(name), ".xattr-probe.%ld", (long)getpid());
-		fd = openat(s->tmp_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	}
-	if (fd < 0)
+	if (hfm_store_scratch(&fd, name, s))
 		return 1;
 	ok = fsetxattr(fd, HFM_EVICT_XATTR, "1", 1, 0) == 0;
 	*err = errno;

@@ -27,6 +27,33 @@ static int h_health(struct hfm_call *c)
 	return hfm_reply_json(c->req, 200, &b);
 }
 
+/*
+ * For a load balancer's health check: 200 when every source can answer
+ * (the cache: its store writable, its upstream not held down), 503 when one
+ * cannot or the node is draining (SIGTERM), so that the balancer sends new
+ * requests elsewhere while the ones in flight finish here.
+ */
+static int h_ready(struct hfm_call *c)
+{
+	const struct hfm_catalog *cat = c->app->catalog;
+	struct hfm_buf b = HFM_BUF_INIT(4096);
+	const char *why = NULL;
+
+	if (hfm_server_draining(hfm_req_server(c->req)))
+		why = "draining";
+	for (size_t i = 0; !why && i < cat->nsources; i++) {
+		const struct hfm_source *s = cat->sources[i];
+		if (s->ops->ready && s->ops->ready(cat->sources[i]))
+			why = hfm_error_last();
+	}
+	hfm_buf_puts(&b, why ? "{\"status\":\"unavailable\",\"reason\":" : "{\"status\":\"ready\"");
+	if (why)
+		hfm_buf_json_str(&b, why);
+	hfm_buf_puts(&b, "}");
+	hfm_req_add_header(c->req, "Cache-Control", "no-store");
+	return hfm_reply_json(c->req, why ? 503 : 200, &b);
+}
+
 /* Every module's series (metrics.h); docs/metrics.md lists them. */
 static int h_metrics(struct hfm_call *c)
 {
@@ -58,6 +85,7 @@ static enum hfm_m_route route_class(enum hfm_route_kind k)
 	case HFM_R_RAW:
 		return HFM_MR_FILE;
 	case HFM_R_HEALTH:
+	case HFM_R_READY:
 		return HFM_MR_HEALTH;
 	case HFM_R_METRICS:
 		return HFM_MR_METRICS;
@@ -95,6 +123,8 @@ static int dispatch(struct hfm_call *c)
 		return hfm_h_file(c);
 	case HFM_R_HEALTH:
 		return h_health(c);
+	case HFM_R_READY:
+		return h_ready(c);
 	case HFM_R_METRICS:
 		return h_metrics(c);
 	case HFM_R_API_WHOAMI:
@@ -107,7 +137,8 @@ static int dispatch(struct hfm_call *c)
 /* Routes anyone may ask, token or not: health checks, CORS preflights. */
 static int open_route(const struct hfm_call *c)
 {
-	return c->route.kind == HFM_R_HEALTH || hfm_req_method(c->req) == HFM_M_OPTIONS;
+	return c->route.kind == HFM_R_HEALTH || c->route.kind == HFM_R_READY ||
+	       hfm_req_method(c->req) == HFM_M_OPTIONS;
 }
 
 /*

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "hfm/fsutil.h"
@@ -35,7 +36,8 @@ struct slot {
 
 struct hfm_hashindex {
 	pthread_mutex_t lock;
-	int fd;                    /* -1: memory only */
+	char *path;
+	int fd;                    /* -1: memory only; O_APPEND */
 	struct slot *slots;
 	size_t cap, count;
 };
@@ -143,12 +145,48 @@ static void encode(unsigned char *r, const struct hfm_hash_key *k, const uint8_t
 	put_u64(r + 96, fnv1a(r, 96));
 }
 
-/* Rewrite the file with one record per live entry (tmp + rename). */
-static void compact(struct hfm_hashindex *idx, const char *path)
+/*
+ * Several processes (nodes of a shared store, the importer) append to one
+ * file.  Every change of the file happens under an exclusive lock on it: an
+ * open file description lock (local filesystems, NFSv4, CephFS, Lustre with
+ * -o flock; F_SETLKW where the kernel has none), so a record is one write
+ * that no other writer interleaves with, on NFS too where O_APPEND alone is
+ * not atomic across clients.  A compaction renames a new file over the
+ * path; a writer that finds its file replaced reopens the path first.
+ */
+static int lock_file(int fd, short type)
 {
-	char *tmp = hfm_asprintf("%s.tmp.%ld", path, (long)getpid());
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+	int rc;
+
+	do
+		rc = fcntl(fd, F_OFD_SETLKW, &fl);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0 && errno == EINVAL) {
+		do
+			rc = fcntl(fd, F_SETLKW, &fl);
+		while (rc < 0 && errno == EINTR);
+	}
+	return rc;
+}
+
+static void unlock_file(int fd)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0)
+		fcntl(fd, F_SETLK, &fl);
+}
+
+/* Rewrite the file with one record per live entry (tmp + rename); under the lock. */
+static int compact(struct hfm_hashindex *idx, const char *path)
+{
+	char host[64] = "";
+	gethostname(host, sizeof(host) - 1);
+	char *tmp = hfm_asprintf("%s.tmp.%.40s.%ld", path, host, (long)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	unsigned char hdr[HDR_SIZE] = HDR, rec[REC_SIZE];
+	int rc = -1;
 	size_t i;
 
 	if (fd < 0)
@@ -166,12 +204,14 @@ static void compact(struct hfm_hashindex *idx, const char *path)
 	if (fsync(fd) || rename(tmp, path))
 		goto fail;
 	close(fd);
+	rc = 0;
 	goto out;
 fail:
 	close(fd);
 	unlink(tmp);
 out:
 	free(tmp);
+	return rc;
 }
 
 static int mkdir_parent(const char *path)
@@ -192,14 +232,77 @@ static int mkdir_parent(const char *path)
 	return 0;
 }
 
+static int rec_valid(const unsigned char *rec)
+{
+	return get_u32(rec) == REC_MAGIC && get_u64(rec + 96) == fnv1a(rec, 96);
+}
+
+/*
+ * The first `n` bytes of a file whose header is not HDR: is it an index
+ * whose header a crash tore (each byte HDR's or zero: a write cut short, or
+ * blocks allocated but never written) or whose first record is intact?
+ * Then it is rebuilt; anything else is someone's file and is left alone.
+ */
+static int torn_header(const unsigned char *p, size_t n)
+{
+	static const unsigned char hdr[HDR_SIZE] = HDR;
+	size_t i;
+
+	if (n >= HDR_SIZE + REC_SIZE && rec_valid(p + HDR_SIZE))
+		return 1;
+	for (i = 0; i < n && i < HDR_SIZE; i++)
+		if (p[i] != hdr[i] && p[i] != 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * Read every record of the `n` bytes at `p` (the header skipped).  A record
+ * that does not check (torn by a crash mid-append, bit rot) is skipped and
+ * the reader finds the next one that does, byte by byte, so a torn record
+ * in the middle costs only itself.  Returns how many damaged stretches.
+ */
+static size_t load(struct hfm_hashindex *idx, const unsigned char *p, size_t n, size_t *records)
+{
+	size_t off = HDR_SIZE, bad = 0;
+	int in_bad = 0;
+
+	while (off + REC_SIZE <= n) {
+		const unsigned char *rec = p + off;
+		if (!rec_valid(rec)) {
+			bad += !in_bad;
+			in_bad = 1;
+			off++;
+			continue;
+		}
+		in_bad = 0;
+		struct hfm_hash_key k = {
+			get_u64(rec + 8), get_u64(rec + 16), get_u64(rec + 24),
+			(int64_t)get_u64(rec + 32)
+		};
+		mem_put(idx, &k, rec + 40, rec + 60, get_u32(rec + 4) & 1);
+		(*records)++;
+		off += REC_SIZE;
+	}
+	if (off < n && !in_bad)
+		bad++;                   /* a torn record at the end */
+	return bad;
+}
+
+/* Open (or reopen after another process compacted) the file for appends. */
+static int open_append(const char *path)
+{
+	return open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+}
+
 int hfm_hashindex_open(struct hfm_hashindex **out, const char *path, const char **warning)
 {
 	struct hfm_hashindex *idx = hfm_calloc(1, sizeof(*idx));
-	unsigned char hdr[HDR_SIZE], rec[REC_SIZE];
+	static const unsigned char hdr[HDR_SIZE] = HDR;
 	size_t records = 0, bad = 0;
-	off_t good_end = HDR_SIZE;
+	unsigned char *map = NULL;
+	int rebuild = 0, fd = -1;
 	struct stat st;
-	ssize_t n;
 
 	pthread_mutex_init(&idx->lock, NULL);
 	idx->fd = -1;
@@ -209,70 +312,101 @@ int hfm_hashindex_open(struct hfm_hashindex **out, const char *path, const char 
 	*out = idx;
 	if (!path)
 		return 0;
+	idx->path = hfm_strdup(path);
 	if (mkdir_parent(path) < 0 ||
-	    (idx->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
 		if (warning)
 			*warning = "cannot open the hash index file; hashes are kept in memory only";
 		return 0;
 	}
-	if (fstat(idx->fd, &st) == 0 && st.st_size == 0) {
-		memcpy(hdr, HDR, 8);
-		memset(hdr + 8, 0, 8);
-		if (hfm_write_all(idx->fd, hdr, HDR_SIZE))
+	if (lock_file(fd, F_WRLCK) < 0 || fstat(fd, &st) < 0)
+		goto unusable;
+	if (st.st_size > 0) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED)
 			goto unusable;
-		goto ready;
 	}
-	if (pread(idx->fd, hdr, HDR_SIZE, 0) != HDR_SIZE || memcmp(hdr, HDR, 8)) {
+	if (st.st_size >= HDR_SIZE && !memcmp(map, HDR, 8)) {
+		bad = load(idx, map, (size_t)st.st_size, &records);
+	} else if (st.st_size > 0 && torn_header(map, (size_t)st.st_size)) {
+		/* a crash while the file was made: rebuilt from what checks */
+		load(idx, map, (size_t)st.st_size, &records);
+		rebuild = 1;
 		if (warning)
-			*warning = "the hash index file is not an hfmirror index; "
+			*warning = "the hash index's header was torn (a crash while it was made); "
+				   "rebuilt from its intact records";
+	} else if (st.st_size > 0) {
+		if (warning)
+			*warning = "the hash index file is not an hfmirror index (left alone); "
 				   "hashes are kept in memory only";
-		close(idx->fd);
-		idx->fd = -1;
+		munmap(map, (size_t)st.st_size);
+		close(fd);
 		return 0;
 	}
-	for (;;) {
-		n = pread(idx->fd, rec, REC_SIZE, good_end);
-		if (n < REC_SIZE)
-			break;
-		good_end += REC_SIZE;
-		if (get_u32(rec) != REC_MAGIC || get_u64(rec + 96) != fnv1a(rec, 96)) {
-			bad++;
-			continue;
-		}
-		{
-			struct hfm_hash_key k = {
-				get_u64(rec + 8), get_u64(rec + 16), get_u64(rec + 24),
-				(int64_t)get_u64(rec + 32)
-			};
-			mem_put(idx, &k, rec + 40, rec + 60, get_u32(rec + 4) & 1);
-		}
-		records++;
-	}
-	if (n > 0)
-		bad++; /* a torn record at the end */
+	if (map)
+		munmap(map, (size_t)st.st_size);
 	if (bad && warning)
 		*warning = "the hash index had damaged records; they were dropped";
-	/* Compact when mostly dead, or damaged, so appends land on a clean end. */
-	if (bad || records > 2 * idx->count + 1024) {
-		close(idx->fd);
-		compact(idx, path);
-		idx->fd = open(path, O_RDWR | O_CLOEXEC);
-		if (idx->fd < 0)
+	if (st.st_size == 0) {
+		if (hfm_write_all(fd, hdr, HDR_SIZE))
+			goto unusable;
+	} else if (rebuild || bad || records > 2 * idx->count + 1024) {
+		/* compact when damaged or mostly dead, so appends land on a clean end */
+		if (compact(idx, path) < 0)
 			goto unusable;
 	}
-ready:
-	if (lseek(idx->fd, 0, SEEK_END) < 0)
+	unlock_file(fd);
+	close(fd);
+	/* from here on, every record is one O_APPEND write under the lock */
+	if ((idx->fd = open_append(path)) < 0)
 		goto unusable;
-	/* from here on, every record is one O_APPEND write */
-	fcntl(idx->fd, F_SETFL, fcntl(idx->fd, F_GETFL) | O_APPEND);
 	return 0;
 unusable:
+	if (fd >= 0)
+		close(fd);
 	if (idx->fd >= 0)
 		close(idx->fd);
 	idx->fd = -1;
 	if (warning)
 		*warning = "cannot write the hash index file; hashes are kept in memory only";
 	return 0;
+}
+
+/*
+ * Append one record, with the file locked: reopened first if another
+ * process compacted it (renamed a new file over the path), and padded to a
+ * record boundary if a writer died mid-record, so the next reader finds
+ * every later record where it expects it.
+ */
+static int append(struct hfm_hashindex *idx, const unsigned char *rec)
+{
+	static const unsigned char zeros[REC_SIZE];
+	struct stat fst, pst;
+	int rc = -1;
+
+	for (int tries = 0; tries < 4; tries++) {
+		if (lock_file(idx->fd, F_WRLCK) < 0)
+			return -1;
+		if (fstat(idx->fd, &fst) == 0 && stat(idx->path, &pst) == 0 &&
+		    fst.st_ino == pst.st_ino && fst.st_dev == pst.st_dev)
+			break;
+		unlock_file(idx->fd);
+		int nfd = open_append(idx->path);
+		if (nfd < 0)
+			return -1;
+		close(idx->fd);
+		idx->fd = nfd;
+		fst.st_size = -1;
+	}
+	if (fst.st_size < HDR_SIZE)
+		goto out;
+	size_t torn = (size_t)(fst.st_size - HDR_SIZE) % REC_SIZE;
+	if (torn && hfm_write_all(idx->fd, zeros, REC_SIZE - torn))
+		goto out;
+	rc = hfm_write_all(idx->fd, rec, REC_SIZE) ? -1 : 0;
+out:
+	unlock_file(idx->fd);
+	return rc;
 }
 
 void hfm_hashindex_free(struct hfm_hashindex *idx)
@@ -282,6 +416,7 @@ void hfm_hashindex_free(struct hfm_hashindex *idx)
 	if (idx->fd >= 0)
 		close(idx->fd);
 	pthread_mutex_destroy(&idx->lock);
+	free(idx->path);
 	free(idx->slots);
 	free(idx);
 }
@@ -325,7 +460,7 @@ int hfm_hashindex_put(struct hfm_hashindex *idx, const struct hfm_hash_key *k,
 	mem_put(idx, k, sha1, sha256, rec->binary);
 	if (idx->fd >= 0) {
 		encode(r, k, sha1, sha256, rec->binary);
-		if (hfm_write_all(idx->fd, r, REC_SIZE))
+		if (append(idx, r))
 			rc = HFM_EIO;
 	}
 	pthread_mutex_unlock(&idx->lock);

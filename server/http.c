@@ -83,6 +83,7 @@ struct hfm_server {
 
 	atomic_ullong n_rejected;            /* heads refused here (the edge counts its own) */
 	atomic_uint inflight;
+	atomic_int draining;                 /* hfm_server_drain() began: no new connections */
 	struct hfm_metrics_probe probe;      /* the edge's counts and inflight, for /metrics */
 };
 
@@ -318,6 +319,9 @@ static void queue_headers(struct hfm_req *r, struct MHD_Response *resp)
 {
 	for (size_t i = 0; i < r->nhdrs; i++)
 		MHD_add_response_header(resp, r->hdrs[i].key, r->hdrs[i].val);
+	/* a kept-alive client of a draining node reconnects, through the balancer, elsewhere */
+	if (atomic_load(&r->srv->draining))
+		MHD_add_response_header(resp, "Connection", "close");
 }
 
 static struct MHD_Response *buf_response(struct hfm_buf *b)
@@ -1500,6 +1504,27 @@ cleanup:
 }
 
 const char *hfm_server_url(const struct hfm_server *s) { return s->url; }
+
+int hfm_server_drain(struct hfm_server *s, unsigned timeout_ms)
+{
+	uint64_t until = hfm_mono_ns() + (uint64_t)timeout_ms * 1000000;
+	unsigned left;
+
+	if (!s)
+		return 0;
+	atomic_store(&s->draining, 1);
+	hfm_edge_stop(s->edge);               /* stop accepting; close held heads */
+	/* Requests in flight (also those waiting on the upstream, and bodies being
+	 * sent) finish on the library's threads; nothing here needs waking. */
+	while ((left = atomic_load(&s->inflight)) > 0 && hfm_mono_ns() < until)
+		usleep(20000);
+	return (int)left;
+}
+
+int hfm_server_draining(struct hfm_server *s)
+{
+	return s && atomic_load(&s->draining);
+}
 
 void hfm_server_stop(struct hfm_server *s)
 {

@@ -423,6 +423,8 @@ int hfm_route_parse(struct hfm_route *out, const char *raw)
 		rc = parse_api(out, &s);
 	else if (s.n == 1 && seg_is(&s, 0, "healthz"))
 		return out->kind = HFM_R_HEALTH, 0;
+	else if (s.n == 1 && seg_is(&s, 0, "readyz"))
+		return out->kind = HFM_R_READY, 0;
 	else if (s.n == 1 && seg_is(&s, 0, "metrics"))
 		return out->kind = HFM_R_METRICS, 0;
 	else if (s.n == 2 && seg_is(&s, 0, "-"))      /* no repo name starts with '-' */

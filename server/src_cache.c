@@ -21,6 +21,7 @@
 #include "hfm/hash.h"
 #include "hfm/ident.h"
 #include "hfm/src_cache.h"
+#include "hfm/blobfollow.h"
 #include "hfm/stream.h"
 #include "hfm/ttlmap.h"
 #include "hfm/upstream.h"
@@ -92,6 +93,7 @@ struct cachesrc {
 	struct hfm_evictor *evictor;     /* with a limit or measure_store; its passes measure the store */
 	uint64_t size_limit;             /* what the evictor keeps to; 0 = none */
 	struct hfm_metrics_probe probe;  /* the blob cache's and upstream's state */
+	struct hfm_followers *followers; /* blobs other nodes of the store fill */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;             /* a GET finished (blocking callers) */
 	struct api_get *gets;            /* in flight, or finished within GET_KEEP_NS */
@@ -161,52 +163,77 @@ static void strip_xet(cJSON *j)
 	}
 }
 
-/* Read <store>/<rel> into out; *mtime_ms (may be NULL) gets its mtime. */
+/*
+ * Read <store>/<rel> into out; *mtime_ms (may be NULL) gets its mtime.
+ * Another node may rename a new version over it meanwhile: the open file
+ * stays the old version on a local filesystem, while NFS may answer ESTALE
+ * for a handle replaced under it; the read is then tried again by name.
+ */
 static int meta_read(struct hfm_buf *out, struct cachesrc *cs, const char *rel, int64_t *mtime_ms)
 {
 	struct stat st;
-	int fd = openat(cs->store->root_fd, rel, O_RDONLY | O_CLOEXEC);
+	size_t at = out->len;
+	ssize_t n = -1;
+	int fd = -1;
 
-	if (fd < 0)
-		return HFM_ENOENT;
-	if (fstat(fd, &st) || (uint64_t)st.st_size > TOTAL_MAX) {
+	for (int tries = 0; tries < 3 && n < 0; tries++) {
+		if ((fd = openat(cs->store->root_fd, rel, O_RDONLY | O_CLOEXEC)) < 0) {
+			if (errno == ESTALE)
+				continue;
+			return HFM_ENOENT;
+		}
+		if (fstat(fd, &st) || (uint64_t)st.st_size > TOTAL_MAX) {
+			if (errno == ESTALE) {
+				close(fd);
+				continue;
+			}
+			close(fd);
+			return hfm_error_set(HFM_EIO, "cannot read %s", rel);
+		}
+		char *p = hfm_buf_reserve(out, (size_t)st.st_size);
+		n = p ? pread(fd, p, (size_t)st.st_size, 0) : -1;
 		close(fd);
-		return hfm_error_set(HFM_EIO, "cannot read %s", rel);
+		if (n < 0 && (!p || errno != ESTALE))
+			break;
 	}
-	char *p = hfm_buf_reserve(out, (size_t)st.st_size);
-	ssize_t n = p ? pread(fd, p, (size_t)st.st_size, 0) : -1;
-	close(fd);
 	if (n != st.st_size)
 		return hfm_error_set(HFM_EIO, "cannot read %s", rel);
-	out->len += (size_t)n;
+	out->len = at + (size_t)n;
 	out->ptr[out->len] = '\0';
 	if (mtime_ms)
 		*mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 	return 0;
 }
 
-/* Write <store>/<rel> atomically (temporary name, rename). */
+/*
+ * Write <store>/<rel> atomically: staged under tmp/ (which the store sweeps
+ * of a crash's leftovers) by a name no other process of any node uses, then
+ * renamed over the old version.  Several nodes may write the same answer at
+ * once; the last rename wins and each is whole.
+ */
 static int meta_write(struct cachesrc *cs, const char *rel, const char *data, size_t n)
 {
-	char dir[HFM_PATH_MAX], tmp[HFM_PATH_MAX + 64];
-	static atomic_uint seq;
+	char dir[HFM_PATH_MAX], tmp[96];
 	const char *slash = strrchr(rel, '/');
 	int fd, rc = 0;
 
+	if (cs->store->read_only)
+		return 0;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - rel), rel);
 	if (hfm_store_mkdirs(cs->store, dir))
 		return hfm_error_set(HFM_EIO, "mkdir %s: %s", dir, strerror(errno));
-	snprintf(tmp, sizeof(tmp), "%s.%d.%u.tmp", rel, (int)getpid(), atomic_fetch_add(&seq, 1));
-	fd = openat(cs->store->root_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	hfm_store_tmp_name(tmp, "meta");
+	fd = openat(cs->store->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return hfm_error_set(HFM_EIO, "create %s: %s", tmp, strerror(errno));
+		return hfm_error_set(HFM_EIO, "create %s/tmp/%s: %s", cs->store->root, tmp,
+				     strerror(errno));
 	if (hfm_write_all(fd, data, n) || fdatasync(fd))
-		rc = hfm_error_set(HFM_EIO, "write %s: %s", tmp, strerror(errno));
+		rc = hfm_error_set(HFM_EIO, "write %s/tmp/%s: %s", cs->store->root, tmp, strerror(errno));
 	close(fd);
-	if (!rc && renameat(cs->store->root_fd, tmp, cs->store->root_fd, rel))
+	if (!rc && renameat(cs->store->tmp_fd, tmp, cs->store->root_fd, rel))
 		rc = hfm_error_set(HFM_EIO, "rename %s: %s", rel, strerror(errno));
 	if (rc)
-		unlinkat(cs->store->root_fd, tmp, 0);
+		unlinkat(cs->store->tmp_fd, tmp, 0);
 	return rc;
 }
 
@@ -765,7 +792,8 @@ static int cache_repo_open(struct hfm_repo **out, struct hfm_source *src,
 	r->base.src = src;
 	r->base.id = *id;
 	r->cs = cs;
-	r->cache_ok = !cs->rules || hfm_rules_allow(cs->rules, id->name);
+	/* a read-only store relays what it lacks, as for a repo the rules keep out */
+	r->cache_ok = !cs->store->read_only && (!cs->rules || hfm_rules_allow(cs->rules, id->name));
 	r->restricted = R_UNKNOWN;
 	snprintf(r->dir, sizeof(r->dir), "meta/%s/%s", hfm_repo_type_plural(id->type), id->name);
 	*out = &r->base;
@@ -1444,6 +1472,18 @@ static int cache_open(struct hfm_body *out, struct hfm_repo *base, const char *c
 
 /* ---- the source ------------------------------------------------------------------ */
 
+static int cache_ready(struct hfm_source *src)
+{
+	struct cachesrc *cs = (struct cachesrc *)src;
+	int rc;
+
+	if ((rc = hfm_store_check(cs->store)))
+		return rc;
+	if (!cs->offline && hfm_up_unreachable(cs->up))
+		return hfm_error_set(HFM_EUNAVAIL, "the upstream %s is unreachable", cs->up_url);
+	return 0;
+}
+
 static void cache_free(struct hfm_source *src)
 {
 	struct cachesrc *cs = (struct cachesrc *)src;
@@ -1458,6 +1498,7 @@ static void cache_free(struct hfm_source *src)
 		hfm_up_free(cs->up);
 	if (cs->bc)
 		hfm_blobcache_free(cs->bc);
+	hfm_followers_free(cs->followers);
 	if (cs->bf)
 		hfm_blobfetch_free(cs->bf);
 	while (cs->gets) {
@@ -1574,6 +1615,7 @@ static const struct hfm_source_ops cache_ops = {
 	.whoami = cache_whoami,
 	.list_repos = cache_list_repos,
 	.status = cache_status,
+	.ready = cache_ready,
 	.free = cache_free,
 };
 
@@ -1607,7 +1649,7 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	while (l && cs->up_url[l - 1] == '/')
 		cs->up_url[--l] = '\0';
 	cs->base.label = hfm_asprintf("%s -> %s%s", cs->up_url, o->store->root,
-				      o->offline ? " (offline)" : "");
+				      o->offline ? " (offline)" : o->store->read_only ? " (read-only store)" : "");
 	cs->store = o->store;
 	cs->offline = o->offline;
 	cs->ttl = o->metadata_ttl;
@@ -1638,9 +1680,10 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 	if ((rc = hfm_blobfetch_new(&cs->bf, cs->up, &fo)))
 		goto fail;
 	/* Without a limit (or offline, where nothing grows) its passes only
-	 * measure the store for /metrics. */
-	cs->size_limit = o->offline ? 0 : o->size_limit;
-	if (cs->size_limit || o->measure_store) {
+	 * measure the store for /metrics; a read-only store is never evicted
+	 * from, nor measured (the evict lock is a file in it). */
+	cs->size_limit = o->offline || o->store->read_only ? 0 : o->size_limit;
+	if (cs->size_limit || (o->measure_store && !o->store->read_only)) {
 		struct hfm_evict_opts eo = {
 			.store = o->store,
 			.limit = cs->size_limit,
@@ -1665,13 +1708,18 @@ int hfm_cachesrc_new(struct hfm_source **out, const struct hfm_cachesrc_opts *o)
 		.log = o->log,
 		.log_cls = o->log_cls,
 	};
-	if ((rc = hfm_blobcache_new(&cs->bc, o->store, &bo)))
+	/* a read-only store has no blob cache: what is not published is relayed */
+	if (!o->store->read_only && (rc = hfm_blobcache_new(&cs->bc, o->store, &bo)))
+		goto fail;
+	if (!o->store->read_only && (rc = hfm_followers_new(&cs->followers)))
 		goto fail;
 	cs->streams = (struct hfm_stream_cache){
 		.bc = cs->bc,
 		.up = cs->up,
 		.range_fill_max = o->range_fill_max,
 		.strict = o->strict_ranges,
+		.followers = cs->followers,
+		.store = o->store,
 	};
 	cs->probe = (struct hfm_metrics_probe){ .read = cache_probe, .cls = cs };
 	hfm_metrics_probe_add(&cs->probe);

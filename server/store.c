@@ -67,8 +67,10 @@ static void sweep_tmp(int tmp_fd)
 	closedir(d);
 }
 
-int hfm_store_open(struct hfm_store **out, const char *root, int create)
+int hfm_store_open(struct hfm_store **out, const char *root, int flags)
 {
+	int read_only = (flags & HFM_STORE_READ_ONLY) != 0;
+	int create = (flags & HFM_STORE_CREATE) && !read_only;
 	struct hfm_store *s;
 	char real[PATH_MAX];
 	int rc;
@@ -79,6 +81,7 @@ int hfm_store_open(struct hfm_store **out, const char *root, int create)
 		return hfm_error_set(HFM_EIO, "store %s: %s", root, strerror(errno));
 	s = hfm_calloc(1, sizeof(*s));
 	s->root = hfm_strdup(real);
+	s->read_only = read_only;
 	s->objects_fd = s->tmp_fd = -1;
 	s->root_fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->root_fd < 0) {
@@ -93,12 +96,13 @@ int hfm_store_open(struct hfm_store **out, const char *root, int create)
 	}
 	s->objects_fd = openat(s->root_fd, "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	s->tmp_fd = openat(s->root_fd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->objects_fd < 0 || s->tmp_fd < 0) {
+	if (s->objects_fd < 0 || (s->tmp_fd < 0 && !read_only)) {
 		rc = hfm_error_set(HFM_EIO, "store %s: not a store (objects/ and tmp/ "
 				   "missing); create it with hfmirror-import --store", real);
 		goto fail;
 	}
-	sweep_tmp(s->tmp_fd);
+	if (!read_only)
+		sweep_tmp(s->tmp_fd);
 	*out = s;
 	return 0;
 fail:
@@ -137,6 +141,21 @@ void hfm_store_object_path(struct hfm_buf *out, const struct hfm_store *s, const
 	hfm_buf_printf(out, "%s/objects/%.2s/%s", s->root, oid, oid);
 }
 
+/*
+ * Take the shared lease on an object just opened (store.h): 0, or 1 when
+ * the evictor holds it exclusively (it is being removed: open again).
+ * Without lock support (no OFD locks, an NFS mount with nolock) the object
+ * is served unleased.
+ */
+static int lease(int fd)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	return errno == EAGAIN || errno == EACCES;
+}
+
 int hfm_store_object_open(int *fd, uint64_t *size, const struct hfm_store *s, const char *oid)
 {
 	char rel[80];
@@ -146,18 +165,109 @@ int hfm_store_object_open(int *fd, uint64_t *size, const struct hfm_store *s, co
 	if (!hfm_store_oid_valid(oid))
 		return HFM_EINVAL;
 	object_rel(rel, oid);
-	f = openat(s->objects_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (f < 0)
-		return errno == ENOENT ? HFM_ENOENT
-				       : hfm_error_set(HFM_EIO, "open object %s: %s", oid,
-						       strerror(errno));
+	for (int tries = 0;; tries++) {
+		f = openat(s->objects_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (f < 0)
+			return errno == ENOENT ? HFM_ENOENT
+					       : hfm_error_set(HFM_EIO, "open object %s: %s", oid,
+							       strerror(errno));
+		if (!lease(f))
+			break;
+		close(f);
+		/* the evictor holds it for an unlink: the next open misses */
+		if (tries == 100)
+			return hfm_error_set(HFM_EIO, "object %s stays locked", oid);
+		usleep(1000);
+	}
 	if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(f);
 		return hfm_error_set(HFM_EIO, "object %s is not a regular file", oid);
 	}
+	if (st.st_nlink == 0) {                /* removed between the open and the lease */
+		close(f);
+		return HFM_ENOENT;
+	}
 	*fd = f;
 	*size = (uint64_t)st.st_size;
 	return 0;
+}
+
+int hfm_store_object_remove_unleased(const struct hfm_store *s, const char *oid)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct stat fst, pst;
+	char rel[80];
+	int f, rc;
+
+	if (!hfm_store_oid_valid(oid))
+		return HFM_EINVAL;
+	object_rel(rel, oid);
+	f = openat(s->objects_fd, rel, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (f < 0)
+		return errno == ENOENT ? HFM_ENOENT
+				       : hfm_error_set(HFM_EIO, "open object %s: %s", oid,
+						       strerror(errno));
+	if (fcntl(f, F_OFD_SETLK, &fl) < 0 && (errno == EAGAIN || errno == EACCES)) {
+		close(f);
+		return 1;                          /* someone serves it */
+	}
+	/* still the object under that name (not replaced since the open) */
+	if (fstat(f, &fst) || fstatat(s->objects_fd, rel, &pst, AT_SYMLINK_NOFOLLOW) ||
+	    fst.st_ino != pst.st_ino || fst.st_dev != pst.st_dev)
+		rc = HFM_ENOENT;
+	else if (unlinkat(s->objects_fd, rel, 0) < 0)
+		rc = errno == ENOENT ? HFM_ENOENT
+				     : hfm_error_set(HFM_EIO, "remove object %s: %s", oid, strerror(errno));
+	else
+		rc = 0;
+	close(f);                                  /* drops the lock */
+	return rc;
+}
+
+void hfm_store_tmp_name(char name[96], const char *what)
+{
+	char host[64] = "";
+	static atomic_uint seq;
+
+	/* the host keeps two nodes' processes apart on a shared store */
+	gethostname(host, sizeof(host) - 1);
+	snprintf(name, 96, "%.8s.%.40s.%ld.%u", what, host, (long)getpid(),
+		 atomic_fetch_add(&seq, 1));
+}
+
+int hfm_store_scratch(int *fd, char name[96], const struct hfm_store *s)
+{
+	name[0] = '\0';
+	*fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (*fd >= 0)
+		return 0;
+	/* NFS and others have no O_TMPFILE */
+	hfm_store_tmp_name(name, "probe");
+	*fd = openat(s->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (*fd >= 0)
+		return 0;
+	return hfm_error_set(HFM_EIO, "cannot create a file in %s/tmp: %s", s->root, strerror(errno));
+}
+
+int hfm_store_check(const struct hfm_store *s)
+{
+	char name[96];
+	struct stat st;
+	int fd, rc;
+
+	if (fstatat(s->objects_fd, ".", &st, 0) < 0)
+		return hfm_error_set(HFM_EIO, "store %s/objects: %s", s->root, strerror(errno));
+	if (s->read_only)
+		return 0;
+	if ((rc = hfm_store_scratch(&fd, name, s)))
+		return rc;
+	/* a full disk takes the create but not the first block */
+	if (pwrite(fd, "x", 1, 0) != 1)
+		rc = hfm_error_set(HFM_EIO, "cannot write in %s/tmp: %s", s->root, strerror(errno));
+	close(fd);
+	if (name[0])
+		unlinkat(s->tmp_fd, name, 0);
+	return rc;
 }
 
 int hfm_store_object_exists(const struct hfm_store *s, const char *oid)

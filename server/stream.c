@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "hfm/blobcache.h"
+#include "hfm/blobfollow.h"
 #include "hfm/hash.h"
 #include "hfm/stream.h"
 
@@ -58,9 +59,16 @@ static void origin_dispose(struct origin_stream *s)
  *           strict: answered from the blob once the fill verified it
  *  M_MIXED  a range over unverified stored bytes: those parts relayed
  *           from upstream (not stored), the rest read live
- *  M_RELAY  a range of a blob over range_fill_max: relayed, not stored
+ *  M_RELAY  a range of a blob over range_fill_max, or of a blob another
+ *           process fills: relayed, not stored
+ *  M_FOLLOW the whole file while another process fills it (blobfollow.h):
+ *           its durable blocks as they come, hashed here, the last byte
+ *           after the digest matched (or once the blob is published); if
+ *           that process goes away, this one takes the fill over (M_WHOLE)
  */
-enum blob_mode { M_NONE, M_WHOLE, M_LIVE, M_WAIT, M_MIXED, M_RELAY };
+enum blob_mode { M_NONE, M_WHOLE, M_LIVE, M_WAIT, M_MIXED, M_RELAY, M_FOLLOW };
+
+#define FOLLOWING 2                      /* blob_attach: another process fills it */
 
 #define STALE_MAX 16                     /* stored parts a mixed range keeps apart */
 
@@ -77,16 +85,41 @@ struct blob_stream {
 	size_t nstale;
 	struct hfm_stream *relay;        /* M_RELAY; M_MIXED inside a stale part */
 	uint64_t relay_end;              /* where that relay stops */
+	struct hfm_follow *follow;       /* M_FOLLOW */
+	struct hfm_hashctx *hash;        /* M_FOLLOW: the bytes handed out, in order */
+	uint64_t hashed;
 };
 
+/*
+ * Open the blob in this process's blob cache: 0; FOLLOWING when another
+ * process fills it (s->follow is set); or an error.  The filler may let go
+ * between the two looks: then the blob is opened again here (a takeover).
+ */
 static int blob_attach(struct blob_stream *s)
 {
-	int rc;
+	struct hfm_follow *f;
+	int rc = 0, frc;
 
 	if (s->blob)
 		return 0;
-	if ((rc = hfm_blob_open(&s->blob, s->c.bc, s->os.oid, s->os.size)))
+	for (int tries = 0; tries < 3; tries++) {
+		if (!(rc = hfm_blob_open(&s->blob, s->c.bc, s->os.oid, s->os.size)))
+			break;
+		if (!s->c.followers || rc != HFM_EIO)
+			return rc;
+		frc = hfm_follow_open(&f, s->c.followers, s->c.store, s->os.oid, s->os.size);
+		if (frc == 0) {
+			hfm_follow_free(s->follow);
+			s->follow = f;
+			return FOLLOWING;
+		}
+		if (frc != HFM_FOLLOW_TAKEOVER)
+			return rc;
+	}
+	if (rc)
 		return rc;
+	hfm_follow_free(s->follow);
+	s->follow = NULL;
 	s->discards = hfm_blob_discards(s->blob);
 	s->fd = hfm_blob_fd(s->blob);
 	if (s->fd < 0)
@@ -118,13 +151,23 @@ static int blob_decide(struct blob_stream *s, uint64_t start, uint64_t end)
 
 	if (start == 0 && end == s->os.size) {
 		s->mode = M_WHOLE;
-		return blob_attach(s);
+		if ((rc = blob_attach(s)) != FOLLOWING)
+			return rc;
+		s->mode = M_FOLLOW;
+		s->hash = hfm_hashctx_new(s->os.size, strlen(s->os.oid) == HFM_SHA1_HEX,
+					  strlen(s->os.oid) == HFM_SHA256_HEX);
+		return 0;
 	}
 	if (!s->c.strict && s->c.range_fill_max && s->os.size > s->c.range_fill_max) {
 		s->mode = M_RELAY;
 		return blob_relay(s, end);
 	}
-	if ((rc = blob_attach(s)))
+	if ((rc = blob_attach(s)) == FOLLOWING) {
+		/* its stored bytes are not verified and older than this request */
+		s->mode = M_RELAY;
+		return blob_relay(s, end);
+	}
+	if (rc)
 		return rc;
 	/*
 	 * Strict: the fill this request waited for failed verification (the
@@ -184,6 +227,62 @@ static const struct hfm_blob_range *blob_stale_at(struct blob_stream *s, uint64_
 	return NULL;
 }
 
+/*
+ * M_FOLLOW: bytes readable at pos, 0 with *avail set; FOLLOWING when the
+ * filler went away and the blob is this process's now (mode M_WHOLE, read
+ * it as such); HFM_EAGAIN (w armed) or an error.
+ */
+static int follow_ensure(struct blob_stream *s, uint64_t pos, uint64_t *avail,
+			 struct hfm_waiter *w)
+{
+	int rc;
+
+	for (int tries = 0; tries < 3; tries++) {
+		rc = hfm_follow_ensure(avail, s->follow, pos, w);
+		if (rc != HFM_FOLLOW_TAKEOVER)
+			return rc;
+		/* the filler is gone: fill it here, from its durable blocks */
+		hfm_follow_free(s->follow);
+		s->follow = NULL;
+		if ((rc = blob_attach(s)) == 0) {
+			s->mode = M_WHOLE;
+			return FOLLOWING;
+		}
+		if (rc != FOLLOWING)
+			return rc;
+		/* another node won the takeover: follow it */
+	}
+	return hfm_error_set(HFM_EUPSTREAM, "blob %s changes hands too often", s->os.oid);
+}
+
+/* M_FOLLOW: read what is durable; the last byte once the digest matched. */
+static ssize_t follow_read(struct blob_stream *s, uint64_t pos, uint64_t end, char *buf,
+			   size_t max, uint64_t avail)
+{
+	uint64_t n = HFM_MIN(HFM_MIN(avail, end - pos), (uint64_t)max);
+	int published = hfm_follow_published(s->follow);
+	ssize_t got;
+
+	if (pos != s->hashed)
+		return hfm_error_set(HFM_EINVAL, "blob %s: follower read out of order", s->os.oid);
+	if (!published && pos + n >= end && pos + 1 < end)
+		n = end - 1 - pos;           /* the last byte after the digest */
+	got = pread(hfm_follow_fd(s->follow), buf, n, (off_t)pos);
+	if (got <= 0)
+		return hfm_error_set(HFM_EIO, "blob %s: read failed", s->os.oid);
+	hfm_hashctx_update(s->hash, buf, (size_t)got);
+	s->hashed += (uint64_t)got;
+	if (s->hashed == s->os.size) {
+		char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
+		hfm_hashctx_final(s->hash, sha1, sha256);
+		s->hash = NULL;
+		if (strcmp(strlen(s->os.oid) == HFM_SHA1_HEX ? sha1 : sha256, s->os.oid))
+			return hfm_error_set(HFM_ECORRUPT, "blob %s: the bytes another node "
+					     "stored are not its content", s->os.oid);
+	}
+	return got;
+}
+
 static int blob_prime(struct hfm_stream *stream, uint64_t start, uint64_t end, struct hfm_waiter *w)
 {
 	struct blob_stream *s = (struct blob_stream *)stream;
@@ -196,6 +295,10 @@ static int blob_prime(struct hfm_stream *stream, uint64_t start, uint64_t end, s
 	switch (s->mode) {
 	case M_RELAY:
 		return 0;                /* relays answer at once (as for repos not cached) */
+	case M_FOLLOW:
+		if ((rc = follow_ensure(s, start, &avail, w)) != FOLLOWING)
+			return rc;
+		break;                   /* taken over: the blob is this process's now */
 	case M_WAIT:
 		return blob_wait(s, w);
 	case M_MIXED:
@@ -229,6 +332,14 @@ static ssize_t blob_read(struct hfm_stream *stream, uint64_t pos, uint64_t end, 
 		return rc;
 	if (s->mode == M_RELAY)
 		return hfm_stream_read(s->relay, pos, end, buf, max, w);
+	if (s->mode == M_FOLLOW) {
+		rc = follow_ensure(s, pos, &avail, w);
+		if (rc == 0)
+			return follow_read(s, pos, end, buf, max, avail);
+		if (rc != FOLLOWING)
+			return rc;
+		/* taken over: on as M_WHOLE (the blob verifies itself) */
+	}
 	if (s->mode == M_WAIT) {
 		if ((rc = blob_wait(s, w)))
 			return rc;
@@ -273,6 +384,11 @@ static void blob_free(struct hfm_stream *stream)
 	struct blob_stream *s = (struct blob_stream *)stream;
 
 	hfm_stream_free(s->relay);
+	hfm_follow_free(s->follow);
+	if (s->hash) {
+		char a[HFM_SHA1_HEX + 1], b[HFM_SHA256_HEX + 1];
+		hfm_hashctx_final(s->hash, a, b);
+	}
 	hfm_blob_reader_dispose(&s->reader);
 	if (s->fd >= 0)
 		close(s->fd);

@@ -83,7 +83,7 @@
  * is released.  `workers` threads make blocks durable and verify complete
  * blobs, `hash_workers` threads compute digests, so neither fdatasync nor
  * hashing runs on a caller's thread.  Only one process may use a partial
- * blob at a time (an flock on its map).
+ * blob at a time (an flock on its data file; blobfollow.h reads it meanwhile).
  */
 #ifndef HFM_BLOBCACHE_H
 #define HFM_BLOBCACHE_H

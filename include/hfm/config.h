@@ -115,6 +115,9 @@ struct hfm_config {
 					verified blob; 0 ("live") */
 	unsigned upstream_hold_down; /* seconds the upstream counts as unreachable after a
 					failed DNS lookup or connect; 30 */
+	int read_only_store;         /* never write the store: serve what is published, relay
+					the rest (docs/scale-out.md); 0 */
+	unsigned drain_timeout;      /* seconds SIGTERM lets requests in flight finish; 30 */
 
 	/* [auth] (ours; docs/access.md) */
 	char *tokens;                /* the tokens file (tokens.h); NULL = no local users */

@@ -22,10 +22,18 @@
  *   LRU          least recently used first: max(atime, mtime)
  *   FIFO         oldest first: mtime (when the blob was written)
  *   LARGE_FIRST  largest first
- * In use: a partial blob whose map is locked (flock, held by the blob cache
- * of whichever process has it open) is skipped, as is partial data with no
- * map younger than an hour (being created).  Removing an object a request
- * has open is harmless: its fd keeps the inode until the response ends.
+ * In use: a partial blob whose data file is locked (flock, held by the blob
+ * cache of whichever process fills it) is skipped, as is partial data with no
+ * map younger than an hour (being created), and so is an object someone
+ * serves: hfm_store_object_open() leases it (store.h) and the pass removes
+ * it with hfm_store_object_remove_unleased().  The cost: a blob read for
+ * hours keeps its bytes counted until its readers are done, and the cache
+ * may stay over the limit by what is being read.
+ *
+ * Several processes on one store (nodes of a shared filesystem, see
+ * docs/scale-out.md): a pass first takes the lock file meta/evict.lock
+ * (an OFD write lock, without waiting); when another process holds it the
+ * pass is skipped (stats.skipped) and the next one tries again.
  *
  * Threading: hfm_evict_pass() is synchronous (tests, tools).  An evictor
  * runs passes on its own thread: one at start, then every `interval_s`, and
@@ -73,6 +81,8 @@ struct hfm_evict_stats {
 	uint64_t used_after;
 	uint64_t removed;                /* files removed (a partial blob and its map = 1) */
 	struct hfm_store_usage usage;
+	uint64_t in_use;                 /* candidates kept: leased, locked or gone */
+	int skipped;                     /* another process held the evict lock: no pass */
 };
 
 /*

@@ -3,14 +3,24 @@
  *
  * Keyed by (device, inode, size, mtime in ns): a file that keeps all four is
  * assumed unchanged; anything else is a new key and gets hashed again.  The
- * on-disk form is an append-only file of fixed-size checksummed records; the
- * last record for a (device, inode) wins.  A torn or corrupt record (crash
- * mid-append, bit rot) is skipped with a warning and the file is compacted on
- * the next open, so a damaged index costs re-hashing, never a wrong id.
+ * on-disk form is an append-only file of fixed-size records (104 bytes),
+ * each checking itself (a magic and an FNV-1a checksum of the rest); the
+ * last record for a (device, inode) wins.  A record that does not check
+ * (crash mid-append, bit rot) is skipped with a warning, the reader finds
+ * the next one that does, and the file is compacted on that open, so a
+ * damaged index costs re-hashing, never a wrong id.  A header a crash tore
+ * (a prefix of it or zeros, or followed by an intact record) is rebuilt
+ * with a warning; a file that is no index at all is left alone and the
+ * index kept in memory.
  *
- * The index is safe to share between threads.  Several processes may append
- * to the same file (each record is one O_APPEND write); each sees the
- * others' records at its next open.
+ * The index is safe to share between threads, and between processes on
+ * one or several machines (nodes of a shared store, the importer): every
+ * append and compaction holds an exclusive OFD lock on the file (fcntl;
+ * POSIX locks where the kernel has no OFD locks), so records never
+ * interleave, also on NFS where O_APPEND is not atomic across clients; a
+ * writer whose file another process compacted (renamed over) reopens it,
+ * and one that finds a torn record at the end pads it to a record boundary.
+ * Each process sees the others' records at its next open.
  */
 #ifndef HFM_HASHINDEX_H
 #define HFM_HASHINDEX_H

@@ -77,6 +77,15 @@ void hfm_server_stop(struct hfm_server *s);
  * status class with their durations, body bytes by source, waits, and
  * (through a probe, while the server runs) the edge's connection counts.
  */
+/*
+ * Drain before a stop (SIGTERM behind a load balancer): stop accepting, then
+ * wait up to `timeout_ms` for the requests in flight (waiting ones and bodies
+ * being sent included) to end; replies from now on carry Connection: close.
+ * Returns how many were still in flight.  From the thread that stops.
+ */
+int hfm_server_drain(struct hfm_server *s, unsigned timeout_ms);
+/* 1 once hfm_server_drain() began (/readyz answers 503); any thread. */
+int hfm_server_draining(struct hfm_server *s);
 
 /* ---- a request, as the application sees it ---------------------------- */
 

@@ -30,6 +30,7 @@ enum hfm_route_kind {
 	HFM_R_API_AUTH_CHECK, /* /api/{T}/{repo}/auth-check */
 	HFM_R_API_WHOAMI,     /* /api/whoami-v2 */
 	HFM_R_HEALTH,         /* /healthz */
+	HFM_R_READY,          /* /readyz */
 	HFM_R_METRICS,        /* /metrics */
 	/* git smart HTTP and LFS (h_git.c): {repo} is [datasets/|spaces/]name[.git] */
 	HFM_R_GIT_INFO_REFS,     /* GET /{repo}/info/refs?service=git-upload-pack */

@@ -319,6 +319,14 @@ struct hfm_source_ops {
 	/* Optional: what the status page shows of this source (upstream, store, fills). */
 	void (*status)(struct hfm_source *src, struct hfm_source_status *out);
 
+	/*
+	 * Optional: 0 if this source can answer now (/readyz, for a load
+	 * balancer), else an error with a message (the cache: its store is not
+	 * writable, or the upstream is held down as unreachable).  Cheap: a
+	 * health check calls it every second or so.  NULL = always ready.
+	 */
+	int (*ready)(struct hfm_source *src);
+
 	void (*free)(struct hfm_source *src);
 };
 

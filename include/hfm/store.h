@@ -33,10 +33,20 @@ struct hfm_store {
 	int root_fd;
 	int objects_fd;
 	int tmp_fd;
+	int read_only;       /* opened with HFM_STORE_READ_ONLY: nothing may write it */
 };
 
-/* Open (and with `create`, make) the store at `root`. */
-int hfm_store_open(struct hfm_store **out, const char *root, int create);
+/* hfm_store_open() flags */
+#define HFM_STORE_CREATE 1       /* make the store's directories if missing */
+/*
+ * Never write it: no directories made, no stale staging files swept (a
+ * node of a shared store that the filesystem cannot lock for it, see
+ * docs/scale-out.md).  Its users check s->read_only before writing.
+ */
+#define HFM_STORE_READ_ONLY 2
+
+/* Open the store at `root` (flags: HFM_STORE_*; 1 is HFM_STORE_CREATE). */
+int hfm_store_open(struct hfm_store **out, const char *root, int flags);
 void hfm_store_free(struct hfm_store *s);
 
 /* 1 for a 40- or 64-hex lowercase oid. */
@@ -44,8 +54,25 @@ int hfm_store_oid_valid(const char *oid);
 
 /* "<root>/objects/xx/<oid>" */
 void hfm_store_object_path(struct hfm_buf *out, const struct hfm_store *s, const char *oid);
-/* Open a complete object read-only; HFM_ENOENT if absent. */
+/*
+ * Open a complete object read-only; HFM_ENOENT if absent.
+ *
+ * Leases: the fd carries a shared lease on the object for as long as it is
+ * open (an OFD read lock, which closing the last fd of that open drops), so
+ * that the evictor of any node sharing the store leaves an object alone
+ * while someone serves it: on a local filesystem an unlinked open file
+ * still reads, but on NFS another client's unlink turns the reader's
+ * handle stale.  A lease costs one fcntl per open (a lock round trip to
+ * the server on NFS); where locks are not supported the object is served
+ * without one.
+ */
 int hfm_store_object_open(int *fd, uint64_t *size, const struct hfm_store *s, const char *oid);
+/*
+ * Remove object `oid` unless it is leased: takes the exclusive lock without
+ * waiting (a reader's open meanwhile waits for the unlink and then misses).
+ * 0 removed, 1 leased (kept), HFM_ENOENT, or HFM_EIO.
+ */
+int hfm_store_object_remove_unleased(const struct hfm_store *s, const char *oid);
 int hfm_store_object_exists(const struct hfm_store *s, const char *oid);
 
 /*
@@ -137,6 +164,27 @@ int hfm_store_mirror_lock(int *fd, const struct hfm_store *s, const struct hfm_r
  */
 int hfm_store_repo_lock(int *fd, const struct hfm_store *s, const char *prefix,
 			const struct hfm_repo_id *id, void (*on_wait)(void *cls), void *cls);
+
+/*
+ * A name for a staging file under tmp/ that no other process uses, on any
+ * node sharing the store: "<what>.<host>.<pid>.<n>" (swept when stale).
+ */
+void hfm_store_tmp_name(char name[96], const char *what);
+
+/*
+ * A scratch file under tmp/ for probes: unnamed (O_TMPFILE) where the
+ * filesystem has them, else a name unique to this host and process, given
+ * in `name` (remove it with unlinkat(s->tmp_fd, name, 0)); name[0] is NUL
+ * for an unnamed one.  0 with *fd open read-write, or HFM_EIO.
+ */
+int hfm_store_scratch(int *fd, char name[96], const struct hfm_store *s);
+
+/*
+ * Can the store be used now: its objects readable and, unless read-only, a
+ * file made under tmp/ (the disk full or read-only, the mount gone, a
+ * stale NFS handle).  0 or HFM_EIO with a message.  For /readyz.
+ */
+int hfm_store_check(const struct hfm_store *s);
 
 /* mkdir -p relative to the store root (mode 0755). */
 int hfm_store_mkdirs(const struct hfm_store *s, const char *rel);

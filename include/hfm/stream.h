@@ -58,6 +58,15 @@ struct hfm_stream_cache {
 	uint64_t range_fill_max;         /* a range of a larger blob is relayed, not
 					    stored; 0 = no limit */
 	int strict;                      /* ranges wait for the verified blob */
+	/*
+	 * A blob another process fills (a node of a shared store) is followed
+	 * (blobfollow.h): a whole-file answer reads its durable blocks, hashes
+	 * them and holds the last byte until the digest matched, and takes the
+	 * fill over if that process goes away; a range is relayed.  NULL: such
+	 * a blob is an error, as before.  Both borrowed.
+	 */
+	struct hfm_followers *followers;
+	const struct hfm_store *store;
 };
 
 /* A stream over the blob `o->oid` of `c->bc` (opened at first read). */

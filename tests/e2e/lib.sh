@@ -212,6 +212,37 @@ print(sum(bin(b).count("1") for b in bits))
 EOP
 }
 
+# slow_read URL OUT GO: GET URL with a small receive buffer, keep its first
+# MiB in OUT, then stop reading until the file GO exists, and read the rest;
+# prints the status.  curl --limit-rate is no good here: against a server
+# that writes a whole file at once it let 8 MiB through at "1M" in 20 ms.
+slow_read() {
+	$PYTHON - "$@" <<'EOF'
+import http.client, os, socket, sys, time, urllib.parse
+url, out, go = sys.argv[1:4]
+u = urllib.parse.urlsplit(url)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.connect((u.hostname, u.port))
+s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+           % (u.path, u.netloc)).encode())
+r = http.client.HTTPResponse(s)
+r.begin()
+with open(out, "wb") as f:
+    f.write(r.read(1 << 20))
+    f.flush()
+    for _ in range(1200):
+        if os.path.exists(go):
+            break
+        time.sleep(0.05)
+    while True:
+        d = r.read(65536)
+        if not d:
+            break
+        f.write(d)
+print(r.status)
+EOF
+}
 # wait_for CMD...: run CMD until it succeeds, for about 60 s at most, and
 # return its last status.  The bound only keeps a broken server from
 # hanging the suite: what a test checks is the outcome, not the time.

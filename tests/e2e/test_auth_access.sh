@@ -90,6 +90,7 @@ is "$(req "$U/api/models/acme/open")" 401 "no token: info 401"
 is "$(req "$U/api/models")" 401 "no token: listing 401"
 is "$(req "$U/")" 401 "no token: web page 401"
 is "$(req "$U/healthz")" 200 "no token: /healthz still 200"
+is "$(req "$U/readyz")" 200 "no token: /readyz 200 (a load balancer's health check has none)"
 is "$(req "$U/acme/open/resolve/main/config.json" -u "git:$ALICE")" 200 "Basic with the token as password: 200"
 
 # ---- rules by group: vision/cam is alice's, hidden from bob on every route -------

@@ -8,7 +8,9 @@
  *
  * Promises checked (hashindex.h): a damaged file costs records, never a
  * crash or a wrong answer; of repaired records the last per (dev, ino) wins
- * and is answered exactly; a file that is not an index is left alone; after
+ * and is answered exactly; an index whose header a crash tore (the bytes a
+ * prefix of the header or zeros, or an intact first record) is rebuilt; a
+ * file that is not an index is left alone; after
  * the open, appends land on a clean end: a record put now is there at the
  * next open, with everything the first open kept.
  */
@@ -65,12 +67,31 @@ static void key_of(struct hfm_hash_key *k, const uint8_t *rec)
 
 static void cleanup(void)
 {
-	char tmp[128];
+	char tmp[200], host[64] = "";
 
 	unlink(path);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	gethostname(host, sizeof(host) - 1);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%.40s.%ld", path, host, (long)getpid());
 	unlink(tmp);
 	rmdir(dir);
+}
+
+static int rec_ok(const uint8_t *r)
+{
+	return !memcmp(r, "HFMR", 4) && get_u64(r + 96) == fnv1a(r, 96);
+}
+
+/* The header a crash tore: each byte the header's or zero, or the first record intact. */
+static int torn_header(const uint8_t *data, size_t size)
+{
+	static const uint8_t hdr[HDR_SIZE] = "HFMHIDX1";
+
+	if (size >= HDR_SIZE + REC_SIZE && rec_ok(data + HDR_SIZE))
+		return 1;
+	for (size_t i = 0; i < size && i < HDR_SIZE; i++)
+		if (data[i] != hdr[i] && data[i] != 0)
+			return 0;
+	return 1;
 }
 
 static void setup(void)
@@ -146,7 +167,8 @@ static void one(const uint8_t *data, size_t size, int repaired)
 	struct hfm_hash_rec got;
 	const char *warning = NULL;
 	size_t kept, full = size < HDR_SIZE ? 0 : (size - HDR_SIZE) / REC_SIZE;
-	int ours = size == 0 || (size >= HDR_SIZE && !memcmp(data, "HFMHIDX1", 8));
+	int ours = size == 0 || (size >= HDR_SIZE && !memcmp(data, "HFMHIDX1", 8)) ||
+		   torn_header(data, size);
 
 	write_file(data, size);
 	FUZZ_CHECK(hfm_hashindex_open(&idx, path, &warning) == 0);

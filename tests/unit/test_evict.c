@@ -2,7 +2,9 @@
  * The evictor's pass: only marked single-link objects and partial blobs
  * count and go, in strategy order, down to the low-water mark; imported
  * objects (unmarked, or hard-linked) and partial blobs whose map is locked
- * stay.  Records under meta/cache-owned/ mark blobs as xattrs do.  The
+ * stay, and so do objects a reader has leased; a pass is skipped while
+ * another process holds the store's evict lock.  Records under
+ * meta/cache-owned/ mark blobs as xattrs do.  The
  * thread: kicks, growth reports, debouncing, references.
  */
 #include <fcntl.h>
@@ -235,9 +237,9 @@ int main(void)
 	char mapn[80];
 	snprintf(mapn, sizeof(mapn), "%s.map", oid[7]);
 	put("partial", mapn, 1, 0, 8000, 8000);
-	snprintf(path, sizeof(path), "%s/partial/%s", root, mapn);
+	snprintf(path, sizeof(path), "%s/partial/%s", root, oid[7]);
 	int lockfd = open(path, O_RDWR);
-	TAP_OK(lockfd >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) == 0, "map of blob 7 locked");
+	TAP_OK(lockfd >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) == 0, "data of blob 7 locked");
 
 	struct hfm_evict_opts o = { .store = store, .limit = 0, .strategy = HFM_CLEAN_LRU };
 	TAP_IS_INT(hfm_evict_pass(&st, &o), 0, "no limit: pass ok");
@@ -289,6 +291,29 @@ int main(void)
 	hfm_evict_pass(&st, &o);
 	TAP_OK(!exists(dir[3], oid[3]), "FIFO: oldest written first");
 	TAP_OK(exists(dir[0], oid[0]) && exists(dir[1], oid[1]), "FIFO: newer ones stay");
+
+	/* another process of the store (a node) evicting: this pass is skipped */
+	snprintf(path, sizeof(path), "%s/meta/evict.lock", root);
+	int elock = open(path, O_RDWR | O_CREAT, 0644);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	TAP_OK(elock >= 0 && fcntl(elock, F_OFD_SETLK, &fl) == 0, "evict lock held by another");
+	o.limit = 1;
+	TAP_IS_INT(hfm_evict_pass(&st, &o), 0, "evict lock: pass ok");
+	TAP_OK(st.skipped && st.removed == 0 && exists(dir[0], oid[0]) && exists(dir[1], oid[1]),
+	       "evict lock: the pass is skipped, nothing removed");
+	close(elock);
+
+	/* leases: LRU would take 0 first, but a request serves it (store.h) */
+	int leased;
+	uint64_t lsize;
+	TAP_IS_INT(hfm_store_object_open(&leased, &lsize, store, oid[0]), 0, "lease: object 0 opened");
+	o.limit = 150 * 1024;
+	o.strategy = HFM_CLEAN_LRU;
+	hfm_evict_pass(&st, &o);
+	TAP_OK(!st.skipped && exists(dir[0], oid[0]), "lease: a served object stays");
+	TAP_OK(!exists(dir[1], oid[1]), "lease: the next one goes instead");
+	TAP_OK(st.in_use >= 1, "lease: counted as in use (%llu)", (unsigned long long)st.in_use);
+	close(leased);
 
 	/* LARGE_FIRST: unlock 7; 7 (100 KiB + map) is larger than 0 and 1 (100 KiB) */
 	flock(lockfd, LOCK_UN);

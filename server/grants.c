@@ -299,16 +299,43 @@ void hfm_grants_format_record(struct hfm_buf *out, const struct hfm_grant *g)
 
 /* ---- the file ------------------------------------------------------------------ */
 
+/* The record of user for key (a tombstone too), or -1. */
+static ssize_t find(const struct hfm_grant_list *l, const char *user, const char *key)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].user, user) && !strcasecmp(l->v[i].repo, key))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Does record a replace record b of the same user and repo? */
+static int later(const struct hfm_grant *a, const struct hfm_grant *b)
+{
+	int c = strcmp(a->time, b->time);
+
+	return c > 0 || (c == 0 && a->revoked && !b->revoked);
+}
+
 static int read_line(void *cls, const char *s, size_t n, const char *path, unsigned line,
 		     struct hfm_buf *err)
 {
 	struct hfm_grant_list *l = cls;
 	struct hfm_grant g;
 	int rc = hfm_grants_parse_record(&g, s, n, path, line, err);
+	ssize_t at;
 
-	if (!rc)
+	if (rc)
+		return rc;
+	/* two records of one user and repo (a hand edit): the later one, as a merge would */
+	if ((at = find(l, g.user, g.repo)) < 0) {
 		*(struct hfm_grant *)hfm_array_push(&l->v, &l->n, sizeof(g)) = g;
-	return rc;
+	} else if (later(&g, &l->v[at])) {
+		hfm_grant_dispose(&l->v[at]);
+		l->v[at] = g;
+	} else {
+		hfm_grant_dispose(&g);
+	}
+	return 0;
 }
 
 int hfm_grants_read(struct hfm_grant_list *out, const char *path, struct hfm_buf *err)
@@ -322,15 +349,6 @@ int hfm_grants_read(struct hfm_grant_list *out, const char *path, struct hfm_buf
 	if (rc)
 		hfm_grant_list_dispose(out);
 	return rc;
-}
-
-/* The record of user for key (a tombstone too), or -1. */
-static ssize_t find(const struct hfm_grant_list *l, const char *user, const char *key)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->v[i].user, user) && !strcasecmp(l->v[i].repo, key))
-			return (ssize_t)i;
-	return -1;
 }
 
 static int write_list(const char *path, const struct hfm_grant_list *l)
@@ -388,14 +406,6 @@ cleanup:
 	hfm_grant_list_dispose(&l);
 	hfm_jsonl_unlock(fd);
 	return rc;
-}
-
-/* Does record a replace record b of the same user and repo? */
-static int later(const struct hfm_grant *a, const struct hfm_grant *b)
-{
-	int c = strcmp(a->time, b->time);
-
-	return c > 0 || (c == 0 && a->revoked && !b->revoked);
 }
 
 int hfm_grants_merge(struct hfm_grants_merged *out, const char *path,

@@ -80,7 +80,8 @@ void hfm_grant_dispose(struct hfm_grant *g);
 /* The record's line, with its newline. */
 void hfm_grants_format_record(struct hfm_buf *out, const struct hfm_grant *g);
 
-/* Every record of the file at `path`, tombstones included (no file: none). */
+/* Every record of the file at `path`, tombstones included (no file: none); of
+ * two records of one user and repo (a hand edit), the later, as a merge keeps. */
 int hfm_grants_read(struct hfm_grant_list *out, const char *path, struct hfm_buf *err);
 
 /*

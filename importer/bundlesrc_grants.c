@@ -77,6 +77,14 @@ static const char *inside_name(const struct hfm_imp_bundle *b, const char *user)
 	return NULL;
 }
 
+/* err's lines as one message: no newline at its end */
+static const char *msg(struct hfm_buf *err)
+{
+	while (err->len && err->ptr[err->len - 1] == '\n')
+		err->ptr[--err->len] = '\0';
+	return err->len ? hfm_buf_cstr(err) : hfm_error_last();
+}
+
 static char *grants_path(const struct hfm_imp_bundle *b)
 {
 	return hfm_asprintf("%s/%s", b->store->root, HFM_GRANTS_FILE);
@@ -92,24 +100,23 @@ int hfm_imp_bundle_grants_check(struct hfm_imp_bundle *b)
 
 	for (size_t i = 0; i < b->m->nrepos; i++)
 		b->grants_carried += b->m->repos[i].ngrants;
-	if (!b->grants_carried || o->no_grants)
-		goto cleanup;
-	if (o->grant_users) {
+	if (o->grant_users) {               /* read even when this bundle has no grants */
 		b->grant_users = hfm_calloc(1, sizeof(*b->grant_users));
 		rc = hfm_jsonl_lines(o->grant_users, users_line, b->grant_users, &err);
 		if (rc == HFM_ENOENT)
 			rc = hfm_error_set(rc, "--grant-users %s: no such file", o->grant_users);
 		else if (rc)
-			rc = hfm_error_set(rc, "--grant-users %s", hfm_buf_cstr(&err));
+			rc = hfm_error_set(rc, "--grant-users %s", msg(&err));
 		if (rc)
 			goto cleanup;
 	}
+	if (!b->grants_carried || o->no_grants)
+		goto cleanup;
 	/* the merge reads it again under its lock: a file that does not read fails now */
 	path = grants_path(b);
 	if ((rc = hfm_grants_read(&l, path, &err)))
-		rc = hfm_error_set(rc, "the bundle's grants cannot be merged: %s(fix the file, or "
-				   "import with --no-grants)", err.len ? hfm_buf_cstr(&err) :
-				   hfm_error_last());
+		rc = hfm_error_set(rc, "%s: its grants cannot be merged: %s (fix that file, or "
+				   "import with --no-grants)", b->path, msg(&err));
 	else
 		hfm_grant_list_dispose(&l);
 cleanup:
@@ -148,8 +155,7 @@ int hfm_imp_bundle_grants_publish(struct hfm_imp_bundle *b, size_t ri)
 		goto cleanup;
 	path = grants_path(b);
 	if ((rc = hfm_grants_merge(&m, path, &in, &err))) {
-		rc = hfm_error_set(rc, "merging the grants of %s: %s", r->id.name,
-				   err.len ? hfm_buf_cstr(&err) : hfm_error_last());
+		rc = hfm_error_set(rc, "merging the grants of %s: %s", r->id.name, msg(&err));
 		goto cleanup;
 	}
 	b->grants.granted += m.granted;

@@ -401,15 +401,16 @@ static int read_payload(struct hfm_imp_bundle *b)
 static void report_grants(const struct hfm_imp_bundle *b)
 {
 	const struct hfm_grants_merged *g = &b->grants;
+	const char *s = b->grants_carried == 1 ? "" : "s";
 
 	if (!b->grants_carried)
 		return;
 	if (b->opts->no_grants) {
-		fprintf(stderr, "  grants: %zu records left out (--no-grants)\n", b->grants_carried);
+		fprintf(stderr, "  grants: %zu record%s left out (--no-grants)\n", b->grants_carried, s);
 		return;
 	}
-	fprintf(stderr, "  grants: %zu records: %zu granted, %zu revoked, %zu already so", b->grants_carried,
-		g->granted, g->revoked, g->unchanged + g->changed);
+	fprintf(stderr, "  grants: %zu record%s: %zu granted, %zu revoked, %zu already so",
+		b->grants_carried, s, g->granted, g->revoked, g->unchanged + g->changed);
 	if (b->grants_dropped)
 		fprintf(stderr, ", %zu of users not in --grant-users", b->grants_dropped);
 	fputc('\n', stderr);

@@ -40,11 +40,11 @@
  *                                     files: git blob id, size, the LFS oid
  *                                     when LFS; "absent" when the bundle does
  *                                     not carry the content on purpose
- *     grant <user> <via> <time>     (cache) the outside's grant of this repo to
- *     revoke <user> <via> <time>    a local user (grants.h), or its revoke:
- *                                   user and via are names, time the record's
- *                                   (YYYY-MM-DDTHH:MM:SS.mmmZ, or - unknown);
- *                                   one record per user and repo
+ *     grant <user> <via> <time>       (cache) the outside's grant of this repo
+ *     revoke <user> <via> <time>      to a local user (grants.h), or its
+ *                                     revoke: user and via are names, time
+ *                                     the record's (YYYY-MM-DDTHH:MM:SS.mmmZ,
+ *                                     or - unknown); one per user and repo
  *   x-<anything> ...                  an extension: ignored by readers that
  *                                     do not know it
  *   end                               last line (a cut manifest is refused)
@@ -59,7 +59,7 @@
  * record wins, grants.h); the importer merges them into the inside's file
  * before the repo's revisions switch (bundlesrc_grants.c).  Git mirrors
  * carry none: nothing gates them.
-
+ *
  * A file needs an object unless it is empty or absent (git repos: only LFS
  * files; the rest is in the pack): its LFS oid, else its git blob id.  The
  * receiving store must then hold that object already or get it from this

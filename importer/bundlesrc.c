@@ -398,6 +398,24 @@ static int read_payload(struct hfm_imp_bundle *b)
 
 /* ---- the run ------------------------------------------------------------------------ */
 
+static void report_grants(const struct hfm_imp_bundle *b)
+{
+	const struct hfm_grants_merged *g = &b->grants;
+	const char *s = b->grants_carried == 1 ? "" : "s";
+
+	if (!b->grants_carried)
+		return;
+	if (b->opts->no_grants) {
+		fprintf(stderr, "  grants: %zu record%s left out (--no-grants)\n", b->grants_carried, s);
+		return;
+	}
+	fprintf(stderr, "  grants: %zu record%s: %zu granted, %zu revoked, %zu already so",
+		b->grants_carried, s, g->granted, g->revoked, g->unchanged + g->changed);
+	if (b->grants_dropped)
+		fprintf(stderr, ", %zu of users not in --grant-users", b->grants_dropped);
+	fputc('\n', stderr);
+}
+
 static void report_text(const struct hfm_imp_bundle *b)
 {
 	const struct hfm_bundle_manifest *m = b->m;
@@ -430,6 +448,7 @@ static void report_text(const struct hfm_imp_bundle *b)
 	if (b->staged_before)
 		fprintf(stderr, "; %zu entries verified by an earlier run", b->staged_before);
 	fputc('\n', stderr);
+	report_grants(b);
 }
 
 static void report_json(struct hfm_buf *out, const struct hfm_imp_bundle *b, const char *error)
@@ -476,9 +495,13 @@ static void report_json(struct hfm_buf *out, const struct hfm_imp_bundle *b, con
 			       r->ncommits, b->repos[i].git_objects);
 	}
 	hfm_buf_printf(out, "],\"objects_new\":%zu,\"objects_present\":%zu,\"bytes\":%llu,"
-		       "\"meta_files\":%zu,\"resumed\":%zu,\"complete\":true}", b->objects_new,
+		       "\"meta_files\":%zu,\"resumed\":%zu,", b->objects_new,
 		       b->objects_present, (unsigned long long)b->bytes_new, b->meta_files,
 		       b->staged_before);
+	hfm_buf_printf(out, "\"grants\":{\"records\":%zu,\"merged\":%s,\"granted\":%zu,"
+		       "\"revoked\":%zu,\"unchanged\":%zu,\"dropped\":%zu},\"complete\":true}",
+		       b->grants_carried, b->opts->no_grants ? "false" : "true", b->grants.granted,
+		       b->grants.revoked, b->grants.unchanged + b->grants.changed, b->grants_dropped);
 }
 
 static int open_and_trust(struct hfm_imp_bundle *b)
@@ -527,7 +550,7 @@ int hfm_imp_bundle_run(const struct hfm_imp_opts *opts, struct hfm_store *store,
 	int rc, published = 0;
 	size_t i;
 
-	if ((rc = open_and_trust(&b)))
+	if ((rc = open_and_trust(&b)) || (rc = hfm_imp_bundle_grants_check(&b)))
 		goto out;
 	b.repos = hfm_calloc(b.m->nrepos + 1, sizeof(*b.repos));
 	if ((rc = hfm_imp_stage_open(&b.st, store, opts->jobs)))
@@ -581,6 +604,7 @@ out:
 	for (i = 0; b.repos && i < b.m->nrepos; i++)
 		free(b.repos[i].pack);
 	free(b.repos);
+	hfm_imp_bundle_grants_dispose(&b);
 	free(b.state);
 	free(b.byname);
 	hfm_bundle_manifest_free(b.m);

@@ -16,6 +16,9 @@
  *   bundlesrc_publish.c  objects into objects/, then the cache's metadata of
  *                        each repo, its revisions switched at once (an exchange
  *                        of the revs/ directory)
+ *   bundlesrc_grants.c   a cache repo's grants of gated repos (grant/revoke
+ *                        records) merged into the store's meta/grants.jsonl
+ *                        (grants.h), user names mapped by --grant-users
  *
  * Publishing goes objects first (content-addressed: harmless to a reader),
  * then per repo: git packs, commit-keyed metadata, and last the pointers
@@ -29,6 +32,7 @@
 
 #include "hfm/bundle.h"
 #include "hfm/bundleio.h"
+#include "hfm/grants.h"
 #include "job.h"
 #include "stage.h"
 
@@ -44,6 +48,16 @@ struct hfm_imp_bundle_repo {
 	size_t revs_new, revs_moved;
 	size_t git_objects;           /* objects in its pack */
 	char *pack;                   /* indexed pack in the staging area: "pack-<hash>" */
+};
+
+/* --grant-users: outside name -> inside name (NULL: dropped). */
+struct hfm_imp_grant_user {
+	char *from, *to;
+};
+
+struct hfm_imp_grant_users {
+	struct hfm_imp_grant_user *v;
+	size_t n;
 };
 
 struct hfm_imp_bundle {
@@ -63,6 +77,9 @@ struct hfm_imp_bundle {
 	uint64_t need_bytes;
 	size_t objects_new, objects_present, meta_files;
 	uint64_t bytes_new;
+	struct hfm_imp_grant_users *grant_users;    /* NULL: names as they are */
+	struct hfm_grants_merged grants;             /* what the merges did */
+	size_t grants_carried, grants_dropped;       /* records; not merged (--grant-users) */
 };
 
 /* 1 when `path` is a bundle: "-", a directory with a manifest, a tar file
@@ -86,6 +103,15 @@ int hfm_imp_bundle_git_publish(struct hfm_imp_bundle *b, size_t ri);
 /* bundlesrc_publish.c: every staged object into objects/; then a cache repo's metadata. */
 int hfm_imp_bundle_publish_objects(struct hfm_imp_bundle *b);
 int hfm_imp_bundle_cache_publish(struct hfm_imp_bundle *b, size_t ri);
+/*
+ * bundlesrc_grants.c: before anything is read or published, load
+ * --grant-users and check that the store's grants file reads (a merge
+ * must not fail half way); then, when a cache repo is published (before
+ * its revisions switch), merge its records.  _dispose frees the map.
+ */
+int hfm_imp_bundle_grants_check(struct hfm_imp_bundle *b);
+int hfm_imp_bundle_grants_publish(struct hfm_imp_bundle *b, size_t ri);
+void hfm_imp_bundle_grants_dispose(struct hfm_imp_bundle *b);
 /* Lock repo `ri` of the manifest against other imports (meta/import-locks). */
 int hfm_imp_bundle_lock(int *fd, struct hfm_imp_bundle *b, size_t ri);
 

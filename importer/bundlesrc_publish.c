@@ -238,23 +238,31 @@ int hfm_imp_bundle_cache_publish(struct hfm_imp_bundle *b, size_t ri)
 
 	if ((rc = hfm_imp_bundle_lock(&lock_fd, b, ri)) || (rc = hfm_store_mkdirs(b->store, dir)))
 		goto out;
-	/* 1. what commits key: nothing names these commits until the revisions switch */
+	/*
+	 * 1. what commits key: nothing names these commits until the revisions
+	 * switch; and the access mark (gated, private), so that no revision of
+	 * a gated repo is ever visible without it
+	 */
 	for (i = 0; i < b->m->nitems && !rc; i++) {
 		const struct hfm_bundle_item *it = &b->m->items[i];
 
 		if (it->kind == HFM_BUNDLE_META && it->repo == (long)ri &&
-		    b->state[i] == HFM_IMP_ITEM_STAGED && !strncmp(it->relpath, "commits/", 8))
+		    b->state[i] == HFM_IMP_ITEM_STAGED && (!strncmp(it->relpath, "commits/", 8) ||
+							   !strcmp(it->relpath, "access")))
 			rc = place_meta(b, it, dir);
 	}
+	/* who may pass the mark offline */
+	if (!rc)
+		rc = hfm_imp_bundle_grants_publish(b, ri);
 	/* 2. the revisions, at once */
 	if (!rc && r->nrevs)
 		rc = switch_revs(b, ri, dir);
-	/* 3. the repo's refs listing and access mark */
+	/* 3. the repo's refs listing */
 	for (i = 0; i < b->m->nitems && !rc; i++) {
 		const struct hfm_bundle_item *it = &b->m->items[i];
 
 		if (it->kind == HFM_BUNDLE_META && it->repo == (long)ri &&
-		    b->state[i] == HFM_IMP_ITEM_STAGED && strncmp(it->relpath, "commits/", 8))
+		    b->state[i] == HFM_IMP_ITEM_STAGED && !strcmp(it->relpath, "refs.json"))
 			rc = place_meta(b, it, dir);
 	}
 out:

@@ -42,6 +42,8 @@ struct hfm_imp_opts {
 	const char **trust;      /* --trust: public keys a bundle must be signed by */
 	size_t ntrust;
 	unsigned jobs;           /* --jobs: verifying threads for bundles; 0 = one per CPU */
+	const char *grant_users; /* --grant-users: bundles' user names -> the store's, or NULL */
+	int no_grants;           /* --no-grants: leave bundles' grants out */
 };
 
 enum hfm_imp_kind {

@@ -42,6 +42,10 @@ static const char usage[] =
 	"  --trust PUB.pem   bundles: accept only a manifest signed by this Ed25519\n"
 	"                    key (repeatable: any of them)\n"
 	"  --jobs N          bundles: verifying threads (default: one per CPU)\n"
+	"  --grant-users MAP bundles: the outside's user names in grants, as this\n"
+	"                    site's (lines \"OUTSIDE INSIDE\", INSIDE - to drop; a\n"
+	"                    user not in MAP is dropped); default: names as they are\n"
+	"  --no-grants       bundles: do not merge the bundle's grants of gated repos\n"
 	"  -q, --quiet       no progress and no summary, only errors\n"
 	"  -h, --help        show this help\n"
 	"  --version         show the version\n"
@@ -61,7 +65,7 @@ static void die_usage(const char *msg)
 static int parse_args(struct hfm_imp_opts *o, int argc, char **argv)
 {
 	enum { OPT_STORE = 256, OPT_NAME, OPT_TYPE, OPT_COPY, OPT_JSON, OPT_VERSION, OPT_TRUST,
-	       OPT_JOBS };
+	       OPT_JOBS, OPT_GRANT_USERS, OPT_NO_GRANTS };
 	static const struct option longopts[] = {
 		{ "store", required_argument, NULL, OPT_STORE },
 		{ "name", required_argument, NULL, OPT_NAME },
@@ -70,6 +74,8 @@ static int parse_args(struct hfm_imp_opts *o, int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "trust", required_argument, NULL, OPT_TRUST },
 		{ "jobs", required_argument, NULL, OPT_JOBS },
+		{ "grant-users", required_argument, NULL, OPT_GRANT_USERS },
+		{ "no-grants", no_argument, NULL, OPT_NO_GRANTS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -116,6 +122,12 @@ static int parse_args(struct hfm_imp_opts *o, int argc, char **argv)
 			o->jobs = (unsigned)v;
 			break;
 		}
+		case OPT_GRANT_USERS:
+			o->grant_users = optarg;
+			break;
+		case OPT_NO_GRANTS:
+			o->no_grants = 1;
+			break;
 		case 'q':
 			quiet = 1;
 			break;
@@ -131,6 +143,8 @@ static int parse_args(struct hfm_imp_opts *o, int argc, char **argv)
 	}
 	if (optind == argc)
 		die_usage("no SOURCE given");
+	if (o->grant_users && o->no_grants)
+		die_usage("--grant-users and --no-grants: one or the other");
 	o->display = hfm_display_for(stderr, quiet);
 	return optind;
 }

@@ -56,6 +56,11 @@ void hfm_bundle_manifest_free(struct hfm_bundle_manifest *m)
 		free(r->commits);
 		free(r->head);
 		free(r->shallow);
+		for (j = 0; j < r->ngrants; j++) {
+			free(r->grants[j].user);
+			free(r->grants[j].via);
+		}
+		free(r->grants);
 	}
 	free(m->repos);
 	for (i = 0; i < m->nitems; i++) {
@@ -114,6 +119,17 @@ void hfm_bundle_add_file(struct hfm_bundle_commit *c, const char *path, const ch
 	f->size = size;
 	snprintf(f->lfs, sizeof(f->lfs), "%s", lfs ? lfs : "");
 	f->absent = absent;
+}
+
+void hfm_bundle_add_grant(struct hfm_bundle_repo *r, const char *user, const char *via,
+			  const char *time, int revoked)
+{
+	struct hfm_bundle_grant *g = hfm_array_push(&r->grants, &r->ngrants, sizeof(*g));
+
+	g->user = hfm_strdup(user);
+	g->via = hfm_strdup(via);
+	snprintf(g->time, sizeof(g->time), "%s", time ? time : "");
+	g->revoked = revoked;
 }
 
 void hfm_bundle_item_name(struct hfm_buf *out, const struct hfm_bundle_manifest *m,
@@ -258,6 +274,15 @@ int hfm_bundle_manifest_format(struct hfm_buf *out, const struct hfm_bundle_mani
 				hfm_buf_printf(out, "pack %llu %s\n", (unsigned long long)it->size,
 					       it->digest);
 			}
+		}
+		for (j = 0; j < r->ngrants; j++) {
+			const struct hfm_bundle_grant *g = &r->grants[j];
+
+			hfm_buf_puts(out, g->revoked ? "revoke " : "grant ");
+			hfm_bundle_put_field(out, g->user);
+			hfm_buf_putc(out, ' ');
+			hfm_bundle_put_field(out, g->via);
+			hfm_buf_printf(out, " %s\n", g->time[0] ? g->time : "-");
 		}
 		if (r->head) {
 			hfm_buf_puts(out, "head ");
@@ -487,6 +512,48 @@ static int parse_file(struct parse *p)
 	return 0;
 }
 
+/* grant|revoke <user> <via> <time>: of the current (cache) repo. */
+static int parse_grant(struct parse *p)
+{
+	const char *what = field_is(&p->l, 0, "grant") ? "grant" : "revoke";
+	char *user = NULL, *via = NULL, time[HFM_ISO_DATE_LEN + 1] = "";
+	int rc;
+
+	if ((rc = want_fields(p, 4, 4)) || (rc = need_repo(p, 0)))
+		return rc;
+	if (p->repo->kind != HFM_BUNDLE_CACHE)
+		return fail(p, "%s in a git repo (cache repos only)", what);
+	if (!(user = text_field(p, 1, "grant user")) || !(via = text_field(p, 2, "grant via"))) {
+		rc = HFM_EINVAL;
+		goto out;
+	}
+	if (!hfm_user_name_ok(user)) {
+		rc = fail(p, "%s: %s is not a user name", what, user);
+		goto out;
+	}
+	if (!hfm_user_name_ok(via)) {
+		rc = fail(p, "%s: %s is not a way of granting (admin, upstream)", what, via);
+		goto out;
+	}
+	if (!field_is(&p->l, 3, "-")) {
+		if (!hfm_iso_date_valid(p->l.f[3], p->l.len[3])) {
+			rc = fail(p, "%s: the time is not YYYY-MM-DDTHH:MM:SS.mmmZ or -", what);
+			goto out;
+		}
+		memcpy(time, p->l.f[3], HFM_ISO_DATE_LEN);
+	}
+	for (size_t i = 0; i < p->repo->ngrants; i++)
+		if (!strcmp(p->repo->grants[i].user, user)) {
+			rc = fail(p, "%s: %s has two records for %s", what, user, p->repo->id.name);
+			goto out;
+		}
+	hfm_bundle_add_grant(p->repo, user, via, time, what[0] == 'r');
+out:
+	free(user);
+	free(via);
+	return rc;
+}
+
 static int parse_line(struct parse *p)
 {
 	struct hfm_bundle_manifest *m = p->m;
@@ -585,6 +652,8 @@ static int parse_line(struct parse *p)
 		p->commit = hfm_bundle_add_commit(p->repo, sha);
 	} else if (field_is(l, 0, "file")) {
 		return parse_file(p);
+	} else if (field_is(l, 0, "grant") || field_is(l, 0, "revoke")) {
+		return parse_grant(p);
 	} else if (field_is(l, 0, "volume")) {
 		if ((rc = want_fields(p, 4, 4)) || (rc = u64_field(p, 2, &size, "volume size")) ||
 		    (rc = hex_field(p, 3, sha, HFM_SHA256_HEX, "volume sha256")))

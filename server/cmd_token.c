@@ -22,6 +22,8 @@
 
 #include <openssl/crypto.h>
 
+#include <cjson/cJSON.h>
+
 #include "hfm/cli.h"
 #include "hfm/config.h"
 #include "hfm/grants.h"
@@ -308,7 +310,7 @@ int hfm_grant_main(const char *prog, int argc, char **argv)
 				   "USER and REPO are needed");
 	if (!list && hfm_grants_parse_repo(&id, argv[optind + 1]))
 		return usage_error(prog, "grant", "%s", hfm_error_last());
-	if (!list && !hfm_tokens_name_ok(argv[optind]))
+	if (!list && !hfm_user_name_ok(argv[optind]))
 		return usage_error(prog, "grant", "user \"%s\": letters, digits, '.', '_', '-'",
 				   argv[optind]);
 	hfm_config_new(&cfg);

@@ -178,6 +178,18 @@ void hfm_iso_date(char *out, int64_t ms)
 	out[HFM_ISO_DATE_LEN] = '\0';
 }
 
+int hfm_iso_date_valid(const char *s, size_t n)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+
+	if (n != HFM_ISO_DATE_LEN)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
+			return 0;
+	return 1;
+}
+
 int hfm_strieq(const char *a, const char *b)
 {
 	return strcasecmp(a, b) == 0;

@@ -363,7 +363,7 @@ void reader::read_names(const toml::node &v, const std::string &key, char ***lis
 		if (!want(a[i], toml::node_type::string, ik) || !c_string(a[i], ik))
 			return;
 		const std::string &s = a[i].as_string()->get();
-		if (s != "*" && !hfm_tokens_name_ok(s.c_str())) {
+		if (s != "*" && !hfm_user_name_ok(s.c_str())) {
 			error(a[i].source(), ik, "\"%s\" is not a user or group name (letters, "
 			      "digits, '.', '_', '-')", printable(s).c_str());
 			return;

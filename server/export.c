@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "hfm/config.h"
 #include "hfm/export.h"
 #include "hfm/fsutil.h"
+#include "hfm/grants.h"
 #include "hfm/hash.h"
 #include "hfm/receipt.h"
 #include "hfm/store.h"
@@ -474,6 +476,41 @@ static int rev_add_fn(void *cls, const char *rev, const char *commit)
 	return 0;
 }
 
+/*
+ * Every grant and revoke record of the repo in the store's grants file
+ * (grants.h), whatever --since says: the merge inside is idempotent, and a
+ * receipt does not list grants.  A grants file that does not read fails
+ * the export: a bundle without them would look like "no grants".
+ */
+static int plan_grants(struct plan *p, long ri)
+{
+	struct hfm_bundle_repo *r = &p->m->repos[ri];
+	char *path = hfm_asprintf("%s/%s", p->store->root, HFM_GRANTS_FILE);
+	struct hfm_buf err = HFM_BUF_INIT(16384);
+	struct hfm_grant_list l;
+	char key[HFM_GRANTS_KEY_MAX];
+	int rc = hfm_grants_read(&l, path, &err);
+
+	hfm_grants_key(key, sizeof(key), &r->id);
+	if (rc) {
+		rc = hfm_error_set(rc, "the grants of %s cannot be carried: %s", r->id.name,
+				   err.len ? hfm_buf_cstr(&err) : hfm_error_last());
+		goto cleanup;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		const struct hfm_grant *g = &l.v[i];
+
+		if (strcasecmp(g->repo, key))
+			continue;
+		hfm_bundle_add_grant(r, g->user, g->via, g->time, g->revoked);
+	}
+cleanup:
+	hfm_grant_list_dispose(&l);
+	hfm_buf_dispose(&err);
+	free(path);
+	return rc;
+}
+
 static int plan_cache(struct plan *p, const struct hfm_export_repo *spec)
 {
 	struct hfm_bundle_repo *r = hfm_bundle_add_repo(p->m, &spec->id, HFM_BUNDLE_CACHE);
@@ -540,7 +577,7 @@ static int plan_cache(struct plan *p, const struct hfm_export_repo *spec)
 		if ((rc = walk_files(p->store->root_fd, dir, sub, meta_walk_fn, &mw)))
 			return rc;
 	}
-	/* the repo's access mark (gated, private); per-user grants: see the hook in bundle.h */
+	/* the repo's access mark (gated, private), then who may pass it offline */
 	for (const char *const *f = (const char *const[]){ "refs.json", "access", NULL }; *f; f++) {
 		char *rel = hfm_asprintf("%s/%s", dir, *f);
 		struct stat st;
@@ -551,7 +588,7 @@ static int plan_cache(struct plan *p, const struct hfm_export_repo *spec)
 		if (rc)
 			return rc;
 	}
-	return 0;
+	return plan_grants(p, ri);
 }
 
 /* -- git mirrors -- */
@@ -1274,7 +1311,8 @@ static const char export_usage[] =
 	"\n"
 	"Write a bundle of repos of STORE for hfmirror-import on the other side of an\n"
 	"air gap (docs/airgap.md): every revision's commit and file list, the cached\n"
-	"metadata, git packs and objects the other side needs to serve them offline.\n"
+	"metadata, git packs and objects the other side needs to serve them offline,\n"
+	"and the grants of gated repos (hfmirror grant; docs/sync.md).\n"
 	"\n"
 	"  --repos-path STORE  the store to read (default: ./repos)\n"
 	"  -o OUT              a new directory (manifest + payload volumes), FILE.tar,\n"

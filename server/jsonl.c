@@ -1,4 +1,4 @@
-/* jsonl.c - JSON-lines files admins edit and the server watches (see jsonl.h). */
+/* jsonl.c - JSON-lines files admins edit and the server watches: the file discipline (jsonl.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -56,12 +56,6 @@ int hfm_jsonl_bad(struct hfm_buf *err, const char *path, unsigned line, const ch
 	return HFM_EINVAL;
 }
 
-const char *hfm_jsonl_str(const cJSON *rec, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static int slurp(struct hfm_buf *out, const char *path)
 {
 	char chunk[65536];
@@ -83,7 +77,7 @@ static int slurp(struct hfm_buf *out, const char *path)
 	return 0;
 }
 
-int hfm_jsonl_read(const char *path, hfm_jsonl_fn fn, void *cls, struct hfm_buf *err)
+int hfm_jsonl_lines(const char *path, hfm_jsonl_line_fn fn, void *cls, struct hfm_buf *err)
 {
 	struct hfm_buf b = HFM_BUF_INIT(HFM_JSONL_MAX);
 	unsigned line = 0;
@@ -105,12 +99,7 @@ int hfm_jsonl_read(const char *path, hfm_jsonl_fn fn, void *cls, struct hfm_buf 
 			s++, n--;
 		if (!n || *s == '#')
 			continue;
-		cJSON *rec = cJSON_ParseWithLength(s, n);
-		if (!cJSON_IsObject(rec))
-			bad |= hfm_jsonl_bad(err, path, line, "record", "not a JSON object") != 0;
-		else
-			bad |= fn(cls, rec, path, line, err) != 0;
-		cJSON_Delete(rec);
+		bad |= fn(cls, s, n, path, line, err) != 0;
 	}
 	rc = bad ? HFM_EINVAL : 0;
 cleanup:

@@ -141,6 +141,21 @@ int hfm_path_valid(const char *p)
 	}
 }
 
+int hfm_user_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > HFM_USER_NAME_MAX || *s == '.' || *s == '-' || *s == '_')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
 int hfm_rev_valid(const char *r)
 {
 	size_t n = strlen(r), i;

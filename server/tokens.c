@@ -9,6 +9,8 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <cjson/cJSON.h>
+
 #include "hfm/hash.h"
 #include "hfm/jsonl.h"
 #include "hfm/tokens.h"
@@ -40,21 +42,6 @@ int hfm_ident_in_group(const struct hfm_ident *who, const char *g)
 }
 
 /* ---- the file as records ----------------------------------------------------- */
-
-int hfm_tokens_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (!n || n > 96 || *s == '.' || *s == '-' || *s == '_')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
 
 static int id_ok(const char *s)
 {
@@ -105,7 +92,7 @@ static int read_user(struct hfm_tokfile *f, const cJSON *rec, const char *path, 
 	const cJSON *hub = cJSON_GetObjectItemCaseSensitive(rec, "hub");
 	int rc = only_keys(rec, path, line, err, keys);
 
-	if (!name || !hfm_tokens_name_ok(name))
+	if (!name || !hfm_user_name_ok(name))
 		return hfm_jsonl_bad(err, path, line, "user",
 				     "a name of letters, digits, '.', '_' and '-' is needed");
 	if (find_user(f, name))
@@ -114,7 +101,7 @@ static int read_user(struct hfm_tokfile *f, const cJSON *rec, const char *path, 
 		return hfm_jsonl_bad(err, path, line, "groups", "must be an array of names");
 	if (full && !cJSON_IsString(full))
 		return hfm_jsonl_bad(err, path, line, "fullname", "must be a string");
-	if (hub && (!cJSON_IsString(hub) || !hfm_tokens_name_ok(hub->valuestring)))
+	if (hub && (!cJSON_IsString(hub) || !hfm_user_name_ok(hub->valuestring)))
 		return hfm_jsonl_bad(err, path, line, "hub", "must be a user name on the hub");
 	for (size_t i = 0; hub && i < f->nusers; i++)
 		if (f->users[i].hub && !strcmp(f->users[i].hub, hub->valuestring))
@@ -122,7 +109,7 @@ static int read_user(struct hfm_tokfile *f, const cJSON *rec, const char *path, 
 					     hub->valuestring, f->users[i].name);
 	const cJSON *g;
 	cJSON_ArrayForEach(g, groups)
-		if (!cJSON_IsString(g) || !hfm_tokens_name_ok(g->valuestring))
+		if (!cJSON_IsString(g) || !hfm_user_name_ok(g->valuestring))
 			return hfm_jsonl_bad(err, path, line, "groups",
 					     "a group is a name of letters, digits, '.', '_' and '-'");
 	if (rc)
@@ -317,11 +304,11 @@ int hfm_tokfile_add(struct hfm_tokfile *f, char token[HFM_TOKEN_LEN + 1],
 	unsigned char r[6];
 	char now[HFM_ISO_DATE_LEN + 1];
 
-	if (!hfm_tokens_name_ok(user))
+	if (!hfm_user_name_ok(user))
 		return hfm_error_set(HFM_EINVAL, "user \"%s\": use letters, digits, '.', '_' and '-'",
 				     user);
 	for (size_t i = 0; i < ngroups; i++)
-		if (!hfm_tokens_name_ok(groups[i]))
+		if (!hfm_user_name_ok(groups[i]))
 			return hfm_error_set(HFM_EINVAL, "group \"%s\": use letters, digits, '.', "
 					     "'_' and '-'", groups[i]);
 	if (new_token(token) || random_bytes(r, sizeof(r)))
@@ -365,7 +352,7 @@ int hfm_tokfile_set_hub(struct hfm_tokfile *f, const char *user, const char *hub
 
 	if (!u)
 		return hfm_error_set(HFM_ENOENT, "no user %s", user);
-	if (hub && !hfm_tokens_name_ok(hub))
+	if (hub && !hfm_user_name_ok(hub))
 		return hfm_error_set(HFM_EINVAL, "hub name \"%s\": use letters, digits, '.', '_' "
 				     "and '-'", hub);
 	for (size_t i = 0; hub && i < f->nusers; i++)

@@ -40,25 +40,25 @@
  *                                     files: git blob id, size, the LFS oid
  *                                     when LFS; "absent" when the bundle does
  *                                     not carry the content on purpose
+ *     grant <user> <via> <time>       (cache) the outside's grant of this repo
+ *     revoke <user> <via> <time>      to a local user (grants.h), or its
+ *                                     revoke: user and via are names, time
+ *                                     the record's (YYYY-MM-DDTHH:MM:SS.mmmZ,
+ *                                     or - unknown); one per user and repo
  *   x-<anything> ...                  an extension: ignored by readers that
  *                                     do not know it
  *   end                               last line (a cut manifest is refused)
  *
- * Any other unknown record is refused: a later version may add records that
- * must not be skipped (access grants of gated repos), and a reader that
- * cannot honour them must say so instead of serving without them.
+ * Any other unknown record is refused: a record that must not be skipped
+ * (grant, revoke) is refused by a reader that cannot honour it, instead of
+ * serving without it.
  *
- * Hook for per-user grants (the auth work keeps them in the store's
- * meta/grants.jsonl, outside any repo's meta/ directory, so no bundle
- * carries them today): a record per grant of a repo in the bundle, after
- * that repo's record, such as "grant <user> <via> <time>", written by
- * export.c beside the repo's `access` file (plan_cache: the loop over
- * refs.json and access) and merged into the inside's grants by the
- * importer's publish step (bundlesrc_publish.c, hfm_imp_bundle_cache_publish)
- * before the repo's revisions switch.  Not an x- record: an older importer
- * must refuse such a bundle rather than drop the grants.  Whether outside
- * user names mean the same people inside is the site's decision; an
- * import option should say so.
+ * Grants: an export carries every record of the store's meta/grants.jsonl
+ * (grants and revokes alike) for each cache repo it carries, incremental
+ * bundles too (they are small, and the merge is idempotent: the later
+ * record wins, grants.h); the importer merges them into the inside's file
+ * before the repo's revisions switch (bundlesrc_grants.c).  Git mirrors
+ * carry none: nothing gates them.
  *
  * A file needs an object unless it is empty or absent (git repos: only LFS
  * files; the rest is in the pack): its LFS oid, else its git blob id.  The
@@ -123,6 +123,14 @@ struct hfm_bundle_rev {
 	char commit[HFM_SHA1_HEX + 1];
 };
 
+/* A grant or revoke record of a repo (grants.h). */
+struct hfm_bundle_grant {
+	char *user;
+	char *via;
+	char time[HFM_ISO_DATE_LEN + 1];     /* "" when the outside did not know */
+	int revoked;
+};
+
 struct hfm_bundle_repo {
 	struct hfm_repo_id id;
 	enum hfm_bundle_kind kind;
@@ -133,6 +141,8 @@ struct hfm_bundle_repo {
 	char *head;                      /* git: branch name, or NULL */
 	char (*shallow)[HFM_SHA1_HEX + 1];
 	size_t nshallow;
+	struct hfm_bundle_grant *grants;     /* cache repos */
+	size_t ngrants;
 };
 
 struct hfm_bundle_volume {
@@ -170,6 +180,9 @@ void hfm_bundle_add_rev(struct hfm_bundle_repo *r, const char *name, const char 
 struct hfm_bundle_commit *hfm_bundle_add_commit(struct hfm_bundle_repo *r, const char *sha);
 void hfm_bundle_add_file(struct hfm_bundle_commit *c, const char *path, const char *oid,
 			 uint64_t size, const char *lfs, int absent);
+/* time: an ISO date or "" (unknown). */
+void hfm_bundle_add_grant(struct hfm_bundle_repo *r, const char *user, const char *via,
+			  const char *time, int revoked);
 /*
  * A payload entry.  OBJECT: `digest` is the oid (repo -1, relpath NULL);
  * META: repo index and relpath; PACK: repo index.  The member name is made

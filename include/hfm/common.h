@@ -103,6 +103,9 @@ int hfm_cond_wait_mono(pthread_cond_t *c, pthread_mutex_t *m, uint64_t deadline_
  */
 #define HFM_ISO_DATE_LEN 24
 void hfm_iso_date(char *out, int64_t ms);
+/* 1 if the n bytes at s are such a date (digits where digits go; the order
+ * of two of them is then their order as strings). */
+int hfm_iso_date_valid(const char *s, size_t n);
 
 /* Case-insensitive ASCII comparison helpers. */
 int hfm_strieq(const char *a, const char *b);

@@ -58,4 +58,11 @@ int hfm_path_valid(const char *p);
 /* Revision strings: 1..HFM_REV_MAX bytes, no control bytes, no "..". */
 int hfm_rev_valid(const char *r);
 
+/*
+ * A local user or group name (tokens.h, grants.h):
+ * [A-Za-z0-9][A-Za-z0-9._-]*, at most HFM_USER_NAME_MAX bytes.
+ */
+#define HFM_USER_NAME_MAX 96
+int hfm_user_name_ok(const char *s);
+
 #endif

@@ -35,6 +35,7 @@
 #include "buf.h"
 #include "ident.h"
 #include "log.h"
+#include "path.h"              /* hfm_user_name_ok: names of users and groups */
 
 #define HFM_TOKEN_LETTERS 34             /* after "hf_": 34 * log2(52) = 193.8 bits */
 #define HFM_TOKEN_LEN (3 + HFM_TOKEN_LETTERS)
@@ -86,9 +87,6 @@ int hfm_tokfile_add(struct hfm_tokfile *f, char token[HFM_TOKEN_LEN + 1],
 int hfm_tokfile_set_hub(struct hfm_tokfile *f, const char *user, const char *hub);
 /* Drop the token `id`; HFM_ENOENT if there is none. */
 int hfm_tokfile_revoke(struct hfm_tokfile *f, const char *id);
-
-/* 1 if `s` is a valid user or group name: [A-Za-z0-9][A-Za-z0-9._-]*, at most 96. */
-int hfm_tokens_name_ok(const char *s);
 
 /* "FILE.used": when each token id was last used, as {"token":…,"last_used":…} lines. */
 char *hfm_tokens_used_path(const char *path);

@@ -32,24 +32,6 @@ check "and an incremental bundle of it" "$HFMIRROR" export -q --repos-path "$OUT
 	--repo acme/tiny --since "$T/receipt"
 store_listing "$IN" >"$T/before"
 
-# refused BUNDLE WANT DESCRIPTION [import args...]: exit status 1, WANT in the message,
-# the store unchanged
-refused() {
-	_b=$1 _want=$2 _what=$3
-	shift 3
-	"$HFMIRROR_IMPORT" -q --store "${STORE:-$IN}" "$@" "$_b" >"$T/refused.out" 2>&1
-	is "$?" 1 "$_what: refused (exit status 1)"
-	diag "$(cat "$T/refused.out")"
-	like "$(cat "$T/refused.out")" "$_want" "$_what: the message says why"
-	store_listing "${STORE:-$IN}" >"$T/after"
-	if cmp -s "${BEFORE:-$T/before}" "$T/after"; then
-		ok "$_what: the store is unchanged"
-	else
-		not_ok "$_what: the store is unchanged"
-		diag "$(diff "${BEFORE:-$T/before}" "$T/after" | head -n 20)"
-	fi
-}
-
 # 1. one flipped byte inside the new weights object, wherever its volume is
 cp -r "$T/b2" "$T/flip"
 read -r vol off <<EOF

@@ -6,7 +6,9 @@
  * to text that parses to the same print; every field it accepted holds what
  * the header says (ids lowercase hex of their length, names and paths that
  * pass path.h's checks, metadata paths refs.json, access or below a listed
- * commit); payload member names are unique; a refusal says which line.
+ * commit); grants name valid users, ways and times, one record per user
+ * and repo, in cache repos only; payload member names are unique; a refusal
+ * says which line.
  */
 #include "hfm/bundle.h"
 #include "fuzz.h"
@@ -35,6 +37,15 @@ static void check_manifest(const struct hfm_bundle_manifest *m)
 			for (size_t k = 0; k < r->commits[j].nfiles; k++)
 				FUZZ_CHECK(hfm_path_valid(r->commits[j].files[k].path) &&
 					   r->commits[j].files[k].path[0]);
+		FUZZ_CHECK(!r->ngrants || r->kind == HFM_BUNDLE_CACHE);
+		for (size_t j = 0; j < r->ngrants; j++) {
+			const struct hfm_bundle_grant *g = &r->grants[j];
+
+			FUZZ_CHECK(hfm_user_name_ok(g->user) && hfm_user_name_ok(g->via));
+			FUZZ_CHECK(!g->time[0] || hfm_iso_date_valid(g->time, strlen(g->time)));
+			for (size_t k = 0; k < j; k++)
+				FUZZ_CHECK(strcmp(r->grants[k].user, g->user));
+		}
 	}
 	for (size_t i = 0; i < m->nvolumes; i++)
 		FUZZ_CHECK(!strchr(m->volumes[i].name, '/'));

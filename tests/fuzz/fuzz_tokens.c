@@ -34,7 +34,7 @@ static void check_read(const struct hfm_tokfile *f)
 		FUZZ_CHECK(hfm_is_hex(f->tokens[i].sha256, HFM_SHA256_HEX));
 	}
 	for (size_t u = 0; u < f->nusers; u++)
-		FUZZ_CHECK(hfm_tokens_name_ok(f->users[u].name));
+		FUZZ_CHECK(hfm_user_name_ok(f->users[u].name));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

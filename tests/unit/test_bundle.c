@@ -32,6 +32,8 @@ static struct hfm_bundle_manifest *sample(void)
 	hfm_bundle_add_item(m, HFM_BUNDLE_META, 0, "commits/0123456789abcdef0123456789abcdef01234567/tree.json",
 			    10, "bb23456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 	hfm_bundle_add_item(m, HFM_BUNDLE_OBJECT, -1, NULL, 5000, lfs);
+	hfm_bundle_add_grant(r, "alice", "admin", "2026-12-04T16:00:00.000Z", 0);
+	hfm_bundle_add_grant(r, "bob", "upstream", "", 1);
 	r = hfm_bundle_add_repo(m, &gid, HFM_BUNDLE_GIT);
 	r->head = hfm_strdup("main");
 	hfm_bundle_add_rev(r, "refs/heads/main", sha);
@@ -61,7 +63,15 @@ static void test_manifest(void)
 		TAP_IS_STR(p->items[1].name, "meta/models/acme/tiny/commits/0123456789abcdef0123456789abcdef01234567/tree.json",
 			   "meta member name");
 		TAP_IS_STR(p->items[2].name, "packs/datasets/gpt2.pack", "pack member name");
+		TAP_OK(p->repos[0].ngrants == 2 && !strcmp(p->repos[0].grants[0].user, "alice") &&
+		       !p->repos[0].grants[0].revoked && !strcmp(p->repos[0].grants[0].via, "admin") &&
+		       !strcmp(p->repos[0].grants[0].time, "2026-12-04T16:00:00.000Z"),
+		       "a grant record");
+		TAP_OK(p->repos[0].ngrants == 2 && p->repos[0].grants[1].revoked &&
+		       !p->repos[0].grants[1].time[0], "a revoke record, its time unknown");
 	}
+	TAP_OK(strstr(t.ptr, "grant alice admin 2026-12-04T16:00:00.000Z\nrevoke bob upstream -\n") != NULL,
+	       "grant and revoke records");
 	hfm_bundle_manifest_free(p);
 
 	/* refusals, each with its line */
@@ -69,7 +79,16 @@ static void test_manifest(void)
 		{ "hfmirror-bundle 1\n", "hfmirror-bundle 2\n", "manifest:1: format version 2", "a newer version" },
 		{ "end\n", "", "no end record", "a cut-off manifest" },
 		{ "end\n", "end", "no newline", "a cut-off last line" },
-		{ "tool ", "grant x\ntool ", "unknown record \"grant\"", "an unknown record" },
+		{ "tool ", "frobnicate x\ntool ", "unknown record \"frobnicate\"", "an unknown record" },
+		{ "tool ", "grant alice admin -\ntool ", "grant before any repo record", "a grant of no repo" },
+		{ "head main\n", "head main\ngrant alice admin -\n", "grant in a git repo", "a grant of a git repo" },
+		{ "grant alice admin 2026-12-04T16:00:00.000Z", "grant alice admin 2026-12-04", "the time is not",
+		  "a grant with a bad time" },
+		{ "grant alice ", "grant al/ice ", "is not a user name", "a grant to a bad name" },
+		{ "grant alice admin ", "grant alice %20admin ", "is not a way of granting", "a bad via" },
+		{ "grant alice admin 2026-12-04T16:00:00.000Z", "grant alice admin", "grant: 2 fields",
+		  "a grant without its time" },
+		{ "revoke bob ", "revoke alice ", "alice has two records", "two records of one user" },
 		{ "rev main ", "rev main  ", "empty field", "two spaces" },
 		{ "object aa2345", "object AA2345", "lowercase hex", "an uppercase oid" },
 		{ "meta commits/", "meta ../commits/", "is not refs.json", "a meta path that escapes" },

@@ -105,6 +105,26 @@ int hfm_store_publish_at(const struct hfm_store *s, int dirfd, const char *name,
 			 const char *oid, int verified);
 
 /*
+ * The same for a staged file the caller has open (`fd`, any access mode;
+ * the caller closes it), with flags:
+ *   HFM_STORE_VERIFIED   the caller verified the bytes: not read again
+ *   HFM_STORE_NOREPLACE  an object already there stays (and `name` is
+ *                        removed): a reader of its inode on another NFS
+ *                        client would see it go stale if it were replaced
+ *   HFM_STORE_DIR_LATER  objects/<2 hex> is not fsynced here: the caller
+ *                        does it later (hfm_store_sync_object_dir), once
+ *                        for several objects.  Until then a power loss
+ *                        may take the new name away (never leave a wrong
+ *                        or partial object under it: the data is fsynced
+ *                        before the rename)
+ * On failure `name` is left for the caller to remove.
+ */
+int hfm_store_publish_fd(const struct hfm_store *s, int dirfd, const char *name, int fd,
+			 const char *oid, unsigned flags);
+/* fsync objects/<first 2 hex of oid> (hfm_store_publish_fd's HFM_STORE_DIR_LATER). */
+void hfm_store_sync_object_dir(const struct hfm_store *s, const char *oid);
+
+/*
  * Add the file at `path` as object `oid`: a hard link when on the same
  * filesystem (the inode is shared, nothing is copied), else a copy through
  * tmp/.  The content is verified first.  *linked tells which happened.
@@ -124,6 +144,8 @@ enum hfm_store_added {
 #define HFM_STORE_COPY 1u        /* never hard link (the caller's file may change later) */
 #define HFM_STORE_VERIFIED 2u    /* the caller just hashed this fd to `oid`: a link
 				    publishes it without reading it again */
+#define HFM_STORE_NOREPLACE 4u   /* hfm_store_publish_fd() */
+#define HFM_STORE_DIR_LATER 8u   /* hfm_store_publish_fd() */
 
 /*
  * Add the open regular file `fd` as object `oid`.  The object is exactly the

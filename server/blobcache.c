@@ -2100,31 +2100,32 @@ static void published(struct hfm_blob *b)
 }
 
 /*
- * Publish a small blob verified in memory: a staged file under tmp/, one
- * fsync, a rename (its directory synced later, with others').  A failure
+ * Publish a small blob verified in memory: a staged file under tmp/ (no
+ * name where the filesystem allows), one fsync, a link or rename that
+ * never replaces an object already there (its directory synced later,
+ * with others').  A failure
  * leaves it verified in memory, served to whoever holds it; the next
  * opener of its oid fetches it again.
  */
 static void publish_small(struct hfm_blob *b)
 {
 	struct hfm_blobcache *bc = b->bc;
-	struct hfm_buf name = HFM_BUF_INIT(128);
+	char name[96];
 	int fd, rc;
 
-	if (!(rc = hfm_store_stage(&fd, &name, bc->store))) {
+	if (!(rc = hfm_store_stage_unnamed(&fd, name, bc->store))) {
 		if (write_all(fd, b->mem, (size_t)b->size, 0)) {
-			rc = hfm_error_set(HFM_EIO, "write tmp/%s: %s", name.ptr, strerror(errno));
+			rc = hfm_error_set(HFM_EIO, "write a staged %s: %s", b->oid, strerror(errno));
 		} else {
 			mark_ours(b, fd);
-			rc = hfm_store_publish_fd(bc->store, bc->store->tmp_fd, name.ptr, fd, b->oid,
+			rc = hfm_store_publish_fd(bc->store, bc->store->tmp_fd, name, fd, b->oid,
 						  HFM_STORE_VERIFIED | HFM_STORE_NOREPLACE |
 						  HFM_STORE_DIR_LATER);
 		}
 		close(fd);
-		if (rc)
-			hfm_store_abort(bc->store, name.ptr);
+		if (rc && name[0])
+			hfm_store_abort(bc->store, name);
 	}
-	hfm_buf_dispose(&name);
 	if (rc) {
 		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: %s not stored: %s",
 			b->oid, hfm_error_last());

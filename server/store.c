@@ -249,6 +249,22 @@ int hfm_store_scratch(int *fd, char name[96], const struct hfm_store *s)
 	return hfm_error_set(HFM_EIO, "cannot create a file in %s/tmp: %s", s->root, strerror(errno));
 }
 
+int hfm_store_stage_unnamed(int *fd, char name[96], const struct hfm_store *s)
+{
+	name[0] = '\0';
+	/* no name: nothing to remove after a crash, no entry in tmp/ to add,
+	 * remove and sync, and the link that publishes it never replaces */
+	*fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+	if (*fd >= 0)
+		return 0;
+	hfm_store_tmp_name(name, "stage");
+	*fd = openat(s->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (*fd >= 0)
+		return 0;
+	return hfm_error_set(HFM_EIO, "cannot create a staging file in %s/tmp: %s", s->root,
+			     strerror(errno));
+}
+
 int hfm_store_check(const struct hfm_store *s)
 {
 	char name[96];
@@ -359,6 +375,19 @@ void hfm_store_abort(const struct hfm_store *s, const char *tmp_name)
 	unlinkat(s->tmp_fd, tmp_name, 0);
 }
 
+/*
+ * Link the inode behind `fd` as objects/<rel>.  linkat() of a path would
+ * link a symlink itself, or whatever the path names by now; the /proc/self/fd
+ * name is the open inode (open(2) documents this use with O_TMPFILE).
+ */
+static int link_fd(const struct hfm_store *s, int fd, const char *rel)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, s->objects_fd, rel, AT_SYMLINK_FOLLOW);
+}
+
 /* objects/<dir>, the directory of objects whose ids start with `dir` (2 hex). */
 static int object_dir_fd(const struct hfm_store *s, const char *dir)
 {
@@ -372,14 +401,25 @@ static int object_dir_fd(const struct hfm_store *s, const char *dir)
  * same bytes, and a reader of the old inode on another NFS client would
  * see it go stale if it were replaced.
  */
-static int rename_object(const struct hfm_store *s, int dirfd, const char *name, const char *rel,
-			 int noreplace)
+static int rename_object(const struct hfm_store *s, int dirfd, const char *name, int fd,
+			 const char *rel, int noreplace)
 {
 	char dir[3] = { rel[0], rel[1], '\0' };
 
 	for (int tries = 0; tries < 2; tries++) {
-		int r = noreplace ? renameat2(dirfd, name, s->objects_fd, rel, RENAME_NOREPLACE)
-				  : renameat(dirfd, name, s->objects_fd, rel);
+		int r = !name[0] ? link_fd(s, fd, rel)      /* unnamed: a link never replaces */
+			: noreplace ? renameat2(dirfd, name, s->objects_fd, rel, RENAME_NOREPLACE)
+				    : renameat(dirfd, name, s->objects_fd, rel);
+		if (!name[0]) {
+			if (r == 0 || errno == EEXIST)
+				return 0;
+			if (errno != ENOENT || tries)
+				break;
+			if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST)
+				return hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir,
+						     strerror(errno));
+			continue;
+		}
 		if (r < 0 && noreplace && (errno == EINVAL || errno == ENOSYS)) {
 			/* no RENAME_NOREPLACE here (NFS): a link never replaces either */
 			r = linkat(dirfd, name, s->objects_fd, rel, 0);
@@ -417,7 +457,7 @@ int hfm_store_publish_fd(const struct hfm_store *s, int dirfd, const char *name,
 	if (fsync(fd) < 0)
 		return hfm_error_set(HFM_EIO, "fsync %s: %s", name, strerror(errno));
 	object_rel(rel, oid);
-	if ((rc = rename_object(s, dirfd, name, rel, !!(flags & HFM_STORE_NOREPLACE))))
+	if ((rc = rename_object(s, dirfd, name, fd, rel, !!(flags & HFM_STORE_NOREPLACE))))
 		return rc;
 	if (!(flags & HFM_STORE_DIR_LATER))
 		hfm_store_sync_object_dir(s, oid);
@@ -480,18 +520,6 @@ int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *
 	return rc;
 }
 
-/*
- * Link the inode behind `fd` as objects/<rel>.  linkat() of a path would
- * link a symlink itself, or whatever the path names by now; the /proc/self/fd
- * name is the open inode (open(2) documents this use with O_TMPFILE).
- */
-static int link_fd(const struct hfm_store *s, int fd, const char *rel)
-{
-	char proc[64];
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	return linkat(AT_FDCWD, proc, s->objects_fd, rel, AT_SYMLINK_FOLLOW);
-}
 
 int hfm_store_add_fd(enum hfm_store_added *how, const struct hfm_store *s, int fd,
 		     const char *oid, unsigned flags, hfm_progress_fn *fn, void *payload)

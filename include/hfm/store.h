@@ -105,8 +105,16 @@ int hfm_store_publish_at(const struct hfm_store *s, int dirfd, const char *name,
 			 const char *oid, int verified);
 
 /*
- * The same for a staged file the caller has open (`fd`, any access mode;
- * the caller closes it), with flags:
+ * Stage a new file under tmp/ without a name where the filesystem can
+ * (O_TMPFILE: name[0] is NUL), else with one unique to this host and
+ * process (in `name`; hfm_store_abort() removes it).  Publish it with
+ * hfm_store_publish_fd(): an unnamed one is linked into objects/.
+ */
+int hfm_store_stage_unnamed(int *fd, char name[96], const struct hfm_store *s);
+/*
+ * The same for a staged file the caller has open (`fd`, readable unless
+ * HFM_STORE_VERIFIED; the caller closes it; `name` "" for an unnamed one,
+ * which is linked and never replaces an object), with flags:
  *   HFM_STORE_VERIFIED   the caller verified the bytes: not read again
  *   HFM_STORE_NOREPLACE  an object already there stays (and `name` is
  *                        removed): a reader of its inode on another NFS

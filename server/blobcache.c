@@ -22,6 +22,7 @@
  * writer with any waiting waits too (HFM_BLOB_HASH_QUEUE is per blob). */
 #define HASH_QUEUE_TOTAL (64ull << 20)
 #define POOL_MAX 16                      /* idle HFM_BLOB_BUF buffers kept */
+#define SMALL_MAX (1ull << 20)           /* opts.memory_max 0 */
 
 /*
  * The background fill (hfm_blob_fill) fetches what readers do not: it
@@ -202,7 +203,7 @@ struct hfm_blob {
 	struct hfm_blob_fetch *fetches;  /* active ones */
 	struct hfm_waitq waiters;
 	/*
-	 * A small blob (one block, at most bc->small_max) has no files under
+	 * A small blob (one block and below bc->small_lim) has no files under
 	 * partial/: its one fetch writes here, the bytes are verified when the
 	 * last one lands and only then readable (state B_VERIFYING: verified,
 	 * in memory; a reader never sees an unverified byte, so a whole-file
@@ -1251,24 +1252,17 @@ void hfm_blob_fetch_buf_put(struct hfm_blob_fetch *f, void *buf)
 }
 
 /*
- * fetch_write() of a small blob: into its memory; the last bytes verify
- * it, and then it is readable (and queued to be published) or discarded.
+ * fetch_write() of a small blob, n bytes at pos (checked): into its
+ * memory; the last bytes verify it, and then it is readable (and queued
+ * to be published) or discarded.
  */
-static int small_write(struct hfm_blob_fetch *f, const void *data, size_t n)
+static int small_write(struct hfm_blob_fetch *f, const void *data, size_t n, uint64_t pos)
 {
 	struct hfm_blob *b = f->b;
 	struct hfm_blobcache *bc = b->bc;
 	struct hfm_waitq_node *wake;
-	uint64_t pos;
 	int rc, finish = 0;
 
-	pthread_mutex_lock(&b->lock);
-	pos = f->pos;
-	if (f->done || !f->active || n > f->len - pos) {
-		pthread_mutex_unlock(&b->lock);
-		return hfm_error_set(HFM_EINVAL, "blob %s: write past the fetched range", b->oid);
-	}
-	pthread_mutex_unlock(&b->lock);
 	/* the fetch owns the blob's one block: nobody else writes these bytes,
 	 * and nobody reads them before they are verified */
 	memcpy(b->mem + f->off + pos, data, n);
@@ -1326,8 +1320,6 @@ static int fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n, voi
 	enum task_kind task = TASK_FLUSH;
 	int queue = 0, hash_task = 0, finish, here = 0;
 
-	if (b->small)
-		return small_write(f, data, n);
 	pthread_mutex_lock(&b->lock);
 	pos = f->pos;
 	if (f->done || !f->active || n > f->len - pos) {
@@ -1335,6 +1327,8 @@ static int fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n, voi
 		return hfm_error_set(HFM_EINVAL, "blob %s: write past the fetched range", b->oid);
 	}
 	pthread_mutex_unlock(&b->lock);
+	if (b->small)
+		return small_write(f, data, n, pos);
 
 	/* b->fd cannot change while this fetch is active (it owns unfilled blocks) */
 	if (n && write_all(b->fd, data, n, f->off + pos))
@@ -2370,9 +2364,11 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 	bc->sync_ns = (uint64_t)(o->sync_ms ? o->sync_ms : 1000) * 1000000;
 	bc->fail_backoff_ns = (uint64_t)(o->fail_backoff_ms ? o->fail_backoff_ms : 10000) * 1000000;
 	bc->fill_idle_ns = (uint64_t)(o->fill_idle_ms ? o->fill_idle_ms : 1000) * 1000000;
-	/* one block at most: a small blob is one fetch */
+	/* one block at most (a small blob is one fetch), 1 MiB unless told: its
+	 * memory is held while it is fetched and read */
 	if (o->memory_max >= 0)
-		bc->small_lim = HFM_MIN(o->memory_max ? (uint64_t)o->memory_max : bs, (uint64_t)bs) + 1;
+		bc->small_lim = HFM_MIN(o->memory_max ? (uint64_t)o->memory_max : SMALL_MAX,
+					(uint64_t)bs) + 1;
 	bc->o = *o;
 	pthread_mutex_init(&bc->lock, NULL);
 	pthread_mutex_init(&bc->pool_lock, NULL);

@@ -235,34 +235,32 @@ void hfm_store_tmp_name(char name[96], const char *what)
 		 atomic_fetch_add(&seq, 1));
 }
 
-int hfm_store_scratch(int *fd, char name[96], const struct hfm_store *s)
+/* A new read-write file under tmp/: unnamed where possible, else "<what>.<host>.<pid>.<n>". */
+static int tmp_file(int *fd, char name[96], const struct hfm_store *s, const char *what,
+		    mode_t mode)
 {
 	name[0] = '\0';
-	*fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	*fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
 	if (*fd >= 0)
 		return 0;
 	/* NFS and others have no O_TMPFILE */
-	hfm_store_tmp_name(name, "probe");
-	*fd = openat(s->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	hfm_store_tmp_name(name, what);
+	*fd = openat(s->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (*fd >= 0)
 		return 0;
 	return hfm_error_set(HFM_EIO, "cannot create a file in %s/tmp: %s", s->root, strerror(errno));
 }
 
+int hfm_store_scratch(int *fd, char name[96], const struct hfm_store *s)
+{
+	return tmp_file(fd, name, s, "probe", 0600);
+}
+
 int hfm_store_stage_unnamed(int *fd, char name[96], const struct hfm_store *s)
 {
-	name[0] = '\0';
 	/* no name: nothing to remove after a crash, no entry in tmp/ to add,
 	 * remove and sync, and the link that publishes it never replaces */
-	*fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
-	if (*fd >= 0)
-		return 0;
-	hfm_store_tmp_name(name, "stage");
-	*fd = openat(s->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (*fd >= 0)
-		return 0;
-	return hfm_error_set(HFM_EIO, "cannot create a staging file in %s/tmp: %s", s->root,
-			     strerror(errno));
+	return tmp_file(fd, name, s, "stage", 0644);
 }
 
 int hfm_store_check(const struct hfm_store *s)

@@ -138,8 +138,8 @@ struct hfm_blobcache_opts {
 					    quiet this long; 0 = 1000 */
 	int64_t memory_max;              /* blobs of at most this many bytes (and one
 					    block) are small: fetched into memory,
-					    verified, then published (below); 0 = one
-					    block; -1 = none (every blob under partial/) */
+					    verified, then published (below); 0 =
+					    1 MiB; -1 = none (every blob under partial/) */
 	/*
 	 * Start fetching [hfm_blob_fetch_offset(f), +hfm_blob_fetch_length(f)).
 	 * Called without locks, on the thread of the reader that needed it;

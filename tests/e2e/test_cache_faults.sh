@@ -36,6 +36,17 @@ C=$cache_URL
 
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 logged() { grep -q "$2" "$T/$1.log"; }
+# until_200 URL OUT: GET until 200, past the cache's short negative cache
+# (10 tries, 1 s apart): $st the last status, $tries how many.
+until_200() {
+	tries=0
+	while [ $tries -lt 10 ]; do
+		tries=$((tries + 1))
+		st=$(get "$1" "$2")
+		[ "$st" = 200 ] && break
+		sleep 1
+	done
+}
 
 # ---- CDN redirect: the Hub's 302 to another host ---------------------------------
 relay_mode redirect
@@ -92,14 +103,8 @@ check "stall: no object stored for it" \
 relay_mode pass
 # A client retries a 5xx; the cache's short negative cache may answer the
 # first retry, so allow a few.
-n=0
-while [ $n -lt 10 ]; do
-	n=$((n + 1))
-	st=$(get "$C/acme/faults/resolve/main/stall.bin" "$T/s2")
-	[ "$st" = 200 ] && break
-	sleep 1
-done
-diag "after the stall: $n attempt(s)"
+until_200 "$C/acme/faults/resolve/main/stall.bin" "$T/s2"
+diag "after the stall: $tries attempt(s)"
 is "$st" 200 "after the stall: 200"
 check "after the stall: same bytes" cmp "$T/s2" "$F/stall.bin"
 
@@ -119,13 +124,7 @@ check "small, lying: the discard is logged with the blob id" logged cache "$smal
 check "small, lying: nothing published" test ! -e "$(store_object "$T/store" "$small_oid")"
 check "small, lying: nothing under partial/" test ! -e "$T/store/partial/$small_oid"
 relay_mode pass
-n=0
-while [ $n -lt 10 ]; do   # past the short negative cache
-	n=$((n + 1))
-	st=$(get "$C/acme/faults/resolve/main/small.bin" "$T/sm2")
-	[ "$st" = 200 ] && break
-	sleep 1
-done
+until_200 "$C/acme/faults/resolve/main/small.bin" "$T/sm2"
 is "$st" 200 "small, upstream honest again: 200"
 check "small, upstream honest again: same bytes" cmp "$T/sm2" "$F/small.bin"
 wait_for test -e "$(store_object "$T/store" "$small_oid")"
@@ -160,13 +159,7 @@ for n in 0 100 $((hlen + 20)); do
 	like "$st" '^50[24]$' "cold tree, upstream drops after $n bytes: 502/504 ($st)"
 done
 relay_mode pass
-n=0
-while [ $n -lt 10 ]; do   # past the short negative cache
-	n=$((n + 1))
-	st=$(get "$C/api/models/acme/meta/revision/main" "$T/m1")
-	[ "$st" = 200 ] && break
-	sleep 1
-done
+until_200 "$C/api/models/acme/meta/revision/main" "$T/m1"
 is "$st" 200 "info once upstream is back: 200"
 is "$(get "$C/api/models/acme/meta/tree/main?recursive=true" "$T/t1")" 200 "tree once upstream is back: 200"
 msha=$($PYTHON -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha"])' "$T/m1")

@@ -22,6 +22,7 @@
  * writer with any waiting waits too (HFM_BLOB_HASH_QUEUE is per blob). */
 #define HASH_QUEUE_TOTAL (64ull << 20)
 #define POOL_MAX 16                      /* idle HFM_BLOB_BUF buffers kept */
+#define SMALL_MAX (1ull << 20)           /* opts.memory_max 0 */
 
 /*
  * The background fill (hfm_blob_fill) fetches what readers do not: it
@@ -62,13 +63,14 @@ enum task_kind {
 	TASK_HASH,                       /* the digest has work (hashing threads) */
 	TASK_FILL,                       /* the fill may go on (a timer) */
 	TASK_KEEP,                       /* a timer that only holds its reference */
+	TASK_DIRSYNC,                    /* sync the directories publishing changed (no blob) */
 };
 
 struct blob_task {
 	struct blob_task *next;
 	enum task_kind kind;
 	uint64_t due;                    /* timers (TASK_TIMER, TASK_FILL): mono ns */
-	struct hfm_blob *b;              /* reference held */
+	struct hfm_blob *b;              /* reference held; NULL for TASK_DIRSYNC */
 };
 
 struct hfm_blobcache {
@@ -99,13 +101,23 @@ struct hfm_blobcache {
 	int nhashers;
 	pthread_t *hashers;
 	atomic_uint_fast64_t hq_total;   /* bytes handed over, not hashed yet (all blobs) */
+	/*
+	 * Directories that publishing changed and that are not synced yet
+	 * (under lock): objects/<2 hex> by its first byte, and partial/.  One
+	 * TASK_DIRSYNC syncs them sync_ms after the first, once for all the
+	 * blobs published meanwhile (a snapshot of many small files).
+	 */
+	uint8_t dirty_objdirs[256 / 8];
+	int dirty_partial;
+	int dirsync_queued;
+	uint64_t small_lim;              /* blobs smaller live in memory until published */
 
 	pthread_mutex_t pool_lock;       /* a leaf: taken under any other lock */
 	void *pool[POOL_MAX];
 	int npool;
 
 	atomic_uint_fast64_t n_open, n_fetches, n_fetch_failures, n_bytes, n_syncs, n_verified,
-		n_corrupt, n_hashed_given, n_hashed_read;
+		n_corrupt, n_hashed_given, n_hashed_read, n_dirsyncs;
 };
 
 struct hfm_blob_fetch {
@@ -190,6 +202,17 @@ struct hfm_blob {
 	uint64_t fill_backoff_until;     /* mono ns */
 	struct hfm_blob_fetch *fetches;  /* active ones */
 	struct hfm_waitq waiters;
+	/*
+	 * A small blob (one block and below bc->small_lim) has no files under
+	 * partial/: its one fetch writes here, the bytes are verified when the
+	 * last one lands and only then readable (state B_VERIFYING: verified,
+	 * in memory; a reader never sees an unverified byte, so a whole-file
+	 * answer need not hold back its last one), and a worker publishes
+	 * them (a staged file, one fsync, a rename).  Kept until the struct
+	 * goes, so its readers read memory before and after publication.
+	 */
+	char *mem;
+	int small;
 };
 
 /* A buffer handed over for the digest (hfm_blob_fetch_write_buf). */
@@ -377,6 +400,58 @@ static void sync_dir(int dirfd)
 	fsync(dirfd);
 }
 
+static void task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
+				enum task_kind kind, uint64_t due);
+
+static unsigned hexval(char c)
+{
+	return (unsigned)(c <= '9' ? c - '0' : c - 'a' + 10);
+}
+
+/*
+ * Publishing changed objects/<oid's 2 hex> (oid may be NULL) and, with
+ * `partial`, partial/: a TASK_DIRSYNC syncs them sync_ms from the first
+ * change, with every other directory changed meanwhile.  The objects are
+ * whole on disk already (fsync before rename); until then a power loss may
+ * only take a new name away, and the blob is fetched again.
+ */
+static void dir_changed(struct hfm_blobcache *bc, const char *oid, int partial)
+{
+	pthread_mutex_lock(&bc->lock);
+	if (oid)
+		set_bit(bc->dirty_objdirs, hexval(oid[0]) << 4 | hexval(oid[1]));
+	bc->dirty_partial |= partial;
+	if (!bc->dirsync_queued) {
+		bc->dirsync_queued = 1;
+		task_push_at_locked(bc, NULL, TASK_DIRSYNC, hfm_mono_ns() + bc->sync_ns);
+	}
+	pthread_mutex_unlock(&bc->lock);
+}
+
+/* TASK_DIRSYNC: sync what dir_changed() noted. */
+static void dirsync(struct hfm_blobcache *bc)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t dirs[sizeof(bc->dirty_objdirs)];
+	int partial;
+
+	pthread_mutex_lock(&bc->lock);
+	memcpy(dirs, bc->dirty_objdirs, sizeof(dirs));
+	memset(bc->dirty_objdirs, 0, sizeof(dirs));
+	partial = bc->dirty_partial;
+	bc->dirty_partial = 0;
+	bc->dirsync_queued = 0;
+	pthread_mutex_unlock(&bc->lock);
+	for (unsigned i = 0; i < 256; i++)
+		if (bit(dirs, i)) {
+			char d[3] = { hex[i >> 4], hex[i & 15], '\0' };
+			hfm_store_sync_object_dir(bc->store, d);
+		}
+	if (partial)
+		sync_dir(bc->partial_fd);
+	atomic_fetch_add(&bc->n_dirsyncs, 1);
+}
+
 /* ---- tasks --------------------------------------------------------------- */
 
 static void task_append(struct blob_task **head, struct blob_task **tail, struct blob_task *j)
@@ -401,7 +476,8 @@ static void task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
 	j->kind = kind;
 	j->b = b;
 	j->due = due;
-	b->refs++;
+	if (b)
+		b->refs++;
 	if (kind == TASK_HASH) {
 		task_append(&bc->hash_head, &bc->hash_tail, j);
 		pthread_cond_signal(&bc->hash_cv);
@@ -486,6 +562,16 @@ static void close_files(struct hfm_blob *b)
 	b->fd = b->ro_fd = b->map_fd = -1;
 }
 
+/* The file fd will be blob b's: the evictor may remove it (evict.h). */
+static void mark_ours(struct hfm_blob *b, int fd)
+{
+	struct hfm_blobcache *bc = b->bc;
+
+	if (hfm_evict_mark(bc->store, fd, b->oid) < 0 && !atomic_exchange(&bc->mark_failed, 1))
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_WARN, "blobcache: %s: %s; blobs it "
+			"cannot mark as the cache's are never evicted", b->oid, hfm_error_last());
+}
+
 static void size_bitmaps(struct hfm_blob *b, uint32_t shift)
 {
 	b->shift = shift;
@@ -540,10 +626,7 @@ static int create_files(struct hfm_blob *b)
 		rc = hfm_error_set(HFM_EIO, "partial/%s: %s", b->oid, strerror(errno));
 		goto fail;
 	}
-	/* ours: the evictor may remove it (evict.h) */
-	if (hfm_evict_mark(bc->store, b->fd, b->oid) < 0 && !atomic_exchange(&bc->mark_failed, 1))
-		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_WARN, "blobcache: %s: %s; blobs it "
-			"cannot mark as the cache's are never evicted", b->oid, hfm_error_last());
+	mark_ours(b, b->fd);
 	b->ro_fd = openat(pfd, b->oid, O_RDONLY | O_CLOEXEC);
 	b->map_fd = openat(pfd, tmpn, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (b->ro_fd < 0 || b->map_fd < 0) {
@@ -666,6 +749,7 @@ static struct hfm_blob *blob_alloc(struct hfm_blobcache *bc, const char *oid, ui
 static void blob_destroy(struct hfm_blob *b)
 {
 	close_files(b);
+	free(b->mem);
 	hash_drop(b);
 	free(b->filled);
 	free(b->durable);
@@ -680,6 +764,25 @@ static void blob_destroy(struct hfm_blob *b)
 static void flush(struct hfm_blob *b);
 
 static int blob_load_once(struct hfm_blob *b);
+
+/*
+ * A small blob's bytes against its oid (all of them are in b->mem; no
+ * fetch writes now).  0, or HFM_EUPSTREAM with what they hash to: the
+ * upstream sent them (blobfetch remembers such a failure for a moment).
+ */
+static int small_verify(struct hfm_blob *b)
+{
+	char sha1[HFM_SHA1_HEX + 1], sha256[HFM_SHA256_HEX + 1];
+	int is256 = strlen(b->oid) == HFM_SHA256_HEX;
+	struct hfm_hashctx *h = hfm_hashctx_new(b->size, !is256, is256);
+
+	hfm_hashctx_update(h, b->mem, (size_t)b->size);
+	hfm_hashctx_final(h, sha1, sha256);
+	if (strcmp(is256 ? sha256 : sha1, b->oid))
+		return hfm_error_set(HFM_EUPSTREAM, "upstream sent content that hashes to %s, "
+				     "not %s", is256 ? sha256 : sha1, b->oid);
+	return 0;
+}
 
 /* Called with bc->lock; fills a new blob from disk.  May queue a finish task. */
 static int blob_load(struct hfm_blob *b)
@@ -717,6 +820,18 @@ static int blob_load_once(struct hfm_blob *b)
 	}
 	if (rc != HFM_ENOENT)
 		return rc;
+	if (b->size < bc->small_lim) {
+		/* no files until it is verified (struct hfm_blob, `mem`) */
+		b->small = 1;
+		size_bitmaps(b, bc->bs_shift);
+		b->mem = hfm_malloc(b->size ? b->size : 1);
+		if (b->size == 0 && small_verify(b) == 0) {
+			b->state = B_VERIFYING;      /* nothing to fetch: publish it */
+			if (finish_wanted(b))
+				task_push_locked(bc, b, TASK_FINISH);
+		}
+		return 0;
+	}
 	rc = load_files(b);
 	if (rc < 0 || rc == MOVED)
 		return rc;
@@ -858,10 +973,40 @@ int hfm_blob_wait_verified(struct hfm_blob *b, uint64_t discards_seen, struct hf
 	return rc;
 }
 
+int hfm_blob_in_memory(const struct hfm_blob *b)
+{
+	return b->small;
+}
+
+ssize_t hfm_blob_read_memory(struct hfm_blob *b, void *buf, size_t n, uint64_t off)
+{
+	int readable;
+
+	pthread_mutex_lock(&b->lock);
+	readable = b->small && b->state != B_PARTIAL;
+	pthread_mutex_unlock(&b->lock);
+	if (!readable || off > b->size)
+		return hfm_error_set(HFM_EINVAL, "blob %s: no verified bytes in memory at %llu",
+				     b->oid, (unsigned long long)off);
+	/* verified bytes are never written again */
+	n = (size_t)HFM_MIN((uint64_t)n, b->size - off);
+	memcpy(buf, b->mem + off, n);
+	return (ssize_t)n;
+}
+
 int hfm_blob_fd(struct hfm_blob *b)
 {
+	uint64_t size;
 	int fd;
 
+	if (b->small) {
+		/* no file before it is published; then the object's */
+		if (!hfm_blob_complete(b))
+			return hfm_error_set(HFM_EIO, "blob %s is in memory only", b->oid);
+		if (hfm_store_object_open(&fd, &size, b->bc->store, b->oid))
+			return hfm_error_set(HFM_EIO, "blob %s: %s", b->oid, hfm_error_last());
+		return fd;
+	}
 	pthread_mutex_lock(&b->lock);
 	fd = b->ro_fd >= 0 ? fcntl(b->ro_fd, F_DUPFD_CLOEXEC, 0) : -1;
 	pthread_mutex_unlock(&b->lock);
@@ -889,8 +1034,11 @@ static uint64_t contiguous(struct hfm_blob *b, uint64_t off)
 {
 	uint64_t pos = off;
 
-	if (b->state == B_COMPLETE)
+	/* a small blob's bytes are readable once verified, not before */
+	if (b->state == B_COMPLETE || (b->small && b->state == B_VERIFYING))
 		return off < b->size ? b->size - off : 0;
+	if (b->small)
+		return 0;
 	while (pos < b->size) {
 		uint64_t i = pos >> b->shift;
 		struct hfm_blob_fetch *f;
@@ -1104,6 +1252,61 @@ void hfm_blob_fetch_buf_put(struct hfm_blob_fetch *f, void *buf)
 }
 
 /*
+ * fetch_write() of a small blob, n bytes at pos (checked): into its
+ * memory; the last bytes verify it, and then it is readable (and queued
+ * to be published) or discarded.
+ */
+static int small_write(struct hfm_blob_fetch *f, const void *data, size_t n, uint64_t pos)
+{
+	struct hfm_blob *b = f->b;
+	struct hfm_blobcache *bc = b->bc;
+	struct hfm_waitq_node *wake;
+	int rc, finish = 0;
+
+	/* the fetch owns the blob's one block: nobody else writes these bytes,
+	 * and nobody reads them before they are verified */
+	memcpy(b->mem + f->off + pos, data, n);
+	atomic_fetch_add(&bc->n_bytes, n);
+	pthread_mutex_lock(&b->lock);
+	f->pos = pos + n;
+	if (n && b->born[0] == BORN_NONE)
+		b->born[0] = hfm_mono_ns();
+	if (f->pos < f->len) {
+		pthread_mutex_unlock(&b->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&b->lock);
+
+	rc = small_verify(b);
+	pthread_mutex_lock(&b->lock);
+	if (rc == 0) {
+		memset(b->filled, 0xff, b->mapbytes);
+		b->nfilled = b->nblocks;
+		unlink_fetch(b, f);
+		b->state = B_VERIFYING;
+		finish = finish_wanted(b);
+	} else {
+		/* nothing was stored or read: the next fetch starts over */
+		fetch_end_locked(b, f, rc);
+		b->discards++;
+		b->discarded_ns = hfm_mono_ns();
+		fill_end(b, HFM_ECORRUPT);
+	}
+	wake = hfm_waitq_take(&b->waiters);
+	pthread_mutex_unlock(&b->lock);
+	if (rc) {
+		atomic_fetch_add(&bc->n_corrupt, 1);
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: %s discarded: %s",
+			b->oid, hfm_error_last());
+		hfm_error_set(rc, "upstream sent content that is not %s", b->oid);
+	}
+	if (finish)
+		task_push(bc, b, TASK_FINISH);
+	hfm_waitq_fire(wake);
+	return rc;
+}
+
+/*
  * Store n bytes at the fetch's position.  `own` (may be NULL): a pool
  * buffer holding them, taken for the digest when they are its next bytes.
  */
@@ -1124,6 +1327,8 @@ static int fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n, voi
 		return hfm_error_set(HFM_EINVAL, "blob %s: write past the fetched range", b->oid);
 	}
 	pthread_mutex_unlock(&b->lock);
+	if (b->small)
+		return small_write(f, data, n, pos);
 
 	/* b->fd cannot change while this fetch is active (it owns unfilled blocks) */
 	if (n && write_all(b->fd, data, n, f->off + pos))
@@ -1490,6 +1695,12 @@ size_t hfm_blob_unverified(struct hfm_blob *b, uint64_t since_ns, uint64_t start
 		end = b->size;
 	pthread_mutex_lock(&b->lock);
 	*unfilled = 0;
+	if (b->small) {
+		/* nothing of it is readable unverified */
+		*unfilled = b->state == B_PARTIAL ? b->size : 0;
+		pthread_mutex_unlock(&b->lock);
+		return 0;
+	}
 	if (b->state == B_COMPLETE || start >= end || !max) {
 		pthread_mutex_unlock(&b->lock);
 		return 0;
@@ -1850,6 +2061,74 @@ static int verify(struct hfm_blob *b)
 	return 0;
 }
 
+/* An object is published: tell the listener, then the readers. */
+static void published(struct hfm_blob *b)
+{
+	struct hfm_blobcache *bc = b->bc;
+	struct hfm_waitq_node *wake;
+
+	atomic_fetch_add(&bc->n_verified, 1);
+	hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_INFO, "blobcache: %s complete (%llu bytes, "
+		"%llu read back to hash)", b->oid, (unsigned long long)b->size,
+		(unsigned long long)b->hash_read);
+	/* an object, unlike a partial blob being filled, may be evicted;
+	 * told before the blob reads as complete, so whoever sees it
+	 * complete knows the listener was told */
+	if (bc->o.grew) {
+		if (b->small && b->size)
+			bc->o.grew(bc->o.grew_cls, b->size);   /* never counted as partial */
+		bc->o.grew(bc->o.grew_cls, 0);
+	}
+	pthread_mutex_lock(&b->lock);
+	b->state = B_COMPLETE;
+	if (b->fd >= 0)
+		close(b->fd);
+	if (b->map_fd >= 0)
+		close(b->map_fd);
+	b->fd = b->map_fd = -1;
+	fill_end(b, 0);
+	b->fill_fails = 0;
+	wake = hfm_waitq_take(&b->waiters);
+	pthread_mutex_unlock(&b->lock);
+	hfm_waitq_fire(wake);
+}
+
+/*
+ * Publish a small blob verified in memory: a staged file under tmp/ (no
+ * name where the filesystem allows), one fsync, a link or rename that
+ * never replaces an object already there (its directory synced later,
+ * with others').  A failure
+ * leaves it verified in memory, served to whoever holds it; the next
+ * opener of its oid fetches it again.
+ */
+static void publish_small(struct hfm_blob *b)
+{
+	struct hfm_blobcache *bc = b->bc;
+	char name[96];
+	int fd, rc;
+
+	if (!(rc = hfm_store_stage_unnamed(&fd, name, bc->store))) {
+		if (write_all(fd, b->mem, (size_t)b->size, 0)) {
+			rc = hfm_error_set(HFM_EIO, "write a staged %s: %s", b->oid, strerror(errno));
+		} else {
+			mark_ours(b, fd);
+			rc = hfm_store_publish_fd(bc->store, bc->store->tmp_fd, name, fd, b->oid,
+						  HFM_STORE_VERIFIED | HFM_STORE_NOREPLACE |
+						  HFM_STORE_DIR_LATER);
+		}
+		close(fd);
+		if (rc && name[0])
+			hfm_store_abort(bc->store, name);
+	}
+	if (rc) {
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: %s not stored: %s",
+			b->oid, hfm_error_last());
+		return;
+	}
+	dir_changed(bc, b->oid, 0);
+	published(b);
+}
+
 /* Verify a blob whose blocks are all present; publish it or start it over. */
 static void finish(struct hfm_blob *b)
 {
@@ -1871,35 +2150,22 @@ static void finish(struct hfm_blob *b)
 		return;
 	}
 	pthread_mutex_unlock(&b->lock);
+	if (b->small) {
+		publish_small(b);
+		return;
+	}
 
 	/* No fetch is active (every block is filled) and the digest is done
 	 * (finish_wanted), so nothing writes or hashes now. */
 	map_name(mapn, b->oid, ".map");
 	rc = verify(b);
 	if (rc == 0)
-		rc = hfm_store_publish_at(bc->store, bc->partial_fd, b->oid, b->oid, 1);
+		rc = hfm_store_publish_fd(bc->store, bc->partial_fd, b->oid, b->ro_fd, b->oid,
+					  HFM_STORE_VERIFIED | HFM_STORE_DIR_LATER);
 	if (rc == 0) {
 		unlinkat(bc->partial_fd, mapn, 0);
-		sync_dir(bc->partial_fd);
-		atomic_fetch_add(&bc->n_verified, 1);
-		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_INFO, "blobcache: %s complete (%llu bytes, "
-			"%llu read back to hash)", b->oid, (unsigned long long)b->size,
-			(unsigned long long)b->hash_read);
-		/* an object, unlike a partial blob being filled, may be evicted;
-		 * told before the blob reads as complete, so whoever sees it
-		 * complete knows the listener was told */
-		if (bc->o.grew)
-			bc->o.grew(bc->o.grew_cls, 0);
-		pthread_mutex_lock(&b->lock);
-		b->state = B_COMPLETE;
-		close(b->fd);
-		close(b->map_fd);
-		b->fd = b->map_fd = -1;
-		fill_end(b, 0);
-		b->fill_fails = 0;
-		wake = hfm_waitq_take(&b->waiters);
-		pthread_mutex_unlock(&b->lock);
-		hfm_waitq_fire(wake);
+		dir_changed(bc, b->oid, 1);
+		published(b);
 		return;
 	}
 	hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR,
@@ -1948,10 +2214,16 @@ static void timers_due(struct hfm_blobcache *bc)
 	}
 }
 
-static void run_task(struct blob_task *j)
+static void dirsync(struct hfm_blobcache *bc);
+
+static void run_task(struct hfm_blobcache *bc, struct blob_task *j)
 {
 	struct hfm_blob *b = j->b;
 
+	if (j->kind == TASK_DIRSYNC) {
+		dirsync(bc);
+		return;
+	}
 	if (j->kind == TASK_KEEP)
 		return;                  /* its reference goes with it */
 	if (j->kind == TASK_FILL) {
@@ -1983,9 +2255,9 @@ static void run_task(struct blob_task *j)
 }
 
 /* Run a popped task (without bc->lock) and drop it with its blob reference. */
-static void task_run_free(struct blob_task *j)
+static void task_run_free(struct hfm_blobcache *bc, struct blob_task *j)
 {
-	run_task(j);
+	run_task(bc, j);
 	hfm_blob_release(j->b);
 	free(j);
 }
@@ -2019,7 +2291,7 @@ static void *hasher(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&bc->lock);
-		task_run_free(j);
+		task_run_free(bc, j);
 		pthread_mutex_lock(&bc->lock);
 	}
 	pthread_mutex_unlock(&bc->lock);
@@ -2048,7 +2320,7 @@ static void *worker(void *arg)
 		}
 		task_pop(&bc->task_head, &bc->task_tail);
 		pthread_mutex_unlock(&bc->lock);
-		task_run_free(j);
+		task_run_free(bc, j);
 		pthread_mutex_lock(&bc->lock);
 	}
 	pthread_mutex_unlock(&bc->lock);
@@ -2092,6 +2364,11 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 	bc->sync_ns = (uint64_t)(o->sync_ms ? o->sync_ms : 1000) * 1000000;
 	bc->fail_backoff_ns = (uint64_t)(o->fail_backoff_ms ? o->fail_backoff_ms : 10000) * 1000000;
 	bc->fill_idle_ns = (uint64_t)(o->fill_idle_ms ? o->fill_idle_ms : 1000) * 1000000;
+	/* one block at most (a small blob is one fetch), 1 MiB unless told: its
+	 * memory is held while it is fetched and read */
+	if (o->memory_max >= 0)
+		bc->small_lim = HFM_MIN(o->memory_max ? (uint64_t)o->memory_max : SMALL_MAX,
+					(uint64_t)bs) + 1;
 	bc->o = *o;
 	pthread_mutex_init(&bc->lock, NULL);
 	pthread_mutex_init(&bc->pool_lock, NULL);
@@ -2143,7 +2420,7 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 		pthread_mutex_unlock(&bc->lock);
 		if (!j)
 			break;
-		task_run_free(j);
+		task_run_free(bc, j);
 	}
 	if (bc->o.grew_release)
 		bc->o.grew_release(bc->o.grew_cls);
@@ -2174,4 +2451,5 @@ void hfm_blobcache_stats(struct hfm_blobcache_stats *out, struct hfm_blobcache *
 	out->corrupt = atomic_load(&bc->n_corrupt);
 	out->hashed_given = atomic_load(&bc->n_hashed_given);
 	out->hashed_read = atomic_load(&bc->n_hashed_read);
+	out->dirsyncs = atomic_load(&bc->n_dirsyncs);
 }

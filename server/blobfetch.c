@@ -165,8 +165,10 @@ static int flush_buf(struct xfer *x)
 	if (!x->nbuf)
 		return 0;
 	/* x->buf is NULL afterwards when the cache kept it for its digest */
-	if ((rc = hfm_blob_fetch_write_buf(x->f, (void **)&x->buf, x->nbuf)))
+	if ((rc = hfm_blob_fetch_write_buf(x->f, (void **)&x->buf, x->nbuf))) {
+		x->nbuf = 0;             /* refused: not offered again when the transfer ends */
 		return rc;
+	}
 	x->handed |= !x->buf;
 	x->got += x->nbuf;
 	x->nbuf = 0;

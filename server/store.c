@@ -235,18 +235,32 @@ void hfm_store_tmp_name(char name[96], const char *what)
 		 atomic_fetch_add(&seq, 1));
 }
 
-int hfm_store_scratch(int *fd, char name[96], const struct hfm_store *s)
+/* A new read-write file under tmp/: unnamed where possible, else "<what>.<host>.<pid>.<n>". */
+static int tmp_file(int *fd, char name[96], const struct hfm_store *s, const char *what,
+		    mode_t mode)
 {
 	name[0] = '\0';
-	*fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	*fd = openat(s->tmp_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
 	if (*fd >= 0)
 		return 0;
 	/* NFS and others have no O_TMPFILE */
-	hfm_store_tmp_name(name, "probe");
-	*fd = openat(s->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	hfm_store_tmp_name(name, what);
+	*fd = openat(s->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (*fd >= 0)
 		return 0;
 	return hfm_error_set(HFM_EIO, "cannot create a file in %s/tmp: %s", s->root, strerror(errno));
+}
+
+int hfm_store_scratch(int *fd, char name[96], const struct hfm_store *s)
+{
+	return tmp_file(fd, name, s, "probe", 0600);
+}
+
+int hfm_store_stage_unnamed(int *fd, char name[96], const struct hfm_store *s)
+{
+	/* no name: nothing to remove after a crash, no entry in tmp/ to add,
+	 * remove and sync, and the link that publishes it never replaces */
+	return tmp_file(fd, name, s, "stage", 0644);
 }
 
 int hfm_store_check(const struct hfm_store *s)
@@ -359,49 +373,123 @@ void hfm_store_abort(const struct hfm_store *s, const char *tmp_name)
 	unlinkat(s->tmp_fd, tmp_name, 0);
 }
 
+/*
+ * Link the inode behind `fd` as objects/<rel>.  linkat() of a path would
+ * link a symlink itself, or whatever the path names by now; the /proc/self/fd
+ * name is the open inode (open(2) documents this use with O_TMPFILE).
+ */
+static int link_fd(const struct hfm_store *s, int fd, const char *rel)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, s->objects_fd, rel, AT_SYMLINK_FOLLOW);
+}
+
+/* objects/<dir>, the directory of objects whose ids start with `dir` (2 hex). */
+static int object_dir_fd(const struct hfm_store *s, const char *dir)
+{
+	return openat(s->objects_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/*
+ * Rename `name` in dirfd to objects/<rel>, making objects/<2 hex> when it is
+ * missing (tried after the rename, which usually finds it).  With
+ * `noreplace` an object already there stays and `name` is removed: the
+ * same bytes, and a reader of the old inode on another NFS client would
+ * see it go stale if it were replaced.
+ */
+static int rename_object(const struct hfm_store *s, int dirfd, const char *name, int fd,
+			 const char *rel, int noreplace)
+{
+	char dir[3] = { rel[0], rel[1], '\0' };
+
+	for (int tries = 0; tries < 2; tries++) {
+		int r = !name[0] ? link_fd(s, fd, rel)      /* unnamed: a link never replaces */
+			: noreplace ? renameat2(dirfd, name, s->objects_fd, rel, RENAME_NOREPLACE)
+				    : renameat(dirfd, name, s->objects_fd, rel);
+		if (!name[0]) {
+			if (r == 0 || errno == EEXIST)
+				return 0;
+			if (errno != ENOENT || tries)
+				break;
+			if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST)
+				return hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir,
+						     strerror(errno));
+			continue;
+		}
+		if (r < 0 && noreplace && (errno == EINVAL || errno == ENOSYS)) {
+			/* no RENAME_NOREPLACE here (NFS): a link never replaces either */
+			r = linkat(dirfd, name, s->objects_fd, rel, 0);
+			if (r == 0 || errno == EEXIST)
+				unlinkat(dirfd, name, 0);
+		}
+		if (r == 0 || (noreplace && errno == EEXIST)) {
+			if (r < 0)
+				unlinkat(dirfd, name, 0);
+			return 0;
+		}
+		if (errno != ENOENT || tries)
+			break;
+		if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST)
+			return hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir, strerror(errno));
+	}
+	return hfm_error_set(HFM_EIO, "publish %s: %s", rel + 3, strerror(errno));
+}
+
+int hfm_store_publish_fd(const struct hfm_store *s, int dirfd, const char *name, int fd,
+			 const char *oid, unsigned flags)
+{
+	char rel[80];
+	struct stat st;
+	int rc;
+
+	if (!hfm_store_oid_valid(oid))
+		return hfm_error_set(HFM_EINVAL, "invalid object id %s", oid);
+	if (!(flags & HFM_STORE_VERIFIED)) {
+		if (fstat(fd, &st) < 0)
+			return hfm_error_set(HFM_EIO, "staged %s: %s", name, strerror(errno));
+		if ((rc = hfm_store_verify_fd(fd, (uint64_t)st.st_size, oid)))
+			return rc;
+	}
+	if (fsync(fd) < 0)
+		return hfm_error_set(HFM_EIO, "fsync %s: %s", name, strerror(errno));
+	object_rel(rel, oid);
+	if ((rc = rename_object(s, dirfd, name, fd, rel, !!(flags & HFM_STORE_NOREPLACE))))
+		return rc;
+	if (!(flags & HFM_STORE_DIR_LATER))
+		hfm_store_sync_object_dir(s, oid);
+	return 0;
+}
+
+void hfm_store_sync_object_dir(const struct hfm_store *s, const char *oid)
+{
+	char dir[3] = { oid[0], oid[1], '\0' };
+	int dfd = object_dir_fd(s, dir);
+
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+}
+
 int hfm_store_publish_at(const struct hfm_store *s, int dirfd, const char *name,
 			 const char *oid, int verified)
 {
-	char rel[80], dir[3];
-	struct stat st;
-	int fd, rc = 0, dfd;
+	int fd, rc;
 
 	if (!hfm_store_oid_valid(oid)) {
 		unlinkat(dirfd, name, 0);
 		return hfm_error_set(HFM_EINVAL, "invalid object id %s", oid);
 	}
 	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
+	if (fd < 0) {
 		rc = hfm_error_set(HFM_EIO, "staged %s: %s", name, strerror(errno));
-		goto out;
-	}
-	if (!verified && (rc = hfm_store_verify_fd(fd, (uint64_t)st.st_size, oid)))
-		goto out;
-	if (fsync(fd) < 0) {
-		rc = hfm_error_set(HFM_EIO, "fsync %s: %s", name, strerror(errno));
-		goto out;
-	}
-	memcpy(dir, oid, 2);
-	dir[2] = '\0';
-	if (mkdirat(s->objects_fd, dir, 0755) < 0 && errno != EEXIST) {
-		rc = hfm_error_set(HFM_EIO, "mkdir objects/%s: %s", dir, strerror(errno));
-		goto out;
-	}
-	object_rel(rel, oid);
-	if (renameat(dirfd, name, s->objects_fd, rel) < 0) {
-		rc = hfm_error_set(HFM_EIO, "publish %s: %s", oid, strerror(errno));
-		goto out;
-	}
-	dfd = openat(s->objects_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	name = NULL;
-out:
-	if (fd >= 0)
+	} else {
+		rc = hfm_store_publish_fd(s, dirfd, name, fd, oid, verified ? HFM_STORE_VERIFIED : 0);
 		close(fd);
-	if (name)
+	}
+	if (rc)
 		unlinkat(dirfd, name, 0);
 	return rc;
 }
@@ -430,18 +518,6 @@ int hfm_store_add_file(const struct hfm_store *s, const char *path, const char *
 	return rc;
 }
 
-/*
- * Link the inode behind `fd` as objects/<rel>.  linkat() of a path would
- * link a symlink itself, or whatever the path names by now; the /proc/self/fd
- * name is the open inode (open(2) documents this use with O_TMPFILE).
- */
-static int link_fd(const struct hfm_store *s, int fd, const char *rel)
-{
-	char proc[64];
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	return linkat(AT_FDCWD, proc, s->objects_fd, rel, AT_SYMLINK_FOLLOW);
-}
 
 int hfm_store_add_fd(enum hfm_store_added *how, const struct hfm_store *s, int fd,
 		     const char *oid, unsigned flags, hfm_progress_fn *fn, void *payload)

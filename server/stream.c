@@ -65,8 +65,10 @@ static void origin_dispose(struct origin_stream *s)
  *           its durable blocks as they come, hashed here, the last byte
  *           after the digest matched (or once the blob is published); if
  *           that process goes away, this one takes the fill over (M_WHOLE)
+ *  M_SMALL  any range of a small blob (hfm_blob_in_memory): fetched whole,
+ *           verified, then read from memory; no byte before verification
  */
-enum blob_mode { M_NONE, M_WHOLE, M_LIVE, M_WAIT, M_MIXED, M_RELAY, M_FOLLOW };
+enum blob_mode { M_NONE, M_WHOLE, M_LIVE, M_WAIT, M_MIXED, M_RELAY, M_FOLLOW, M_SMALL };
 
 #define FOLLOWING 2                      /* blob_attach: another process fills it */
 
@@ -121,6 +123,8 @@ static int blob_attach(struct blob_stream *s)
 	hfm_follow_free(s->follow);
 	s->follow = NULL;
 	s->discards = hfm_blob_discards(s->blob);
+	if (hfm_blob_in_memory(s->blob))
+		return 0;                /* read from memory, no fd */
 	s->fd = hfm_blob_fd(s->blob);
 	if (s->fd < 0)
 		return hfm_error_set(HFM_EIO, "blob %s: cannot open", s->os.oid);
@@ -151,8 +155,11 @@ static int blob_decide(struct blob_stream *s, uint64_t start, uint64_t end)
 
 	if (start == 0 && end == s->os.size) {
 		s->mode = M_WHOLE;
-		if ((rc = blob_attach(s)) != FOLLOWING)
+		if ((rc = blob_attach(s)) != FOLLOWING) {
+			if (!rc && hfm_blob_in_memory(s->blob))
+				s->mode = M_SMALL;
 			return rc;
+		}
 		s->mode = M_FOLLOW;
 		s->hash = hfm_hashctx_new(s->os.size, strlen(s->os.oid) == HFM_SHA1_HEX,
 					  strlen(s->os.oid) == HFM_SHA256_HEX);
@@ -169,6 +176,10 @@ static int blob_decide(struct blob_stream *s, uint64_t start, uint64_t end)
 	}
 	if (rc)
 		return rc;
+	if (hfm_blob_in_memory(s->blob)) {
+		s->mode = M_SMALL;       /* verified before any byte, live or strict */
+		return 0;
+	}
 	/*
 	 * Strict: the fill this request waited for failed verification (the
 	 * request runs again from the top, with a new stream).  Its answer
@@ -283,6 +294,20 @@ static ssize_t follow_read(struct blob_stream *s, uint64_t pos, uint64_t end, ch
 	return got;
 }
 
+/* M_SMALL: the blob's verified bytes at pos (fetching it whole first). */
+static int small_ensure(struct blob_stream *s, uint64_t pos, uint64_t end, uint64_t *avail,
+			struct hfm_waiter *w)
+{
+	struct hfm_blob_origin origin = { s->os.url, s->os.auth };
+	int rc = hfm_blob_ensure(avail, s->blob, &s->reader, pos, end, &origin, w);
+
+	/* discarded under this reader: the upstream's bytes were not the blob */
+	if (rc == HFM_ECORRUPT)
+		return hfm_error_set(HFM_EUPSTREAM, "upstream sent content that is not %s",
+				     s->os.oid);
+	return rc;
+}
+
 static int blob_prime(struct hfm_stream *stream, uint64_t start, uint64_t end, struct hfm_waiter *w)
 {
 	struct blob_stream *s = (struct blob_stream *)stream;
@@ -305,6 +330,8 @@ static int blob_prime(struct hfm_stream *stream, uint64_t start, uint64_t end, s
 		if (blob_stale_at(s, start) && !hfm_blob_complete(s->blob))
 			return 0;
 		break;
+	case M_SMALL:
+		return small_ensure(s, start, end, &avail, w);
 	default:
 		break;
 	}
@@ -332,6 +359,11 @@ static ssize_t blob_read(struct hfm_stream *stream, uint64_t pos, uint64_t end, 
 		return rc;
 	if (s->mode == M_RELAY)
 		return hfm_stream_read(s->relay, pos, end, buf, max, w);
+	if (s->mode == M_SMALL) {
+		if ((rc = small_ensure(s, pos, end, &avail, w)))
+			return rc;
+		return hfm_blob_read_memory(s->blob, buf, HFM_MIN(end - pos, (uint64_t)max), pos);
+	}
 	if (s->mode == M_FOLLOW) {
 		rc = follow_ensure(s, pos, &avail, w);
 		if (rc == 0)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hfm/gitfetch.h"
 #include "hfm/progress.h"
@@ -579,6 +580,26 @@ static int read_all(struct worker *wk, struct hfm_body *b)
 	return 0;
 }
 
+/*
+ * Whether oid reached the store, waiting for it a while: the answer for a
+ * small blob ends once its bytes are verified, and the cache's worker
+ * publishes it a moment later (blobcache.h, hfm_blob_in_memory), behind
+ * whatever else it syncs.
+ */
+static int stored(struct hfm_sync *s, const char *oid)
+{
+	unsigned ms = 1, waited = 0;
+
+	while (!hfm_store_object_exists(s->o.store, oid)) {
+		if (waited >= 30000 || atomic_load(&s->stop))
+			return 0;
+		usleep(ms * 1000);
+		waited += ms;
+		ms = ms < 64 ? ms * 2 : 100;
+	}
+	return 1;
+}
+
 static int fetch_obj(struct worker *wk, struct obj *ob)
 {
 	struct hfm_sync *s = wk->s;
@@ -597,7 +618,7 @@ static int fetch_obj(struct worker *wk, struct obj *ob)
 		goto cleanup;
 	if (body.kind == HFM_BODY_STREAM && (rc = read_all(wk, &body)))
 		goto cleanup;
-	if (body.size && !hfm_store_object_exists(s->o.store, ob->oid))
+	if (body.size && !stored(s, ob->oid))
 		rc = hfm_error_set(HFM_EIO, "%s was read but is not in the store", ob->oid);
 cleanup:
 	hfm_body_dispose(&body);

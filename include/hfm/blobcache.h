@@ -28,6 +28,14 @@
  * bounded and the transfer goes no faster than it is hashed.  The digest
  * lives in memory only: after a restart it starts at byte 0.
  *
+ * Small blobs (one block at most, opts.memory_max) skip all of that: no
+ * files under partial/, no map, no lock; fetched into memory, verified,
+ * readable only then, and published from memory (hfm_blob_in_memory).
+ *
+ * Publishing renames into objects/<2 hex>; the directories it changed are
+ * synced by a worker `sync_ms` later, once for all the blobs published
+ * meanwhile (the data itself is fsynced before the rename).
+ *
  * Blocks: 1 MiB by default (a power of two, at least a page).  That is the
  * smallest unit fetched (a 1-byte probe costs at most 1 MiB) and the unit of
  * the bitmap (a 50 GB blob needs 6 KiB of map).  It does not drive request
@@ -90,6 +98,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "log.h"
 #include "store.h"
@@ -127,6 +136,10 @@ struct hfm_blobcache_opts {
 					    are never refused; 0 = 10000 */
 	unsigned fill_idle_ms;           /* a fill fetches once readers' fetches were
 					    quiet this long; 0 = 1000 */
+	int64_t memory_max;              /* blobs of at most this many bytes (and one
+					    block) are small: fetched into memory,
+					    verified, then published (below); 0 =
+					    1 MiB; -1 = none (every blob under partial/) */
 	/*
 	 * Start fetching [hfm_blob_fetch_offset(f), +hfm_blob_fetch_length(f)).
 	 * Called without locks, on the thread of the reader that needed it;
@@ -179,6 +192,7 @@ struct hfm_blobcache_stats {
 	uint64_t corrupt;                /* discarded after verification failed */
 	uint64_t hashed_given;           /* digest bytes hashed from writers' buffers */
 	uint64_t hashed_read;            /* ... read back from the file to hash them */
+	uint64_t dirsyncs;               /* rounds of directory syncs after publishing */
 };
 void hfm_blobcache_stats(struct hfm_blobcache_stats *out, struct hfm_blobcache *bc);
 
@@ -217,6 +231,23 @@ int hfm_blob_wait_verified(struct hfm_blob *b, uint64_t discards_seen, struct hf
  * same inode before and after publication, so a response may keep it.
  */
 int hfm_blob_fd(struct hfm_blob *b);
+
+/*
+ * 1 for a small blob (opts.memory_max): it has no files under partial/.
+ * Its one fetch writes into memory, and when the last byte lands the
+ * bytes are verified: then they are readable (hfm_blob_ensure() says so,
+ * and hfm_blob_read_memory() copies them) and a worker publishes them (a
+ * staged file under tmp/, fsync, rename into objects/ unless the object
+ * is there already); else they are discarded, the fetch fails with
+ * HFM_EUPSTREAM and its readers get that error.  No byte of a small blob
+ * is ever readable unverified, whole-file answer or Range.  Another
+ * process of a shared store that needs it fetches it too (no lock, no
+ * follower): small blobs cost that little upstream.  hfm_blob_fd() of a
+ * small blob is the published object's (HFM_EIO before).
+ */
+int hfm_blob_in_memory(const struct hfm_blob *b);
+/* Copy up to n verified bytes of a small blob from off: the count, or an error. */
+ssize_t hfm_blob_read_memory(struct hfm_blob *b, void *buf, size_t n, uint64_t off);
 
 /* Bytes readable from `off` right now, without waiting or fetching. */
 uint64_t hfm_blob_available(struct hfm_blob *b, uint64_t off);

@@ -13,7 +13,8 @@
  *
  * Invariant: a file under objects/ is complete and was verified against its
  * name before it got that name.  Writers stage under tmp/ (or partial/),
- * fsync, then rename(2) into place and fsync the directory, so a crash never
+ * fsync, then rename(2) (or link) into place and fsync the directory (the
+ * cache: once for several objects, a second later), so a crash never
  * leaves a half object under its final name.  Everything under tmp/ may be
  * deleted when no writer runs (hfm_store_open() removes stale staging files
  * older than a day).
@@ -105,6 +106,34 @@ int hfm_store_publish_at(const struct hfm_store *s, int dirfd, const char *name,
 			 const char *oid, int verified);
 
 /*
+ * Stage a new file under tmp/ without a name where the filesystem can
+ * (O_TMPFILE: name[0] is NUL), else with one unique to this host and
+ * process (in `name`; hfm_store_abort() removes it).  Publish it with
+ * hfm_store_publish_fd(): an unnamed one is linked into objects/.
+ */
+int hfm_store_stage_unnamed(int *fd, char name[96], const struct hfm_store *s);
+/*
+ * The same for a staged file the caller has open (`fd`, readable unless
+ * HFM_STORE_VERIFIED; the caller closes it; `name` "" for an unnamed one,
+ * which is linked and never replaces an object), with flags:
+ *   HFM_STORE_VERIFIED   the caller verified the bytes: not read again
+ *   HFM_STORE_NOREPLACE  an object already there stays (and `name` is
+ *                        removed): a reader of its inode on another NFS
+ *                        client would see it go stale if it were replaced
+ *   HFM_STORE_DIR_LATER  objects/<2 hex> is not fsynced here: the caller
+ *                        does it later (hfm_store_sync_object_dir), once
+ *                        for several objects.  Until then a power loss
+ *                        may take the new name away (never leave a wrong
+ *                        or partial object under it: the data is fsynced
+ *                        before the rename)
+ * On failure `name` is left for the caller to remove.
+ */
+int hfm_store_publish_fd(const struct hfm_store *s, int dirfd, const char *name, int fd,
+			 const char *oid, unsigned flags);
+/* fsync objects/<first 2 hex of oid> (hfm_store_publish_fd's HFM_STORE_DIR_LATER). */
+void hfm_store_sync_object_dir(const struct hfm_store *s, const char *oid);
+
+/*
  * Add the file at `path` as object `oid`: a hard link when on the same
  * filesystem (the inode is shared, nothing is copied), else a copy through
  * tmp/.  The content is verified first.  *linked tells which happened.
@@ -124,6 +153,8 @@ enum hfm_store_added {
 #define HFM_STORE_COPY 1u        /* never hard link (the caller's file may change later) */
 #define HFM_STORE_VERIFIED 2u    /* the caller just hashed this fd to `oid`: a link
 				    publishes it without reading it again */
+#define HFM_STORE_NOREPLACE 4u   /* hfm_store_publish_fd() */
+#define HFM_STORE_DIR_LATER 8u   /* hfm_store_publish_fd() */
 
 /*
  * Add the open regular file `fd` as object `oid`.  The object is exactly the

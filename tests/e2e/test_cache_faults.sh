@@ -13,6 +13,7 @@ printf '*.bin filter=lfs diff=lfs merge=lfs -text\n' | mk "$F/.gitattributes"
 det_bytes faults-range $((6 * 1024 * 1024 + 5)) | mk "$F/range.bin"
 det_bytes faults-stall $((3 * 1024 * 1024 + 7)) | mk "$F/stall.bin"
 det_bytes faults-slow $((3 * 1024 * 1024 + 11)) | mk "$F/slow.bin"
+det_bytes faults-small 3001 | mk "$F/small.bin"
 M=$T/root/acme/meta
 printf '{"model_type": "meta"}\n' | mk "$M/config.json"
 printf 'x\n' | mk "$M/sub/a.txt"
@@ -34,6 +35,18 @@ start_server cache proxy -c "$T/cache.toml" --hf-scheme http --hf-netloc "$RELAY
 C=$cache_URL
 
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+logged() { grep -q "$2" "$T/$1.log"; }
+# until_200 URL OUT: GET until 200, past the cache's short negative cache
+# (10 tries, 1 s apart): $st the last status, $tries how many.
+until_200() {
+	tries=0
+	while [ $tries -lt 10 ]; do
+		tries=$((tries + 1))
+		st=$(get "$1" "$2")
+		[ "$st" = 200 ] && break
+		sleep 1
+	done
+}
 
 # ---- CDN redirect: the Hub's 302 to another host ---------------------------------
 relay_mode redirect
@@ -90,16 +103,33 @@ check "stall: no object stored for it" \
 relay_mode pass
 # A client retries a 5xx; the cache's short negative cache may answer the
 # first retry, so allow a few.
-n=0
-while [ $n -lt 10 ]; do
-	n=$((n + 1))
-	st=$(get "$C/acme/faults/resolve/main/stall.bin" "$T/s2")
-	[ "$st" = 200 ] && break
-	sleep 1
-done
-diag "after the stall: $n attempt(s)"
+until_200 "$C/acme/faults/resolve/main/stall.bin" "$T/s2"
+diag "after the stall: $tries attempt(s)"
 is "$st" 200 "after the stall: 200"
 check "after the stall: same bytes" cmp "$T/s2" "$F/stall.bin"
+
+# ---- a lying upstream for a small file (one block: verified in memory) --------------
+is "$(curl -s -I -o /dev/null -w '%{http_code}' "$C/acme/faults/resolve/main/small.bin")" 200 \
+	"small, lying: HEAD first (the metadata): 200"
+relay_mode flip 100
+st=$(get "$C/acme/faults/resolve/main/small.bin" "$T/sm1")
+like "$st" '^50[24]$' "small, lying: the answer is an error before any byte: 502/504 ($st)"
+if cmp -s "$T/sm1" "$F/small.bin" || [ "$(size "$T/sm1")" = "$(size "$F/small.bin")" ]; then
+	not_ok "small, lying: not the file, right or wrong"
+else
+	ok "small, lying: not the file, right or wrong"
+fi
+small_oid=$(sha256 "$F/small.bin")
+check "small, lying: the discard is logged with the blob id" logged cache "$small_oid discarded"
+check "small, lying: nothing published" test ! -e "$(store_object "$T/store" "$small_oid")"
+check "small, lying: nothing under partial/" test ! -e "$T/store/partial/$small_oid"
+relay_mode pass
+until_200 "$C/acme/faults/resolve/main/small.bin" "$T/sm2"
+is "$st" 200 "small, upstream honest again: 200"
+check "small, upstream honest again: same bytes" cmp "$T/sm2" "$F/small.bin"
+wait_for test -e "$(store_object "$T/store" "$small_oid")"
+check "small, upstream honest again: published" cmp "$(store_object "$T/store" "$small_oid")" \
+	"$F/small.bin"
 
 # ---- slow trickle, four clients on one cold file ------------------------------------
 relay_mode slow 1000000
@@ -129,13 +159,7 @@ for n in 0 100 $((hlen + 20)); do
 	like "$st" '^50[24]$' "cold tree, upstream drops after $n bytes: 502/504 ($st)"
 done
 relay_mode pass
-n=0
-while [ $n -lt 10 ]; do   # past the short negative cache
-	n=$((n + 1))
-	st=$(get "$C/api/models/acme/meta/revision/main" "$T/m1")
-	[ "$st" = 200 ] && break
-	sleep 1
-done
+until_200 "$C/api/models/acme/meta/revision/main" "$T/m1"
 is "$st" 200 "info once upstream is back: 200"
 is "$(get "$C/api/models/acme/meta/tree/main?recursive=true" "$T/t1")" 200 "tree once upstream is back: 200"
 msha=$($PYTHON -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha"])' "$T/m1")

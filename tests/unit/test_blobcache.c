@@ -301,7 +301,7 @@ static int read_all(struct hfm_blob *b, const uint8_t *content)
 	struct hfm_blob_reader r = { 0 };
 	uint64_t size = hfm_blob_size(b), off = 0, avail;
 	uint8_t *buf = malloc(BS);
-	int fd = hfm_blob_fd(b), ok = fd >= 0;
+	int mem = hfm_blob_in_memory(b), fd = mem ? -1 : hfm_blob_fd(b), ok = mem || fd >= 0;
 
 	while (ok && off < size) {
 		size_t n;
@@ -310,7 +310,9 @@ static int read_all(struct hfm_blob *b, const uint8_t *content)
 			break;
 		}
 		n = avail < BS ? (size_t)avail : BS;
-		if (pread(fd, buf, n, (off_t)off) != (ssize_t)n || memcmp(buf, content + off, n))
+		if ((mem ? hfm_blob_read_memory(b, buf, n, off)
+			 : pread(fd, buf, n, (off_t)off)) != (ssize_t)n ||
+		    memcmp(buf, content + off, n))
 			ok = 0;
 		off += n;
 	}
@@ -631,6 +633,8 @@ static void test_hash_in_order(void)
 /*
  * A blob that arrives whole before any flush is published without one: its
  * data is made durable by publishing, and its map (about to go) never is.
+ * A small one (one block: opts.memory_max) has no files under partial/ at
+ * all: it is verified in memory, then published from there.
  */
 static void test_small_no_sync(void)
 {
@@ -638,19 +642,127 @@ static void test_small_no_sync(void)
 	uint8_t *content = random_content(size, 14);
 	char oid[HFM_SHA256_HEX + 1];
 	struct hfm_blobcache *bc = new_cache_sync(1ull << 40, NEVER_MS);
+	struct hfm_blobcache_opts o;
 	struct hfm_blobcache_stats st;
 	struct hfm_blob *b;
 
 	hfm_sha256_hex(oid, content, size);
 	fk.mode = F_SYNC;
 	hfm_blob_open(&b, bc, oid, size);
+	TAP_OK(hfm_blob_in_memory(b) && !partial_exists(oid, "") && !partial_exists(oid, ".map"),
+	       "small: in memory, nothing under partial/");
 	TAP_OK(read_all(b, content) && wait_complete(b) && object_matches(oid, content, size),
 	       "small: read, verified and published");
 	hfm_blobcache_stats(&st, bc);
 	TAP_IS_INT(st.syncs, 0, "small: no flush of its blocks or map");
+	TAP_OK(!partial_exists(oid, "") && !partial_exists(oid, ".map"),
+	       "small: published without a partial file");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+
+	/* with memory_max -1 a one-block blob takes the partial/ path */
+	hfm_sha256_hex(oid, content, BS / 2);
+	cache_opts(&o, 1ull << 40, NEVER_MS);
+	o.memory_max = -1;
+	if (hfm_blobcache_new(&bc, store, &o))
+		abort();
+	hfm_blob_open(&b, bc, oid, BS / 2);
+	TAP_OK(!hfm_blob_in_memory(b) && partial_exists(oid, "") && partial_exists(oid, ".map"),
+	       "memory_max -1: a one-block blob under partial/ too");
+	TAP_OK(read_all(b, content) && wait_complete(b) && object_matches(oid, content, BS / 2),
+	       "memory_max -1: read, verified and published");
 	hfm_blob_release(b);
 	hfm_blobcache_free(bc);
 	free(content);
+}
+
+/*
+ * A small blob: concurrent readers (a whole read and a Range) share its one
+ * fetch, and nothing of it is readable before its last byte verified it.
+ * Wrong bytes from upstream fail the fetch with HFM_EUPSTREAM, publish
+ * nothing, leave no file, and every reader that waited gets an error; a
+ * transfer cut short leaves nothing either.  Then a right one publishes.
+ */
+static void test_small_memory(void)
+{
+	size_t size = BS - 3;
+	uint8_t *content = random_content(size, 21), *bad = malloc(size), buf[16];
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_blobcache *bc = new_cache_sync(1ull << 40, NEVER_MS);
+	struct hfm_blobcache_stats st;
+	struct hfm_blob_reader r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+	struct hfm_blob_fetch *f;
+	struct hfm_blob *b;
+	uint64_t avail, discards;
+	int n0, rc1, rc2;
+
+	hfm_sha256_hex(oid, content, size);
+	memcpy(bad, content, size);
+	bad[size / 2] ^= 0x40;
+	fk.mode = F_MANUAL;
+	n0 = fk.nfetches;
+	hfm_blob_open(&b, bc, oid, size);
+	rc1 = hfm_blob_ensure(&avail, b, &r1, 0, size, ORIGIN(bad), W());
+	rc2 = hfm_blob_ensure(&avail, b, &r2, 100, 200, ORIGIN(bad), W());
+	f = take_fetch();
+	TAP_OK(rc1 == HFM_EAGAIN && rc2 == HFM_EAGAIN && f && fk.nfetches - n0 == 1 &&
+	       hfm_blob_fetch_offset(f) == 0 && hfm_blob_fetch_length(f) == size,
+	       "small: two readers, one fetch of the whole blob");
+	TAP_IS_INT(hfm_blob_fetch_write(f, bad, size - 1), 0, "small: bytes written");
+	TAP_IS_INT(hfm_blob_available(b, 0), 0, "small: nothing readable before the last byte");
+	TAP_OK(hfm_blob_read_memory(b, buf, sizeof(buf), 0) < 0, "small: no copy of unverified bytes");
+	TAP_IS_INT(hfm_blob_fetch_write(f, bad + size - 1, 1), HFM_EUPSTREAM,
+		   "small: wrong bytes: the last write fails the fetch");
+	hfm_blob_fetch_done(f, HFM_EUPSTREAM);
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r1, 0, size, ORIGIN(bad), W()), HFM_ECORRUPT,
+		   "small: wrong bytes: the waiting reader gets an error");
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r2, 100, 200, ORIGIN(bad), W()), HFM_ECORRUPT,
+		   "small: wrong bytes: the Range reader too");
+	hfm_blobcache_stats(&st, bc);
+	TAP_OK(st.corrupt == 1 && logcap_has("discarded") && logcap_has(oid),
+	       "small: wrong bytes: counted and logged with the blob id");
+	TAP_OK(hfm_blob_available(b, 0) == 0 && !hfm_blob_complete(b) &&
+	       !hfm_store_object_exists(store, oid) && !partial_exists(oid, ""),
+	       "small: wrong bytes: nothing readable, published or left");
+	discards = hfm_blob_discards(b);
+	TAP_IS_INT(discards, 1, "small: wrong bytes: one discard");
+
+	/* cut short: half of it, then the transfer fails */
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r3, 0, size, ORIGIN(content), W()), HFM_EAGAIN,
+		   "small: a new reader starts a new fetch");
+	f = take_fetch();
+	hfm_blob_fetch_write(f, content, size / 2);
+	hfm_blob_fetch_done(f, HFM_EUPSTREAM);
+	TAP_IS_INT(hfm_blob_ensure(&avail, b, &r3, 0, size, ORIGIN(content), W()), HFM_EUPSTREAM,
+		   "small: cut short: its reader gets the fetch's error");
+	TAP_OK(hfm_blob_available(b, 0) == 0 && !hfm_store_object_exists(store, oid) &&
+	       hfm_blob_discards(b) == discards, "small: cut short: nothing readable or published");
+	hfm_blob_reader_dispose(&r3);
+
+	fk.mode = F_SYNC;
+	TAP_OK(read_all(b, content) && wait_complete(b) && object_matches(oid, content, size),
+	       "small: right bytes: read from memory, verified and published");
+	TAP_OK(hfm_blob_read_memory(b, buf, sizeof(buf), size - 5) == 5 &&
+	       !memcmp(buf, content + size - 5, 5), "small: published: still read from memory");
+	hfm_blobcache_stats(&st, bc);
+	TAP_IS_INT(st.dirsyncs, 0, "small: its directory is not synced per object (sync_ms later)");
+	hfm_blob_reader_dispose(&r1);
+	hfm_blob_reader_dispose(&r2);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+
+	/* sync_ms after publishing, objects/<xx> is synced */
+	bc = new_cache_sync(1ull << 40, 20);
+	content[0] ^= 1;
+	hfm_sha256_hex(oid, content, size);
+	hfm_blob_open(&b, bc, oid, size);
+	TAP_OK(read_all(b, content) && wait_complete(b) &&
+	       wait_stat(bc, offsetof(struct hfm_blobcache_stats, dirsyncs), 1),
+	       "small: its directory synced sync_ms after publishing");
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(content);
+	free(bad);
 }
 
 /*
@@ -1566,6 +1678,7 @@ int main(void)
 	test_git_blob_and_corrupt();
 	test_hash_in_order();
 	test_small_no_sync();
+	test_small_memory();
 	test_hash_given();
 	test_hash_behind();
 	test_unverified();

@@ -78,6 +78,41 @@ int main(void)
 	TAP_IS_INT(how, HFM_STORE_COPIED, "copied");
 	TAP_OK(inode_of(obj.ptr) != inode_of(other) && inode_of(obj.ptr), "own inode");
 
+	/* a staged file without a name is linked in; an object there already stays */
+	{
+		char name[96], oid2[HFM_SHA256_HEX + 1];
+		int sfd, ino;
+
+		hfm_sha256_hex(oid2, "staged\n", 7);
+		TAP_IS_INT(hfm_store_stage_unnamed(&sfd, name, s), 0, "stage unnamed");
+		TAP_OK(write(sfd, "staged\n", 7) == 7, "staged bytes written");
+		TAP_IS_INT(hfm_store_publish_fd(s, s->tmp_fd, name, sfd, oid2,
+						HFM_STORE_VERIFIED | HFM_STORE_NOREPLACE |
+						HFM_STORE_DIR_LATER), 0, "unnamed: published");
+		close(sfd);
+		hfm_buf_reset(&obj);
+		hfm_store_object_path(&obj, s, oid2);
+		ino = (int)inode_of(obj.ptr);
+		TAP_OK(hfm_store_object_exists(s, oid2) && ino, "unnamed: the object is there");
+		TAP_IS_INT(hfm_store_stage_unnamed(&sfd, name, s), 0, "stage again");
+		TAP_OK(write(sfd, "staged\n", 7) == 7, "again: written");
+		TAP_IS_INT(hfm_store_publish_fd(s, s->tmp_fd, name, sfd, oid2,
+						HFM_STORE_NOREPLACE), 0,
+			   "again: published (verified here), no error for the object there");
+		close(sfd);
+		TAP_OK((int)inode_of(obj.ptr) == ino, "again: the object there stays (same inode)");
+		hfm_store_sync_object_dir(s, oid2);
+		TAP_IS_INT(hfm_store_stage_unnamed(&sfd, name, s), 0, "stage a wrong one");
+		TAP_OK(write(sfd, "wrong\n", 6) == 6, "wrong: written");
+		hfm_sha256_hex(oid2, "right\n", 6);
+		TAP_IS_INT(hfm_store_publish_fd(s, s->tmp_fd, name, sfd, oid2, 0), HFM_ECORRUPT,
+			   "wrong: refused when not verified by the caller");
+		close(sfd);
+		if (name[0])
+			hfm_store_abort(s, name);
+		TAP_OK(!hfm_store_object_exists(s, oid2), "wrong: nothing published");
+	}
+
 	/* content that does not match its name is refused, both ways */
 	hfm_sha256_hex(oid, "something else", 14);
 	hfm_buf_reset(&obj);

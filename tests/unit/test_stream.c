@@ -264,6 +264,50 @@ static void test_blob_corrupt(void)
 	free(out);
 }
 
+/*
+ * A small blob (one block) is verified before any byte is read, whole file
+ * or Range: right bytes are answered whole; wrong ones are an error before
+ * the first byte (the HTTP layer primes first: a 502, not a short body),
+ * and nothing is published.
+ */
+static void test_blob_small(void)
+{
+	size_t size = BS / 2 + 3;
+	uint8_t *content = pattern(size, 4), *out = malloc(size);
+	char oid[HFM_SHA256_HEX + 1];
+	struct hfm_stream *s;
+	int err, waits;
+	size_t got;
+
+	hfm_sha256_hex(oid, content, size);
+	content[size - 10] ^= 0x40;
+	s = blob_stream(oid, size);
+	got = read_range(s, 0, size, out, content, &err, &waits);
+	TAP_OK(err == HFM_EUPSTREAM && got == 0,
+	       "small, wrong bytes: the whole-file read fails before its first byte (%d, %zu)",
+	       err, got);
+	hfm_stream_free(s);
+	s = blob_stream(oid, size);
+	got = read_range(s, 100, 200, out, content, &err, &waits);
+	TAP_OK(err == HFM_EUPSTREAM && got == 0,
+	       "small, wrong bytes: a Range read too (%d, %zu)", err, got);
+	hfm_stream_free(s);
+	TAP_OK(!hfm_store_object_exists(store, oid), "small, wrong bytes: nothing published");
+
+	content[size - 10] ^= 0x40;
+	s = blob_stream(oid, size);
+	got = read_range(s, 100, 200, out, content, &err, &waits);
+	TAP_OK(err == 0 && got == 100 && !memcmp(out, content + 100, 100),
+	       "small: a Range read, right bytes");
+	hfm_stream_free(s);
+	s = blob_stream(oid, size);
+	got = read_range(s, 0, size, out, content, &err, &waits);
+	TAP_OK(err == 0 && got == size && !memcmp(out, content, size), "small: whole, right bytes");
+	hfm_stream_free(s);
+	free(content);
+	free(out);
+}
+
 /* A range answer is not held back: only a whole file needs the last byte checked. */
 static void test_blob_range(void)
 {
@@ -857,6 +901,7 @@ int main(void)
 	test_blob_whole();
 	test_blob_corrupt();
 	test_blob_range();
+	test_blob_small();
 	test_blob_errors();
 	test_relay();
 	test_relay_wait();

@@ -82,15 +82,18 @@ int hfm_auth_token_of(char *out, size_t cap, const char *h)
 	/* EVP_DecodeBlock counts the padding's zero bytes too */
 	while (got > 0 && n && h[n - 1] == '=' && dec[got - 1] == '\0')
 		got--, n--;
+	/*
+	 * The password; when it is empty (git's https://TOKEN@host) or there is
+	 * no colon, the user name is the token.
+	 */
 	unsigned char *colon = memchr(dec, ':', (size_t)got);
+	unsigned char *tok = colon && colon + 1 < dec + got ? colon + 1 : dec;
+	size_t plen = colon && tok == dec ? (size_t)(colon - dec) : (size_t)(dec + got - tok);
 	int rc = HFM_EINVAL;
-	if (colon) {
-		size_t plen = (size_t)got - (size_t)(colon + 1 - dec);
-		if (plen && plen < cap && !memchr(colon + 1, '\0', plen)) {
-			memcpy(out, colon + 1, plen);
-			out[plen] = '\0';
-			rc = 0;
-		}
+	if (plen && plen < cap && !memchr(tok, '\0', plen)) {
+		memcpy(out, tok, plen);
+		out[plen] = '\0';
+		rc = 0;
 	}
 	OPENSSL_cleanse(dec, sizeof(dec));
 	return rc;

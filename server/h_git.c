@@ -26,7 +26,9 @@
 
 #include <cjson/cJSON.h>
 #include <git2.h>
+#include <openssl/crypto.h>
 
+#include "hfm/auth.h"
 #include "hfm/gitpack.h"
 #include "hfm/gitproto.h"
 #include "hfm/gitrelay.h"
@@ -171,33 +173,22 @@ static int git_fail(struct hfm_req *r, int code)
 
 /*
  * git sends what its credential helper has as HTTP Basic, the token as the
- * password (the Hub's convention; the user name does not matter).  Sources
- * take tokens as "Bearer <token>".  Returns a new string, or NULL to keep
+ * password (the Hub's convention; the user name does not matter), or as the
+ * user name with no password (https://TOKEN@host): auth.c reads both, as
+ * it did to identify the caller.  Sources take tokens as "Bearer <token>".  Returns a new string, or NULL to keep
  * the header as it is.
  */
 static char *bearer_of(const char *authz)
 {
-	struct hfm_buf dec = HFM_BUF_INIT(4096);
-	const char *colon, *tok;
-	char *out = NULL;
+	char tok[1024];
+	char *out;
 
 	if (!authz || !hfm_strnieq(authz, "Basic ", 6))
 		return NULL;
-	authz += 6;
-	while (*authz == ' ')
-		authz++;
-	if (hfm_buf_b64_decode(&dec, authz, strlen(authz)) || !dec.len ||
-	    memchr(dec.ptr, '\0', dec.len)) {
-		hfm_buf_dispose(&dec);
+	if (hfm_auth_token_of(tok, sizeof(tok), authz))
 		return hfm_strdup("Bearer -");    /* a credential that is not one */
-	}
-	colon = strchr(dec.ptr, ':');
-	tok = colon && colon[1] ? colon + 1 : colon ? "" : dec.ptr;
-	if (!colon || colon[1])
-		out = hfm_asprintf("Bearer %s", tok);
-	else
-		out = hfm_asprintf("Bearer %.*s", (int)(colon - dec.ptr), dec.ptr);
-	hfm_buf_dispose(&dec);
+	out = hfm_asprintf("Bearer %s", tok);
+	OPENSSL_cleanse(tok, sizeof(tok));
 	return out;
 }
 

@@ -84,8 +84,9 @@ unsigned hfm_auth_retry_after(const struct hfm_auth *a);
 
 /*
  * The token in an Authorization value: after "Bearer ", or the password of
- * "Basic base64(user:password)".  Copies it into out[cap]; 0, or HFM_EINVAL
- * (no token in it, or longer than cap - 1).
+ * "Basic base64(user:password)" (the user name when the password is empty
+ * or there is no colon: git's https://TOKEN@host).  Copies it into
+ * out[cap]; 0, or HFM_EINVAL (no token in it, or longer than cap - 1).
  */
 int hfm_auth_token_of(char *out, size_t cap, const char *authorization);
 

@@ -215,7 +215,12 @@ static void test_authorization_forms(void)
 	/* ":hf_ab" -> "OmhmX2Fi" (no padding) */
 	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Basic OmhmX2Fi"), 0, "Basic, no user");
 	TAP_IS_STR(tok, "hf_ab", "its token");
-	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Basic Z2l0"), HFM_EINVAL, "Basic without a colon");
+	/* git's https://TOKEN@host: "hf_abc:" or "git" (no colon) */
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Basic aGZfYWJjOg=="), 0, "Basic, no password");
+	TAP_IS_STR(tok, "hf_abc", "the user name is the token");
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Basic Z2l0"), 0, "Basic without a colon");
+	TAP_IS_STR(tok, "git", "the whole is the token");
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Basic Og=="), HFM_EINVAL, "Basic of a lone colon");
 	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Basic !!!!"), HFM_EINVAL, "Basic that is no base64");
 	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Bearer "), HFM_EINVAL, "Bearer and nothing");
 	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Token x"), HFM_EINVAL, "another scheme");

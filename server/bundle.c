@@ -103,6 +103,17 @@ struct hfm_bundle_commit *hfm_bundle_add_commit(struct hfm_bundle_repo *r, const
 	return c;
 }
 
+void hfm_bundle_drop_commit(struct hfm_bundle_repo *r, size_t i)
+{
+	struct hfm_bundle_commit *c = &r->commits[i];
+
+	for (size_t k = 0; k < c->nfiles; k++)
+		free(c->files[k].path);
+	free(c->files);
+	memmove(c, c + 1, (r->ncommits - i - 1) * sizeof(*c));
+	r->ncommits--;
+}
+
 void hfm_bundle_add_file(struct hfm_bundle_commit *c, const char *path, const char *oid,
 			 uint64_t size, const char *lfs, int absent)
 {

@@ -178,6 +178,8 @@ struct hfm_bundle_repo *hfm_bundle_add_repo(struct hfm_bundle_manifest *m,
 					    enum hfm_bundle_kind kind);
 void hfm_bundle_add_rev(struct hfm_bundle_repo *r, const char *name, const char *commit);
 struct hfm_bundle_commit *hfm_bundle_add_commit(struct hfm_bundle_repo *r, const char *sha);
+/* Remove commit i and its files (the later commits move down one). */
+void hfm_bundle_drop_commit(struct hfm_bundle_repo *r, size_t i);
 void hfm_bundle_add_file(struct hfm_bundle_commit *c, const char *path, const char *oid,
 			 uint64_t size, const char *lfs, int absent);
 /* time: an ISO date or "" (unknown). */

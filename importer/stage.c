@@ -630,9 +630,15 @@ int hfm_imp_stage_open(struct hfm_imp_stage **out, struct hfm_store *store, unsi
 	if (rc)
 		goto out;
 	read_durable(st);
+	/*
+	 * The reading thread (writing, creating the files) is the longest
+	 * chain and keeps a core busy: one worker per other core hashes, and
+	 * enough buffers (8 MiB a worker, 32 MiB at least) let it read on when
+	 * a worker loses its core for a moment on a busy machine.
+	 */
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	st->nworkers = workers ? workers : ncpu > 0 ? (unsigned)ncpu : 1;
-	st->nbufs = 8 * st->nworkers + 8;
+	st->nworkers = workers ? workers : ncpu > 2 ? (unsigned)ncpu - 1 : 1;
+	st->nbufs = 32 * st->nworkers + 96;
 	st->free_bufs = hfm_calloc(st->nbufs, sizeof(*st->free_bufs));
 	for (size_t i = 0; i < st->nbufs; i++)
 		st->free_bufs[st->nfree++] = hfm_malloc(HFM_IMP_STAGE_CHUNK);

@@ -23,7 +23,7 @@ check "export a signed bundle in 4 MiB volumes" \
 	"$HFMIRROR" export --repos-path "$OUT" -o "$T/b1" --repo acme/tiny --split 4M --sign "$T/site.pem"
 nvol=$(ls "$T/b1" | grep -c '^payload\.')
 like "$nvol" '^([4-9]|[1-9][0-9]+)$' "the bundle has several volumes ($nvol)"
-like "$(head -n 1 "$T/b1/manifest")" '^hfmirror-bundle 1$' "its manifest is a bundle manifest"
+like "$(head -n 1 "$T/b1/manifest")" '^hfmirror-bundle 2$' "its manifest is a bundle manifest (version 2)"
 
 check "hfmirror-import --trust imports it" \
 	"$HFMIRROR_IMPORT" --store "$IN" --trust "$T/site.pub" "$T/b1"

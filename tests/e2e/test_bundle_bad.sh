@@ -32,17 +32,24 @@ check "and an incremental bundle of it" "$HFMIRROR" export -q --repos-path "$OUT
 	--repo acme/tiny --since "$T/receipt"
 store_listing "$IN" >"$T/before"
 
-# 1. one flipped byte inside the new weights object, wherever its volume is
-cp -r "$T/b2" "$T/flip"
-read -r vol off <<EOF
-$(cd "$T/flip" && $PYTHON - "$NEW_W" <<'PY'
+# flip BUNDLE OID WHERE: flip one byte of object OID in the directory bundle BUNDLE, wherever
+# its volume is: WHERE is "data" (100000 bytes into its data) or "pad" (its first padding
+# byte); prints the volume
+flip() {
+	local vol off
+	read -r vol off <<EOF
+$(cd "$1" && $PYTHON - "$2" "$3" <<'PY'
 import sys, tarfile, io
 vols = [l.split()[1] for l in open("manifest") if l.startswith("volume ")]
 sizes = [int(l.split()[2]) for l in open("manifest") if l.startswith("volume ")]
 data = b"".join(open(v, "rb").read() for v in vols)
 t = tarfile.open(fileobj=io.BytesIO(data))
 m = t.getmember("objects/" + sys.argv[1])
-at = m.offset_data + 100000
+if sys.argv[2] == "pad":
+    assert m.size % 512, "the object needs padding"
+    at = m.offset_data + m.size
+else:
+    at = m.offset_data + 100000
 for v, s in zip(vols, sizes):
     if at < s:
         print(v, at)
@@ -51,32 +58,20 @@ for v, s in zip(vols, sizes):
 PY
 )
 EOF
-printf '\377' | dd of="$T/flip/$vol" bs=1 seek="$off" conv=notrunc status=none
+	printf '\377' | dd of="$1/$vol" bs=1 seek="$off" conv=notrunc status=none
+	echo "$vol"
+}
+
+# 1. one flipped byte inside the new weights object, wherever its volume is
+cp -r "$T/b2" "$T/flip"
+vol=$(flip "$T/flip" "$NEW_W" data)
 refused "$T/flip" "objects/$NEW_W: its content hashes to" "a flipped byte" --trust "$T/site.pub"
 like "$(cat "$T/refused.out")" "$vol \(volume [0-9]+ of [0-9]+\)" "a flipped byte: the message names its volume, $vol"
 
 # 1b. one flipped byte in the framing, the padding after the weights object: no entry's id
 # covers it, its volume's framing digest does (format 2)
 cp -r "$T/b2" "$T/pad"
-read -r vol off <<EOF
-$(cd "$T/pad" && $PYTHON - "$NEW_W" <<'PY'
-import sys, tarfile, io
-vols = [l.split()[1] for l in open("manifest") if l.startswith("volume ")]
-sizes = [int(l.split()[2]) for l in open("manifest") if l.startswith("volume ")]
-data = b"".join(open(v, "rb").read() for v in vols)
-t = tarfile.open(fileobj=io.BytesIO(data))
-m = t.getmember("objects/" + sys.argv[1])
-assert m.size % 512, "the object needs padding"
-at = m.offset_data + m.size
-for v, s in zip(vols, sizes):
-    if at < s:
-        print(v, at)
-        break
-    at -= s
-PY
-)
-EOF
-printf '\377' | dd of="$T/pad/$vol" bs=1 seek="$off" conv=notrunc status=none
+vol=$(flip "$T/pad" "$NEW_W" pad)
 refused "$T/pad" "$vol \(volume [0-9]+ of [0-9]+\) hashes to" "a flipped padding byte" --trust "$T/site.pub"
 
 # 1c. a bundle of format 1 (no framing digests: its whole volumes are hashed) still imports

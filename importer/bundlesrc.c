@@ -356,7 +356,7 @@ static int read_payload(struct hfm_imp_bundle *b)
 		stall_hook(b, hfm_bundle_in_offset(b->in));
 		since_checkpoint += staged - before;
 		if (since_checkpoint >= CHECKPOINT_BYTES) {
-			if ((rc = hfm_imp_stage_checkpoint(b->st)))
+			if ((rc = hfm_imp_stage_checkpoint_start(b->st)))
 				break;
 			since_checkpoint = 0;
 		}

@@ -41,7 +41,7 @@ static const char usage[] =
 	"  --json            print one JSON summary line per repo on stdout\n"
 	"  --trust PUB.pem   bundles: accept only a manifest signed by this Ed25519\n"
 	"                    key (repeatable: any of them)\n"
-	"  --jobs N          bundles: verifying threads (default: one per CPU)\n"
+	"  --jobs N          bundles: verifying threads (default: one per CPU but one)\n"
 	"  --grant-users MAP bundles: the outside's user names in grants, as this\n"
 	"                    site's (lines \"OUTSIDE INSIDE\", INSIDE - to drop; a\n"
 	"                    user not in MAP is dropped); default: names as they are\n"

@@ -72,6 +72,13 @@ struct hfm_imp_stage {
 	struct job *cur;                 /* the entry being handed over */
 	struct worker *curw;
 	atomic_uint seq;
+	/* a checkpoint running beside the reading (hfm_imp_stage_checkpoint_start) */
+	pthread_t bg;
+	int bg_running;
+	char **bg_names;
+	size_t bg_n;
+	int bg_rc;
+	char *bg_msg;
 };
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -366,25 +373,16 @@ static int is_durable(const struct hfm_imp_stage *st, const char *name)
 				       cmp_str) != NULL;
 }
 
-int hfm_imp_stage_checkpoint(struct hfm_imp_stage *st)
+/* Make `names` durable (syncfs) and append them to `durable`: 0 or an error (a message). */
+static int make_durable(struct hfm_imp_stage *st, char **names, size_t n)
 {
 	struct hfm_buf lines = HFM_BUF_INIT((size_t)1 << 30);
-	char **names;
-	size_t n, i;
 	int fd, rc = 0;
 
-	pthread_mutex_lock(&st->lock);
-	names = st->recent;
-	n = st->nrecent;
-	st->recent = NULL;
-	st->nrecent = 0;
-	pthread_mutex_unlock(&st->lock);
-	if (!n)
-		return 0;
-	/* every name taken above was written before: syncfs makes it durable */
+	/* every name given was written before: syncfs makes it durable */
 	if (syncfs(st->fd) < 0)
 		rc = hfm_error_set(HFM_EIO, "sync %s: %s", st->path, strerror(errno));
-	for (i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		hfm_buf_printf(&lines, "%s\n", names[i]);
 	fd = rc ? -1 : openat(st->fd, "durable", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (!rc && (fd < 0 || hfm_write_all(fd, lines.ptr, lines.len) < 0 || fdatasync(fd) < 0))
@@ -392,12 +390,122 @@ int hfm_imp_stage_checkpoint(struct hfm_imp_stage *st)
 	if (fd >= 0)
 		close(fd);
 	hfm_buf_dispose(&lines);
-	st->durable = hfm_realloc(st->durable, (st->ndurable + n) * sizeof(*st->durable));
+	return rc;
+}
+
+/* The names a checkpoint made durable join the list hfm_imp_stage_check() trusts. */
+static void add_durable(struct hfm_imp_stage *st, char **names, size_t n)
+{
+	st->durable = hfm_realloc(st->durable, (st->ndurable + n + 1) * sizeof(*st->durable));
 	memcpy(st->durable + st->ndurable, names, n * sizeof(*names));
 	st->ndurable += n;
 	qsort(st->durable, st->ndurable, sizeof(*st->durable), cmp_str);
 	free(names);
+}
+
+/* Take the names verified since the last checkpoint. */
+static char **take_recent(struct hfm_imp_stage *st, size_t *n)
+{
+	char **names;
+
+	pthread_mutex_lock(&st->lock);
+	names = st->recent;
+	*n = st->nrecent;
+	st->recent = NULL;
+	st->nrecent = 0;
+	pthread_mutex_unlock(&st->lock);
+	return names;
+}
+
+static void *bg_main(void *arg)
+{
+	struct hfm_imp_stage *st = arg;
+
+	if ((st->bg_rc = make_durable(st, st->bg_names, st->bg_n)))
+		st->bg_msg = hfm_strdup(hfm_error_last());
+	return NULL;
+}
+
+/* Wait for the background checkpoint, if one runs: its verdict. */
+static int bg_join(struct hfm_imp_stage *st)
+{
+	int rc;
+
+	if (!st->bg_running)
+		return 0;
+	pthread_join(st->bg, NULL);
+	st->bg_running = 0;
+	rc = st->bg_rc;
+	if (rc) {
+		/* not durable: the names stay untrusted, a later run hashes them again */
+		for (size_t i = 0; i < st->bg_n; i++)
+			free(st->bg_names[i]);
+		free(st->bg_names);
+		hfm_error_set(rc, "%s", st->bg_msg);
+		free(st->bg_msg);
+		st->bg_msg = NULL;
+	} else {
+		add_durable(st, st->bg_names, st->bg_n);
+	}
+	st->bg_names = NULL;
+	st->bg_n = 0;
+	st->bg_rc = 0;
 	return rc;
+}
+
+int hfm_imp_stage_checkpoint_start(struct hfm_imp_stage *st)
+{
+	int rc;
+
+	if ((rc = bg_join(st)))
+		return rc;
+	st->bg_names = take_recent(st, &st->bg_n);
+	if (!st->bg_n) {
+		free(st->bg_names);
+		st->bg_names = NULL;
+		return 0;
+	}
+	if (pthread_create(&st->bg, NULL, bg_main, st) == 0) {
+		st->bg_running = 1;
+		return 0;
+	}
+	/* no thread: do it here */
+	rc = make_durable(st, st->bg_names, st->bg_n);
+	st->bg_running = 0;
+	if (!rc)
+		add_durable(st, st->bg_names, st->bg_n);
+	else {
+		for (size_t i = 0; i < st->bg_n; i++)
+			free(st->bg_names[i]);
+		free(st->bg_names);
+	}
+	st->bg_names = NULL;
+	st->bg_n = 0;
+	return rc;
+}
+
+int hfm_imp_stage_checkpoint(struct hfm_imp_stage *st)
+{
+	char **names;
+	size_t n;
+	int rc = bg_join(st);
+
+	if (rc)
+		return rc;
+	names = take_recent(st, &n);
+	if (!n) {
+		free(names);
+		return 0;
+	}
+	rc = make_durable(st, names, n);
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+		return rc;
+	}
+	add_durable(st, names, n);
+	return 0;
 }
 
 int hfm_imp_stage_check(struct hfm_imp_stage *st, const struct hfm_bundle_item *it, int *staged)
@@ -522,9 +630,15 @@ int hfm_imp_stage_open(struct hfm_imp_stage **out, struct hfm_store *store, unsi
 	if (rc)
 		goto out;
 	read_durable(st);
+	/*
+	 * The reading thread (writing, creating the files) is the longest
+	 * chain and keeps a core busy: one worker per other core hashes, and
+	 * enough buffers (8 MiB a worker, 32 MiB at least) let it read on when
+	 * a worker loses its core for a moment on a busy machine.
+	 */
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	st->nworkers = workers ? workers : ncpu > 0 ? (unsigned)ncpu : 1;
-	st->nbufs = 8 * st->nworkers + 8;
+	st->nworkers = workers ? workers : ncpu > 2 ? (unsigned)ncpu - 1 : 1;
+	st->nbufs = 32 * st->nworkers + 96;
 	st->free_bufs = hfm_calloc(st->nbufs, sizeof(*st->free_bufs));
 	for (size_t i = 0; i < st->nbufs; i++)
 		st->free_bufs[st->nfree++] = hfm_malloc(HFM_IMP_STAGE_CHUNK);
@@ -556,6 +670,7 @@ void hfm_imp_stage_free(struct hfm_imp_stage *st, int remove)
 
 	if (!st)
 		return;
+	bg_join(st);
 	for (i = 0; i < st->nworkers; i++) {
 		pthread_mutex_lock(&st->w[i].lock);
 		st->w[i].stop = 1;

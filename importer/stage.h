@@ -87,7 +87,14 @@ int hfm_imp_stage_end(struct hfm_imp_stage *st, const char *where);
 /* Wait until every entry handed over is verified; the first failure, if any. */
 int hfm_imp_stage_drain(struct hfm_imp_stage *st);
 
-/* Make what was verified durable and record it (see above). */
+/*
+ * Make what was verified durable and record it (see above).  _start does it
+ * on a thread of its own while the caller reads on (the syncfs waits for the
+ * disk; the reading need not): it first waits for the one before, and gives
+ * that one's failure.  hfm_imp_stage_checkpoint() waits for it too, then
+ * makes durable what is left, before it returns.
+ */
+int hfm_imp_stage_checkpoint_start(struct hfm_imp_stage *st);
 int hfm_imp_stage_checkpoint(struct hfm_imp_stage *st);
 
 /* Remove a directory tree (rm -rf; symlinks are not followed); errors ignored. */

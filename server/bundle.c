@@ -103,6 +103,17 @@ struct hfm_bundle_commit *hfm_bundle_add_commit(struct hfm_bundle_repo *r, const
 	return c;
 }
 
+void hfm_bundle_drop_commit(struct hfm_bundle_repo *r, size_t i)
+{
+	struct hfm_bundle_commit *c = &r->commits[i];
+
+	for (size_t k = 0; k < c->nfiles; k++)
+		free(c->files[k].path);
+	free(c->files);
+	memmove(c, c + 1, (r->ncommits - i - 1) * sizeof(*c));
+	r->ncommits--;
+}
+
 void hfm_bundle_add_file(struct hfm_bundle_commit *c, const char *path, const char *oid,
 			 uint64_t size, const char *lfs, int absent)
 {
@@ -173,13 +184,14 @@ struct hfm_bundle_item *hfm_bundle_add_item(struct hfm_bundle_manifest *m,
 }
 
 void hfm_bundle_add_volume(struct hfm_bundle_manifest *m, const char *name, uint64_t size,
-			   const char *sha256)
+			   const char *sha256, const char *framing)
 {
 	struct hfm_bundle_volume *v = hfm_array_push(&m->volumes, &m->nvolumes, sizeof(*v));
 
 	v->name = hfm_strdup(name);
 	v->size = size;
 	snprintf(v->sha256, sizeof(v->sha256), "%s", sha256);
+	snprintf(v->framing, sizeof(v->framing), "%s", framing ? framing : "");
 }
 
 const char *hfm_bundle_file_object(const struct hfm_bundle_repo *r,
@@ -248,8 +260,11 @@ int hfm_bundle_manifest_format(struct hfm_buf *out, const struct hfm_bundle_mani
 	for (i = 0; i < m->nvolumes; i++) {
 		hfm_buf_puts(out, "volume ");
 		hfm_bundle_put_field(out, m->volumes[i].name);
-		hfm_buf_printf(out, " %llu %s\n", (unsigned long long)m->volumes[i].size,
+		hfm_buf_printf(out, " %llu %s", (unsigned long long)m->volumes[i].size,
 			       m->volumes[i].sha256);
+		if (m->version >= 2)
+			hfm_buf_printf(out, " %s", m->volumes[i].framing);
+		hfm_buf_putc(out, '\n');
 	}
 	for (i = 0; i < m->nitems; i++)
 		if (m->items[i].kind == HFM_BUNDLE_OBJECT)
@@ -558,7 +573,7 @@ static int parse_line(struct parse *p)
 {
 	struct hfm_bundle_manifest *m = p->m;
 	struct line *l = &p->l;
-	char sha[HFM_SHA256_HEX + 1], *s;
+	char sha[HFM_SHA256_HEX + 1], framing[HFM_SHA256_HEX + 1] = "", *s;
 	uint64_t size;
 	int rc;
 
@@ -655,8 +670,11 @@ static int parse_line(struct parse *p)
 	} else if (field_is(l, 0, "grant") || field_is(l, 0, "revoke")) {
 		return parse_grant(p);
 	} else if (field_is(l, 0, "volume")) {
-		if ((rc = want_fields(p, 4, 4)) || (rc = u64_field(p, 2, &size, "volume size")) ||
-		    (rc = hex_field(p, 3, sha, HFM_SHA256_HEX, "volume sha256")))
+		int n = m->version >= 2 ? 5 : 4;
+
+		if ((rc = want_fields(p, n, n)) || (rc = u64_field(p, 2, &size, "volume size")) ||
+		    (rc = hex_field(p, 3, sha, HFM_SHA256_HEX, "volume sha256")) ||
+		    (n == 5 && (rc = hex_field(p, 4, framing, HFM_SHA256_HEX, "volume framing sha256"))))
 			return rc;
 		if (!(s = text_field(p, 1, "volume name")))
 			return HFM_EINVAL;
@@ -671,7 +689,7 @@ static int parse_line(struct parse *p)
 				free(s);
 				return rc;
 			}
-		hfm_bundle_add_volume(m, s, size, sha);
+		hfm_bundle_add_volume(m, s, size, sha, framing);
 		free(s);
 	} else if (field_is(l, 0, "since")) {
 		if ((rc = want_fields(p, 2, 2)))
@@ -799,11 +817,11 @@ int hfm_bundle_manifest_parse(struct hfm_bundle_manifest **out, const char *text
 		if (l->no == 1) {
 			if (l->n != 2 || !field_is(l, 0, "hfmirror-bundle"))
 				rc = fail(&p, "not an hfmirror bundle manifest");
-			else if (!field_is(l, 1, "1"))
+			else if (!field_is(l, 1, "1") && !field_is(l, 1, "2"))
 				rc = fail(&p, "format version %.*s; this hfmirror-import reads "
-					  "version %d (upgrade it)", (int)HFM_MIN(l->len[1], 20),
+					  "versions 1 to %d (upgrade it)", (int)HFM_MIN(l->len[1], 20),
 					  l->f[1], HFM_BUNDLE_VERSION);
-			p.m->version = HFM_BUNDLE_VERSION;
+			p.m->version = field_is(l, 1, "1") ? 1 : HFM_BUNDLE_VERSION;
 			continue;
 		}
 		if (field_is(l, 0, "end")) {

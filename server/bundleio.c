@@ -13,6 +13,7 @@
 
 #include "hfm/bundleio.h"
 #include "hfm/fsutil.h"
+#include "hfm/hash.h"
 
 #define IO_BUF ((size_t)1 << 20)
 #define PAX_MAX ((size_t)1 << 20)
@@ -243,6 +244,7 @@ struct out_vol {
 	char name[32];
 	uint64_t size;
 	char sha256[HFM_SHA256_HEX + 1];
+	char framing[HFM_SHA256_HEX + 1];
 };
 
 struct hfm_bundle_out {
@@ -252,7 +254,10 @@ struct hfm_bundle_out {
 	uint64_t split;
 	unsigned nvol;               /* volumes started */
 	uint64_t vol_bytes;
-	EVP_MD_CTX *vh;
+	EVP_MD_CTX *vh;              /* all of the current volume */
+	EVP_MD_CTX *fh;              /* the framing of volume fv */
+	unsigned fv;                 /* volumes before it have their digest in fdig */
+	char (*fdig)[HFM_SHA256_HEX + 1];
 	struct out_vol *vols;
 	uint64_t total;
 	uint64_t member_left;
@@ -282,6 +287,41 @@ static int vol_open(struct hfm_bundle_out *o)
 	return 0;
 }
 
+/* Volume fv's framing is complete: its digest, and the next volume's begins. */
+static void frame_close(struct hfm_bundle_out *o)
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned dl;
+
+	EVP_DigestFinal_ex(o->fh, d, &dl);
+	o->fdig = hfm_realloc(o->fdig, (o->fv + 1) * sizeof(*o->fdig));
+	hfm_hex(o->fdig[o->fv++], d, dl);
+	EVP_DigestInit_ex(o->fh, EVP_sha256(), NULL);
+}
+
+/*
+ * Framing bytes (not an entry's data) about to go out at stream offset
+ * o->total: into the digest of the volume they will land in (bundle.h).
+ */
+static void frame_hash(struct hfm_bundle_out *o, const unsigned char *p, size_t n)
+{
+	uint64_t pos = o->total;
+
+	while (n) {
+		uint64_t v = o->split ? pos / o->split : 0;
+		size_t k = n;
+
+		while (o->fv < v)
+			frame_close(o);
+		if (o->split && o->split - pos % o->split < k)
+			k = (size_t)(o->split - pos % o->split);
+		EVP_DigestUpdate(o->fh, p, k);
+		pos += k;
+		p += k;
+		n -= k;
+	}
+}
+
 static int vol_close(struct hfm_bundle_out *o)
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
@@ -305,6 +345,9 @@ static int vol_close(struct hfm_bundle_out *o)
 	v->size = o->vol_bytes;
 	EVP_DigestFinal_ex(o->vh, d, &dl);
 	hfm_hex(v->sha256, d, dl);
+	while (o->fv < o->nvol)
+		frame_close(o);
+	memcpy(v->framing, o->fdig[o->nvol - 1], sizeof(v->framing));
 	if (renameat(o->dirfd, part, o->dirfd, v->name) < 0)
 		return hfm_error_set(HFM_EIO, "rename %s/%s: %s", o->dir, part, strerror(errno));
 	return 0;
@@ -344,11 +387,14 @@ static int flush(struct hfm_bundle_out *o)
 	return rc;
 }
 
-static int out_put(struct hfm_bundle_out *o, const void *p, size_t n)
+/* Bytes into the bundle; `framing`: not an entry's data (hashed into its volume's digest). */
+static int out_put(struct hfm_bundle_out *o, const void *p, size_t n, int framing)
 {
 	const unsigned char *c = p;
 	int rc;
 
+	if (framing && o->dir)
+		frame_hash(o, c, n);
 	o->total += n;
 	if (n >= IO_BUF) {
 		if ((rc = flush(o)))
@@ -382,8 +428,11 @@ int hfm_bundle_out_dir(struct hfm_bundle_out **out, const char *dir, uint64_t sp
 	o->dir = hfm_strdup(dir);
 	o->split = split;
 	o->vh = EVP_MD_CTX_new();
+	o->fh = EVP_MD_CTX_new();
 	o->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (!o->vh || o->dirfd < 0) {
+	if (o->fh)
+		EVP_DigestInit_ex(o->fh, EVP_sha256(), NULL);
+	if (!o->vh || !o->fh || o->dirfd < 0) {
 		int rc = hfm_error_set(HFM_EIO, "%s: %s", dir, strerror(errno));
 		hfm_bundle_out_free(o);
 		return rc;
@@ -410,7 +459,7 @@ int hfm_bundle_out_begin(struct hfm_bundle_out *o, const char *name, uint64_t si
 	int rc;
 
 	if ((rc = hfm_tar_header(&h, name, size, hfm_now_ms() / 1000)) == 0)
-		rc = out_put(o, h.ptr, h.len);
+		rc = out_put(o, h.ptr, h.len, 1);
 	hfm_buf_dispose(&h);
 	o->member_left = size;
 	return rc;
@@ -421,7 +470,7 @@ int hfm_bundle_out_write(struct hfm_bundle_out *o, const void *p, size_t n)
 	if (n > o->member_left)
 		return hfm_error_set(HFM_EINVAL, "a bundle member got more bytes than announced");
 	o->member_left -= n;
-	return out_put(o, p, n);
+	return out_put(o, p, n, 0);
 }
 
 int hfm_bundle_out_copy(struct hfm_bundle_out *o, int fd, uint64_t size)
@@ -475,7 +524,7 @@ int hfm_bundle_out_end(struct hfm_bundle_out *o)
 
 	if (o->member_left)
 		return hfm_error_set(HFM_EINVAL, "a bundle member got fewer bytes than announced");
-	return out_put(o, zero, hfm_tar_padding(o->total));
+	return out_put(o, zero, hfm_tar_padding(o->total), 1);
 }
 
 int hfm_bundle_out_finish(struct hfm_bundle_out *o, struct hfm_bundle_manifest *m)
@@ -483,7 +532,7 @@ int hfm_bundle_out_finish(struct hfm_bundle_out *o, struct hfm_bundle_manifest *
 	static const char zero[2 * HFM_TAR_BLOCK];
 	int rc;
 
-	if ((rc = out_put(o, zero, sizeof(zero))) || (rc = flush(o)))
+	if ((rc = out_put(o, zero, sizeof(zero), 1)) || (rc = flush(o)))
 		return rc;
 	if (!o->dir)
 		return 0;
@@ -491,7 +540,8 @@ int hfm_bundle_out_finish(struct hfm_bundle_out *o, struct hfm_bundle_manifest *
 		return rc;
 	fsync(o->dirfd);
 	for (unsigned i = 0; m && i < o->nvol; i++)
-		hfm_bundle_add_volume(m, o->vols[i].name, o->vols[i].size, o->vols[i].sha256);
+		hfm_bundle_add_volume(m, o->vols[i].name, o->vols[i].size, o->vols[i].sha256,
+				      o->vols[i].framing);
 	return 0;
 }
 
@@ -514,6 +564,8 @@ void hfm_bundle_out_free(struct hfm_bundle_out *o)
 	if (o->dirfd >= 0)
 		close(o->dirfd);
 	EVP_MD_CTX_free(o->vh);
+	EVP_MD_CTX_free(o->fh);
+	free(o->fdig);
 	free(o->vols);
 	free(o->buf);
 	free(o->dir);
@@ -546,6 +598,7 @@ struct in_vol {
 	char *name;
 	uint64_t size;
 	char sha256[HFM_SHA256_HEX + 1];
+	char framing[HFM_SHA256_HEX + 1];
 };
 
 struct hfm_bundle_in {
@@ -556,7 +609,11 @@ struct hfm_bundle_in {
 	struct in_vol *vols;
 	size_t nvols, cur;           /* cur: the volume fd reads */
 	uint64_t vol_read;
-	EVP_MD_CTX *vh;
+	EVP_MD_CTX *vh;              /* version 1: all of volume cur; 2: the framing of fv */
+	int v2;                      /* the framing digests are checked (bundle.h) */
+	int located;                 /* v2: the whole volumes were checked for damage */
+	size_t fv;
+	uint64_t fv_end;             /* payload offset where volume fv ends */
 	unsigned char *buf;
 	size_t pos, len;
 	int eof;
@@ -611,14 +668,87 @@ void hfm_bundle_in_where(const struct hfm_bundle_in *in, struct hfm_buf *out)
 	hfm_bundle_in_span(in, in->offset, in->offset, out);
 }
 
-const char *hfm_bundle_in_damage(const struct hfm_bundle_in *in)
+/* A volume's digest differs from the manifest's: remember the first such volume. */
+static void vol_damaged(struct hfm_bundle_in *in, size_t v, const char *hex)
 {
+	if (in->damage)
+		return;
+	in->damage = hfm_asprintf("%s (volume %zu of %zu) hashes to %.16s…, the manifest "
+				  "says %.16s…: the volume is damaged or belongs to another "
+				  "bundle", in->vols[v].name, v + 1, in->nvols, hex, in->vols[v].sha256);
+}
+
+const char *hfm_bundle_in_damage(struct hfm_bundle_in *in)
+{
+	/*
+	 * Version 2 reads hash only the framing: something failed, so find
+	 * the volume now, by its whole digest (the volumes are files).  The
+	 * caller's error message stays.
+	 */
+	char *keep = in->dir && in->v2 && !in->located ? hfm_strdup(hfm_error_last()) : NULL;
+
+	for (size_t v = 0; in->dir && in->v2 && !in->located && !in->damage && v < in->nvols; v++) {
+		char *p = hfm_asprintf("%s/%s", in->path, in->vols[v].name);
+		char hex[HFM_SHA256_HEX + 1];
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+
+		free(p);
+		if (fd < 0)
+			continue;
+		if (hfm_hash_fd(fd, in->vols[v].size, NULL, hex, NULL) == 0 &&
+		    strcmp(hex, in->vols[v].sha256))
+			vol_damaged(in, v, hex);
+		close(fd);
+	}
+	if (keep) {
+		if (strcmp(keep, hfm_error_last()))
+			hfm_error_set(HFM_ERROR, "%s", keep);
+		free(keep);
+	}
+	in->located = 1;
 	return in->damage;
 }
 
 uint64_t hfm_bundle_in_offset(const struct hfm_bundle_in *in)
 {
 	return in->offset;
+}
+
+/* Version 2: volume fv's framing is all read: check its digest, begin the next's. */
+static void in_frame_close(struct hfm_bundle_in *in)
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	char hex[HFM_SHA256_HEX + 1];
+	unsigned dl;
+
+	EVP_DigestFinal_ex(in->vh, d, &dl);
+	hfm_hex(hex, d, dl);
+	if (strcmp(hex, in->vols[in->fv].framing))
+		vol_damaged(in, in->fv, hex);
+	EVP_DigestInit_ex(in->vh, EVP_sha256(), NULL);
+	if (++in->fv < in->nvols)
+		in->fv_end += in->vols[in->fv].size;
+}
+
+/* Version 2: framing bytes consumed at payload offset in->offset. */
+static void in_frame_hash(struct hfm_bundle_in *in, const unsigned char *p, size_t n)
+{
+	uint64_t pos = in->offset;
+
+	if (!in->dir || !in->v2 || !in->nvols)
+		return;
+	while (n) {
+		size_t k = n;
+
+		while (pos >= in->fv_end && in->fv + 1 < in->nvols)
+			in_frame_close(in);
+		if (pos < in->fv_end && in->fv_end - pos < k)
+			k = (size_t)(in->fv_end - pos);
+		EVP_DigestUpdate(in->vh, p, k);
+		pos += k;
+		p += k;
+		n -= k;
+	}
 }
 
 /* The current volume is read to its end: check its size and digest, open the next. */
@@ -636,16 +766,16 @@ static int vol_done(struct hfm_bundle_in *in)
 				     "the manifest says %llu: it is truncated (copy it again)",
 				     v->name, in->cur + 1, in->nvols,
 				     (unsigned long long)in->vol_read, (unsigned long long)v->size);
-	EVP_DigestFinal_ex(in->vh, d, &dl);
-	hfm_hex(hex, d, dl);
 	/*
 	 * Read on: the entry the damage is in fails its own check and names
 	 * itself; hfm_bundle_in_finish() reports the volume if none does.
 	 */
-	if (strcmp(hex, v->sha256) && !in->damage)
-		in->damage = hfm_asprintf("%s (volume %zu of %zu) hashes to %.16s…, the manifest "
-					  "says %.16s…: the volume is damaged or belongs to another "
-					  "bundle", v->name, in->cur + 1, in->nvols, hex, v->sha256);
+	if (!in->v2) {
+		EVP_DigestFinal_ex(in->vh, d, &dl);
+		hfm_hex(hex, d, dl);
+		if (strcmp(hex, v->sha256))
+			vol_damaged(in, in->cur, hex);
+	}
 	in->cur++;
 	if (in->cur == in->nvols) {
 		in->eof = 1;
@@ -659,7 +789,8 @@ static int vol_done(struct hfm_bundle_in *in)
 				     in->cur + 1, in->nvols, strerror(errno));
 	posix_fadvise(in->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	in->vol_read = 0;
-	EVP_DigestInit_ex(in->vh, EVP_sha256(), NULL);
+	if (!in->v2)
+		EVP_DigestInit_ex(in->vh, EVP_sha256(), NULL);
 	return 0;
 }
 
@@ -689,7 +820,8 @@ static int src_read(struct hfm_bundle_in *in, unsigned char *dst, size_t n, size
 		}
 		if (k > 0) {
 			if (in->dir) {
-				EVP_DigestUpdate(in->vh, dst, (size_t)k);
+				if (!in->v2)
+					EVP_DigestUpdate(in->vh, dst, (size_t)k);
 				in->vol_read += (uint64_t)k;
 			}
 			*got = (size_t)k;
@@ -731,6 +863,7 @@ static int read_exact(struct hfm_bundle_in *in, unsigned char *dst, size_t n, si
 		if (in->pos == in->len)
 			return 0;
 		size_t k = HFM_MIN(n - *got, in->len - in->pos);
+		in_frame_hash(in, in->buf + in->pos, k);
 		memcpy(dst + *got, in->buf + in->pos, k);
 		in->pos += k;
 		*got += k;
@@ -739,7 +872,8 @@ static int read_exact(struct hfm_bundle_in *in, unsigned char *dst, size_t n, si
 	return 0;
 }
 
-static int discard(struct hfm_bundle_in *in, uint64_t n, int *short_read)
+/* Skip n bytes: `framing`, or an entry's data. */
+static int discard(struct hfm_bundle_in *in, uint64_t n, int framing, int *short_read)
 {
 	int rc;
 
@@ -752,6 +886,8 @@ static int discard(struct hfm_bundle_in *in, uint64_t n, int *short_read)
 			return 0;
 		}
 		size_t k = (size_t)HFM_MIN(n, (uint64_t)(in->len - in->pos));
+		if (framing)
+			in_frame_hash(in, in->buf + in->pos, k);
 		in->pos += k;
 		in->offset += k;
 		n -= k;
@@ -820,7 +956,7 @@ static int read_member(struct hfm_bundle_in *in, uint64_t *size, int *end)
 		if (!rc && got < h.size)
 			rc = truncated(in, "a pax header", got, h.size);
 		if (!rc)
-			rc = discard(in, hfm_tar_padding(h.size), &short_read);
+			rc = discard(in, hfm_tar_padding(h.size), 1, &short_read);
 		if (!rc && h.type == HFM_TAR_PAX) {
 			free(pax_path);
 			rc = hfm_tar_pax(&pax_path, &pax_size, &has_size, data, (size_t)h.size);
@@ -849,13 +985,13 @@ int hfm_bundle_in_next(struct hfm_bundle_in *in, const char **name, uint64_t *si
 	}
 	uint64_t at = in->offset;
 
-	if ((rc = discard(in, in->remain, &short_read)))
+	if ((rc = discard(in, in->remain, 0, &short_read)))
 		return rc;
 	if (short_read)
 		return truncated(in, in->name, in->member_size - in->remain + (in->offset - at),
 				 in->member_size);
 	in->remain = 0;
-	if ((rc = discard(in, in->pad, &short_read)))
+	if ((rc = discard(in, in->pad, 1, &short_read)))
 		return rc;
 	in->pad = 0;
 	if ((rc = read_member(in, size, &end)))
@@ -909,12 +1045,15 @@ int hfm_bundle_in_finish(struct hfm_bundle_in *in)
 				return hfm_error_set(HFM_EINVAL, "data after the end of the bundle's "
 						     "payload (at byte %llu)",
 						     (unsigned long long)(in->offset + i - in->pos));
+		in_frame_hash(in, in->buf + in->pos, in->len - in->pos);
 		in->offset += in->len - in->pos;
 		in->pos = in->len;
 	}
 	if (in->dir && in->cur < in->nvols)
 		return hfm_error_set(HFM_EINVAL, "the payload ends in %s, before volume %zu of %zu",
 				     in->vols[in->cur].name, in->cur + 1, in->nvols);
+	while (in->dir && in->v2 && in->fv < in->nvols)
+		in_frame_close(in);
 	if (in->damage)
 		return hfm_error_set(HFM_EINVAL, "%s", in->damage);
 	return 0;
@@ -937,7 +1076,7 @@ static int slurp_member(struct hfm_bundle_in *in, char **out, size_t *n, uint64_
 		return truncated(in, what, got, size);
 	(*out)[size] = '\0';
 	*n = (size_t)size;
-	return discard(in, hfm_tar_padding(size), &short_read);
+	return discard(in, hfm_tar_padding(size), 1, &short_read);
 }
 
 static int read_file(char **out, size_t *n, const char *path, size_t max, int *missing)
@@ -1109,6 +1248,7 @@ int hfm_bundle_in_volumes(struct hfm_bundle_in *in, const struct hfm_bundle_mani
 		in->vols[i].name = hfm_strdup(m->volumes[i].name);
 		in->vols[i].size = m->volumes[i].size;
 		memcpy(in->vols[i].sha256, m->volumes[i].sha256, sizeof(in->vols[i].sha256));
+		memcpy(in->vols[i].framing, m->volumes[i].framing, sizeof(in->vols[i].framing));
 	}
 	for (i = 0; i < in->nvols; i++) {
 		char *p = hfm_asprintf("%s/%s", in->path, in->vols[i].name);
@@ -1153,6 +1293,9 @@ int hfm_bundle_in_volumes(struct hfm_bundle_in *in, const struct hfm_bundle_mani
 	posix_fadvise(in->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	in->cur = 0;
 	in->vol_read = 0;
+	in->v2 = m->version >= 2;
+	in->fv = 0;
+	in->fv_end = in->vols[0].size;
 	EVP_DigestInit_ex(in->vh, EVP_sha256(), NULL);
 	return 0;
 }

@@ -511,6 +511,38 @@ cleanup:
 	return rc;
 }
 
+/*
+ * An incremental bundle leaves out a commit no revision of it names whose
+ * metadata and objects the receipt lists (a commit the cache keeps, pinned
+ * by id): describing it again would only repeat its file list, which is
+ * most of a manifest's bytes.  Its wants and items start at the indexes
+ * given.
+ */
+static int commit_known(const struct plan *p, const struct hfm_bundle_repo *r, size_t ci,
+			size_t wants_from, size_t items_from)
+{
+	const struct hfm_receipt_repo *rr = p->since ? hfm_receipt_find(p->since, &r->id,
+									 HFM_BUNDLE_CACHE) : NULL;
+	const char *sha = r->commits[ci].sha;
+	char rel[HFM_SHA1_HEX + 32];
+
+	if (!rr || p->m->nitems != items_from)
+		return 0;
+	for (size_t i = 0; i < r->nrevs; i++)
+		if (!strcmp(r->revs[i].commit, sha))
+			return 0;
+	for (const char *const *f = (const char *const[]){ "tree.json", "info.json", NULL }; *f;
+	     f++) {
+		snprintf(rel, sizeof(rel), "commits/%s/%s", sha, *f);
+		if (!hfm_receipt_has_meta(rr, rel))
+			return 0;
+	}
+	for (size_t i = wants_from; i < p->nwants; i++)
+		if (!hfm_receipt_has_object(p->since, p->wants[i].oid))
+			return 0;
+	return 1;
+}
+
 static int plan_cache(struct plan *p, const struct hfm_export_repo *spec)
 {
 	struct hfm_bundle_repo *r = hfm_bundle_add_repo(p->m, &spec->id, HFM_BUNDLE_CACHE);
@@ -568,6 +600,7 @@ static int plan_cache(struct plan *p, const struct hfm_export_repo *spec)
 			return rc;
 	}
 	for (i = 0; i < r->ncommits; i++) {
+		size_t wants_before = p->nwants, items_before = p->m->nitems;
 		char sub[64];
 
 		r = &p->m->repos[ri];        /* items may have moved the array: re-read */
@@ -576,6 +609,10 @@ static int plan_cache(struct plan *p, const struct hfm_export_repo *spec)
 		snprintf(sub, sizeof(sub), "commits/%s", r->commits[i].sha);
 		if ((rc = walk_files(p->store->root_fd, dir, sub, meta_walk_fn, &mw)))
 			return rc;
+		if (commit_known(p, r, i, wants_before, items_before)) {
+			p->nwants = wants_before;
+			hfm_bundle_drop_commit(r, i--);
+		}
 	}
 	/* the repo's access mark (gated, private), then who may pass it offline */
 	for (const char *const *f = (const char *const[]){ "refs.json", "access", NULL }; *f; f++) {

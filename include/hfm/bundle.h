@@ -16,16 +16,29 @@
  *
  * The manifest is UTF-8 text, one record a line, fields separated by one
  * space; a field that could hold a space, '%' or a control byte (paths,
- * names, revisions) is percent-encoded.  Version 1:
+ * names, revisions) is percent-encoded.  Version 2:
  *
- *   hfmirror-bundle 1                 first line; a larger version is refused
+ *   hfmirror-bundle 2                 first line; a larger version is refused
  *   id <32 hex>                       this bundle
  *   created <YYYY-MM-DDTHH:MM:SS.mmmZ>
  *   tool <text>                       who wrote it ("hfmirror 0.1.0")
  *   source <text>                     where from (host:store), informational
  *   since <32 hex>                    incremental: the receipt it leaves out
- *   volume <name> <size> <sha256>     directory bundles: each payload volume,
- *                                     in order (none in a tar stream)
+ *   volume <name> <size> <sha256> <framing sha256>
+ *                                     directory bundles: each payload volume,
+ *                                     in order (none in a tar stream): the
+ *                                     sha256 of all its bytes, and of its
+ *                                     framing: every byte of it that is not
+ *                                     an entry's data (tar headers, pax
+ *                                     records, padding, the end blocks), in
+ *                                     order.  A reader checks the framing
+ *                                     digest; the entries' data is verified
+ *                                     by their own digests, so each byte is
+ *                                     hashed once.  The whole-volume digest
+ *                                     names the damaged volume when an entry
+ *                                     that spans several fails.  (Version 1:
+ *                                     no framing digest; the whole-volume
+ *                                     one is checked.)
  *   object <oid> <size>               a carried object
  *   repo <type> <name> cache|git      the records below belong to this repo:
  *     meta <relpath> <size> <sha256>  a carried metadata file; relpath is
@@ -79,7 +92,7 @@
 #include "hash.h"
 #include "path.h"
 
-#define HFM_BUNDLE_VERSION 1
+#define HFM_BUNDLE_VERSION 2     /* written; 1 is still read */
 #define HFM_BUNDLE_ID_HEX 32
 #define HFM_BUNDLE_MANIFEST_MAX ((size_t)1 << 30)
 
@@ -149,6 +162,7 @@ struct hfm_bundle_volume {
 	char *name;                      /* "payload.000" */
 	uint64_t size;
 	char sha256[HFM_SHA256_HEX + 1];
+	char framing[HFM_SHA256_HEX + 1];    /* version 2; "" in version 1 */
 };
 
 struct hfm_bundle_manifest {
@@ -178,6 +192,8 @@ struct hfm_bundle_repo *hfm_bundle_add_repo(struct hfm_bundle_manifest *m,
 					    enum hfm_bundle_kind kind);
 void hfm_bundle_add_rev(struct hfm_bundle_repo *r, const char *name, const char *commit);
 struct hfm_bundle_commit *hfm_bundle_add_commit(struct hfm_bundle_repo *r, const char *sha);
+/* Remove commit i and its files (the later commits move down one). */
+void hfm_bundle_drop_commit(struct hfm_bundle_repo *r, size_t i);
 void hfm_bundle_add_file(struct hfm_bundle_commit *c, const char *path, const char *oid,
 			 uint64_t size, const char *lfs, int absent);
 /* time: an ISO date or "" (unknown). */
@@ -193,7 +209,7 @@ struct hfm_bundle_item *hfm_bundle_add_item(struct hfm_bundle_manifest *m,
 					    const char *relpath, uint64_t size,
 					    const char *digest);
 void hfm_bundle_add_volume(struct hfm_bundle_manifest *m, const char *name, uint64_t size,
-			   const char *sha256);
+			   const char *sha256, const char *framing);
 
 /* The payload member name of an item ("objects/<oid>", "meta/...", "packs/..."). */
 void hfm_bundle_item_name(struct hfm_buf *out, const struct hfm_bundle_manifest *m,

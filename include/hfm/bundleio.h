@@ -158,9 +158,11 @@ void hfm_bundle_in_span(const struct hfm_bundle_in *in, uint64_t from, uint64_t 
 /*
  * A volume whose digest did not match (the reader goes on, so that the
  * entry the damage is in is named by its own check): a message, or NULL.
- * hfm_bundle_in_finish() fails with it.
+ * hfm_bundle_in_finish() fails with it.  Version 2 bundles are read
+ * hashing only the volumes' framing: asked after a failure, this hashes
+ * the whole volumes once to name the damaged one (the failure path only).
  */
-const char *hfm_bundle_in_damage(const struct hfm_bundle_in *in);
+const char *hfm_bundle_in_damage(struct hfm_bundle_in *in);
 /* Payload bytes read so far. */
 uint64_t hfm_bundle_in_offset(const struct hfm_bundle_in *in);
 

@@ -32,17 +32,24 @@ check "and an incremental bundle of it" "$HFMIRROR" export -q --repos-path "$OUT
 	--repo acme/tiny --since "$T/receipt"
 store_listing "$IN" >"$T/before"
 
-# 1. one flipped byte inside the new weights object, wherever its volume is
-cp -r "$T/b2" "$T/flip"
-read -r vol off <<EOF
-$(cd "$T/flip" && $PYTHON - "$NEW_W" <<'PY'
+# flip BUNDLE OID WHERE: flip one byte of object OID in the directory bundle BUNDLE, wherever
+# its volume is: WHERE is "data" (100000 bytes into its data) or "pad" (its first padding
+# byte); prints the volume
+flip() {
+	local vol off
+	read -r vol off <<EOF
+$(cd "$1" && $PYTHON - "$2" "$3" <<'PY'
 import sys, tarfile, io
 vols = [l.split()[1] for l in open("manifest") if l.startswith("volume ")]
 sizes = [int(l.split()[2]) for l in open("manifest") if l.startswith("volume ")]
 data = b"".join(open(v, "rb").read() for v in vols)
 t = tarfile.open(fileobj=io.BytesIO(data))
 m = t.getmember("objects/" + sys.argv[1])
-at = m.offset_data + 100000
+if sys.argv[2] == "pad":
+    assert m.size % 512, "the object needs padding"
+    at = m.offset_data + m.size
+else:
+    at = m.offset_data + 100000
 for v, s in zip(vols, sizes):
     if at < s:
         print(v, at)
@@ -51,9 +58,38 @@ for v, s in zip(vols, sizes):
 PY
 )
 EOF
-printf '\377' | dd of="$T/flip/$vol" bs=1 seek="$off" conv=notrunc status=none
+	printf '\377' | dd of="$1/$vol" bs=1 seek="$off" conv=notrunc status=none
+	echo "$vol"
+}
+
+# 1. one flipped byte inside the new weights object, wherever its volume is
+cp -r "$T/b2" "$T/flip"
+vol=$(flip "$T/flip" "$NEW_W" data)
 refused "$T/flip" "objects/$NEW_W: its content hashes to" "a flipped byte" --trust "$T/site.pub"
 like "$(cat "$T/refused.out")" "$vol \(volume [0-9]+ of [0-9]+\)" "a flipped byte: the message names its volume, $vol"
+
+# 1b. one flipped byte in the framing, the padding after the weights object: no entry's id
+# covers it, its volume's framing digest does (format 2)
+cp -r "$T/b2" "$T/pad"
+vol=$(flip "$T/pad" "$NEW_W" pad)
+refused "$T/pad" "$vol \(volume [0-9]+ of [0-9]+\) hashes to" "a flipped padding byte" --trust "$T/site.pub"
+
+# 1c. a bundle of format 1 (no framing digests: its whole volumes are hashed) still imports
+cp -r "$T/b2" "$T/v1"
+sed -i -e 's/^hfmirror-bundle 2$/hfmirror-bundle 1/' \
+	-e 's/^\(volume [^ ]* [0-9]* [0-9a-f]*\) [0-9a-f]*$/\1/' "$T/v1/manifest"
+rm -f "$T/v1/manifest.sig"
+like "$(grep -m1 '^volume ' "$T/v1/manifest")" '^volume payload\.000 [0-9]+ [0-9a-f]{64}$' \
+	"format 1: a volume record without the framing digest"
+printf '\377' | dd of="$T/v1/payload.000" bs=1 seek=700 conv=notrunc status=none
+mkdir -p "$T/v1-store"
+store_listing "$T/v1-store" >"$T/v1-before"
+BEFORE=$T/v1-before STORE=$T/v1-store refused "$T/v1" 'payload\.000 \(volume 1 of [0-9]+\) hashes to' \
+	"format 1: a flipped byte in a header"
+cp "$T/b2/payload.000" "$T/v1/payload.000"
+check "format 1: the intact bundle imports (into a new store)" \
+	"$HFMIRROR_IMPORT" -q --store "$T/v1-store" "$T/v1"
+is "$(cat "$T/v1-store/meta/models/acme/tiny/revs/main")" "$V2" "format 1: main is the second revision"
 
 # 2. a missing volume
 cp -r "$T/b2" "$T/missing"

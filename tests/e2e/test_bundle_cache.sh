@@ -23,7 +23,7 @@ check "export a signed bundle in 4 MiB volumes" \
 	"$HFMIRROR" export --repos-path "$OUT" -o "$T/b1" --repo acme/tiny --split 4M --sign "$T/site.pem"
 nvol=$(ls "$T/b1" | grep -c '^payload\.')
 like "$nvol" '^([4-9]|[1-9][0-9]+)$' "the bundle has several volumes ($nvol)"
-like "$(head -n 1 "$T/b1/manifest")" '^hfmirror-bundle 1$' "its manifest is a bundle manifest"
+like "$(head -n 1 "$T/b1/manifest")" '^hfmirror-bundle 2$' "its manifest is a bundle manifest (version 2)"
 
 check "hfmirror-import --trust imports it" \
 	"$HFMIRROR_IMPORT" --store "$IN" --trust "$T/site.pub" "$T/b1"
@@ -61,6 +61,8 @@ NEW_T=$(git_blob_id "$T/root/acme/tiny/new.txt")
 tar -xOf "$T/b2.tar" manifest >"$T/b2.manifest"
 is "$(manifest_objects "$T/b2.manifest" | tr '\n' ' ')" "$(printf '%s\n%s\n' "$NEW_W" "$NEW_T" | LC_ALL=C sort | tr '\n' ' ')" \
 	"the incremental bundle carries exactly the new objects"
+is "$(awk '$1 == "commit" { print $2 }' "$T/b2.manifest")" "$V2" \
+	"it describes only the new commit (the inside has the first one: its receipt says so)"
 new_bytes=$(($(stat -c %s "$T/root/acme/tiny/weights.bin") + $(stat -c %s "$T/root/acme/tiny/new.txt")))
 b2_bytes=$(stat -c %s "$T/b2.tar")
 meta_bytes=$(awk '$1 == "meta" { s += $3 } END { print s + 0 }' "$T/b2.manifest")

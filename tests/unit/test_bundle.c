@@ -76,7 +76,7 @@ static void test_manifest(void)
 
 	/* refusals, each with its line */
 	static const struct { const char *edit_from, *edit_to, *want, *what; } bad[] = {
-		{ "hfmirror-bundle 1\n", "hfmirror-bundle 2\n", "manifest:1: format version 2", "a newer version" },
+		{ "hfmirror-bundle 2\n", "hfmirror-bundle 3\n", "manifest:1: format version 3", "a newer version" },
 		{ "end\n", "", "no end record", "a cut-off manifest" },
 		{ "end\n", "end", "no newline", "a cut-off last line" },
 		{ "tool ", "frobnicate x\ntool ", "unknown record \"frobnicate\"", "an unknown record" },

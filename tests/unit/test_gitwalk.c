@@ -10,7 +10,6 @@
  * From M the depths are M 1, C 2, D 2, B 3, A 4 (committer times in
  * parentheses).
  */
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,71 +18,39 @@
 #include <git2.h>
 
 #include "hfm/gitwalk.h"
+#include "fx_sh.h"
 #include "tap.h"
 
 static char T[256];
 static char A[41], B[41], C[41], D[41], M[41];
 
-HFM_PRINTF(1, 2) static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc)
-		printf("# command failed (%d): %s\n", rc, cmd);
-	return rc;
-}
-
 /* A commit at committer (and author) time `t` in the work tree; its id into out. */
 static int commit_at(char out[41], const char *msg, int t)
 {
-	char cmd[1024];
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd),
-		 "cd %s/w && echo %s > f && git add f && "
-		 "GIT_AUTHOR_DATE='@%d +0000' GIT_COMMITTER_DATE='@%d +0000' "
-		 "git commit -q -m %s >/dev/null 2>&1; git rev-parse HEAD",
-		 T, msg, t, t, msg);
-	out[0] = '\0';
-	if (!(p = popen(cmd, "r")))
-		return -1;
-	if (!fgets(out, 41, p))
-		out[0] = '\0';
-	pclose(p);
+	fx_sh_line(out, 41, "cd %s/w && echo %s > f && git add f && "
+		   "GIT_AUTHOR_DATE='@%d +0000' GIT_COMMITTER_DATE='@%d +0000' "
+		   "git commit -q -m %s >/dev/null 2>&1; git rev-parse HEAD", T, msg, t, t, msg);
 	return strlen(out) == 40 ? 0 : -1;
 }
 
 static int make_fixture(void)
 {
-	if (sh("git init -q -b main %s/w && git -C %s/w config user.name t && "
-	       "git -C %s/w config user.email t@t && git -C %s/w config commit.gpgsign false",
-	       T, T, T, T))
+	if (fx_sh("git init -q -b main %s/w && git -C %s/w config user.name t && "
+		  "git -C %s/w config user.email t@t && git -C %s/w config commit.gpgsign false",
+		  T, T, T, T))
 		return -1;
 	if (commit_at(A, "A", 1000) || commit_at(B, "B", 2000) ||
-	    sh("git -C %s/w checkout -q -b side", T) || commit_at(D, "D", 4000) ||
-	    sh("git -C %s/w checkout -q main", T) || commit_at(C, "C", 3000))
+	    fx_sh("git -C %s/w checkout -q -b side", T) || commit_at(D, "D", 4000) ||
+	    fx_sh("git -C %s/w checkout -q main", T) || commit_at(C, "C", 3000))
 		return -1;
 	/* M: a merge that keeps main's tree */
-	if (sh("cd %s/w && GIT_AUTHOR_DATE='@5000 +0000' GIT_COMMITTER_DATE='@5000 +0000' "
-	       "git merge -q --no-ff -s ours -m M side >/dev/null", T))
+	if (fx_sh("cd %s/w && GIT_AUTHOR_DATE='@5000 +0000' GIT_COMMITTER_DATE='@5000 +0000' "
+		  "git merge -q --no-ff -s ours -m M side >/dev/null", T))
 		return -1;
-	FILE *p;
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "git -C %s/w rev-parse HEAD", T);
-	if (!(p = popen(cmd, "r")) || !fgets(M, 41, p)) {
-		if (p)
-			pclose(p);
+	if (strlen(fx_sh_line(M, sizeof(M), "git -C %s/w rev-parse HEAD", T)) != 40)
 		return -1;
-	}
-	pclose(p);
 	/* a shallow mirror of depth 2: its roots are C and D */
-	return sh("git clone -q --bare --depth 2 file://%s/w %s/shallow.git 2>/dev/null", T, T);
+	return fx_sh("git clone -q --bare --depth 2 file://%s/w %s/shallow.git 2>/dev/null", T, T);
 }
 
 static void push_hex(struct hfm_oidv *v, const char *hex)
@@ -197,64 +164,50 @@ static const char *sorted(char *s)
 	return s;
 }
 
-static void test_depth(void)
+/* One request and the shallow section it must get (lines sorted, as sorted() makes them). */
+struct shallow_case {
+	const char *repo;
+	int depth;
+	int64_t since;
+	int relative;
+	int client_shallow;                  /* the client is shallow at C and D (a clone of depth 2) */
+	int rc;
+	const char *lines, *what;
+};
+
+static const struct shallow_case cases[] = {
+	{ "w", 1, 0, 0, 0, 0, "shallow M;", "depth 1: the want is the boundary" },
+	{ "w", 2, 0, 0, 0, 0, "shallow C;shallow D;", "depth 2: both parents of the merge" },
+	{ "w", 3, 0, 0, 0, 0, "shallow B;", "depth 3: B, reached by two paths at the same depth" },
+	{ "w", 4, 0, 0, 0, 0, "shallow A;", "depth 4: a root at the limit is shallow too (as git says it)" },
+	{ "w", 5, 0, 0, 0, 0, "", "depth 5: past the root, the whole history, nothing shallow" },
+	{ "w", 0, 2500, 0, 0, 0, "shallow C;shallow D;", "since 2500: B is older, C and D are the boundary" },
+	{ "w", 0, 3500, 0, 0, 0, "shallow D;shallow M;", "since 3500: C is older too, M is a boundary, D as well" },
+	{ "w", 0, 1500, 0, 0, 0, "shallow B;", "since 1500: only A is older" },
+	{ "w", 0, 500, 0, 0, 0, "", "since 500: nothing is older, nothing shallow" },
+	{ "w", 0, 6000, 0, 0, HFM_EINVAL, "", "since after every want: git's error" },
+	{ "w", 1, 0, 1, 1, 0, "shallow B;unshallow C;unshallow D;",
+	  "deepen-relative 1: one deeper than the nearest client shallow commit" },
+	{ "w", 2, 0, 0, 1, 0, "", "deepen 2 for that client: the boundary is where it is shallow already" },
+	{ "shallow.git", 5, 0, 0, 0, 0, "shallow C;shallow D;", "a shallow mirror, depth 5: its roots are a boundary" },
+	{ "shallow.git", 1, 0, 0, 0, 0, "shallow M;", "a shallow mirror, depth 1: the depth comes first" },
+	{ "shallow.git", 0, 2500, 0, 0, 0, "shallow C;shallow D;",
+	  "a shallow mirror, since 2500: its roots, all newer than T" },
+};
+
+static void test_cases(void)
 {
-	char got[512];
-
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 1, 0, 0, NULL), 0, "depth 1");
-	TAP_IS_STR(sorted(got), "shallow M;", "the want is the boundary");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 2, 0, 0, NULL), 0, "depth 2");
-	TAP_IS_STR(sorted(got), "shallow C;shallow D;", "both parents of the merge");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 3, 0, 0, NULL), 0, "depth 3");
-	TAP_IS_STR(sorted(got), "shallow B;", "B, reached by two paths at the same depth");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 4, 0, 0, NULL), 0, "depth 4");
-	TAP_IS_STR(sorted(got), "shallow A;", "a root at the limit is shallow too (as git says it)");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 5, 0, 0, NULL), 0, "depth 5");
-	TAP_IS_STR(got, "", "past the root: the whole history, nothing shallow");
-}
-
-static void test_since(void)
-{
-	char got[512];
-
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 0, 2500, 0, NULL), 0, "since 2500");
-	TAP_IS_STR(sorted(got), "shallow C;shallow D;", "B is older: C and D are the boundary");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 0, 3500, 0, NULL), 0, "since 3500");
-	TAP_IS_STR(sorted(got), "shallow D;shallow M;", "C is older too: M is a boundary, D as well");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 0, 1500, 0, NULL), 0, "since 1500");
-	TAP_IS_STR(sorted(got), "shallow B;", "only A is older");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 0, 500, 0, NULL), 0, "since 500");
-	TAP_IS_STR(got, "", "nothing is older: nothing shallow");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 0, 6000, 0, NULL), HFM_EINVAL,
-		   "since after every want: git's error");
-}
-
-static void test_relative(void)
-{
-	char got[512];
 	const char *const client[] = { C, D, NULL };
-
-	/* the client is shallow at C and D (a clone of depth 2) and fetches --deepen=1 */
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 1, 0, 1, client), 0, "deepen-relative 1");
-	TAP_IS_STR(sorted(got), "shallow B;unshallow C;unshallow D;",
-		   "one deeper than the nearest client shallow commit");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "w", 2, 0, 0, client), 0, "deepen 2 for the same client");
-	TAP_IS_STR(got, "", "the boundary is where the client is shallow already: no line");
-}
-
-static void test_shallow_repo(void)
-{
 	char got[512];
+	size_t i;
 
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "shallow.git", 5, 0, 0, NULL), 0,
-		   "a shallow mirror, depth 5");
-	TAP_IS_STR(sorted(got), "shallow C;shallow D;", "its roots are a boundary");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "shallow.git", 1, 0, 0, NULL), 0,
-		   "a shallow mirror, depth 1");
-	TAP_IS_STR(sorted(got), "shallow M;", "the depth comes first");
-	TAP_IS_INT(shallow_lines(got, sizeof(got), "shallow.git", 0, 2500, 0, NULL), 0,
-		   "a shallow mirror, since 2500");
-	TAP_IS_STR(sorted(got), "shallow C;shallow D;", "its roots, all newer than T");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct shallow_case *k = &cases[i];
+
+		TAP_IS_INT(shallow_lines(got, sizeof(got), k->repo, k->depth, k->since, k->relative,
+					 k->client_shallow ? client : NULL), k->rc, "%s", k->what);
+		TAP_IS_STR(sorted(got), k->lines, "... its lines");
+	}
 }
 
 int main(void)
@@ -267,11 +220,8 @@ int main(void)
 		printf("Bail out! could not make the fixture repositories\n");
 		return 1;
 	}
-	test_depth();
-	test_since();
-	test_relative();
-	test_shallow_repo();
+	test_cases();
 	git_libgit2_shutdown();
-	sh("rm -rf %s", T);
+	fx_sh("rm -rf %s", T);
 	return tap_done();
 }

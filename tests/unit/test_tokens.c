@@ -281,23 +281,23 @@ static void test_token_length(void)
 /* What h_git.c sends upstream for git's credentials. */
 static void test_bearer_of(void)
 {
+	static const struct { const char *in, *out, *what; } cases[] = {
+		{ "Basic Z2l0OmhmX2FiYw==", "Bearer hf_abc", "Basic: the password as a Bearer token" },
+		{ " basic  aGZfYWJjOg==", "Bearer hf_abc", "any case, blanks, no password: the user name" },
+		{ "Basic !!!!", "Bearer -", "Basic that is no base64: a credential that is none" },
+		{ "Basic Og==", "Bearer -", "a lone colon: the same" },
+	};
 	char *s, *h;
+	size_t i;
 
 	TAP_OK(hfm_auth_bearer_of(NULL) == NULL, "no header: none");
 	TAP_OK(hfm_auth_bearer_of("Bearer hf_abc") == NULL, "Bearer: sent as it is");
 	TAP_OK(hfm_auth_bearer_of("Token x") == NULL, "another scheme: sent as it is");
-	s = hfm_auth_bearer_of("Basic Z2l0OmhmX2FiYw==");
-	TAP_IS_STR(s, "Bearer hf_abc", "Basic: the password as a Bearer token");
-	free(s);
-	s = hfm_auth_bearer_of(" basic  aGZfYWJjOg==");
-	TAP_IS_STR(s, "Bearer hf_abc", "any case, blanks, no password: the user name");
-	free(s);
-	s = hfm_auth_bearer_of("Basic !!!!");
-	TAP_IS_STR(s, "Bearer -", "Basic that is no base64: a credential that is none");
-	free(s);
-	s = hfm_auth_bearer_of("Basic Og==");
-	TAP_IS_STR(s, "Bearer -", "a lone colon: the same");
-	free(s);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = hfm_auth_bearer_of(cases[i].in);
+		TAP_IS_STR(s, cases[i].out, "%s", cases[i].what);
+		free(s);
+	}
 	h = long_authorization("git", HFM_AUTH_TOKEN_MAX + 1);
 	s = hfm_auth_bearer_of(h);
 	TAP_IS_STR(s, "Bearer -", "a password too long for a token: the same");

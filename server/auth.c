@@ -4,13 +4,11 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "hfm/auth.h"
+#include "hfm/buf.h"
 #include "hfm/hash.h"
 #include "hfm/ttlmap.h"
-
-#define TOKEN_MAX 512                    /* longer is no token of ours nor the Hub's */
 
 struct hfm_auth {
 	struct hfm_tokens *tokens;
@@ -52,7 +50,10 @@ unsigned hfm_auth_retry_after(const struct hfm_auth *a)
 
 int hfm_auth_token_of(char *out, size_t cap, const char *h)
 {
-	size_t n;
+	struct hfm_buf dec = HFM_BUF_INIT(2 * HFM_AUTH_TOKEN_MAX + 1);    /* user:password */
+	const char *colon, *tok;
+	size_t n, len;
+	int rc = HFM_EINVAL;
 
 	while (*h == ' ')
 		h++;
@@ -61,7 +62,7 @@ int hfm_auth_token_of(char *out, size_t cap, const char *h)
 		while (*h == ' ')
 			h++;
 		n = strcspn(h, " \t\r\n");
-		if (!n || n >= cap || h[n])
+		if (!n || n >= cap || n > HFM_AUTH_TOKEN_MAX || h[n])
 			return HFM_EINVAL;
 		memcpy(out, h, n);
 		out[n] = '\0';
@@ -73,30 +74,45 @@ int hfm_auth_token_of(char *out, size_t cap, const char *h)
 	while (*h == ' ')
 		h++;
 	n = strcspn(h, " \t\r\n");
-	if (!n || n > 4 * (TOKEN_MAX / 3 + 2) || h[n])
-		return HFM_EINVAL;
-	unsigned char dec[TOKEN_MAX + 8];
-	int got = EVP_DecodeBlock(dec, (const unsigned char *)h, (int)n);
-	if (got < 0)
-		return HFM_EINVAL;
-	/* EVP_DecodeBlock counts the padding's zero bytes too */
-	while (got > 0 && n && h[n - 1] == '=' && dec[got - 1] == '\0')
-		got--, n--;
+	/* all the room at once: no copy of a password left behind by a realloc */
+	if (!n || h[n] || n > 4 * (dec.max / 3 + 1) || !hfm_buf_reserve(&dec, dec.max) ||
+	    hfm_buf_b64_decode(&dec, h, n))
+		goto cleanup;
 	/*
 	 * The password; when it is empty (git's https://TOKEN@host) or there is
 	 * no colon, the user name is the token.
 	 */
-	unsigned char *colon = memchr(dec, ':', (size_t)got);
-	unsigned char *tok = colon && colon + 1 < dec + got ? colon + 1 : dec;
-	size_t plen = colon && tok == dec ? (size_t)(colon - dec) : (size_t)(dec + got - tok);
-	int rc = HFM_EINVAL;
-	if (plen && plen < cap && !memchr(tok, '\0', plen)) {
-		memcpy(out, tok, plen);
-		out[plen] = '\0';
+	colon = memchr(dec.ptr, ':', dec.len);
+	tok = colon && colon + 1 < dec.ptr + dec.len ? colon + 1 : dec.ptr;
+	len = colon && tok == dec.ptr ? (size_t)(colon - dec.ptr) : (size_t)(dec.ptr + dec.len - tok);
+	if (len && len < cap && len <= HFM_AUTH_TOKEN_MAX && !memchr(tok, '\0', len)) {
+		memcpy(out, tok, len);
+		out[len] = '\0';
 		rc = 0;
 	}
-	OPENSSL_cleanse(dec, sizeof(dec));
+cleanup:
+	if (dec.ptr)
+		OPENSSL_cleanse(dec.ptr, dec.cap);
+	hfm_buf_dispose(&dec);
 	return rc;
+}
+
+char *hfm_auth_bearer_of(const char *authorization)
+{
+	char token[HFM_AUTH_TOKEN_MAX + 1];
+	char *out;
+
+	if (!authorization)
+		return NULL;
+	while (*authorization == ' ')
+		authorization++;
+	if (strncasecmp(authorization, "Basic ", 6))
+		return NULL;
+	if (hfm_auth_token_of(token, sizeof(token), authorization))
+		return hfm_strdup("Bearer -");    /* a credential that is not one */
+	out = hfm_asprintf("Bearer %s", token);
+	OPENSSL_cleanse(token, sizeof(token));
+	return out;
 }
 
 /* One more failure for `remote`; its window starts again. */
@@ -132,7 +148,7 @@ int hfm_auth_upstream(struct hfm_ident *who, struct hfm_auth *a, const char *hub
 int hfm_auth_identify(struct hfm_ident *who, struct hfm_auth_result *res, struct hfm_auth *a,
 		      const char *authorization, const char *remote)
 {
-	char token[TOKEN_MAX + 1];
+	char token[HFM_AUTH_TOKEN_MAX + 1];
 	char key[HFM_SHA256_HEX + 1];
 	int seen = 0, rc;
 

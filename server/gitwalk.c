@@ -254,14 +254,39 @@ static int64_t commit_time(struct hfm_gitwalk *w, const git_oid *id)
 	return t;
 }
 
+/* What the breadth-first walk from the wanted commits takes in. */
+struct bfs_rule {
+	int depth;          /* deepen: commits this far (the wants are 1) are a boundary; 0: no limit */
+	int64_t since;      /* deepen-since: commits older than this are left out; 0: none */
+	int find_client;    /* deepen-relative: find the nearest client shallow commit, mark nothing */
+};
+
+/* Whether commit `id` joins the walk: we have it and it is recent enough. */
+static int bfs_keep(struct hfm_gitwalk *w, const struct bfs_rule *r, const git_oid *id)
+{
+	return git_odb_exists(w->odb, id) && (!r->since || commit_time(w, id) >= r->since);
+}
+
+static void bfs_push(struct hfm_oidv *queue, int **d, size_t *capd, const struct hfm_git_oid *id,
+		     int depth)
+{
+	hfm_oidv_push(queue, id);
+	if (queue->n > *capd) {
+		*capd = queue->cap;
+		*d = hfm_realloc(*d, *capd * sizeof(**d));
+	}
+	(*d)[queue->n - 1] = depth;
+}
+
 /*
- * Breadth first from the wanted commits: the depth of each commit (the
- * wants are 1) is its shortest distance.  With `stop_at_client`, returns in
- * *found the depth of the nearest client shallow commit (0: none) and marks
- * nothing; otherwise commits at `depth` become the boundary and those above
- * it are within the depth.
+ * Breadth first from the wanted commits through the commits `r` keeps; a
+ * commit's depth is its shortest distance.  A commit with a parent left out
+ * (or none, at r->depth: git's get_shallow_commits does the same) is a
+ * boundary, the others are within.  With r->find_client, *found is instead
+ * the depth of the nearest client shallow commit (0: none), and nothing is
+ * marked.
  */
-static int bfs_depth(struct hfm_gitwalk *w, int depth, int stop_at_client, int *found)
+static int bfs(struct hfm_gitwalk *w, const struct bfs_rule *r, int *found)
 {
 	struct hfm_oidset seen = { 0 };
 	struct hfm_oidv queue = { 0 }, parents = { 0 };
@@ -274,17 +299,13 @@ static int bfs_depth(struct hfm_gitwalk *w, int depth, int stop_at_client, int *
 		uint8_t *f;
 
 		hfm_gitwalk_oid(&id, &w->want_commits.v[i]);
-		f = oidset_get(&seen, &id, 1);
-		if (*f)
+		if (!bfs_keep(w, r, &id) || *(f = oidset_get(&seen, &id, 1)))
 			continue;
 		*f = 1;
-		hfm_oidv_push(&queue, &w->want_commits.v[i]);
-		if (queue.n > capd) {
-			capd = queue.cap;
-			d = hfm_realloc(d, capd * sizeof(*d));
-		}
-		d[queue.n - 1] = 1;
+		bfs_push(&queue, &d, &capd, &w->want_commits.v[i], 1);
 	}
+	if (r->since && !queue.n)
+		rc = hfm_error_set(HFM_EINVAL, "no commits selected for shallow requests");
 	while (head < queue.n && !rc) {
 		git_oid id;
 		int cd = d[head];
@@ -294,25 +315,24 @@ static int bfs_depth(struct hfm_gitwalk *w, int depth, int stop_at_client, int *
 			rc = HFM_ERROR;
 			break;
 		}
-		if (stop_at_client) {
-			if (oidset_flags(&w->commits, &id) & C_CLIENT) {
-				*found = cd;
-				break;
-			}
-		} else if (cd >= depth) {
+		if (r->find_client && (oidset_flags(&w->commits, &id) & C_CLIENT)) {
+			*found = cd;
+			break;
+		}
+		if (r->depth && cd >= r->depth) {
 			*oidset_get(&w->commits, &id, 1) |= C_BOUNDARY | C_CUT;
 			continue;
 		}
 		if ((rc = parents_of(&parents, w, &id)))
 			break;
-		/* a root of this shallow repository, or a parent it lacks: a boundary */
+		/* a root of this shallow repository, or a parent left out: a boundary */
 		cut = oidset_flags(&w->rshallow, &id) != 0;
 		for (i = 0; i < parents.n; i++) {
 			git_oid p;
 			uint8_t *f;
 
 			hfm_gitwalk_oid(&p, &parents.v[i]);
-			if (!git_odb_exists(w->odb, &p)) {
+			if (!bfs_keep(w, r, &p)) {
 				cut = 1;
 				continue;
 			}
@@ -320,70 +340,15 @@ static int bfs_depth(struct hfm_gitwalk *w, int depth, int stop_at_client, int *
 			if (*f)
 				continue;
 			*f = 1;
-			hfm_oidv_push(&queue, &parents.v[i]);
-			if (queue.n > capd) {
-				capd = queue.cap;
-				d = hfm_realloc(d, capd * sizeof(*d));
-			}
-			d[queue.n - 1] = cd + 1;
+			bfs_push(&queue, &d, &capd, &parents.v[i], cd + 1);
 		}
-		if (!stop_at_client)
+		if (!r->find_client)
 			*oidset_get(&w->commits, &id, 1) |= cut ? (C_BOUNDARY | C_CUT) : C_NOTSHALLOW;
 	}
 	oidset_dispose(&seen);
 	hfm_oidv_dispose(&queue);
 	hfm_oidv_dispose(&parents);
 	free(d);
-	return rc;
-}
-
-/* deepen-since: the commits reachable from the wants through commits no older than T. */
-static int bfs_since(struct hfm_gitwalk *w, int64_t since)
-{
-	struct hfm_oidset in = { 0 };
-	struct hfm_oidv queue = { 0 }, parents = { 0 };
-	size_t head = 0, i;
-	int rc = 0;
-
-	for (i = 0; i < w->want_commits.n; i++) {
-		git_oid id;
-
-		hfm_gitwalk_oid(&id, &w->want_commits.v[i]);
-		if (commit_time(w, &id) >= since && !*oidset_get(&in, &id, 1)) {
-			*oidset_get(&in, &id, 1) = 1;
-			hfm_oidv_push(&queue, &w->want_commits.v[i]);
-		}
-	}
-	if (!queue.n)
-		rc = hfm_error_set(HFM_EINVAL, "no commits selected for shallow requests");
-	while (head < queue.n && !rc) {
-		git_oid id;
-		int cut = 0;
-
-		hfm_gitwalk_oid(&id, &queue.v[head++]);
-		if ((rc = parents_of(&parents, w, &id)))
-			break;
-		cut = oidset_flags(&w->rshallow, &id) != 0;
-		for (i = 0; i < parents.n; i++) {
-			git_oid p;
-			uint8_t *f;
-
-			hfm_gitwalk_oid(&p, &parents.v[i]);
-			if (!git_odb_exists(w->odb, &p) || commit_time(w, &p) < since) {
-				cut = 1;
-				continue;
-			}
-			f = oidset_get(&in, &p, 1);
-			if (!*f) {
-				*f = 1;
-				hfm_oidv_push(&queue, &parents.v[i]);
-			}
-		}
-		*oidset_get(&w->commits, &id, 1) |= cut ? (C_BOUNDARY | C_CUT) : C_NOTSHALLOW;
-	}
-	oidset_dispose(&in);
-	hfm_oidv_dispose(&queue);
-	hfm_oidv_dispose(&parents);
 	return rc;
 }
 
@@ -400,20 +365,22 @@ int hfm_gitwalk_shallow(struct hfm_gitwalk *w, struct hfm_buf *out)
 	int rc = 0, depth = w->q->depth;
 
 	if (depth && w->q->deepen_relative && w->shallows.n) {
+		struct bfs_rule find = { .find_client = 1 };
 		int cur = 0;
 
-		if ((rc = bfs_depth(w, 0, 1, &cur)))
+		if ((rc = bfs(w, &find, &cur)))
 			return rc;
 		if (!cur)
 			return 0;
 		depth += cur;
 	}
-	if (depth)
-		rc = bfs_depth(w, depth, 0, NULL);
-	else if (w->q->deepen_since)
-		rc = bfs_since(w, w->q->deepen_since);
-	if (rc)
-		return rc;
+	if (depth || w->q->deepen_since) {
+		/* not both: the request parser refuses deepen with deepen-since */
+		struct bfs_rule rule = { .depth = depth, .since = w->q->deepen_since };
+
+		if ((rc = bfs(w, &rule, NULL)))
+			return rc;
+	}
 	for (i = 0; !depth && !w->q->deepen_since && i < w->repo_shallow.n; i++) {
 		char hex[HFM_SHA1_HEX + 1];
 

@@ -26,7 +26,6 @@
 
 #include <cjson/cJSON.h>
 #include <git2.h>
-#include <openssl/crypto.h>
 
 #include "hfm/auth.h"
 #include "hfm/gitpack.h"
@@ -167,29 +166,6 @@ static int git_fail(struct hfm_req *r, int code)
 	if (f.status == 503)
 		hfm_req_add_header(r, "Retry-After", "5");
 	return git_text(r, f.status, f.msg);
-}
-
-/* ---- credentials ---------------------------------------------------------------- */
-
-/*
- * git sends what its credential helper has as HTTP Basic, the token as the
- * password (the Hub's convention; the user name does not matter), or as the
- * user name with no password (https://TOKEN@host): auth.c reads both, as
- * it did to identify the caller.  Sources take tokens as "Bearer <token>".  Returns a new string, or NULL to keep
- * the header as it is.
- */
-static char *bearer_of(const char *authz)
-{
-	char tok[1024];
-	char *out;
-
-	if (!authz || !hfm_strnieq(authz, "Basic ", 6))
-		return NULL;
-	if (hfm_auth_token_of(tok, sizeof(tok), authz))
-		return hfm_strdup("Bearer -");    /* a credential that is not one */
-	out = hfm_asprintf("Bearer %s", tok);
-	OPENSSL_cleanse(tok, sizeof(tok));
-	return out;
 }
 
 /* ---- finding the repository ------------------------------------------------------- */
@@ -1054,7 +1030,8 @@ cleanup:
 int hfm_h_git(struct hfm_call *c)
 {
 	const char *orig = c->ctx.authorization;
-	char *bearer = bearer_of(orig);
+	/* git sends its credential helper's token as HTTP Basic; sources take Bearer */
+	char *bearer = hfm_auth_bearer_of(orig);
 	int rc;
 
 	if (bearer)

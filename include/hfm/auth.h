@@ -82,12 +82,26 @@ int hfm_auth_upstream(struct hfm_ident *who, struct hfm_auth *a, const char *hub
 /* The window of the brute-force limit, for Retry-After. */
 unsigned hfm_auth_retry_after(const struct hfm_auth *a);
 
+/* Longer is no token of ours nor the Hub's. */
+#define HFM_AUTH_TOKEN_MAX 512
+
 /*
  * The token in an Authorization value: after "Bearer ", or the password of
  * "Basic base64(user:password)" (the user name when the password is empty
  * or there is no colon: git's https://TOKEN@host).  Copies it into
- * out[cap]; 0, or HFM_EINVAL (no token in it, or longer than cap - 1).
+ * out[cap]; 0, or HFM_EINVAL (no token in it, or longer than cap - 1 or
+ * HFM_AUTH_TOKEN_MAX).
  */
 int hfm_auth_token_of(char *out, size_t cap, const char *authorization);
+
+/*
+ * What a source sends upstream for an HTTP Basic Authorization (git's
+ * credential helpers): "Bearer <token>" with hfm_auth_token_of's token, as
+ * the Hub takes tokens; a Basic value with no token in it becomes
+ * "Bearer -", a credential the upstream refuses rather than an anonymous
+ * request.  NULL for any other value (send it as it is).  The caller frees
+ * the string.
+ */
+char *hfm_auth_bearer_of(const char *authorization);
 
 #endif

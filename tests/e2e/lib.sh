@@ -318,3 +318,41 @@ node_tap() {
 		diag "$(tail -n 20 "$4")"
 	fi
 }
+
+# git_identity [HOME_DIR]: commits the test makes need no one's git config: a
+# fixed author and committer, no system config; with HOME_DIR, HOME as well
+# (made here), so that no ~/.gitconfig leaks in.
+git_identity() {
+	export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com
+	export GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
+	export GIT_CONFIG_NOSYSTEM=1
+	if [ $# -gt 0 ]; then
+		export HOME="$1"
+		mkdir -p "$HOME"
+	fi
+}
+
+# proxy_rules RULE...: (stdout) [[accessibility.proxy]] tables in this order,
+# +PATTERN allowing what it matches and -PATTERN denying it (the last match wins).
+proxy_rules() {
+	for _pr_rule in "$@"; do
+		case $_pr_rule in
+		+*) _pr_allow=true ;;
+		-*) _pr_allow=false ;;
+		*) echo "proxy_rules: '$_pr_rule' is not +PATTERN or -PATTERN" >&2; return 1 ;;
+		esac
+		printf '\n[[accessibility.proxy]]\nrepo = "%s"\nallow = %s\n' "${_pr_rule#?}" "$_pr_allow"
+	done
+}
+
+# serve_toml STORE MIRRORS UPSTREAM MODELBIN RULE...: (stdout) an `hfmirror
+# serve` config over every kind of source: the store, a folder of git mirrors,
+# the upstream hub at UPSTREAM (host:port, over http), a model-bin tree; and
+# proxy_rules' RULEs.
+serve_toml() {
+	printf '[basic]\nrepos-path = "%s"\nmirrors-path = ["%s"]\nhf-scheme = "http"\nhf-netloc = "%s"\n' \
+		"$1" "$2" "$3"
+	printf '\n[model-bin]\nenable = true\npath = "%s"\n' "$4"
+	shift 4
+	proxy_rules "$@"
+}

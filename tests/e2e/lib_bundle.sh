@@ -4,6 +4,17 @@
 # serves it with no route to the upstream.  fill_outside fills the outside through `hfmirror
 # proxy` and the npm client (test_bundle_sync.sh fills it with `hfmirror sync`).
 
+# the outside's store and the inside's
+OUT=$T/outside-store
+IN=$T/inside-store
+
+# fixture_upstream: `up` (up_URL), model-bin over the fixture tree $T/root (its secret
+# outside in $T/secret), the upstream fill_outside fills from.
+fixture_upstream() {
+	make_fixture_tree "$T/root" "$T/secret"
+	start_server up model-bin --path "$T/root" --rescan-interval 0
+}
+
 # repo_files URL REPO [REV]: the files URL lists for REPO, one path a line.
 repo_files() {
 	curl -s "$1/api/models/$2/tree/${3:-main}?recursive=true" |

@@ -27,6 +27,11 @@ mk() {
 	cat >"$1"
 }
 
+# put FILE TEXT: write TEXT and a newline to FILE, making its folders.
+put() {
+	echo "$2" | mk "$1"
+}
+
 # make_fixture_tree ROOT OUTSIDE: the served tree under ROOT, and a secret
 # under OUTSIDE (a sibling of ROOT) that symlinks try to reach.
 make_fixture_tree() {

@@ -5,10 +5,7 @@
 # tag v1.0, refs/pr/1, nested directories, a file name with spaces, small
 # text files and LFS files of a few MB, and history (weights.bin changes).
 
-export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com
-export GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
-export GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
-mkdir -p "$HOME"
+git_identity "$T/home"
 git config --global init.defaultBranch main
 git config --global protocol.file.allow always
 git lfs install --skip-repo >/dev/null

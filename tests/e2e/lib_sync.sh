@@ -3,6 +3,17 @@
 
 HFJS="$SRCDIR/tests/hfjs"
 
+# start_git_hub [LINE...]: the upstream hub the sync tests fetch from: the git
+# repos under $T/up (make_upstream's), served by `hfmirror mirror --offline` (up_URL),
+# behind the relay (RELAY) that plays the Hub; each LINE a line of its gated/private
+# list ("gated acme/gated hf_good").
+start_git_hub() {
+	start_server up mirror -m "$T/up" --offline --repos-path "$T/upstore" --access-log off ||
+		return 1
+	start_relay "${up_URL##*:}"
+	[ $# -eq 0 ] || printf '%s\n' "$@" >"$T/relay/gated"
+}
+
 # hfjs_ready: node_modules as package-lock.json pins it (scripts/test runs
 # npm ci; a developer running one test gets it here once).  lib.sh may
 # have one already; then that one is used.

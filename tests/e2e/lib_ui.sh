@@ -17,9 +17,7 @@
 #          allow everything but acme/secret
 # and starts `up`.  The UI server itself is the test's to start:
 #   start_server ui serve -c "$T/ui.toml" --index "$T/idx"
-export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com
-export GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
-export GIT_CONFIG_NOSYSTEM=1
+git_identity
 
 # Names no page may show raw.  Each is one path component ('/' cannot be in one).
 HOSTILE_FILE='<img src=x onerror=alert(1)> "q" & '"'"'s'"'"'.txt'
@@ -81,25 +79,7 @@ EOF
 	start_relay "${up_URL##*:}"
 	printf 'private up/priv hf_good\ngated up/gated hf_good\n' >"$T/relay/gated"
 
-	cat >"$T/ui.toml" <<EOF
-[basic]
-repos-path = "$T/store"
-mirrors-path = ["$MIR"]
-hf-scheme = "http"
-hf-netloc = "$RELAY"
-
-[model-bin]
-enable = true
-path = "$MB"
-
-[[accessibility.proxy]]
-repo = "*"
-allow = true
-
-[[accessibility.proxy]]
-repo = "acme/secret"
-allow = false
-EOF
+	serve_toml "$T/store" "$MIR" "$RELAY" "$MB" +'*' -acme/secret >"$T/ui.toml"
 }
 
 # warm_cache_only URL: ask the server at URL for up/cached-only's info and a

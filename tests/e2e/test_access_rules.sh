@@ -14,17 +14,8 @@
 # upper and mixed case, %-escaped letters, %2f between org and name, a
 # leading //, a trailing .git.
 . "$(dirname "$0")/lib.sh"
-
-export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com
-export GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
-export GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
-mkdir -p "$HOME"
-
-# put FILE TEXT: write TEXT (and a newline) to FILE, making its folders
-put() {
-	mkdir -p "$(dirname "$1")"
-	echo "$2" >"$1"
-}
+. "$(dirname "$0")/lib_fixtures.sh"
+git_identity "$T/home"
 
 # ---- the model-bin tree -------------------------------------------------------------
 R=$T/root
@@ -70,41 +61,8 @@ SERVER_PIDS="$SERVER_PIDS $!"
 wait_for test -s "$T/hubcase.port"
 HUB=127.0.0.1:$(cat "$T/hubcase.port")
 
-cat >"$T/s.toml" <<EOF
-[basic]
-repos-path = "$T/store"
-mirrors-path = ["$MIR"]
-hf-scheme = "http"
-hf-netloc = "$HUB"
-
-[model-bin]
-enable = true
-path = "$R"
-
-[[accessibility.proxy]]
-repo = "*"
-allow = true
-
-[[accessibility.proxy]]
-repo = "*/*"
-allow = true
-
-[[accessibility.proxy]]
-repo = "acme/secret"
-allow = false
-
-[[accessibility.proxy]]
-repo = "acme/gsecret"
-allow = false
-
-[[accessibility.proxy]]
-repo = "acme/usecret"
-allow = false
-
-[[accessibility.proxy]]
-repo = "canon2"
-allow = false
-EOF
+serve_toml "$T/store" "$MIR" "$HUB" "$R" +'*' +'*/*' -acme/secret -acme/gsecret -acme/usecret \
+	-canon2 >"$T/s.toml"
 start_server s serve -c "$T/s.toml" --index "$T/idx" || exit 1
 S=$s_URL
 

@@ -10,10 +10,7 @@
 . "$(dirname "$0")/lib_bundle.sh"
 hfjs_ready
 
-OUT=$T/outside-store
-IN=$T/inside-store
-make_fixture_tree "$T/root" "$T/secret"
-start_server up model-bin --path "$T/root" --rescan-interval 0 || exit 1
+fixture_upstream || exit 1
 ed25519_key site
 fill_outside "$OUT"
 V1=$(cat "$OUT/meta/models/acme/tiny/revs/main")

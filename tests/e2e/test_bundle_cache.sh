@@ -11,10 +11,7 @@
 . "$(dirname "$0")/lib_bundle.sh"
 hfjs_ready
 
-OUT=$T/outside-store
-IN=$T/inside-store
-make_fixture_tree "$T/root" "$T/secret"
-start_server up model-bin --path "$T/root" --rescan-interval 0 || exit 1
+fixture_upstream || exit 1
 up_port=${up_URL##*:}
 
 fill_outside "$OUT"

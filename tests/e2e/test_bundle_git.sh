@@ -9,8 +9,6 @@
 . "$(dirname "$0")/lib_import.sh"
 . "$(dirname "$0")/lib_bundle.sh"
 
-OUT=$T/outside-store
-IN=$T/inside-store
 UP=$T/up/acme/tiny
 make_upstream "$UP"
 git clone -q --mirror "file://$UP" "$T/src.git" 2>/dev/null

@@ -17,11 +17,7 @@
 
 UP=$T/up/models/acme
 make_upstream "$UP/gated"
-start_server up mirror -m "$T/up" --offline --repos-path "$T/upstore" --access-log off || exit 1
-start_relay "${up_URL##*:}"
-printf 'gated acme/gated hf_good\n' >"$T/relay/gated"
-OUT=$T/outside-store
-IN=$T/inside-store
+start_git_hub 'gated acme/gated hf_good' || exit 1
 G=$IN/meta/grants.jsonl
 
 # ---- outside: sync the gated repo with the token; grants by the admin -------------------

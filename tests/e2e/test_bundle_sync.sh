@@ -21,13 +21,9 @@ hfjs_ready || { not_ok "npm dependencies of tests/hfjs are installed"; done_test
 UP=$T/up/models/acme
 make_upstream "$UP/tiny"
 make_upstream "$UP/gated"
-start_server up mirror -m "$T/up" --offline --repos-path "$T/upstore" --access-log off || exit 1
-start_relay "${up_URL##*:}"
+start_git_hub 'gated acme/gated hf_good' || exit 1
 relay_mode redirect
-printf 'gated acme/gated hf_good\n' >"$T/relay/gated"
 REF=$up_URL
-OUT=$T/outside-store
-IN=$T/inside-store
 
 # ---- outside: a proxy online, sync fills its store --------------------------------------
 cat >"$T/outside.toml" <<EOF

@@ -12,21 +12,12 @@
 # might have it cannot be asked).  curl checks X-Error-Code on every route,
 # the npm client (tests/hfjs/errors.mjs) what a program makes of it.
 . "$(dirname "$0")/lib.sh"
-
-export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com
-export GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
-export GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
-mkdir -p "$HOME"
+. "$(dirname "$0")/lib_fixtures.sh"
+git_identity "$T/home"
 
 hfjs_ready
 
 # ---- the sources ----------------------------------------------------------------
-# put FILE TEXT: write TEXT (and a newline) to FILE, making its folders
-put() {
-	mkdir -p "$(dirname "$1")"
-	echo "$2" >"$1"
-}
-
 # model-bin: acme/r, acme/both (the upstream has it too) and acme/m
 MB=$T/modelbin
 for r in r both m; do put "$MB/acme/$r/a.txt" "model-bin $r"; done

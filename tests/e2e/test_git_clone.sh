@@ -45,14 +45,7 @@ mirrors-path = ["$T/mirrors"]
 
 [accessibility]
 offline = true
-
-[[accessibility.proxy]]
-repo = "*"
-allow = true
-
-[[accessibility.proxy]]
-repo = "acme/secret"
-allow = false
+$(proxy_rules +'*' -acme/secret)
 EOF
 start_server mir serve -c "$T/mir.toml" || exit 1
 U=$mir_URL

@@ -18,9 +18,7 @@ export GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=/bin/false SSH_ASKPASS=/bin/false
 UP=$T/up/models/acme
 for r in tiny nogit gated; do make_upstream "$UP/$r"; done
 make_upstream "$T/up/datasets/acme/ds"
-start_server up mirror -m "$T/up" --offline --repos-path "$T/upstore" --access-log off || exit 1
-start_relay "${up_URL##*:}"
-printf 'gated acme/gated hf_good\n' >"$T/relay/gated"
+start_git_hub 'gated acme/gated hf_good' || exit 1
 
 S=$T/store
 cat >"$T/config.toml" <<EOF

@@ -19,10 +19,8 @@ hfjs_ready || { not_ok "npm dependencies of tests/hfjs are installed"; done_test
 UP=$T/up/models/acme
 for r in tiny gated priv denied hidden; do make_upstream "$UP/$r"; done
 make_upstream "$T/up/datasets/acme/ds"
-start_server up mirror -m "$T/up" --offline --repos-path "$T/upstore" --access-log off || exit 1
-start_relay "${up_URL##*:}"
+start_git_hub 'gated acme/gated hf_good' 'private acme/priv hf_good' || exit 1
 relay_mode redirect
-printf 'gated acme/gated hf_good\nprivate acme/priv hf_good\n' >"$T/relay/gated"
 REF=$up_URL
 DEV=$(git -C "$UP/tiny" rev-parse dev)
 

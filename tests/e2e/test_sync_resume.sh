@@ -22,8 +22,7 @@ mkdir -p "$R"
 ) >/dev/null
 SIZE=$(stat -c %s "$R/big.bin")
 OID=$(sha256sum <"$R/big.bin" | cut -c1-64)
-start_server up mirror -m "$T/up" --offline --repos-path "$T/upstore" --access-log off || exit 1
-start_relay "${up_URL##*:}"
+start_git_hub || exit 1
 
 printf '[[repo]]\nid = "acme/big"\n' >"$T/sync.toml"
 # config STORE: the sync config for a store

@@ -17,43 +17,11 @@
 
 #include "hfm/src_git.h"
 #include "hfm/store.h"
+#include "fx_sh.h"
 #include "tap.h"
 
 static char T[256];
 static char c1[41], c2[41], c3[41], d1[41], d2[41];
-
-HFM_PRINTF(1, 2) static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc)
-		printf("# command failed (%d): %s\n", rc, cmd);
-	return rc;
-}
-
-/* First line of a command's output. */
-HFM_PRINTF(3, 4) static void sh_line(char *out, size_t n, const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	FILE *p;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	out[0] = '\0';
-	if ((p = popen(cmd, "r"))) {
-		if (fgets(out, (int)n, p))
-			out[strcspn(out, "\n")] = '\0';
-		pclose(p);
-	}
-}
 
 static char *slurp(const char *path, size_t *len)
 {
@@ -141,12 +109,12 @@ static int make_fixtures(void)
 		"rm -f .git/lfs/objects/$(echo $o | cut -c1-2)/$(echo $o | cut -c3-4)/$o\n",
 		T);
 	fclose(f);
-	return sh("bash %s", script);
+	return fx_sh("bash %s", script);
 }
 
 static void rev(char *out, const char *what)
 {
-	sh_line(out, 41, "git -C %s/m1/models/acme/tiny rev-parse %s", T, what);
+	fx_sh_line(out, 41, "git -C %s/m1/models/acme/tiny rev-parse %s", T, what);
 }
 
 static struct hfm_source *src;
@@ -305,7 +273,7 @@ static void test_stat(struct hfm_repo *r, const char *wdir)
 		TAP_IS_STR(e->lfs_oid, sha, "lfs_oid is the content sha256");
 		rev(want, "main:model.bin");
 		TAP_IS_STR(e->oid, want, "oid is the pointer's blob id");
-		sh_line(want, sizeof(want), "git -C %s cat-file -s main:model.bin", wdir);
+		fx_sh_line(want, sizeof(want), "git -C %s cat-file -s main:model.bin", wdir);
 		TAP_IS_INT(e->pointer_size, atoi(want), "pointer_size is the blob size");
 	}
 	hfm_list_free(l);
@@ -665,21 +633,21 @@ static void test_repo_gone(void)
 	int rc;
 
 	/* replaced in place by another history while it is served */
-	sh("rm -rf %s/m1/models/acme/late.git && "
+	fx_sh("rm -rf %s/m1/models/acme/late.git && "
 	   "git clone -q --bare %s/m1/models/acme/tiny %s/m1/models/acme/late.git && "
 	   "git -C %s/m1/models/acme/late.git update-ref refs/heads/main %s", T, T, T, T, c1);
 	ms = wait_until(late_main_is, c1, VISIBLE_MS + SLACK_MS);
 	TAP_OK(ms >= 0, "a repo made again at the same path is read anew within %d ms (%ld ms)",
 	       VISIBLE_MS, ms);
 
-	sh("rm -rf %s/m1/models/acme/late.git", T);
+	fx_sh("rm -rf %s/m1/models/acme/late.git", T);
 	ms = wait_until(late_gone, NULL, VISIBLE_MS + SLACK_MS);
 	TAP_OK(ms >= 0, "a removed repo is gone within %d ms (%ld ms)", VISIBLE_MS, ms);
 	open_repo(HFM_MODEL, "acme/late", &rc);
 	TAP_IS_INT(rc, HFM_ENOREPO, "and stays gone");
 
 	/* an unknown repo is looked for on every request: it appears at once */
-	sh("git clone -q --bare %s/m1/models/acme/tiny %s/m1/models/acme/late.git", T, T);
+	fx_sh("git clone -q --bare %s/m1/models/acme/tiny %s/m1/models/acme/late.git", T, T);
 	open_repo(HFM_MODEL, "acme/late", &rc);
 	TAP_IS_INT(rc, 0, "a repo added again is found at once");
 }
@@ -700,10 +668,10 @@ static void test_push_visible(void)
 	snprintf(work, sizeof(work), "%s/pushwork", T);
 	ms = wait_until(late_main_is, c3, 0);
 	TAP_OK(ms >= 0, "main resolves before the push (and is cached)");
-	sh("git clone -q %s/m1/models/acme/late.git %s && cd %s && "
+	fx_sh("git clone -q %s/m1/models/acme/late.git %s && cd %s && "
 	   "printf 'pushed\\n' > pushed.txt && git add pushed.txt && "
 	   "git commit -q -m 'pushed' && git push -q origin main", T, work, work);
-	sh_line(pushed, sizeof(pushed), "git -C %s rev-parse HEAD", work);
+	fx_sh_line(pushed, sizeof(pushed), "git -C %s rev-parse HEAD", work);
 	r = open_repo(HFM_MODEL, "acme/late", &rc);
 	TAP_IS_INT(rc, 0, "pushed-to repo opens");
 	if (rc)
@@ -851,7 +819,7 @@ int main(void)
 	test_list_repos();
 
 	/* repos come and go without a restart */
-	sh("git clone -q --bare %s/m1/models/acme/tiny %s/m1/models/acme/late.git", T, T);
+	fx_sh("git clone -q --bare %s/m1/models/acme/tiny %s/m1/models/acme/late.git", T, T);
 	r = open_repo(HFM_MODEL, "acme/late", &rc);
 	TAP_IS_INT(rc, 0, "a repo added later is found");
 	if (rc == 0)
@@ -869,6 +837,6 @@ int main(void)
 
 	src->ops->free(src);
 	hfm_store_free(store);
-	sh("rm -rf %s", T);
+	fx_sh("rm -rf %s", T);
 	return tap_done();
 }

@@ -225,6 +225,84 @@ static void test_authorization_forms(void)
 	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Bearer "), HFM_EINVAL, "Bearer and nothing");
 	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), "Token x"), HFM_EINVAL, "another scheme");
 	TAP_IS_INT(hfm_auth_token_of(tok, 4, "Bearer hf_abc"), HFM_EINVAL, "too long for the buffer");
+	TAP_IS_INT(hfm_auth_token_of(tok, 4, "Basic Z2l0OmhmX2FiYw=="), HFM_EINVAL, "Basic too long for the buffer");
+}
+
+/* "Bearer " + n x 'a', or "Basic " + base64(user + ":" + n x 'a'). */
+static char *long_authorization(const char *basic_user, size_t n)
+{
+	struct hfm_buf raw = HFM_BUF_INIT(1 << 16), out = HFM_BUF_INIT(1 << 16);
+	size_t i;
+
+	if (basic_user)
+		hfm_buf_printf(&raw, "%s:", basic_user);
+	for (i = 0; i < n; i++)
+		hfm_buf_putc(&raw, 'a');
+	hfm_buf_puts(&out, basic_user ? "Basic " : "Bearer ");
+	if (basic_user)
+		hfm_buf_b64url(&out, hfm_buf_cstr(&raw));    /* the reader takes either alphabet */
+	else
+		hfm_buf_puts(&out, hfm_buf_cstr(&raw));
+	hfm_buf_dispose(&raw);
+	return hfm_buf_detach(&out);
+}
+
+/* One limit, HFM_AUTH_TOKEN_MAX, however the token comes and whatever the buffer. */
+static void test_token_length(void)
+{
+	char tok[HFM_AUTH_TOKEN_MAX * 4], user[HFM_AUTH_TOKEN_MAX + 1];
+	char *h;
+
+	memset(user, 'u', HFM_AUTH_TOKEN_MAX);
+	user[HFM_AUTH_TOKEN_MAX] = '\0';
+	h = long_authorization(NULL, HFM_AUTH_TOKEN_MAX);
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), h), 0, "Bearer of HFM_AUTH_TOKEN_MAX bytes");
+	free(h);
+	h = long_authorization(NULL, HFM_AUTH_TOKEN_MAX + 1);
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), h), HFM_EINVAL, "one more: no token");
+	free(h);
+	h = long_authorization(user, HFM_AUTH_TOKEN_MAX);
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), h), 0,
+		   "Basic: a user name and a password of HFM_AUTH_TOKEN_MAX bytes each");
+	TAP_IS_INT((int)strlen(tok), HFM_AUTH_TOKEN_MAX, "the whole password");
+	free(h);
+	h = long_authorization("git", HFM_AUTH_TOKEN_MAX + 1);
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), h), HFM_EINVAL, "a password one longer: no token");
+	free(h);
+	h = long_authorization(user, 0);
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), h), 0, "a user name of HFM_AUTH_TOKEN_MAX bytes, no password");
+	TAP_IS_STR(tok, user, "the user name is the token");
+	free(h);
+	h = long_authorization("git", 8 * HFM_AUTH_TOKEN_MAX);
+	TAP_IS_INT(hfm_auth_token_of(tok, sizeof(tok), h), HFM_EINVAL, "far longer: no token");
+	free(h);
+}
+
+/* What h_git.c sends upstream for git's credentials. */
+static void test_bearer_of(void)
+{
+	static const struct { const char *in, *out, *what; } cases[] = {
+		{ "Basic Z2l0OmhmX2FiYw==", "Bearer hf_abc", "Basic: the password as a Bearer token" },
+		{ " basic  aGZfYWJjOg==", "Bearer hf_abc", "any case, blanks, no password: the user name" },
+		{ "Basic !!!!", "Bearer -", "Basic that is no base64: a credential that is none" },
+		{ "Basic Og==", "Bearer -", "a lone colon: the same" },
+	};
+	char *s, *h;
+	size_t i;
+
+	TAP_OK(hfm_auth_bearer_of(NULL) == NULL, "no header: none");
+	TAP_OK(hfm_auth_bearer_of("Bearer hf_abc") == NULL, "Bearer: sent as it is");
+	TAP_OK(hfm_auth_bearer_of("Token x") == NULL, "another scheme: sent as it is");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = hfm_auth_bearer_of(cases[i].in);
+		TAP_IS_STR(s, cases[i].out, "%s", cases[i].what);
+		free(s);
+	}
+	h = long_authorization("git", HFM_AUTH_TOKEN_MAX + 1);
+	s = hfm_auth_bearer_of(h);
+	TAP_IS_STR(s, "Bearer -", "a password too long for a token: the same");
+	free(s);
+	free(h);
 }
 
 static void test_limit(void)
@@ -381,6 +459,8 @@ int main(void)
 	test_add_revoke();
 	test_live();
 	test_authorization_forms();
+	test_token_length();
+	test_bearer_of();
 	test_limit();
 	test_grants();
 	test_audit();

@@ -4,7 +4,13 @@
 # start_nodes N ARGS...: nodes n1..nN, `hfmirror proxy ARGS...` each, all on
 # $T/store; start_haproxy: HAProxy in front of them on a free loopback port
 # (HAPROXY, host:port), health-checking /readyz every 200 ms, stopped with
-# the servers.  The balancer is the Debian package (scripts/deps.sh test).
+# the servers.  The balancer is the Debian package (scripts/deps.sh test);
+# without it, a test that sources this file is skipped whole.
+
+if ! command -v haproxy >/dev/null 2>&1; then
+	echo "1..0 # SKIP haproxy is not installed (scripts/deps.sh test)"
+	exit 0
+fi
 
 # free_port: a port the kernel had free a moment ago (HAProxy cannot be told
 # to pick its own and report it).

@@ -13,11 +13,6 @@
 . "$(dirname "$0")/lib_fixtures.sh"
 . "$(dirname "$0")/lib_scale.sh"
 
-if ! command -v haproxy >/dev/null 2>&1; then
-	echo "1..0 # SKIP haproxy is not installed (scripts/deps.sh test)"
-	exit 0
-fi
-
 MIB=1048576
 SIZE=$((${SCALE_MIB:-200} * MIB + 11))
 E=$T/root/acme/cold

@@ -27,12 +27,8 @@ REF=$up_URL
 DEV=$(git -C "$UP/tiny" rev-parse dev)
 
 S=$T/store
-cat >"$T/config.toml" <<EOF
-[basic]
-repos-path = "$S"
-hf-scheme = "http"
-hf-netloc = "$RELAY"
-cache-block-size = "1M"
+sync_config "$T/config.toml" "$S"
+cat >>"$T/config.toml" <<EOF
 
 [[accessibility.proxy]]
 repo = "*"

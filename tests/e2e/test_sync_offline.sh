@@ -221,18 +221,8 @@ like "$(cat "$T/miss.json")" "main +[0-9a-f]{40}" "a missing revision: the other
 # acme/tiny's API answers 500; acme/gated has a new commit, fetched all the same
 TINY_MAIN=$(git -C "$UP/tiny" rev-parse main)
 (cd "$UP/gated" && rand weights.bin 1024 && git add -A && git commit -q -m 'new weights') >/dev/null
-cat >"$T/stale.toml" <<EOF
-[[repo]]
-id = "acme/tiny"
-revisions = ["main", "v1.0", "$DEV"]
-
-[[repo]]
-id = "acme/gated"
-include = "*.bin"
-exclude = "data/*"
-EOF
 echo /api/models/acme/tiny >"$T/relay/fail"
-is "$(HF_TOKEN=hf_good run_sync stale -m "$T/stale.toml" --json)" 1 \
+is "$(HF_TOKEN=hf_good run_sync stale -m "$T/sync.toml" --json)" 1 \
 	"upstream unavailable for mapped branches: exit status 1"
 like "$(cat "$T/stale.err")" \
 	"sync: error: acme/tiny@main: the upstream could not answer; $TINY_MAIN is the store's commit" \
@@ -246,7 +236,8 @@ is "$(jq_repo "$T/stale.json" acme/tiny 'j["revisions"][0]["commit"]')" "$TINY_M
 is "$(jq_repo "$T/stale.json" acme/gated 'j["status"], j["fetched"]["files"]')" "ok 1" \
 	"... the other repo's new commit is fetched all the same"
 is "$(cat "$S/meta/models/acme/tiny/revs/main")" "$TINY_MAIN" "... the store maps main as before"
-is "$(HF_TOKEN=hf_good run_sync stale_ok -m "$T/stale.toml" --allow-stale)" 0 \
+is "$(grep -c '"status":"failed"' "$T/stale.json")" 1 "... and no other repo failed"
+is "$(HF_TOKEN=hf_good run_sync stale_ok -m "$T/sync.toml" --allow-stale)" 0 \
 	"--allow-stale: exit status 0"
 like "$(cat "$T/stale_ok.err")" "sync: warning: acme/tiny@main: the upstream could not answer" \
 	"--allow-stale: a warning names the revision"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hfm/blobcache.h"
+#include "hfm/blobfollow.h"
 #include "hfm/evict.h"
 #include "hfm/hash.h"
 #include "hfm/metrics.h"
@@ -537,7 +538,7 @@ static int lock_data(struct hfm_blob *b)
 {
 	struct stat held, named;
 
-	if (flock(b->fd, LOCK_EX | LOCK_NB))
+	if (hfm_follow_lock_fill(b->fd))
 		return hfm_error_set(HFM_EIO, "partial blob %s is in use by another process",
 				     b->oid);
 	/*

@@ -32,7 +32,7 @@ struct cmd {
 	const char *manifest_path;
 	const char *config_path;
 	const char *token_file;
-	int dry_run, json, quiet;
+	int dry_run, json, quiet, allow_stale;
 	unsigned jobs;
 	struct hfm_config *cfg;
 	struct hfm_progress *progress;
@@ -66,6 +66,8 @@ static void usage(FILE *f, const char *prog)
 		"                         $HF_TOKEN)\n"
 		"  --dry-run              print what would be fetched and its size, fetch nothing\n"
 		"  --jobs N               files fetched at once (default: 4)\n"
+		"  --allow-stale          a branch or tag the upstream cannot answer for keeps\n"
+		"                         the store's commit with a warning (default: fails)\n"
 		"  --json                 one JSON line per repo on stdout instead of the report\n"
 		"  -q, --quiet            no progress display\n"
 		"\n"
@@ -88,7 +90,7 @@ static int HFM_PRINTF(2, 3) die_usage(const char *prog, const char *fmt, ...)
 
 enum {
 	O_REPOS_PATH = 1000, O_HF_SCHEME, O_HF_NETLOC, O_TOKEN_FILE, O_DRY_RUN, O_JOBS, O_JSON,
-	O_HELP,
+	O_ALLOW_STALE, O_HELP,
 };
 
 static const struct option longopts[] = {
@@ -101,6 +103,7 @@ static const struct option longopts[] = {
 	{ "dry-run", no_argument, NULL, O_DRY_RUN },
 	{ "jobs", required_argument, NULL, O_JOBS },
 	{ "json", no_argument, NULL, O_JSON },
+	{ "allow-stale", no_argument, NULL, O_ALLOW_STALE },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -149,6 +152,9 @@ static int parse(struct cmd *c, int argc, char **argv)
 		}
 		case O_JSON:
 			c->json = 1;
+			break;
+		case O_ALLOW_STALE:
+			c->allow_stale = 1;
 			break;
 		case 'q':
 			c->quiet = 1;
@@ -337,6 +343,24 @@ static void tick(void *cls)
 	hfm_progress_set(c->progress, t.files_done, t.bytes_done, label);
 }
 
+/* The revisions the upstream could not answer for, on stderr after the report. */
+static void stale_lines(struct cmd *c)
+{
+	struct hfm_buf b = HFM_BUF_INIT(1u << 20);
+	char *p, *nl;
+
+	hfm_sync_report_stale(&b, c->sync);
+	for (p = b.len ? b.ptr : NULL; p && *p; p = nl + 1) {
+		nl = strchr(p, '\n');
+		*nl = '\0';
+		fprintf(stderr, "%s sync: %s: %s\n", c->prog, c->allow_stale ? "warning" : "error", p);
+	}
+	if (b.len && !c->allow_stale)
+		fprintf(stderr, "%s sync: run it again once the upstream answers, or pass "
+			"--allow-stale to keep the store's commits\n", c->prog);
+	hfm_buf_dispose(&b);
+}
+
 /* ---- the command ---------------------------------------------------------------------- */
 
 static int run(struct cmd *c, struct hfm_sync_manifest *m)
@@ -379,6 +403,7 @@ static int run(struct cmd *c, struct hfm_sync_manifest *m)
 		.upstream_url = up,
 		.restricted = hfm_cachesrc_restricted,
 		.jobs = c->jobs,
+		.allow_stale = c->allow_stale,
 		.say = c->quiet ? NULL : say_line,
 		.say_cls = c,
 	};
@@ -426,6 +451,7 @@ static int run(struct cmd *c, struct hfm_sync_manifest *m)
 		fputs(hfm_buf_cstr(&report), stdout);
 	}
 	fflush(stdout);
+	stale_lines(c);
 	rc = hfm_sync_failed(c->sync) ? 1 : 0;
 out:
 	pthread_mutex_lock(&sig_lock);

@@ -616,40 +616,28 @@ static int walk(struct hfm_gitwalk *w)
 
 /* ---- objects --------------------------------------------------------------------- */
 
-/* Everything in tree `id` is the client's. */
-static int mark_tree(struct hfm_gitwalk *w, const git_oid *id)
-{
-	uint8_t *f = oidset_get(&w->objs, id, 1);
-	git_tree *t = NULL;
-	size_t i, n;
-	int rc = 0;
+/* What a tree walk does with each object: the client's, or to be sent. */
+enum tree_do { T_MARK, T_ADD };
 
-	if (*f & O_UNINT)
-		return 0;
-	*f |= O_UNINT;
-	if (git_tree_lookup(&t, w->g, id) < 0)
-		return hfm_gitwalk_error("tree");
-	n = git_tree_entrycount(t);
-	for (i = 0; i < n && !rc; i++) {
-		const git_tree_entry *e = git_tree_entry_byindex(t, i);
-
-		if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
-			rc = mark_tree(w, git_tree_entry_id(e));
-		else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB)
-			*oidset_get(&w->objs, git_tree_entry_id(e), 1) |= O_UNINT;
-	}
-	git_tree_free(t);
-	return rc;
-}
-
-static int add(struct hfm_gitwalk *w, const git_oid *id, const char *name)
+/*
+ * T_MARK: mark id the client's.  T_ADD: add id to what is sent, under
+ * `name` (the path's last component; struct hfm_gitobj).  1 when that was
+ * done before, or the client has it: nothing below it to do.
+ */
+static int visit(struct hfm_gitwalk *w, const git_oid *id, const char *name, enum tree_do how)
 {
 	uint8_t *f = oidset_get(&w->objs, id, 1);
 	struct hfm_gitobj *o;
 	size_t n;
 
-	if (*f & (O_UNINT | O_ADDED))
+	if (how == T_MARK) {
+		if (*f & O_UNINT)
+			return 1;
+		*f |= O_UNINT;
 		return 0;
+	}
+	if (*f & (O_UNINT | O_ADDED))
+		return 1;
 	*f |= O_ADDED;
 	if (w->nobjects == w->nobj_cap) {
 		w->nobj_cap = w->nobj_cap ? w->nobj_cap * 2 : 1024;
@@ -662,18 +650,25 @@ static int add(struct hfm_gitwalk *w, const git_oid *id, const char *name)
 	return 0;
 }
 
-/* Tree `id` and what it holds that the client lacks (submodules are not ours). */
-static int add_tree(struct hfm_gitwalk *w, const git_oid *id, const char *name)
+static int add(struct hfm_gitwalk *w, const git_oid *id, const char *name)
 {
-	uint8_t *f = oidset_get(&w->objs, id, 1);
+	visit(w, id, name, T_ADD);
+	return 0;
+}
+
+/*
+ * Tree `id` and its trees and blobs (submodules are not ours): all the
+ * client's (T_MARK, a tree its commits hold), or what of it the client
+ * lacks, to be sent (T_ADD).
+ */
+static int walk_tree(struct hfm_gitwalk *w, const git_oid *id, const char *name, enum tree_do how)
+{
 	git_tree *t = NULL;
 	size_t i, n;
-	int rc;
+	int rc = 0;
 
-	if (*f & (O_UNINT | O_ADDED))
+	if (visit(w, id, name, how))
 		return 0;
-	if ((rc = add(w, id, name)))
-		return rc;
 	if (git_tree_lookup(&t, w->g, id) < 0)
 		return hfm_gitwalk_error("tree");
 	n = git_tree_entrycount(t);
@@ -681,9 +676,9 @@ static int add_tree(struct hfm_gitwalk *w, const git_oid *id, const char *name)
 		const git_tree_entry *e = git_tree_entry_byindex(t, i);
 
 		if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
-			rc = add_tree(w, git_tree_entry_id(e), git_tree_entry_name(e));
+			rc = walk_tree(w, git_tree_entry_id(e), git_tree_entry_name(e), how);
 		else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB)
-			rc = add(w, git_tree_entry_id(e), git_tree_entry_name(e));
+			visit(w, git_tree_entry_id(e), git_tree_entry_name(e), how);
 	}
 	git_tree_free(t);
 	if (!rc && atomic_load(w->cancelled))
@@ -699,7 +694,7 @@ static int add_object(struct hfm_gitwalk *w, const git_oid *id)
 	if (git_object_lookup(&o, w->g, id, GIT_OBJECT_ANY) < 0)
 		return hfm_gitwalk_error("object");
 	if (git_object_type(o) == GIT_OBJECT_TREE)
-		rc = add_tree(w, id, NULL);
+		rc = walk_tree(w, id, NULL, T_ADD);
 	else
 		rc = add(w, id, NULL);
 	git_object_free(o);
@@ -899,7 +894,7 @@ int hfm_gitwalk_objects(struct hfm_gitwalk *w)
 		hfm_gitwalk_oid(&id, &w->edges.v[i]);
 		if (git_commit_lookup(&c, w->g, &id) < 0)
 			return hfm_gitwalk_error("commit");
-		rc = mark_tree(w, git_commit_tree_id(c));
+		rc = walk_tree(w, git_commit_tree_id(c), NULL, T_MARK);
 		git_commit_free(c);
 	}
 	for (i = 0; i < w->result.n && !rc; i++) {
@@ -911,7 +906,7 @@ int hfm_gitwalk_objects(struct hfm_gitwalk *w)
 			break;
 		if (git_commit_lookup(&c, w->g, &id) < 0)
 			return hfm_gitwalk_error("commit");
-		rc = add_tree(w, git_commit_tree_id(c), NULL);
+		rc = walk_tree(w, git_commit_tree_id(c), NULL, T_ADD);
 		git_commit_free(c);
 	}
 	for (i = 0; i < w->want_tags.n && !rc; i++) {

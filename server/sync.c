@@ -6,12 +6,14 @@
  * idempotent), so a stop request reaches a thread that waits at once, and
  * what ends up under meta/ and objects/ is what the cache itself stores.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hfm/gitfetch.h"
@@ -24,6 +26,7 @@
 #define READ_BUF (1u << 20)
 #define OBJ_BUCKETS 65536u
 #define DEFAULT_JOBS 4
+#define STALE_WHY "upstream unavailable: the store's commit, not confirmed upstream"
 
 /* ---- the manifest -------------------------------------------------------------- */
 
@@ -112,6 +115,7 @@ struct rev {
 	char commit[HFM_SHA1_HEX + 1];
 	char *error;                     /* not resolved, or not listed */
 	int repo_missing;                /* upstream said RepoNotFound for it */
+	int stale;                       /* the store's commit: the upstream could not answer */
 	struct hfm_list *list;           /* the recursive listing (holds the snapshot) */
 	size_t nfiles;                   /* wanted files */
 	uint64_t bytes;
@@ -421,6 +425,27 @@ static void plan_expand(struct hfm_sync *s, struct waitpt *p, struct hfm_repo *r
 	}
 }
 
+/*
+ * The cache's mapping of a branch or tag, meta/<type>/<name>/revs/<rev>
+ * (docs/sync.md, "What sync stores"): 0 and *st, or -1 when there is none.
+ * The cache renames a new file in whenever the upstream answered for the
+ * revision (if its rules let it store the repo), so the same file before
+ * and after a resolve means the upstream could not answer and the cache
+ * gave the store's commit (src_cache.c, resolve_rev).
+ */
+static int rev_map_stat(struct stat *st, const struct hfm_sync *s, const struct hfm_repo_id *id,
+			const char *rev)
+{
+	struct hfm_buf rel = HFM_BUF_INIT(HFM_PATH_MAX);
+	int rc;
+
+	hfm_buf_printf(&rel, "meta/%s/%s/revs/", hfm_repo_type_plural(id->type), id->name);
+	hfm_buf_urlenc(&rel, rev, 0);
+	rc = fstatat(s->o.store->root_fd, hfm_buf_cstr(&rel), st, AT_SYMLINK_NOFOLLOW);
+	hfm_buf_dispose(&rel);
+	return rc ? -1 : 0;
+}
+
 static void plan_rev(struct hfm_sync *s, struct waitpt *p, struct repo *r, struct hfm_repo *repo,
 		     struct rev *v, struct hfm_rules *filter, int skip)
 {
@@ -430,6 +455,9 @@ static void plan_rev(struct hfm_sync *s, struct waitpt *p, struct repo *r, struc
 	const struct hfm_entry **wanted = NULL;
 	size_t nw = 0;
 	uint64_t todo_bytes = 0, todo0 = s->ntodo;
+	struct stat map0, map1;
+	/* a repo the cache rules deny gets no new mapping: nothing to tell by */
+	int mapped = !skip && rev_map_stat(&map0, s, &r->want->id, v->name) == 0;
 	int e;
 
 	if ((e = run_op(p, op_resolve, &o))) {
@@ -438,6 +466,9 @@ static void plan_rev(struct hfm_sync *s, struct waitpt *p, struct repo *r, struc
 		return;
 	}
 	memcpy(v->commit, rc.commit, sizeof(v->commit));
+	/* planned all the same: the run leaves the store as consistent as it was */
+	v->stale = mapped && rev_map_stat(&map1, s, &r->want->id, v->name) == 0 &&
+		   map0.st_ino == map1.st_ino && map0.st_dev == map1.st_dev;
 	/* what the offline server answers info with: plain and ?blobs=true */
 	if (!s->dry_run && !skip) {
 		for (unsigned flags = 0; flags <= HFM_INFO_BLOBS; flags += HFM_INFO_BLOBS) {
@@ -470,9 +501,10 @@ static void plan_rev(struct hfm_sync *s, struct waitpt *p, struct repo *r, struc
 		char b[24], t[24];
 		hfm_human_bytes(b, sizeof(b), v->bytes);
 		hfm_human_bytes(t, sizeof(t), todo_bytes);
-		say(s, "%s%s@%s: commit %s, %zu files (%s)%s%zu to fetch (%s)",
+		say(s, "%s%s@%s: commit %s%s, %zu files (%s)%s%zu to fetch (%s)",
 		    hfm_repo_type_prefix(r->want->id.type), r->want->id.name, v->name, v->commit,
-		    v->nfiles, b, skip ? ", skipped; " : ", ", (size_t)(s->ntodo - todo0), t);
+		    v->stale ? " (" STALE_WHY ")" : "", v->nfiles, b, skip ? ", skipped; " : ", ",
+		    (size_t)(s->ntodo - todo0), t);
 	}
 cleanup:
 	free(wanted);
@@ -913,7 +945,7 @@ static void tally(struct tally *t, const struct hfm_sync *s, const struct repo *
 		c->bytes += o->size;
 	}
 	for (size_t k = 0; r->revs && k < r->want->n_revisions; k++)
-		t->failed_revs += r->revs[k].error != NULL;
+		t->failed_revs += r->revs[k].error || (r->revs[k].stale && !s->o.allow_stale);
 }
 
 static int repo_failed(const struct repo *r, const struct tally *t)
@@ -986,6 +1018,8 @@ void hfm_sync_report_json(struct hfm_buf *b, struct hfm_sync *s, size_t i)
 		hfm_buf_json_str(b, v->name);
 		if (v->commit[0])
 			hfm_buf_printf(b, ",\"commit\":\"%s\"", v->commit);
+		if (v->stale)
+			hfm_buf_puts(b, ",\"stale\":true");
 		if (v->error) {
 			hfm_buf_puts(b, ",\"error\":");
 			hfm_buf_json_str(b, v->error);
@@ -1056,6 +1090,21 @@ void hfm_sync_report_json(struct hfm_buf *b, struct hfm_sync *s, size_t i)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void hfm_sync_report_stale(struct hfm_buf *out, struct hfm_sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->m->n; i++) {
+		const struct repo *r = &s->repos[i];
+		for (size_t k = 0; r->revs && k < r->want->n_revisions; k++)
+			if (r->revs[k].stale)
+				hfm_buf_printf(out, "%s%s@%s: the upstream could not answer; %s is the "
+					       "store's commit, not confirmed upstream\n",
+					       hfm_repo_type_prefix(r->want->id.type), r->want->id.name,
+					       r->revs[k].name, r->revs[k].commit);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* "3 files, 12.0 MiB" */
 static void count_text(struct hfm_buf *b, const struct count *c)
 {
@@ -1098,7 +1147,7 @@ void hfm_sync_report_text(struct hfm_buf *b, struct hfm_sync *s)
 			}
 			hfm_buf_printf(b, "%s  ", v->commit);
 			count_text(b, &(struct count){ v->nfiles, v->bytes });
-			hfm_buf_putc(b, '\n');
+			hfm_buf_puts(b, v->stale ? "; " STALE_WHY "\n" : "\n");
 		}
 		if (t.skipped.files) {
 			hfm_buf_puts(b, "  skipped    ");

@@ -23,6 +23,13 @@
  * to the backoff in latency per step (the filler makes blocks durable every
  * 8 MiB or 1 s anyway).
  *
+ * Who holds the lock how: the filler (and the evictor, to remove a partial
+ * blob) exclusively; a follower asks "does anyone?" by taking it shared and
+ * dropping it at once, as flock cannot test a lock without taking it.  A
+ * filler whose exclusive try meets only such probes tries again
+ * (hfm_follow_lock_fill) rather than taking itself for a follower: two
+ * followers and no filler would hand the blob back and forth.
+ *
  * End of the fill: once objects/<oid> exists the whole blob is readable (the
  * data file was renamed into place: the follower's fd reads the object).
  * When the data's flock is free while the blob is not published, the filler
@@ -51,6 +58,16 @@ struct hfm_follow;
 int hfm_followers_new(struct hfm_followers **out);
 /* Fires every waiter still waiting and joins the thread.  NULL is fine. */
 void hfm_followers_free(struct hfm_followers *fs);
+
+/*
+ * The filler's lock on the data file fd of partial/<oid> (blobcache.c),
+ * taken without waiting for another filler: 0, or HFM_EIO (no message)
+ * when another process holds it exclusively or the filesystem cannot lock.
+ * A follower's probe in the way is waited out (13 ms at most).
+ */
+int hfm_follow_lock_fill(int fd);
+/* Tests: called instead of sleeping while a probe is in the way (NULL: sleep). */
+void hfm_follow_set_probe_wait(void (*wait)(unsigned attempt));
 
 /*
  * Follow partial/<oid> of `size` bytes in `store` (borrowed, like fs).

@@ -93,6 +93,9 @@ struct hfm_sync_opts {
 	   such repos get no git mirror (it has no gating).  NULL: none is. */
 	int (*restricted)(struct hfm_source *cache, const struct hfm_repo_id *id);
 	unsigned jobs;                   /* files fetched at once; 0 = 4 */
+	/* A branch or tag the upstream could not answer for, resolved to the
+	   commit the store maps it to (as the cache does), is not a failure. */
+	int allow_stale;
 	/* Lines worth telling while planning ("acme/x@main: commit ..."); may be NULL. */
 	void (*say)(void *cls, const char *line);
 	void *say_cls;
@@ -146,6 +149,12 @@ int hfm_sync_repo_finished(struct hfm_sync *s, size_t i);
 void hfm_sync_report_json(struct hfm_buf *out, struct hfm_sync *s, size_t i);
 /* The whole report for people: per repo, per revision, the totals. */
 void hfm_sync_report_text(struct hfm_buf *out, struct hfm_sync *s);
+/*
+ * One line per branch or tag resolved to the store's commit because the
+ * upstream could not answer ("REPO@REV: ..."); nothing when there is none.
+ * Such a revision is a failure unless opts.allow_stale.
+ */
+void hfm_sync_report_stale(struct hfm_buf *out, struct hfm_sync *s);
 /* 1 if anything failed (a repo, a revision, a file) or the run was stopped. */
 int hfm_sync_failed(struct hfm_sync *s);
 size_t hfm_sync_nrepos(const struct hfm_sync *s);

@@ -52,6 +52,11 @@ without any Authorization header, else 403 (GatedRepo) or 404
       private and not authorized: RepoNotFound
 auth-check requests for repos not listed go to upstream.
 
+Failing paths, whatever the mode: STATE_DIR/fail (read for every request)
+may hold path prefixes, one a line; a request to the relay (not the CDN)
+whose path starts with one is answered 500, no upstream contact: an
+upstream that cannot answer for one repo while it answers for others.
+
 Requests get "Connection: close", so each request is a new connection and
 sees the mode current when it was sent.  drop, flip and slow also apply to
 the answers the relay makes itself (302s, denials, rewritten info).
@@ -106,6 +111,17 @@ def mode():
     except OSError:
         parts = []
     return (parts[0], int(parts[1]) if len(parts) > 1 else 0) if parts else ("pass", 0)
+
+
+ERR500 = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def failing(path):
+    try:
+        with open(os.path.join(state, "fail")) as f:
+            return any(path.startswith(l.strip()) for l in f if l.strip())
+    except OSError:
+        return False
 
 
 def gate_rules():
@@ -377,8 +393,7 @@ def serve(c, cdn):
             threading.Event().wait(3600)
             return
         if how == "err500":
-            c.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
-                      b"Connection: close\r\n\r\n")
+            c.sendall(ERR500)
             return
         if head is None:
             return
@@ -390,6 +405,9 @@ def serve(c, cdn):
         else:
             if AUTH_CHECK.match(req.path):
                 bump("authchecks", 1)
+            if failing(req.path):
+                c.sendall(ERR500)
+                return
             verdict = gate(req)
             if verdict and verdict[0] == "answer":
                 out.send(verdict[1])

@@ -14,6 +14,14 @@ start_git_hub() {
 	[ $# -eq 0 ] || printf '%s\n' "$@" >"$T/relay/gated"
 }
 
+# sync_config FILE STORE: the config of a sync (or a server on its store)
+# that fetches from the hub start_git_hub started into STORE, in 1 MiB
+# blocks; more sections may be appended to FILE
+sync_config() {
+	printf '[basic]\nrepos-path = "%s"\nhf-scheme = "http"\nhf-netloc = "%s"\ncache-block-size = "1M"\n' \
+		"$2" "$RELAY" >"$1"
+}
+
 # hfjs_ready: node_modules as package-lock.json pins it (scripts/test runs
 # npm ci; a developer running one test gets it here once).  lib.sh may
 # have one already; then that one is used.

@@ -21,13 +21,7 @@ make_upstream "$T/up/datasets/acme/ds"
 start_git_hub 'gated acme/gated hf_good' || exit 1
 
 S=$T/store
-cat >"$T/config.toml" <<EOF
-[basic]
-repos-path = "$S"
-hf-scheme = "http"
-hf-netloc = "$RELAY"
-cache-block-size = "1M"
-EOF
+sync_config "$T/config.toml" "$S"
 cat >"$T/sync.toml" <<EOF
 [[repo]]
 id = "acme/tiny"

@@ -9,7 +9,9 @@
 # not fetch; --dry-run totals equal what the run then fetches; a new commit
 # upstream is fetched as its new objects only, and a run with nothing new
 # fetches nothing; repos the rules deny are skipped; a revision upstream
-# lacks fails by name (exit 1); a bad manifest is exit 2 with FILE:LINE.
+# lacks fails by name (exit 1); a branch the upstream cannot answer for
+# fails by name (exit 1; its store commit kept, other repos fetched) unless
+# --allow-stale; a bad manifest is exit 2 with FILE:LINE.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_import.sh"
 . "$(dirname "$0")/lib_sync.sh"
@@ -25,12 +27,8 @@ REF=$up_URL
 DEV=$(git -C "$UP/tiny" rev-parse dev)
 
 S=$T/store
-cat >"$T/config.toml" <<EOF
-[basic]
-repos-path = "$S"
-hf-scheme = "http"
-hf-netloc = "$RELAY"
-cache-block-size = "1M"
+sync_config "$T/config.toml" "$S"
+cat >>"$T/config.toml" <<EOF
 
 [[accessibility.proxy]]
 repo = "*"
@@ -218,6 +216,39 @@ printf '[[repo]]\nid = "acme/tiny"\nrevisions = ["main", "no-such-branch"]\n' >"
 is "$(run_sync miss -m "$T/miss.toml")" 1 "a missing revision: exit status 1"
 like "$(cat "$T/miss.json")" "no-such-branch +failed: " "a missing revision: named in the report"
 like "$(cat "$T/miss.json")" "main +[0-9a-f]{40}" "a missing revision: the others are done"
+
+# ---- the upstream cannot answer for branches the store maps ----------------------------------
+# acme/tiny's API answers 500; acme/gated has a new commit, fetched all the same
+TINY_MAIN=$(git -C "$UP/tiny" rev-parse main)
+(cd "$UP/gated" && rand weights.bin 1024 && git add -A && git commit -q -m 'new weights') >/dev/null
+echo /api/models/acme/tiny >"$T/relay/fail"
+is "$(HF_TOKEN=hf_good run_sync stale -m "$T/sync.toml" --json)" 1 \
+	"upstream unavailable for mapped branches: exit status 1"
+like "$(cat "$T/stale.err")" \
+	"sync: error: acme/tiny@main: the upstream could not answer; $TINY_MAIN is the store's commit" \
+	"... an error names the repo and revision, and the commit kept"
+like "$(cat "$T/stale.err")" "sync: error: acme/tiny@v1.0: " "... each revision"
+like "$(cat "$T/stale.err")" "or pass --allow-stale" "... and says how to accept it"
+is "$(jq_repo "$T/stale.json" acme/tiny 'j["status"], [v.get("stale", False) for v in j["revisions"]]')" \
+	"failed [True, True, False]" "... the report marks them stale (not the commit id)"
+is "$(jq_repo "$T/stale.json" acme/tiny 'j["revisions"][0]["commit"]')" "$TINY_MAIN" \
+	"... with the store's commit"
+is "$(jq_repo "$T/stale.json" acme/gated 'j["status"], j["fetched"]["files"]')" "ok 1" \
+	"... the other repo's new commit is fetched all the same"
+is "$(cat "$S/meta/models/acme/tiny/revs/main")" "$TINY_MAIN" "... the store maps main as before"
+is "$(grep -c '"status":"failed"' "$T/stale.json")" 1 "... and no other repo failed"
+is "$(HF_TOKEN=hf_good run_sync stale_ok -m "$T/sync.toml" --allow-stale)" 0 \
+	"--allow-stale: exit status 0"
+like "$(cat "$T/stale_ok.err")" "sync: warning: acme/tiny@main: the upstream could not answer" \
+	"--allow-stale: a warning names the revision"
+like "$(cat "$T/stale_ok.json")" "main +$TINY_MAIN .*upstream unavailable: the store's commit" \
+	"--allow-stale: the report marks it"
+rm -f "$T/relay/fail"
+# an upstream nobody answers at (refused: held down, the cache logs nothing itself)
+printf '[[repo]]\nid = "acme/tiny"\n' >"$T/tiny.toml"
+is "$(run_sync dead -m "$T/tiny.toml" --hf-netloc 127.0.0.1:1)" 1 "upstream refusing: exit status 1"
+like "$(cat "$T/dead.err")" "sync: error: acme/tiny@main: the upstream could not answer" \
+	"upstream refusing: the error names the revision"
 
 # ---- every object is what its name says ------------------------------------------------------
 check "every object under objects/ hashes to its name" store_ok_all "$S"

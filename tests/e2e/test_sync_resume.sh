@@ -25,11 +25,8 @@ OID=$(sha256sum <"$R/big.bin" | cut -c1-64)
 start_git_hub || exit 1
 
 printf '[[repo]]\nid = "acme/big"\n' >"$T/sync.toml"
-# config STORE: the sync config for a store
-config() {
-	printf '[basic]\nrepos-path = "%s"\nhf-scheme = "http"\nhf-netloc = "%s"\ncache-block-size = "1M"\n' \
-		"$1" "$RELAY" >"$1.toml"
-}
+# config STORE: the sync config for a store, STORE.toml
+config() { sync_config "$1.toml" "$1"; }
 obj_ok() {
 	test "$(sha256sum <"$1/objects/$(echo "$OID" | cut -c1-2)/$OID" | cut -c1-64)" = "$OID"
 }

@@ -5,7 +5,10 @@
  * does not; the filler gone (lock free) is a takeover; the blob published
  * reads whole from the object; a map gone without an object ends it.  The
  * "other process" is another open file description of the data, whose
- * flock conflicts as another process's would.
+ * flock conflicts as another process's would.  And the race between a
+ * follower's probe and a filler starting: the filler waits the probe out
+ * (the probe's shared lock is held across the filler's first try, and let
+ * go from the filler's wait).
  */
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -16,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hfm/blobcache.h"
 #include "hfm/blobfollow.h"
 #include "hfm/wait.h"
 #include "tap.h"
@@ -78,6 +82,22 @@ static void set_bits(int map_fd, unsigned first, unsigned n)
 		b[i >> 3] |= (unsigned char)(1u << (i & 7));
 	if (pwrite(map_fd, b, 2, 128) != 2)
 		abort();
+}
+
+/* The probe a filler meets: a follower's shared lock, let go when the filler waits. */
+static int probe_fd = -1;
+static int probe_waits;
+static void let_probe_go(unsigned attempt)
+{
+	(void)attempt;
+	probe_waits++;
+	flock(probe_fd, LOCK_UN);
+}
+
+static int no_fetch(void *cls, struct hfm_blob_fetch *f, const struct hfm_blob_origin *origin)
+{
+	(void)cls, (void)f, (void)origin;
+	return HFM_EIO;
 }
 
 static atomic_int woken;
@@ -190,6 +210,34 @@ int main(void)
 	TAP_IS_INT(hfm_follow_ensure(&avail, f, 0, NULL), HFM_FOLLOW_TAKEOVER,
 		   "the filler gone before naming its map: take it over");
 	hfm_follow_free(f);
+
+	/* a filler starts while a follower probes the lock (filler_holds) */
+	struct hfm_blobcache_opts bo = { .block_size = BS, .memory_max = -1, .fetch = no_fetch };
+	struct hfm_blobcache *bc;
+	struct hfm_blob *b;
+	map = make_partial(size);
+	close(map);
+	TAP_OK(hfm_blobcache_new(&bc, store, &bo) == 0, "a blob cache");
+	probe_fd = data_fd;
+	TAP_OK(flock(probe_fd, LOCK_SH | LOCK_NB) == 0, "a follower's probe holds the lock shared");
+	hfm_follow_set_probe_wait(let_probe_go);
+	int opened = hfm_blob_open(&b, bc, oid, size);
+	TAP_IS_INT(opened, 0, "a filler that meets the probe waits it out and fills");
+	TAP_IS_INT(probe_waits, 1, "... after one wait");
+	int followed = hfm_follow_open(&f, fs, store, oid, size);
+	TAP_IS_INT(followed, 0, "the next probe sees it filled");
+	if (followed == 0)
+		hfm_follow_free(f);
+	path_of(p, "");
+	int other = open(p, O_RDWR);     /* another filler's try, as its lock_data */
+	TAP_IS_INT(hfm_follow_lock_fill(other), HFM_EIO,
+		   "a second filler is turned away by the first");
+	TAP_IS_INT(probe_waits, 1, "... at once (an exclusive holder is not waited for)");
+	close(other);
+	if (opened == 0)
+		hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	hfm_follow_set_probe_wait(NULL);
 
 	hfm_followers_free(fs);
 	hfm_store_free(store);

@@ -894,7 +894,7 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 	struct hfm_buf map = HFM_BUF_INIT(4096), rel = HFM_BUF_INIT(HFM_PATH_MAX);
 	struct answer a = { 0 };
 	int64_t mtime = 0;
-	int rc, have_map;
+	int rc, have_map, unconfirmed = 0;
 
 	api_url(&url, r);
 	hfm_buf_puts(&url, "/revision/");
@@ -910,12 +910,17 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 	hfm_buf_printf(&rel, "%s/revs/", r->dir);
 	hfm_buf_urlenc(&rel, rev, 0);
 	have_map = meta_read(&map, cs, hfm_buf_cstr(&rel), &mtime) == 0 && is_sha(hfm_buf_cstr(&map));
-	if (have_map && (cannot_ask(cs) || hfm_now_ms() - mtime < (int64_t)cs->ttl * 1000))
+	if (have_map && hfm_now_ms() - mtime < (int64_t)cs->ttl * 1000)
 		goto from_map;
+	if (have_map && cannot_ask(cs)) {
+		unconfirmed = 1;
+		goto from_map;
+	}
 	rc = ask(&a, cs, hfm_buf_cstr(&url), 0, ctx);
 	if (rc == HFM_EAGAIN)
 		goto cleanup;
 	if (rc == HFM_EOFFLINE) {
+		unconfirmed = 1;
 		if (have_map)
 			goto from_map;
 		struct stat st;
@@ -945,6 +950,7 @@ static int resolve_rev(struct hfm_resolved *out, struct hfm_repo *base, const ch
 	if (have_map && answer_soft(&a)) {
 		hfm_log(cs->log, cs->log_cls, HFM_LOG_WARN,
 			"cache: upstream unavailable, %s@%s from the cache", base->id.name, rev);
+		unconfirmed = 1;
 		goto from_map;
 	}
 	rc = answer_error(&a, base->id.name);
@@ -955,6 +961,8 @@ from_map:
 	if (rc == HFM_EOFFLINE)
 		rc = HFM_ENOREV;
 cleanup:
+	if (!rc)
+		out->unconfirmed = unconfirmed;
 	hfm_buf_dispose(&a.body);
 	hfm_buf_dispose(&info);
 	hfm_buf_dispose(&url);

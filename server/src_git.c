@@ -1175,6 +1175,7 @@ static int gs_resolve(struct hfm_resolved *out, struct hfm_repo *repo, const cha
 	git_oid id;
 	int rc;
 
+	out->unconfirmed = 0;            /* (a mirror has no upstream to ask) */
 	if (!rev_cached(out, &stale, r, rev, now))
 		return 0;
 	if ((rc = handle_get(&g, r)))

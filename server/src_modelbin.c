@@ -787,6 +787,7 @@ static int mb_resolve(struct hfm_resolved *out, struct hfm_repo *repo, const cha
 	}
 	if (rc)
 		return rc;
+	out->unconfirmed = 0;
 	memcpy(out->commit, s->base.commit, sizeof(out->commit));
 	out->date_ms = s->base.date_ms;
 	out->created_ms = s->base.created_ms;

@@ -6,14 +6,12 @@
  * idempotent), so a stop request reaches a thread that waits at once, and
  * what ends up under meta/ and objects/ is what the cache itself stores.
  */
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hfm/gitfetch.h"
@@ -425,27 +423,6 @@ static void plan_expand(struct hfm_sync *s, struct waitpt *p, struct hfm_repo *r
 	}
 }
 
-/*
- * The cache's mapping of a branch or tag, meta/<type>/<name>/revs/<rev>
- * (docs/sync.md, "What sync stores"): 0 and *st, or -1 when there is none.
- * The cache renames a new file in whenever the upstream answered for the
- * revision (if its rules let it store the repo), so the same file before
- * and after a resolve means the upstream could not answer and the cache
- * gave the store's commit (src_cache.c, resolve_rev).
- */
-static int rev_map_stat(struct stat *st, const struct hfm_sync *s, const struct hfm_repo_id *id,
-			const char *rev)
-{
-	struct hfm_buf rel = HFM_BUF_INIT(HFM_PATH_MAX);
-	int rc;
-
-	hfm_buf_printf(&rel, "meta/%s/%s/revs/", hfm_repo_type_plural(id->type), id->name);
-	hfm_buf_urlenc(&rel, rev, 0);
-	rc = fstatat(s->o.store->root_fd, hfm_buf_cstr(&rel), st, AT_SYMLINK_NOFOLLOW);
-	hfm_buf_dispose(&rel);
-	return rc ? -1 : 0;
-}
-
 static void plan_rev(struct hfm_sync *s, struct waitpt *p, struct repo *r, struct hfm_repo *repo,
 		     struct rev *v, struct hfm_rules *filter, int skip)
 {
@@ -455,9 +432,6 @@ static void plan_rev(struct hfm_sync *s, struct waitpt *p, struct repo *r, struc
 	const struct hfm_entry **wanted = NULL;
 	size_t nw = 0;
 	uint64_t todo_bytes = 0, todo0 = s->ntodo;
-	struct stat map0, map1;
-	/* a repo the cache rules deny gets no new mapping: nothing to tell by */
-	int mapped = !skip && rev_map_stat(&map0, s, &r->want->id, v->name) == 0;
 	int e;
 
 	if ((e = run_op(p, op_resolve, &o))) {
@@ -467,8 +441,7 @@ static void plan_rev(struct hfm_sync *s, struct waitpt *p, struct repo *r, struc
 	}
 	memcpy(v->commit, rc.commit, sizeof(v->commit));
 	/* planned all the same: the run leaves the store as consistent as it was */
-	v->stale = mapped && rev_map_stat(&map1, s, &r->want->id, v->name) == 0 &&
-		   map0.st_ino == map1.st_ino && map0.st_dev == map1.st_dev;
+	v->stale = rc.unconfirmed;
 	/* what the offline server answers info with: plain and ?blobs=true */
 	if (!s->dry_run && !skip) {
 		for (unsigned flags = 0; flags <= HFM_INFO_BLOBS; flags += HFM_INFO_BLOBS) {

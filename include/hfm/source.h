@@ -236,6 +236,10 @@ struct hfm_resolved {
 	char commit[HFM_SHA1_HEX + 1];
 	int64_t date_ms;
 	int64_t created_ms;              /* 0 if unknown */
+	/* 1: a branch or tag the upstream could not answer for (down, held down,
+	 * offline), answered with the store's last mapping (the online cache);
+	 * sources without an upstream always say 0.  sync fails on it. */
+	int unconfirmed;
 };
 
 /* A source's state for the status page (ops->status); strings borrowed from the source. */

@@ -216,11 +216,20 @@ struct hfm_blob {
 	int small;
 };
 
-/* A buffer handed over for the digest (hfm_blob_fetch_write_buf). */
+/*
+ * A buffer handed over for the digest (hfm_blob_fetch_write_buf).  Until
+ * it is hashed, readers of the blob copy its bytes from it
+ * (hfm_blob_read_recent) rather than read the file back; `readers` of
+ * them (under b->lock) copy without the lock, so a chunk the digest is
+ * done with while one does is left `orphan` to the last of them to free.
+ */
 struct hash_chunk {
 	struct hash_chunk *next;
 	void *buf;                       /* HFM_BLOB_BUF bytes, from the pool */
 	size_t n;
+	uint64_t off;                    /* the blob's offset of buf[0] */
+	int readers;
+	int orphan;
 };
 
 static int bit(const uint8_t *m, uint64_t i)
@@ -272,6 +281,17 @@ static void pool_put(struct hfm_blobcache *bc, void *p)
 	free(p);
 }
 
+/* Under b->lock: a chunk off the queue goes, unless readers copy from it. */
+static void chunk_release(struct hfm_blob *b, struct hash_chunk *c)
+{
+	if (c->readers) {
+		c->orphan = 1;
+		return;
+	}
+	pool_put(b->bc, c->buf);
+	free(c);
+}
+
 /* Under b->lock: the handed-over buffers go back unhashed; hash_end = hash_pos. */
 static void hq_drop(struct hfm_blob *b)
 {
@@ -280,8 +300,7 @@ static void hq_drop(struct hfm_blob *b)
 	while ((c = b->hq_head)) {
 		b->hq_head = c->next;
 		atomic_fetch_sub(&b->bc->hq_total, c->n);
-		pool_put(b->bc, c->buf);
-		free(c);
+		chunk_release(b, c);
 	}
 	b->hq_tail = NULL;
 	b->hq_bytes = 0;
@@ -995,6 +1014,48 @@ ssize_t hfm_blob_read_memory(struct hfm_blob *b, void *buf, size_t n, uint64_t o
 	return (ssize_t)n;
 }
 
+/* Chunks one hfm_blob_read_recent() copies from: 1 MiB and a bit, in HFM_BLOB_BUF */
+#define RECENT_CHUNKS 8
+
+size_t hfm_blob_read_recent(struct hfm_blob *b, void *buf, size_t n, uint64_t off)
+{
+	struct hash_chunk *take[RECENT_CHUNKS], *c, *gone[RECENT_CHUNKS];
+	size_t k = 0, ngone = 0, got = 0, i;
+	uint64_t at = off;
+
+	pthread_mutex_lock(&b->lock);
+	/* the queue is in order and without gaps, from the digest's cursor on */
+	for (c = b->hq_head; c && c->off + c->n <= at; c = c->next)
+		;
+	for (; c && c->off <= at && got < n && k < RECENT_CHUNKS; c = c->next) {
+		size_t m = (size_t)HFM_MIN(c->off + c->n - at, (uint64_t)(n - got));
+
+		c->readers++;
+		take[k++] = c;
+		got += m;
+		at += m;
+	}
+	pthread_mutex_unlock(&b->lock);
+	/* bytes of a queued chunk were written to the file from it, and are never written again */
+	for (i = 0, at = off; i < k; i++) {
+		size_t from = (size_t)(at - take[i]->off);
+		size_t m = (size_t)HFM_MIN((uint64_t)(take[i]->n - from), off + got - at);
+
+		memcpy((char *)buf + (at - off), (char *)take[i]->buf + from, m);
+		at += m;
+	}
+	pthread_mutex_lock(&b->lock);
+	for (i = 0; i < k; i++)
+		if (!--take[i]->readers && take[i]->orphan)
+			gone[ngone++] = take[i];
+	pthread_mutex_unlock(&b->lock);
+	for (i = 0; i < ngone; i++) {
+		pool_put(b->bc, gone[i]->buf);
+		free(gone[i]);
+	}
+	return got;
+}
+
 int hfm_blob_fd(struct hfm_blob *b)
 {
 	uint64_t size;
@@ -1352,6 +1413,8 @@ static int fetch_write(struct hfm_blob_fetch *f, const void *data, size_t n, voi
 		c->next = NULL;
 		c->buf = *own;
 		c->n = n;
+		c->off = f->off + pos;
+		c->readers = c->orphan = 0;
 		*own = NULL;
 		if (b->hq_tail)
 			b->hq_tail->next = c;
@@ -1962,13 +2025,12 @@ static void hash_run(struct hfm_blob *b)
 			pthread_mutex_unlock(&b->lock);
 			hfm_hashctx_update(b->hash, c->buf, c->n);
 			atomic_fetch_add(&bc->n_hashed_given, c->n);
-			pool_put(bc, c->buf);
 			pthread_mutex_lock(&b->lock);
 			b->hq_bytes -= c->n;
 			atomic_fetch_sub(&bc->hq_total, c->n);
 			hash_unbusy(b, c->n);
 			budget -= HFM_MIN(budget, (uint64_t)c->n);
-			free(c);
+			chunk_release(b, c);
 			if ((wake = hash_room(b))) {
 				pthread_mutex_unlock(&b->lock);
 				hfm_waitq_fire(wake);

@@ -358,4 +358,16 @@ int hfm_blob_fetch_hash_wait(struct hfm_blob_fetch *f, struct hfm_waiter *w);
  */
 void hfm_blob_fetch_done(struct hfm_blob_fetch *f, int rc);
 
+/*
+ * Reading back what a fetch just wrote, from memory: the buffers a fetch
+ * handed over (hfm_blob_fetch_write_buf) stay until the digest has hashed
+ * them, a few MiB behind a cold download, and a reader that keeps up with
+ * the download finds its bytes there.  Copies up to n bytes at off from
+ * them and returns the count: the bytes the file holds there, without the
+ * pread; 0 when off's bytes are not in such a buffer (read the file), and
+ * fewer than n when the buffers end first.  Only for bytes
+ * hfm_blob_ensure() said are readable.  Any thread; never blocks on I/O.
+ */
+size_t hfm_blob_read_recent(struct hfm_blob *b, void *buf, size_t n, uint64_t off);
+
 #endif

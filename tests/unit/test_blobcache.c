@@ -927,6 +927,140 @@ static void test_hash_behind(void)
 	free(content);
 }
 
+/*
+ * A reader that keeps up with a download copies its bytes from the buffers
+ * the digest has not hashed yet (hfm_blob_read_recent), not from the file:
+ * with no hashing thread they stay queued, so the file may be spoilt on
+ * disk and the reader still gets what was written.  Bytes before or after
+ * the queued buffers are not there (0, or a short count).  While a
+ * hashing thread returns buffers to the pool and the writer reuses them,
+ * every copy a second thread makes is right (under ASan: no use after
+ * free).
+ */
+struct recent_arg {
+	struct hfm_blob *b;
+	const uint8_t *content;
+	uint64_t *written;
+	int stop, ok, hits;
+};
+
+static void *recent_reader(void *p)
+{
+	struct recent_arg *a = p;
+	uint8_t *out = malloc(HFM_BLOB_BUF * 5);
+	unsigned seed = 7;
+
+	while (!__atomic_load_n(&a->stop, __ATOMIC_SEQ_CST)) {
+		uint64_t w = __atomic_load_n(a->written, __ATOMIC_SEQ_CST);
+		uint64_t off = w > 1 ? (uint64_t)rand_r(&seed) % w : 0;
+		size_t n = (size_t)HFM_MIN(w - off, (uint64_t)HFM_BLOB_BUF * 5);
+		size_t got = n ? hfm_blob_read_recent(a->b, out, n, off) : 0;
+
+		if (got > n || (got && memcmp(out, a->content + off, got)))
+			a->ok = 0;
+		a->hits += got > 0;
+	}
+	free(out);
+	return NULL;
+}
+
+static void test_read_recent(void)
+{
+	size_t size = 6 * HFM_BLOB_BUF + 123, n;
+	uint8_t *content = random_content(size, 14), *out = malloc(size), *junk;
+	char oid[HFM_SHA256_HEX + 1], p[512];
+	struct hfm_blobcache_opts o;
+	struct hfm_blobcache *bc = NULL;
+	struct hfm_blob_reader r = { 0 };
+	struct recent_arg ra = { 0 };
+	struct hfm_blob_fetch *f;
+	struct hfm_blob *b;
+	uint64_t avail, written = 0;
+	pthread_t th;
+	void *buf = NULL;
+	int fd;
+
+	cache_opts(&o, 0, NEVER_MS);
+	o.block_size = 1u << 20;
+	o.run_blocks = 16;
+	o.hash_workers = -1;
+	hfm_blobcache_new(&bc, store, &o);
+	hfm_sha256_hex(oid, content, size);
+	fk.mode = F_MANUAL;
+	hfm_blob_open(&b, bc, oid, size);
+	hfm_blob_ensure(&avail, b, &r, 0, size, ORIGIN(content), W());
+	f = take_fetch();
+	TAP_OK(f && hfm_blob_fetch_length(f) == size, "recent: one fetch of the blob");
+	write_buf(f, &buf, content, HFM_BLOB_BUF);
+	write_buf(f, &buf, content + HFM_BLOB_BUF, HFM_BLOB_BUF);
+	write_buf(f, &buf, content + 2 * HFM_BLOB_BUF, HFM_BLOB_BUF);
+	/* the file says otherwise now: what a reader gets comes from memory */
+	junk = random_content(3 * HFM_BLOB_BUF, 15);
+	snprintf(p, sizeof(p), "%s/partial/%s", root, oid);
+	fd = open(p, O_WRONLY);
+	TAP_OK(fd >= 0 && pwrite(fd, junk, 3 * HFM_BLOB_BUF, 0) == 3 * HFM_BLOB_BUF,
+	       "recent: the partial file spoilt behind the cache's back");
+	close(fd);
+	n = hfm_blob_read_recent(b, out, 2 * HFM_BLOB_BUF + 100, 10);
+	TAP_OK(n == 2 * HFM_BLOB_BUF + 100 && !memcmp(out, content + 10, n),
+	       "recent: bytes across three queued buffers, as written");
+	n = hfm_blob_read_recent(b, out, 2 * HFM_BLOB_BUF, 2 * HFM_BLOB_BUF);
+	TAP_OK(n == HFM_BLOB_BUF && !memcmp(out, content + 2 * HFM_BLOB_BUF, n),
+	       "recent: a read past the last queued buffer gets what is there");
+	TAP_IS_INT(hfm_blob_read_recent(b, out, 100, 3 * HFM_BLOB_BUF), 0,
+		   "recent: nothing after the queued buffers");
+	/* put right again (the digest hashes the buffers, not the file) */
+	fd = open(p, O_WRONLY);
+	TAP_OK(fd >= 0 && pwrite(fd, content, 3 * HFM_BLOB_BUF, 0) == 3 * HFM_BLOB_BUF,
+	       "recent: the partial file put right");
+	close(fd);
+	for (n = 3 * HFM_BLOB_BUF; n < size; n += HFM_BLOB_BUF)
+		write_buf(f, &buf, content + n, (size_t)HFM_MIN((uint64_t)HFM_BLOB_BUF, size - n));
+	hfm_blob_fetch_buf_put(f, buf);
+	buf = NULL;
+	hfm_blob_fetch_done(f, 0);
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	TAP_OK(object_matches(oid, content, size), "recent: the rest written, verified and published");
+	free(junk);
+
+	/* a hashing thread frees buffers while a reader copies from them */
+	size = 64 * HFM_BLOB_BUF + 5;
+	free(content);
+	content = random_content(size, 16);
+	hfm_sha256_hex(oid, content, size);
+	o.hash_workers = 1;
+	o.run_blocks = 64;
+	hfm_blobcache_new(&bc, store, &o);
+	hfm_blob_open(&b, bc, oid, size);
+	hfm_blob_ensure(&avail, b, &r, 0, size, ORIGIN(content), W());
+	f = take_fetch();
+	ra.b = b;
+	ra.content = content;
+	ra.written = &written;
+	ra.ok = 1;
+	pthread_create(&th, NULL, recent_reader, &ra);
+	while (written < size) {
+		n = (size_t)HFM_MIN((uint64_t)HFM_BLOB_BUF, size - written);
+		write_buf(f, &buf, content + written, n);
+		__atomic_store_n(&written, written + n, __ATOMIC_SEQ_CST);
+		usleep(200);
+	}
+	hfm_blob_fetch_buf_put(f, buf);
+	hfm_blob_fetch_done(f, 0);
+	TAP_OK(wait_complete(b), "recent: verified while a reader copied");
+	__atomic_store_n(&ra.stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL);
+	TAP_OK(ra.ok, "recent: every copy right (%d from memory)", ra.hits);
+	TAP_OK(object_matches(oid, content, size), "recent: published");
+	hfm_blob_reader_dispose(&r);
+	hfm_blob_release(b);
+	hfm_blobcache_free(bc);
+	free(content);
+	free(out);
+}
+
 /* A fetch queued within a few seconds (a fill's comes from a worker's timer), or NULL. */
 static struct hfm_blob_fetch *next_fetch(void)
 {
@@ -1681,6 +1815,7 @@ int main(void)
 	test_small_memory();
 	test_hash_given();
 	test_hash_behind();
+	test_read_recent();
 	test_unverified();
 	test_fill();
 	test_fill_corrupt();

@@ -21,6 +21,37 @@ int main(void)
 	TAP_IS_STR(sha256, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03",
 		   "sha256 of hello");
 
+	/*
+	 * hfm_hashctx_update feeds its digests a page at a time: pieces that
+	 * start and end inside pages and span several, both digests at once,
+	 * give what one call over the whole does (python's hashlib).
+	 */
+	{
+		enum { N = 3 * 4096 + 8192 + 100 };
+		static const size_t cuts[] = { 1, 4095, 4097, 8193 };
+		unsigned char *d = malloc(N);
+		struct hfm_hashctx *h;
+		size_t i, at = 0;
+
+		for (i = 0; i < N; i++)
+			d[i] = (unsigned char)(i * 7 + 3);
+		h = hfm_hashctx_new(N, 1, 1);
+		for (i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+			hfm_hashctx_update(h, d + at, cuts[i]);
+			at += cuts[i];
+		}
+		hfm_hashctx_update(h, d + at, N - at);
+		hfm_hashctx_final(h, sha1, sha256);
+		TAP_IS_STR(sha256, "ba76c8607583d5f1aba5854e81b129841a3a4a6b9c7f11b99262e575491f54f1",
+			   "sha256 fed in pieces across pages");
+		TAP_IS_STR(sha1, "de2ac2328c913356fb444ef1a716f241889b631d",
+			   "git blob id fed in pieces, with sha256 alongside");
+		hfm_sha256_hex(sha256, d, N);
+		TAP_IS_STR(sha256, "ba76c8607583d5f1aba5854e81b129841a3a4a6b9c7f11b99262e575491f54f1",
+			   "sha256 in one call");
+		free(d);
+	}
+
 	/* a pointer for a known oid, as git-lfs writes it */
 	{
 		struct hfm_buf p = HFM_BUF_INIT(1024);

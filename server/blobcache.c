@@ -64,13 +64,22 @@ enum task_kind {
 	TASK_FILL,                       /* the fill may go on (a timer) */
 	TASK_KEEP,                       /* a timer that only holds its reference */
 	TASK_DIRSYNC,                    /* sync the directories publishing changed (no blob) */
+	TASK_COMMIT,                     /* publish the staged small blobs (no blob) */
 };
 
 struct blob_task {
 	struct blob_task *next;
 	enum task_kind kind;
 	uint64_t due;                    /* timers (TASK_TIMER, TASK_FILL): mono ns */
-	struct hfm_blob *b;              /* reference held; NULL for TASK_DIRSYNC */
+	struct hfm_blob *b;              /* reference held; NULL for TASK_DIRSYNC, TASK_COMMIT */
+};
+
+/* A small blob written to an unnamed file under tmp/, waiting for its batch's sync. */
+struct staged {
+	struct staged *next;
+	struct hfm_blob *b;              /* reference held */
+	int fd;
+	char name[96];                   /* "" unnamed (O_TMPFILE) */
 };
 
 struct hfm_blobcache {
@@ -111,13 +120,27 @@ struct hfm_blobcache {
 	int dirty_partial;
 	int dirsync_queued;
 	uint64_t small_lim;              /* blobs smaller live in memory until published */
+	/*
+	 * Group commit of small blobs (under lock): each is staged (written to
+	 * an unnamed file) as it verifies, and a batch is made durable at once
+	 * (hfm_store_sync_fds: two device flushes, not one per blob), then
+	 * linked into objects/.  A batch closes at batch_max blobs, batch_bytes,
+	 * or batch_ns after its first blob (a TASK_COMMIT timer).  Its blobs
+	 * are read from memory meanwhile, as before they are published.
+	 */
+	struct staged *staged, **staged_tail;
+	unsigned nstaged;
+	uint64_t staged_bytes;
+	int commit_queued;
+	unsigned batch_max;
+	uint64_t batch_bytes, batch_ns;
 
 	pthread_mutex_t pool_lock;       /* a leaf: taken under any other lock */
 	void *pool[POOL_MAX];
 	int npool;
 
 	atomic_uint_fast64_t n_open, n_fetches, n_fetch_failures, n_bytes, n_syncs, n_verified,
-		n_corrupt, n_hashed_given, n_hashed_read, n_dirsyncs;
+		n_corrupt, n_hashed_given, n_hashed_read, n_dirsyncs, n_batches;
 };
 
 struct hfm_blob_fetch {
@@ -2094,39 +2117,128 @@ static void published(struct hfm_blob *b)
 }
 
 /*
- * Publish a small blob verified in memory: a staged file under tmp/ (no
- * name where the filesystem allows), one fsync, a link or rename that
- * never replaces an object already there (its directory synced later,
- * with others').  A failure
- * leaves it verified in memory, served to whoever holds it; the next
- * opener of its oid fetches it again.
+ * Publish a small blob verified in memory, with others (struct
+ * hfm_blobcache, `staged`): written now to a staged file under tmp/ (no
+ * name where the filesystem allows), made durable with its batch, then
+ * linked (or renamed) into objects/, never replacing an object already
+ * there (the directory synced later, with others').  Nothing is linked
+ * before its batch's sync returned, so a crash leaves no object without
+ * its bytes (an unnamed file just goes).  A failure leaves it verified in
+ * memory, served to whoever holds it; the next opener of its oid fetches
+ * it again.
  */
+static void commit_batch(struct hfm_blobcache *bc, struct staged *list);
+
+/* Under bc->lock: the staged blobs, the batch closed. */
+static struct staged *take_batch_locked(struct hfm_blobcache *bc)
+{
+	struct staged *list = bc->staged;
+
+	bc->staged = NULL;
+	bc->staged_tail = &bc->staged;
+	bc->nstaged = 0;
+	bc->staged_bytes = 0;
+	return list;
+}
+
+static void not_stored(struct hfm_blob *b)
+{
+	struct hfm_blobcache *bc = b->bc;
+
+	hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: %s not stored: %s", b->oid,
+		hfm_error_last());
+}
+
 static void publish_small(struct hfm_blob *b)
 {
 	struct hfm_blobcache *bc = b->bc;
-	char name[96];
-	int fd, rc;
+	struct staged *st = hfm_calloc(1, sizeof(*st)), *full = NULL;
+	int rc;
 
-	if (!(rc = hfm_store_stage_unnamed(&fd, name, bc->store))) {
-		if (write_all(fd, b->mem, (size_t)b->size, 0)) {
+	if (!(rc = hfm_store_stage_unnamed(&st->fd, st->name, bc->store))) {
+		if (write_all(st->fd, b->mem, (size_t)b->size, 0)) {
 			rc = hfm_error_set(HFM_EIO, "write a staged %s: %s", b->oid, strerror(errno));
+			close(st->fd);
+			if (st->name[0])
+				hfm_store_abort(bc->store, st->name);
 		} else {
-			mark_ours(b, fd);
-			rc = hfm_store_publish_fd(bc->store, bc->store->tmp_fd, name, fd, b->oid,
-						  HFM_STORE_VERIFIED | HFM_STORE_NOREPLACE |
-						  HFM_STORE_DIR_LATER);
+			mark_ours(b, st->fd);
 		}
-		close(fd);
-		if (rc && name[0])
-			hfm_store_abort(bc->store, name);
 	}
 	if (rc) {
-		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: %s not stored: %s",
-			b->oid, hfm_error_last());
+		not_stored(b);
+		free(st);
 		return;
 	}
-	dir_changed(bc, b->oid, 0);
-	published(b);
+	st->b = b;
+	pthread_mutex_lock(&bc->lock);
+	b->refs++;                       /* the batch's */
+	*bc->staged_tail = st;
+	bc->staged_tail = &st->next;
+	bc->staged_bytes += b->size;
+	if (++bc->nstaged >= bc->batch_max || bc->staged_bytes >= bc->batch_bytes) {
+		full = take_batch_locked(bc);
+	} else if (!bc->commit_queued) {
+		bc->commit_queued = 1;
+		task_push_at_locked(bc, NULL, TASK_COMMIT, hfm_mono_ns() + bc->batch_ns);
+	}
+	pthread_mutex_unlock(&bc->lock);
+	if (full)
+		commit_batch(bc, full);
+}
+
+/* TASK_COMMIT: the batch's time is up. */
+static void commit_due(struct hfm_blobcache *bc)
+{
+	struct staged *list;
+
+	pthread_mutex_lock(&bc->lock);
+	bc->commit_queued = 0;
+	list = take_batch_locked(bc);
+	pthread_mutex_unlock(&bc->lock);
+	commit_batch(bc, list);
+}
+
+/* One sync for the staged blobs of `list`, then each is linked and published. */
+static void commit_batch(struct hfm_blobcache *bc, struct staged *list)
+{
+	struct staged *st, *next;
+	size_t n = 0;
+	int *fds, rc, synced;
+
+	if (!list)
+		return;
+	for (st = list; st; st = st->next)
+		n++;
+	fds = hfm_malloc(n * sizeof(*fds));
+	n = 0;
+	for (st = list; st; st = st->next)
+		fds[n++] = st->fd;
+	synced = bc->o.sync_staged ? bc->o.sync_staged(bc->o.sync_staged_cls, fds, n)
+				   : hfm_store_sync_fds(bc->store, fds, n);
+	free(fds);
+	atomic_fetch_add(&bc->n_batches, 1);
+	for (st = list; st; st = next) {
+		struct hfm_blob *b = st->b;
+
+		next = st->next;
+		rc = synced;
+		if (!rc)
+			rc = hfm_store_publish_fd(bc->store, bc->store->tmp_fd, st->name, st->fd,
+						  b->oid, HFM_STORE_VERIFIED | HFM_STORE_NOREPLACE |
+						  HFM_STORE_DIR_LATER | HFM_STORE_DURABLE);
+		close(st->fd);
+		if (rc && st->name[0])
+			hfm_store_abort(bc->store, st->name);
+		if (rc) {
+			not_stored(b);
+		} else {
+			dir_changed(bc, b->oid, 0);
+			published(b);
+		}
+		hfm_blob_release(b);
+		free(st);
+	}
 }
 
 /* Verify a blob whose blocks are all present; publish it or start it over. */
@@ -2222,6 +2334,10 @@ static void run_task(struct hfm_blobcache *bc, struct blob_task *j)
 
 	if (j->kind == TASK_DIRSYNC) {
 		dirsync(bc);
+		return;
+	}
+	if (j->kind == TASK_COMMIT) {
+		commit_due(bc);
 		return;
 	}
 	if (j->kind == TASK_KEEP)
@@ -2369,6 +2485,10 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 	if (o->memory_max >= 0)
 		bc->small_lim = HFM_MIN(o->memory_max ? (uint64_t)o->memory_max : SMALL_MAX,
 					(uint64_t)bs) + 1;
+	bc->batch_max = o->publish_batch ? o->publish_batch : 64;
+	bc->batch_bytes = 16ull << 20;
+	bc->batch_ns = (uint64_t)(o->publish_ms ? o->publish_ms : 20) * 1000000;
+	bc->staged_tail = &bc->staged;
 	bc->o = *o;
 	pthread_mutex_init(&bc->lock, NULL);
 	pthread_mutex_init(&bc->pool_lock, NULL);
@@ -2394,6 +2514,7 @@ fail:
 
 void hfm_blobcache_free(struct hfm_blobcache *bc)
 {
+	struct staged *j_list;
 	int i;
 
 	if (!bc)
@@ -2422,6 +2543,12 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 			break;
 		task_run_free(bc, j);
 	}
+	/* every TASK_COMMIT ran, so nothing waits; a blob staged after the
+	 * last one would not have gone without it */
+	pthread_mutex_lock(&bc->lock);
+	j_list = take_batch_locked(bc);
+	pthread_mutex_unlock(&bc->lock);
+	commit_batch(bc, j_list);
 	if (bc->o.grew_release)
 		bc->o.grew_release(bc->o.grew_cls);
 	if (atomic_load(&bc->n_open))
@@ -2452,4 +2579,5 @@ void hfm_blobcache_stats(struct hfm_blobcache_stats *out, struct hfm_blobcache *
 	out->hashed_given = atomic_load(&bc->n_hashed_given);
 	out->hashed_read = atomic_load(&bc->n_hashed_read);
 	out->dirsyncs = atomic_load(&bc->n_dirsyncs);
+	out->publish_batches = atomic_load(&bc->n_batches);
 }

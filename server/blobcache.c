@@ -456,7 +456,8 @@ static void dirsync(struct hfm_blobcache *bc)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t dirs[sizeof(bc->dirty_objdirs)];
-	int partial;
+	int partial, fds[256 + 1];
+	size_t n = 0;
 
 	pthread_mutex_lock(&bc->lock);
 	memcpy(dirs, bc->dirty_objdirs, sizeof(dirs));
@@ -465,13 +466,22 @@ static void dirsync(struct hfm_blobcache *bc)
 	bc->dirty_partial = 0;
 	bc->dirsync_queued = 0;
 	pthread_mutex_unlock(&bc->lock);
+	/* a snapshot changes many: synced together (hfm_store_sync_fds) */
 	for (unsigned i = 0; i < 256; i++)
 		if (bit(dirs, i)) {
 			char d[3] = { hex[i >> 4], hex[i & 15], '\0' };
-			hfm_store_sync_object_dir(bc->store, d);
+			if ((fds[n] = openat(bc->store->objects_fd, d,
+					     O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+				n++;
 		}
 	if (partial)
-		sync_dir(bc->partial_fd);
+		fds[n++] = bc->partial_fd;
+	if (n && hfm_store_sync_fds(bc->store, fds, n))
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: directory sync: %s",
+			hfm_error_last());
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] != bc->partial_fd)
+			close(fds[i]);
 	atomic_fetch_add(&bc->n_dirsyncs, 1);
 }
 

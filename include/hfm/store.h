@@ -13,7 +13,8 @@
  *
  * Invariant: a file under objects/ is complete and was verified against its
  * name before it got that name.  Writers stage under tmp/ (or partial/),
- * fsync, then rename(2) (or link) into place and fsync the directory (the
+ * fsync (the cache's small blobs: several at once, hfm_store_sync_fds),
+ * then rename(2) (or link) into place and fsync the directory (the
  * cache: once for several objects, a second later), so a crash never
  * leaves a half object under its final name.  Everything under tmp/ may be
  * deleted when no writer runs (hfm_store_open() removes stale staging files

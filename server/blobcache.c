@@ -72,13 +72,14 @@ struct blob_task {
 	enum task_kind kind;
 	uint64_t due;                    /* timers (TASK_TIMER, TASK_FILL): mono ns */
 	struct hfm_blob *b;              /* reference held; NULL for TASK_DIRSYNC, TASK_COMMIT */
+	struct staged *batch;            /* TASK_COMMIT: a full batch (NULL: the one open then) */
 };
 
-/* A small blob written to an unnamed file under tmp/, waiting for its batch's sync. */
+/* A small blob verified, waiting for its batch (staged, synced, linked together). */
 struct staged {
 	struct staged *next;
 	struct hfm_blob *b;              /* reference held */
-	int fd;
+	int fd;                          /* its staged file, once written */
 	char name[96];                   /* "" unnamed (O_TMPFILE) */
 };
 
@@ -121,12 +122,15 @@ struct hfm_blobcache {
 	int dirsync_queued;
 	uint64_t small_lim;              /* blobs smaller live in memory until published */
 	/*
-	 * Group commit of small blobs (under lock): each is staged (written to
-	 * an unnamed file) as it verifies, and a batch is made durable at once
-	 * (hfm_store_sync_fds: two device flushes, not one per blob), then
-	 * linked into objects/.  A batch closes at batch_max blobs, batch_bytes,
-	 * or batch_ns after its first blob (a TASK_COMMIT timer).  Its blobs
-	 * are read from memory meanwhile, as before they are published.
+	 * Group commit of small blobs (under lock): each joins the open batch
+	 * as it verifies (no I/O, on the upstream thread), and a worker
+	 * publishes a batch at once: each written to an unnamed file under
+	 * tmp/, all made durable together (hfm_store_sync_fds: two device
+	 * flushes, not one per blob), then each linked into objects/.  A batch
+	 * closes at batch_max blobs or batch_bytes (a TASK_COMMIT with it), or
+	 * batch_ns after its first blob (a TASK_COMMIT timer takes it): one
+	 * worker wake-up per batch.  Its blobs are read from memory meanwhile,
+	 * as before they are published.
 	 */
 	struct staged *staged, **staged_tail;
 	unsigned nstaged;
@@ -423,8 +427,8 @@ static void sync_dir(int dirfd)
 	fsync(dirfd);
 }
 
-static void task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
-				enum task_kind kind, uint64_t due);
+static struct blob_task *task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
+					     enum task_kind kind, uint64_t due);
 
 static unsigned hexval(char c)
 {
@@ -501,20 +505,21 @@ static void task_append(struct blob_task **head, struct blob_task **tail, struct
  * Call with bc->lock held; takes a blob reference for the task.  `due`
  * (mono ns) makes it a timer: it runs then, not before.
  */
-static void task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
-				enum task_kind kind, uint64_t due)
+static struct blob_task *task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
+					     enum task_kind kind, uint64_t due)
 {
 	struct blob_task *j = hfm_malloc(sizeof(*j)), **pp;
 
 	j->kind = kind;
 	j->b = b;
 	j->due = due;
+	j->batch = NULL;
 	if (b)
 		b->refs++;
 	if (kind == TASK_HASH) {
 		task_append(&bc->hash_head, &bc->hash_tail, j);
 		pthread_cond_signal(&bc->hash_cv);
-		return;
+		return j;
 	}
 	if (due) {
 		/* few timers wait at once (one per blob and kind): a list will do */
@@ -527,6 +532,7 @@ static void task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
 	}
 	/* a worker waiting for nothing, or for a later timer, looks again */
 	pthread_cond_signal(&bc->task_cv);
+	return j;
 }
 
 static void task_push_locked(struct hfm_blobcache *bc, struct hfm_blob *b, enum task_kind kind)
@@ -1284,6 +1290,8 @@ void hfm_blob_fetch_buf_put(struct hfm_blob_fetch *f, void *buf)
 	pool_put(f->b->bc, buf);
 }
 
+static void publish_small(struct hfm_blob *b);
+
 /*
  * fetch_write() of a small blob, n bytes at pos (checked): into its
  * memory; the last bytes verify it, and then it is readable (and queued
@@ -1294,7 +1302,7 @@ static int small_write(struct hfm_blob_fetch *f, const void *data, size_t n, uin
 	struct hfm_blob *b = f->b;
 	struct hfm_blobcache *bc = b->bc;
 	struct hfm_waitq_node *wake;
-	int rc, finish = 0;
+	int rc, publish = 0;
 
 	/* the fetch owns the blob's one block: nobody else writes these bytes,
 	 * and nobody reads them before they are verified */
@@ -1316,8 +1324,8 @@ static int small_write(struct hfm_blob_fetch *f, const void *data, size_t n, uin
 		memset(b->filled, 0xff, b->mapbytes);
 		b->nfilled = b->nblocks;
 		unlink_fetch(b, f);
-		b->state = B_VERIFYING;
-		finish = finish_wanted(b);
+		b->state = B_VERIFYING;      /* verified: readable, to be published */
+		publish = 1;
 	} else {
 		/* nothing was stored or read: the next fetch starts over */
 		fetch_end_locked(b, f, rc);
@@ -1333,8 +1341,8 @@ static int small_write(struct hfm_blob_fetch *f, const void *data, size_t n, uin
 			b->oid, hfm_error_last());
 		hfm_error_set(rc, "upstream sent content that is not %s", b->oid);
 	}
-	if (finish)
-		task_push(bc, b, TASK_FINISH);
+	if (publish)
+		publish_small(b);
 	hfm_waitq_fire(wake);
 	return rc;
 }
@@ -2128,18 +2136,19 @@ static void published(struct hfm_blob *b)
 
 /*
  * Publish a small blob verified in memory, with others (struct
- * hfm_blobcache, `staged`): written now to a staged file under tmp/ (no
- * name where the filesystem allows), made durable with its batch, then
- * linked (or renamed) into objects/, never replacing an object already
- * there (the directory synced later, with others').  Nothing is linked
- * before its batch's sync returned, so a crash leaves no object without
- * its bytes (an unnamed file just goes).  A failure leaves it verified in
- * memory, served to whoever holds it; the next opener of its oid fetches
- * it again.
+ * hfm_blobcache, `staged`): it joins the open batch now, without I/O (the
+ * upstream thread calls this when its last byte verified it); a worker
+ * writes each blob of a closed batch to a staged file under tmp/ (no name
+ * where the filesystem allows), makes them durable together, then links
+ * (or renames) each into objects/, never replacing an object already there
+ * (the directory synced later, with others').  Nothing is linked before
+ * its batch's sync returned, so a crash leaves no object without its bytes
+ * (an unnamed file just goes).  A failure leaves it verified in memory,
+ * served to whoever holds it; the next opener of its oid fetches it again.
  */
 static void commit_batch(struct hfm_blobcache *bc, struct staged *list);
 
-/* Under bc->lock: the staged blobs, the batch closed. */
+/* Under bc->lock: the open batch, closed. */
 static struct staged *take_batch_locked(struct hfm_blobcache *bc)
 {
 	struct staged *list = bc->staged;
@@ -2162,42 +2171,50 @@ static void not_stored(struct hfm_blob *b)
 static void publish_small(struct hfm_blob *b)
 {
 	struct hfm_blobcache *bc = b->bc;
-	struct staged *st = hfm_calloc(1, sizeof(*st)), *full = NULL;
-	int rc;
+	struct staged *st = hfm_calloc(1, sizeof(*st));
 
-	if (!(rc = hfm_store_stage_unnamed(&st->fd, st->name, bc->store))) {
-		if (write_all(st->fd, b->mem, (size_t)b->size, 0)) {
-			rc = hfm_error_set(HFM_EIO, "write a staged %s: %s", b->oid, strerror(errno));
-			close(st->fd);
-			if (st->name[0])
-				hfm_store_abort(bc->store, st->name);
-		} else {
-			mark_ours(b, st->fd);
-		}
-	}
-	if (rc) {
-		not_stored(b);
-		free(st);
-		return;
-	}
 	st->b = b;
+	st->fd = -1;
 	pthread_mutex_lock(&bc->lock);
 	b->refs++;                       /* the batch's */
 	*bc->staged_tail = st;
 	bc->staged_tail = &st->next;
 	bc->staged_bytes += b->size;
 	if (++bc->nstaged >= bc->batch_max || bc->staged_bytes >= bc->batch_bytes) {
-		full = take_batch_locked(bc);
+		struct staged *full = take_batch_locked(bc);
+		task_push_at_locked(bc, NULL, TASK_COMMIT, 0)->batch = full;
 	} else if (!bc->commit_queued) {
+		/* a timer that takes whatever batch is open when it runs */
 		bc->commit_queued = 1;
 		task_push_at_locked(bc, NULL, TASK_COMMIT, hfm_mono_ns() + bc->batch_ns);
 	}
 	pthread_mutex_unlock(&bc->lock);
-	if (full)
-		commit_batch(bc, full);
 }
 
-/* TASK_COMMIT: the batch's time is up. */
+/* Write a small blob to a staged file: 0, or not stored (logged). */
+static int stage_small(struct staged *st)
+{
+	struct hfm_blob *b = st->b;
+	struct hfm_blobcache *bc = b->bc;
+	int rc;
+
+	if ((rc = hfm_store_stage_unnamed(&st->fd, st->name, bc->store)))
+		goto fail;
+	if (write_all(st->fd, b->mem, (size_t)b->size, 0)) {
+		rc = hfm_error_set(HFM_EIO, "write a staged %s: %s", b->oid, strerror(errno));
+		close(st->fd);
+		if (st->name[0])
+			hfm_store_abort(bc->store, st->name);
+		goto fail;
+	}
+	mark_ours(b, st->fd);
+	return 0;
+fail:
+	not_stored(b);
+	return rc;
+}
+
+/* TASK_COMMIT of a timer: the open batch's time is up. */
 static void commit_due(struct hfm_blobcache *bc)
 {
 	struct staged *list;
@@ -2209,17 +2226,25 @@ static void commit_due(struct hfm_blobcache *bc)
 	commit_batch(bc, list);
 }
 
-/* One sync for the staged blobs of `list`, then each is linked and published. */
+/* A closed batch: each blob staged, one sync for all, then each linked and published. */
 static void commit_batch(struct hfm_blobcache *bc, struct staged *list)
 {
-	struct staged *st, *next;
+	struct staged *st, *next, **pp;
 	size_t n = 0;
 	int *fds, rc, synced;
 
+	for (pp = &list; (st = *pp);) {
+		if (stage_small(st)) {
+			*pp = st->next;
+			hfm_blob_release(st->b);
+			free(st);
+		} else {
+			pp = &st->next;
+			n++;
+		}
+	}
 	if (!list)
 		return;
-	for (st = list; st; st = st->next)
-		n++;
 	fds = hfm_malloc(n * sizeof(*fds));
 	n = 0;
 	for (st = list; st; st = st->next)
@@ -2347,7 +2372,10 @@ static void run_task(struct hfm_blobcache *bc, struct blob_task *j)
 		return;
 	}
 	if (j->kind == TASK_COMMIT) {
-		commit_due(bc);
+		if (j->batch)
+			commit_batch(bc, j->batch);
+		else
+			commit_due(bc);
 		return;
 	}
 	if (j->kind == TASK_KEEP)

@@ -2552,7 +2552,6 @@ fail:
 
 void hfm_blobcache_free(struct hfm_blobcache *bc)
 {
-	struct staged *j_list;
 	int i;
 
 	if (!bc)
@@ -2567,26 +2566,31 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 		pthread_join(bc->hashers[i], NULL);
 	for (i = 0; i < bc->nworkers; i++)
 		pthread_join(bc->workers[i], NULL);
-	/* what one pool queued for the other after that one stopped (a hash's finish) */
+	/*
+	 * What one pool queued for the other after that one stopped (a hash's
+	 * finish), and small blobs still in the open batch (their TASK_COMMIT
+	 * may have run before they joined): publishing queues directory syncs,
+	 * which this loop runs too.
+	 */
 	for (;;) {
 		struct blob_task *j;
+		struct staged *batch = NULL;
 
 		pthread_mutex_lock(&bc->lock);
 		timers_due(bc);
 		j = task_pop(&bc->hash_head, &bc->hash_tail);
 		if (!j)
 			j = task_pop(&bc->task_head, &bc->task_tail);
-		pthread_mutex_unlock(&bc->lock);
 		if (!j)
+			batch = take_batch_locked(bc);
+		pthread_mutex_unlock(&bc->lock);
+		if (j)
+			task_run_free(bc, j);
+		else if (batch)
+			commit_batch(bc, batch);
+		else
 			break;
-		task_run_free(bc, j);
 	}
-	/* every TASK_COMMIT ran, so nothing waits; a blob staged after the
-	 * last one would not have gone without it */
-	pthread_mutex_lock(&bc->lock);
-	j_list = take_batch_locked(bc);
-	pthread_mutex_unlock(&bc->lock);
-	commit_batch(bc, j_list);
 	if (bc->o.grew_release)
 		bc->o.grew_release(bc->o.grew_cls);
 	if (atomic_load(&bc->n_open))

@@ -65,13 +65,23 @@ enum task_kind {
 	TASK_FILL,                       /* the fill may go on (a timer) */
 	TASK_KEEP,                       /* a timer that only holds its reference */
 	TASK_DIRSYNC,                    /* sync the directories publishing changed (no blob) */
+	TASK_COMMIT,                     /* publish the staged small blobs (no blob) */
 };
 
 struct blob_task {
 	struct blob_task *next;
 	enum task_kind kind;
 	uint64_t due;                    /* timers (TASK_TIMER, TASK_FILL): mono ns */
-	struct hfm_blob *b;              /* reference held; NULL for TASK_DIRSYNC */
+	struct hfm_blob *b;              /* reference held; NULL for TASK_DIRSYNC, TASK_COMMIT */
+	struct staged *batch;            /* TASK_COMMIT: a full batch (NULL: the one open then) */
+};
+
+/* A small blob verified, waiting for its batch (staged, synced, linked together). */
+struct staged {
+	struct staged *next;
+	struct hfm_blob *b;              /* reference held */
+	int fd;                          /* its staged file, once written */
+	char name[96];                   /* "" unnamed (O_TMPFILE) */
 };
 
 struct hfm_blobcache {
@@ -112,13 +122,30 @@ struct hfm_blobcache {
 	int dirty_partial;
 	int dirsync_queued;
 	uint64_t small_lim;              /* blobs smaller live in memory until published */
+	/*
+	 * Group commit of small blobs (under lock): each joins the open batch
+	 * as it verifies (no I/O, on the upstream thread), and a worker
+	 * publishes a batch at once: each written to an unnamed file under
+	 * tmp/, all made durable together (hfm_store_sync_fds: two device
+	 * flushes, not one per blob), then each linked into objects/.  A batch
+	 * closes at batch_max blobs or batch_bytes (a TASK_COMMIT with it), or
+	 * batch_ns after its first blob (a TASK_COMMIT timer takes it): one
+	 * worker wake-up per batch.  Its blobs are read from memory meanwhile,
+	 * as before they are published.
+	 */
+	struct staged *staged, **staged_tail;
+	unsigned nstaged;
+	uint64_t staged_bytes;
+	int commit_queued;
+	unsigned batch_max;
+	uint64_t batch_bytes, batch_ns;
 
 	pthread_mutex_t pool_lock;       /* a leaf: taken under any other lock */
 	void *pool[POOL_MAX];
 	int npool;
 
 	atomic_uint_fast64_t n_open, n_fetches, n_fetch_failures, n_bytes, n_syncs, n_verified,
-		n_corrupt, n_hashed_given, n_hashed_read, n_dirsyncs;
+		n_corrupt, n_hashed_given, n_hashed_read, n_dirsyncs, n_batches;
 };
 
 struct hfm_blob_fetch {
@@ -420,8 +447,8 @@ static void sync_dir(int dirfd)
 	fsync(dirfd);
 }
 
-static void task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
-				enum task_kind kind, uint64_t due);
+static struct blob_task *task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
+					     enum task_kind kind, uint64_t due);
 
 static unsigned hexval(char c)
 {
@@ -453,7 +480,8 @@ static void dirsync(struct hfm_blobcache *bc)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t dirs[sizeof(bc->dirty_objdirs)];
-	int partial;
+	int partial, fds[256 + 1];
+	size_t n = 0;
 
 	pthread_mutex_lock(&bc->lock);
 	memcpy(dirs, bc->dirty_objdirs, sizeof(dirs));
@@ -462,13 +490,22 @@ static void dirsync(struct hfm_blobcache *bc)
 	bc->dirty_partial = 0;
 	bc->dirsync_queued = 0;
 	pthread_mutex_unlock(&bc->lock);
+	/* a snapshot changes many: synced together (hfm_store_sync_fds) */
 	for (unsigned i = 0; i < 256; i++)
 		if (bit(dirs, i)) {
 			char d[3] = { hex[i >> 4], hex[i & 15], '\0' };
-			hfm_store_sync_object_dir(bc->store, d);
+			if ((fds[n] = openat(bc->store->objects_fd, d,
+					     O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+				n++;
 		}
 	if (partial)
-		sync_dir(bc->partial_fd);
+		fds[n++] = bc->partial_fd;
+	if (n && hfm_store_sync_fds(bc->store, fds, n))
+		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: directory sync: %s",
+			hfm_error_last());
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] != bc->partial_fd)
+			close(fds[i]);
 	atomic_fetch_add(&bc->n_dirsyncs, 1);
 }
 
@@ -488,20 +525,21 @@ static void task_append(struct blob_task **head, struct blob_task **tail, struct
  * Call with bc->lock held; takes a blob reference for the task.  `due`
  * (mono ns) makes it a timer: it runs then, not before.
  */
-static void task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
-				enum task_kind kind, uint64_t due)
+static struct blob_task *task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
+					     enum task_kind kind, uint64_t due)
 {
 	struct blob_task *j = hfm_malloc(sizeof(*j)), **pp;
 
 	j->kind = kind;
 	j->b = b;
 	j->due = due;
+	j->batch = NULL;
 	if (b)
 		b->refs++;
 	if (kind == TASK_HASH) {
 		task_append(&bc->hash_head, &bc->hash_tail, j);
 		pthread_cond_signal(&bc->hash_cv);
-		return;
+		return j;
 	}
 	if (due) {
 		/* few timers wait at once (one per blob and kind): a list will do */
@@ -514,6 +552,7 @@ static void task_push_at_locked(struct hfm_blobcache *bc, struct hfm_blob *b,
 	}
 	/* a worker waiting for nothing, or for a later timer, looks again */
 	pthread_cond_signal(&bc->task_cv);
+	return j;
 }
 
 static void task_push_locked(struct hfm_blobcache *bc, struct hfm_blob *b, enum task_kind kind)
@@ -1313,6 +1352,8 @@ void hfm_blob_fetch_buf_put(struct hfm_blob_fetch *f, void *buf)
 	pool_put(f->b->bc, buf);
 }
 
+static void publish_small(struct hfm_blob *b);
+
 /*
  * fetch_write() of a small blob, n bytes at pos (checked): into its
  * memory; the last bytes verify it, and then it is readable (and queued
@@ -1323,7 +1364,7 @@ static int small_write(struct hfm_blob_fetch *f, const void *data, size_t n, uin
 	struct hfm_blob *b = f->b;
 	struct hfm_blobcache *bc = b->bc;
 	struct hfm_waitq_node *wake;
-	int rc, finish = 0;
+	int rc, publish = 0;
 
 	/* the fetch owns the blob's one block: nobody else writes these bytes,
 	 * and nobody reads them before they are verified */
@@ -1345,8 +1386,8 @@ static int small_write(struct hfm_blob_fetch *f, const void *data, size_t n, uin
 		memset(b->filled, 0xff, b->mapbytes);
 		b->nfilled = b->nblocks;
 		unlink_fetch(b, f);
-		b->state = B_VERIFYING;
-		finish = finish_wanted(b);
+		b->state = B_VERIFYING;      /* verified: readable, to be published */
+		publish = 1;
 	} else {
 		/* nothing was stored or read: the next fetch starts over */
 		fetch_end_locked(b, f, rc);
@@ -1362,8 +1403,8 @@ static int small_write(struct hfm_blob_fetch *f, const void *data, size_t n, uin
 			b->oid, hfm_error_last());
 		hfm_error_set(rc, "upstream sent content that is not %s", b->oid);
 	}
-	if (finish)
-		task_push(bc, b, TASK_FINISH);
+	if (publish)
+		publish_small(b);
 	hfm_waitq_fire(wake);
 	return rc;
 }
@@ -2157,39 +2198,145 @@ static void published(struct hfm_blob *b)
 }
 
 /*
- * Publish a small blob verified in memory: a staged file under tmp/ (no
- * name where the filesystem allows), one fsync, a link or rename that
- * never replaces an object already there (its directory synced later,
- * with others').  A failure
- * leaves it verified in memory, served to whoever holds it; the next
- * opener of its oid fetches it again.
+ * Publish a small blob verified in memory, with others (struct
+ * hfm_blobcache, `staged`): it joins the open batch now, without I/O (the
+ * upstream thread calls this when its last byte verified it); a worker
+ * writes each blob of a closed batch to a staged file under tmp/ (no name
+ * where the filesystem allows), makes them durable together, then links
+ * (or renames) each into objects/, never replacing an object already there
+ * (the directory synced later, with others').  Nothing is linked before
+ * its batch's sync returned, so a crash leaves no object without its bytes
+ * (an unnamed file just goes).  A failure leaves it verified in memory,
+ * served to whoever holds it; the next opener of its oid fetches it again.
  */
+static void commit_batch(struct hfm_blobcache *bc, struct staged *list);
+
+/* Under bc->lock: the open batch, closed. */
+static struct staged *take_batch_locked(struct hfm_blobcache *bc)
+{
+	struct staged *list = bc->staged;
+
+	bc->staged = NULL;
+	bc->staged_tail = &bc->staged;
+	bc->nstaged = 0;
+	bc->staged_bytes = 0;
+	return list;
+}
+
+static void not_stored(struct hfm_blob *b)
+{
+	struct hfm_blobcache *bc = b->bc;
+
+	hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: %s not stored: %s", b->oid,
+		hfm_error_last());
+}
+
 static void publish_small(struct hfm_blob *b)
 {
 	struct hfm_blobcache *bc = b->bc;
-	char name[96];
-	int fd, rc;
+	struct staged *st = hfm_calloc(1, sizeof(*st));
 
-	if (!(rc = hfm_store_stage_unnamed(&fd, name, bc->store))) {
-		if (write_all(fd, b->mem, (size_t)b->size, 0)) {
-			rc = hfm_error_set(HFM_EIO, "write a staged %s: %s", b->oid, strerror(errno));
+	st->b = b;
+	st->fd = -1;
+	pthread_mutex_lock(&bc->lock);
+	b->refs++;                       /* the batch's */
+	*bc->staged_tail = st;
+	bc->staged_tail = &st->next;
+	bc->staged_bytes += b->size;
+	if (++bc->nstaged >= bc->batch_max || bc->staged_bytes >= bc->batch_bytes) {
+		struct staged *full = take_batch_locked(bc);
+		task_push_at_locked(bc, NULL, TASK_COMMIT, 0)->batch = full;
+	} else if (!bc->commit_queued) {
+		/* a timer that takes whatever batch is open when it runs */
+		bc->commit_queued = 1;
+		task_push_at_locked(bc, NULL, TASK_COMMIT, hfm_mono_ns() + bc->batch_ns);
+	}
+	pthread_mutex_unlock(&bc->lock);
+}
+
+/* Write a small blob to a staged file: 0, or not stored (logged). */
+static int stage_small(struct staged *st)
+{
+	struct hfm_blob *b = st->b;
+	struct hfm_blobcache *bc = b->bc;
+	int rc;
+
+	if ((rc = hfm_store_stage_unnamed(&st->fd, st->name, bc->store)))
+		goto fail;
+	if (write_all(st->fd, b->mem, (size_t)b->size, 0)) {
+		rc = hfm_error_set(HFM_EIO, "write a staged %s: %s", b->oid, strerror(errno));
+		close(st->fd);
+		if (st->name[0])
+			hfm_store_abort(bc->store, st->name);
+		goto fail;
+	}
+	mark_ours(b, st->fd);
+	return 0;
+fail:
+	not_stored(b);
+	return rc;
+}
+
+/* TASK_COMMIT of a timer: the open batch's time is up. */
+static void commit_due(struct hfm_blobcache *bc)
+{
+	struct staged *list;
+
+	pthread_mutex_lock(&bc->lock);
+	bc->commit_queued = 0;
+	list = take_batch_locked(bc);
+	pthread_mutex_unlock(&bc->lock);
+	commit_batch(bc, list);
+}
+
+/* A closed batch: each blob staged, one sync for all, then each linked and published. */
+static void commit_batch(struct hfm_blobcache *bc, struct staged *list)
+{
+	struct staged *st, *next, **pp;
+	size_t n = 0;
+	int *fds, rc, synced;
+
+	for (pp = &list; (st = *pp);) {
+		if (stage_small(st)) {
+			*pp = st->next;
+			hfm_blob_release(st->b);
+			free(st);
 		} else {
-			mark_ours(b, fd);
-			rc = hfm_store_publish_fd(bc->store, bc->store->tmp_fd, name, fd, b->oid,
-						  HFM_STORE_VERIFIED | HFM_STORE_NOREPLACE |
-						  HFM_STORE_DIR_LATER);
+			pp = &st->next;
+			n++;
 		}
-		close(fd);
-		if (rc && name[0])
-			hfm_store_abort(bc->store, name);
 	}
-	if (rc) {
-		hfm_log(bc->o.log, bc->o.log_cls, HFM_LOG_ERROR, "blobcache: %s not stored: %s",
-			b->oid, hfm_error_last());
+	if (!list)
 		return;
+	fds = hfm_malloc(n * sizeof(*fds));
+	n = 0;
+	for (st = list; st; st = st->next)
+		fds[n++] = st->fd;
+	synced = bc->o.sync_staged ? bc->o.sync_staged(bc->o.sync_staged_cls, fds, n)
+				   : hfm_store_sync_fds(bc->store, fds, n);
+	free(fds);
+	atomic_fetch_add(&bc->n_batches, 1);
+	for (st = list; st; st = next) {
+		struct hfm_blob *b = st->b;
+
+		next = st->next;
+		rc = synced;
+		if (!rc)
+			rc = hfm_store_publish_fd(bc->store, bc->store->tmp_fd, st->name, st->fd,
+						  b->oid, HFM_STORE_VERIFIED | HFM_STORE_NOREPLACE |
+						  HFM_STORE_DIR_LATER | HFM_STORE_DURABLE);
+		close(st->fd);
+		if (rc && st->name[0])
+			hfm_store_abort(bc->store, st->name);
+		if (rc) {
+			not_stored(b);
+		} else {
+			dir_changed(bc, b->oid, 0);
+			published(b);
+		}
+		hfm_blob_release(b);
+		free(st);
 	}
-	dir_changed(bc, b->oid, 0);
-	published(b);
 }
 
 /* Verify a blob whose blocks are all present; publish it or start it over. */
@@ -2285,6 +2432,13 @@ static void run_task(struct hfm_blobcache *bc, struct blob_task *j)
 
 	if (j->kind == TASK_DIRSYNC) {
 		dirsync(bc);
+		return;
+	}
+	if (j->kind == TASK_COMMIT) {
+		if (j->batch)
+			commit_batch(bc, j->batch);
+		else
+			commit_due(bc);
 		return;
 	}
 	if (j->kind == TASK_KEEP)
@@ -2432,6 +2586,10 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 	if (o->memory_max >= 0)
 		bc->small_lim = HFM_MIN(o->memory_max ? (uint64_t)o->memory_max : SMALL_MAX,
 					(uint64_t)bs) + 1;
+	bc->batch_max = o->publish_batch ? o->publish_batch : 64;
+	bc->batch_bytes = 16ull << 20;
+	bc->batch_ns = (uint64_t)(o->publish_ms ? o->publish_ms : 20) * 1000000;
+	bc->staged_tail = &bc->staged;
 	bc->o = *o;
 	pthread_mutex_init(&bc->lock, NULL);
 	pthread_mutex_init(&bc->pool_lock, NULL);
@@ -2471,19 +2629,30 @@ void hfm_blobcache_free(struct hfm_blobcache *bc)
 		pthread_join(bc->hashers[i], NULL);
 	for (i = 0; i < bc->nworkers; i++)
 		pthread_join(bc->workers[i], NULL);
-	/* what one pool queued for the other after that one stopped (a hash's finish) */
+	/*
+	 * What one pool queued for the other after that one stopped (a hash's
+	 * finish), and small blobs still in the open batch (their TASK_COMMIT
+	 * may have run before they joined): publishing queues directory syncs,
+	 * which this loop runs too.
+	 */
 	for (;;) {
 		struct blob_task *j;
+		struct staged *batch = NULL;
 
 		pthread_mutex_lock(&bc->lock);
 		timers_due(bc);
 		j = task_pop(&bc->hash_head, &bc->hash_tail);
 		if (!j)
 			j = task_pop(&bc->task_head, &bc->task_tail);
-		pthread_mutex_unlock(&bc->lock);
 		if (!j)
+			batch = take_batch_locked(bc);
+		pthread_mutex_unlock(&bc->lock);
+		if (j)
+			task_run_free(bc, j);
+		else if (batch)
+			commit_batch(bc, batch);
+		else
 			break;
-		task_run_free(bc, j);
 	}
 	if (bc->o.grew_release)
 		bc->o.grew_release(bc->o.grew_cls);
@@ -2515,4 +2684,5 @@ void hfm_blobcache_stats(struct hfm_blobcache_stats *out, struct hfm_blobcache *
 	out->hashed_given = atomic_load(&bc->n_hashed_given);
 	out->hashed_read = atomic_load(&bc->n_hashed_read);
 	out->dirsyncs = atomic_load(&bc->n_dirsyncs);
+	out->publish_batches = atomic_load(&bc->n_batches);
 }

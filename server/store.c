@@ -452,13 +452,25 @@ int hfm_store_publish_fd(const struct hfm_store *s, int dirfd, const char *name,
 		if ((rc = hfm_store_verify_fd(fd, (uint64_t)st.st_size, oid)))
 			return rc;
 	}
-	if (fsync(fd) < 0)
+	if (!(flags & HFM_STORE_DURABLE) && fsync(fd) < 0)
 		return hfm_error_set(HFM_EIO, "fsync %s: %s", name, strerror(errno));
 	object_rel(rel, oid);
 	if ((rc = rename_object(s, dirfd, name, fd, rel, !!(flags & HFM_STORE_NOREPLACE))))
 		return rc;
 	if (!(flags & HFM_STORE_DIR_LATER))
 		hfm_store_sync_object_dir(s, oid);
+	return 0;
+}
+
+int hfm_store_sync_fds(const struct hfm_store *s, const int *fds, size_t n)
+{
+	size_t i = 0;
+
+	if (n > 2 && syncfs(s->root_fd) == 0)
+		i = n - 1;                 /* then one fsync: the flush after all of it */
+	for (; i < n; i++)
+		if (fsync(fds[n - 1 - i]) < 0)
+			return hfm_error_set(HFM_EIO, "fsync: %s", strerror(errno));
 	return 0;
 }
 

@@ -30,7 +30,8 @@
  *
  * Small blobs (one block at most, opts.memory_max) skip all of that: no
  * files under partial/, no map, no lock; fetched into memory, verified,
- * readable only then, and published from memory (hfm_blob_in_memory).
+ * readable only then, and published from memory (hfm_blob_in_memory),
+ * several at once: a batch is made durable by one sync, then linked.
  *
  * Publishing renames into objects/<2 hex>; the directories it changed are
  * synced by a worker `sync_ms` later, once for all the blobs published
@@ -140,6 +141,17 @@ struct hfm_blobcache_opts {
 					    block) are small: fetched into memory,
 					    verified, then published (below); 0 =
 					    1 MiB; -1 = none (every blob under partial/) */
+	unsigned publish_batch;          /* small blobs published together (one sync,
+					    hfm_store_sync_fds); 0 = 64; 1 = each
+					    alone */
+	unsigned publish_ms;             /* ... once the first waited this long; 0 = 20 */
+	/*
+	 * Tests: called instead of hfm_store_sync_fds() to make a batch of
+	 * staged small blobs durable (nothing of them is in objects/ yet); a
+	 * failure publishes none of them.  NULL in the server.
+	 */
+	int (*sync_staged)(void *cls, const int *fds, size_t n);
+	void *sync_staged_cls;
 	/*
 	 * Start fetching [hfm_blob_fetch_offset(f), +hfm_blob_fetch_length(f)).
 	 * Called without locks, on the thread of the reader that needed it;
@@ -171,7 +183,8 @@ struct hfm_blobcache_opts {
 int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 		      const struct hfm_blobcache_opts *opts);
 /*
- * Finish queued durability and verification work and stop the workers.
+ * Finish queued durability and verification work (small blobs waiting
+ * for their batch are published) and stop the workers.
  * Every blob must have been released, and every fetch done.
  */
 void hfm_blobcache_free(struct hfm_blobcache *bc);
@@ -193,6 +206,7 @@ struct hfm_blobcache_stats {
 	uint64_t hashed_given;           /* digest bytes hashed from writers' buffers */
 	uint64_t hashed_read;            /* ... read back from the file to hash them */
 	uint64_t dirsyncs;               /* rounds of directory syncs after publishing */
+	uint64_t publish_batches;        /* syncs of staged small blobs (group commits) */
 };
 void hfm_blobcache_stats(struct hfm_blobcache_stats *out, struct hfm_blobcache *bc);
 
@@ -236,9 +250,11 @@ int hfm_blob_fd(struct hfm_blob *b);
  * 1 for a small blob (opts.memory_max): it has no files under partial/.
  * Its one fetch writes into memory, and when the last byte lands the
  * bytes are verified: then they are readable (hfm_blob_ensure() says so,
- * and hfm_blob_read_memory() copies them) and a worker publishes them (a
- * staged file under tmp/, fsync, rename into objects/ unless the object
- * is there already); else they are discarded, the fetch fails with
+ * and hfm_blob_read_memory() copies them) and a worker publishes them
+ * with the other small blobs verified within opts.publish_ms (each a
+ * staged file under tmp/; one sync for the batch, hfm_store_sync_fds;
+ * then each linked into objects/ unless the object is there already: no
+ * name before its bytes are durable); else they are discarded, the fetch fails with
  * HFM_EUPSTREAM and its readers get that error.  No byte of a small blob
  * is ever readable unverified, whole-file answer or Range.  Another
  * process of a shared store that needs it fetches it too (no lock, no

@@ -13,7 +13,8 @@
  *
  * Invariant: a file under objects/ is complete and was verified against its
  * name before it got that name.  Writers stage under tmp/ (or partial/),
- * fsync, then rename(2) (or link) into place and fsync the directory (the
+ * fsync (the cache's small blobs: several at once, hfm_store_sync_fds),
+ * then rename(2) (or link) into place and fsync the directory (the
  * cache: once for several objects, a second later), so a crash never
  * leaves a half object under its final name.  Everything under tmp/ may be
  * deleted when no writer runs (hfm_store_open() removes stale staging files
@@ -126,10 +127,26 @@ int hfm_store_stage_unnamed(int *fd, char name[96], const struct hfm_store *s);
  *                        may take the new name away (never leave a wrong
  *                        or partial object under it: the data is fsynced
  *                        before the rename)
+ *   HFM_STORE_DURABLE    the caller made the staged file durable already
+ *                        (hfm_store_sync_fds): no fsync here
  * On failure `name` is left for the caller to remove.
  */
 int hfm_store_publish_fd(const struct hfm_store *s, int dirfd, const char *name, int fd,
 			 const char *oid, unsigned flags);
+/*
+ * Make the open files or directories `fds` (n >= 1, on the store's
+ * filesystem: staged files before hfm_store_publish_fd with
+ * HFM_STORE_DURABLE, directories after publishing) durable together:
+ * for three or more, one syncfs(2) of the store's filesystem, then one
+ * fsync of the first, whose device flush comes after every write the
+ * syncfs waited for (a filesystem without a journal may flush before its
+ * last inode writes complete): two flushes of the device where an fsync of
+ * each costs one per file.  The syncfs also writes whatever else is dirty
+ * on that filesystem, so it takes as long as that does.  Fewer, or where
+ * syncfs fails (an old writeback error of another file is reported once):
+ * an fsync of each.  0 or HFM_EIO with a message.
+ */
+int hfm_store_sync_fds(const struct hfm_store *s, const int *fds, size_t n);
 /* fsync objects/<first 2 hex of oid> (hfm_store_publish_fd's HFM_STORE_DIR_LATER). */
 void hfm_store_sync_object_dir(const struct hfm_store *s, const char *oid);
 
@@ -155,6 +172,7 @@ enum hfm_store_added {
 				    publishes it without reading it again */
 #define HFM_STORE_NOREPLACE 4u   /* hfm_store_publish_fd() */
 #define HFM_STORE_DIR_LATER 8u   /* hfm_store_publish_fd() */
+#define HFM_STORE_DURABLE 16u    /* hfm_store_publish_fd() */
 
 /*
  * Add the open regular file `fd` as object `oid`.  The object is exactly the

@@ -5,6 +5,7 @@
 # before the kill, and nothing under objects/ is wrong for its name.  Then
 # eviction: a restart with a small limit evicts at once, and a blob
 # published later is evicted on the publication's kick, not the interval.
+# And a stop publishes the small blobs still waiting for their batch.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_fixtures.sh"
 
@@ -109,5 +110,23 @@ while [ -f "$T/store/objects/$(echo "$sha" | cut -c1-2)/$sha" -o -f "$T/store/pa
 done
 check "evicted again after its publication, long before evict-interval" \
 	test ! -f "$T/store/objects/$(echo "$sha" | cut -c1-2)/$sha" -a ! -f "$T/store/partial/$sha"
+
+# A stop publishes the small files still waiting for their batch (up to
+# 20 ms after each verified): asked for one after another, then SIGTERM at
+# once; each is in objects/ afterwards, with its bytes.
+start_server c4 proxy --hf-scheme http --hf-netloc "${up_URL#http://}" \
+	--repos-path "$T/store4" --wait-timeout 30 || exit 1
+small="config.json README.md .gitattributes sub/deep/a/b/c.txt"
+codes=""
+for f in $small; do
+	codes="$codes$(curl -s -o /dev/null -w '%{http_code}' "$c4_URL/acme/tiny/resolve/main/$f") "
+done
+stop_server c4
+is "$codes" "200 200 200 200 " "small files through the cache, then a stop at once"
+for f in $small; do
+	oid=$(git hash-object "$TINY/$f")
+	check "after the stop: $f published (objects/$(echo "$oid" | cut -c1-2)/$oid)" \
+		cmp "$T/store4/objects/$(echo "$oid" | cut -c1-2)/$oid" "$TINY/$f"
+done
 
 done_testing

@@ -772,6 +772,139 @@ static void test_small_memory(void)
  * kept and is read back once the cursor reaches it; wrong bytes in handed
  * buffers fail verification.
  */
+/* What the batch sync hook saw (test_small_batch). */
+static struct {
+	char (*oids)[HFM_SHA256_HEX + 1];
+	int noids;
+	int calls;
+	size_t total;                    /* blobs synced */
+	size_t n[4];
+	int present[4];                  /* of the test's objects, in objects/ then */
+	int fail;                        /* the sync fails */
+} sk;
+
+static int hook_sync(void *cls, const int *fds, size_t n)
+{
+	int i, c = sk.calls++;
+
+	(void)cls;
+	(void)fds;
+	sk.total += n;
+	if (c < 4) {
+		sk.n[c] = n;
+		for (i = 0; i < sk.noids; i++)
+			sk.present[c] += hfm_store_object_exists(store, sk.oids[i]);
+	}
+	return sk.fail ? hfm_error_set(HFM_EIO, "the test's sync fails") : 0;
+}
+
+/*
+ * Small blobs are published in batches: staged as they verify, made
+ * durable by one sync (whose hook sees none of the batch's objects in
+ * objects/ yet), then linked.  Meanwhile they are read from memory.  A
+ * batch closes when full (publish_batch) or publish_ms after its first
+ * blob; hfm_blobcache_free publishes what waits; a failed sync publishes
+ * none of its batch and leaves them readable from memory.
+ */
+static void test_small_batch(void)
+{
+	enum { N = 6 };
+	char oids[N][HFM_SHA256_HEX + 1];
+	uint8_t *content[N], buf[8];
+	struct hfm_blobcache_opts o;
+	struct hfm_blobcache_stats st;
+	struct hfm_blobcache *bc;
+	struct hfm_blob *b[N];
+	int i, published = 0, readable = 0;
+
+	for (i = 0; i < N; i++) {
+		content[i] = random_content(100 + (size_t)i, 300 + (unsigned)i);
+		hfm_sha256_hex(oids[i], content[i], 100 + (size_t)i);
+	}
+	memset(&sk, 0, sizeof(sk));
+	sk.oids = oids;
+	sk.noids = N;
+	cache_opts(&o, 1ull << 40, NEVER_MS);
+	o.publish_batch = 4;
+	o.publish_ms = NEVER_MS;
+	o.sync_staged = hook_sync;
+	if (hfm_blobcache_new(&bc, store, &o))
+		abort();
+	fk.mode = F_SYNC;
+	for (i = 0; i < 3; i++) {
+		hfm_blob_open(&b[i], bc, oids[i], 100 + (size_t)i);
+		readable += read_all(b[i], content[i]);
+	}
+	usleep(50000);                   /* the workers stage them meanwhile */
+	for (i = 0; i < 3; i++)
+		published += hfm_store_object_exists(store, oids[i]) + hfm_blob_complete(b[i]);
+	TAP_OK(readable == 3 && published == 0 && sk.calls == 0,
+	       "batch: three verified blobs are read from memory, none published yet");
+	hfm_blob_open(&b[3], bc, oids[3], 103);
+	TAP_OK(read_all(b[3], content[3]), "batch: the fourth is read");
+	TAP_OK(wait_stat(bc, offsetof(struct hfm_blobcache_stats, publish_batches), 1) &&
+	       wait_complete(b[0]) && wait_complete(b[3]), "batch: the fourth closes the batch");
+	for (i = 0, published = 0; i < 4; i++)
+		published += object_matches(oids[i], content[i], 100 + (size_t)i);
+	TAP_OK(sk.calls == 1 && sk.n[0] == 4 && published == 4,
+	       "batch: one sync for the four, then all four published");
+	TAP_IS_INT(sk.present[0], 0, "batch: none of them was in objects/ at its sync");
+	for (i = 4; i < N; i++) {
+		hfm_blob_open(&b[i], bc, oids[i], 100 + (size_t)i);
+		read_all(b[i], content[i]);
+	}
+	for (i = 0; i < N; i++)
+		hfm_blob_release(b[i]);
+	hfm_blobcache_free(bc);
+	TAP_OK(sk.calls >= 2 && sk.total == N && sk.present[1] >= 4 &&
+	       object_matches(oids[4], content[4], 104) && object_matches(oids[5], content[5], 105),
+	       "batch: freeing the cache syncs and publishes the rest (stopping: as they come)");
+
+	/* a failed sync: nothing of the batch published, still read from memory */
+	memset(&sk, 0, sizeof(sk));
+	sk.fail = 1;
+	for (i = 0; i < 2; i++) {
+		content[i][0] ^= 1;
+		hfm_sha256_hex(oids[i], content[i], 100 + (size_t)i);
+	}
+	sk.oids = oids;
+	sk.noids = 2;
+	o.publish_batch = 2;
+	if (hfm_blobcache_new(&bc, store, &o))
+		abort();
+	for (i = 0; i < 2; i++) {
+		hfm_blob_open(&b[i], bc, oids[i], 100 + (size_t)i);
+		read_all(b[i], content[i]);
+	}
+	wait_stat(bc, offsetof(struct hfm_blobcache_stats, publish_batches), 1);
+	TAP_OK(sk.calls == 1 && !hfm_store_object_exists(store, oids[0]) &&
+	       !hfm_store_object_exists(store, oids[1]) && !hfm_blob_complete(b[1]) &&
+	       logcap_has("not stored"), "batch: a failed sync publishes none of it");
+	TAP_OK(hfm_blob_read_memory(b[1], buf, sizeof(buf), 0) == sizeof(buf) &&
+	       !memcmp(buf, content[1], sizeof(buf)), "batch: failed sync: still read from memory");
+	for (i = 0; i < 2; i++)
+		hfm_blob_release(b[i]);
+	hfm_blobcache_free(bc);
+
+	/* the first blob of a batch waits publish_ms at most */
+	memset(&sk, 0, sizeof(sk));
+	content[2][0] ^= 1;
+	hfm_sha256_hex(oids[2], content[2], 102);
+	o.publish_batch = 0;
+	o.publish_ms = 20;
+	if (hfm_blobcache_new(&bc, store, &o))
+		abort();
+	hfm_blob_open(&b[2], bc, oids[2], 102);
+	TAP_OK(read_all(b[2], content[2]) && wait_complete(b[2]) && sk.calls == 1 &&
+	       object_matches(oids[2], content[2], 102), "batch: alone, published publish_ms later");
+	hfm_blobcache_stats(&st, bc);
+	TAP_IS_INT(st.publish_batches, 1, "batch: counted");
+	hfm_blob_release(b[2]);
+	hfm_blobcache_free(bc);
+	for (i = 0; i < N; i++)
+		free(content[i]);
+}
+
 static void test_hash_given(void)
 {
 	size_t size = 40 * BS + 123;
@@ -1813,6 +1946,7 @@ int main(void)
 	test_hash_in_order();
 	test_small_no_sync();
 	test_small_memory();
+	test_small_batch();
 	test_hash_given();
 	test_hash_behind();
 	test_read_recent();

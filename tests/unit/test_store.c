@@ -113,6 +113,30 @@ int main(void)
 		TAP_OK(!hfm_store_object_exists(s, oid2), "wrong: nothing published");
 	}
 
+	/* staged files made durable together, then published without an fsync each */
+	{
+		char names[4][96], oids[4][HFM_SHA256_HEX + 1], body[16];
+		int fds[4], i, n = 0, rc = 0;
+
+		for (i = 0; i < 4; i++) {
+			snprintf(body, sizeof(body), "group %d\n", i);
+			hfm_sha256_hex(oids[i], body, strlen(body));
+			rc |= hfm_store_stage_unnamed(&fds[i], names[i], s);
+			rc |= write(fds[i], body, strlen(body)) != (ssize_t)strlen(body);
+		}
+		TAP_IS_INT(rc, 0, "group: four staged");
+		TAP_IS_INT(hfm_store_sync_fds(s, fds, 1), 0, "group: one synced (fsync)");
+		TAP_IS_INT(hfm_store_sync_fds(s, fds, 4), 0, "group: four synced (syncfs)");
+		for (i = 0; i < 4; i++) {
+			n += hfm_store_publish_fd(s, s->tmp_fd, names[i], fds[i], oids[i],
+						  HFM_STORE_VERIFIED | HFM_STORE_NOREPLACE |
+						  HFM_STORE_DIR_LATER | HFM_STORE_DURABLE) == 0 &&
+			     hfm_store_object_exists(s, oids[i]);
+			close(fds[i]);
+		}
+		TAP_IS_INT(n, 4, "group: all four published");
+	}
+
 	/* content that does not match its name is refused, both ways */
 	hfm_sha256_hex(oid, "something else", 14);
 	hfm_buf_reset(&obj);

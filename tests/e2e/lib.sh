@@ -18,6 +18,19 @@ set -u
 # (scripts/deps.sh installs it).
 if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
 
+# flip_byte FILE OFFSET: inverts the byte at OFFSET, so it changes whatever it was
+# (writing a fixed byte leaves random data as it was once in 256 runs).
+flip_byte() {
+	$PYTHON - "$1" "$2" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    b = f.read(1)
+    f.seek(int(sys.argv[2]))
+    f.write(bytes([b[0] ^ 0xFF]))
+PY
+}
+
 TAP_N=0
 TAP_FAILED=0
 T=$(mktemp -d "${TMPDIR:-/tmp}/hfm-e2e.XXXXXX")

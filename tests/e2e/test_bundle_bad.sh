@@ -55,7 +55,7 @@ for v, s in zip(vols, sizes):
 PY
 )
 EOF
-	printf '\377' | dd of="$1/$vol" bs=1 seek="$off" conv=notrunc status=none
+	flip_byte "$1/$vol" "$off"
 	echo "$vol"
 }
 
@@ -78,7 +78,7 @@ sed -i -e 's/^hfmirror-bundle 2$/hfmirror-bundle 1/' \
 rm -f "$T/v1/manifest.sig"
 like "$(grep -m1 '^volume ' "$T/v1/manifest")" '^volume payload\.000 [0-9]+ [0-9a-f]{64}$' \
 	"format 1: a volume record without the framing digest"
-printf '\377' | dd of="$T/v1/payload.000" bs=1 seek=700 conv=notrunc status=none
+flip_byte "$T/v1/payload.000" 700
 mkdir -p "$T/v1-store"
 store_listing "$T/v1-store" >"$T/v1-before"
 BEFORE=$T/v1-before STORE=$T/v1-store refused "$T/v1" 'payload\.000 \(volume 1 of [0-9]+\) hashes to' \

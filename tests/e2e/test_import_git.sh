@@ -148,7 +148,7 @@ short=$(echo "$want_oids" | sed -n 2p)
 badf=$T/corrupt.git/lfs/objects/$(echo "$bad" | cut -c1-2)/$(echo "$bad" | cut -c3-4)/$bad
 shortf=$T/corrupt.git/lfs/objects/$(echo "$short" | cut -c1-2)/$(echo "$short" | cut -c3-4)/$short
 # same size, one byte flipped; and one truncated
-printf 'X' | dd of="$badf" bs=1 seek=1000 conv=notrunc 2>/dev/null
+flip_byte "$badf" 1000
 truncate -s 1000 "$shortf"
 S5=$T/store5
 import --store "$S5" --name acme/corrupt "$T/corrupt.git"

@@ -37,6 +37,9 @@ static struct {
 	struct hfm_blob_fetch *q[64];
 	int nq;
 	int fail_start;                  /* returned by the callback when set */
+	/* when set, only this URL's fetches are queued: a worker's timer may retry
+	 * an earlier test's fill at any time, and its fetch must not count here */
+	char only_url[256];
 	char url[256], auth[256];        /* the last origin seen */
 } fk = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -49,6 +52,10 @@ static int manual_fetch(void *cls, struct hfm_blob_fetch *f, const struct hfm_bl
 	if (fk.fail_start) {
 		pthread_mutex_unlock(&fk.lock);
 		return hfm_error_set(fk.fail_start, "refused by the test");
+	}
+	if (fk.only_url[0] && strcmp(o->url, fk.only_url)) {
+		pthread_mutex_unlock(&fk.lock);
+		return hfm_error_set(HFM_EUPSTREAM, "another test's blob");
 	}
 	fk.q[fk.nq++] = f;
 	pthread_mutex_unlock(&fk.lock);
@@ -689,6 +696,10 @@ static void test_range_bound_strict(void)
 	int err, waits, i0;
 	size_t got;
 
+	pthread_mutex_lock(&fk.lock);
+	snprintf(fk.only_url, sizeof(fk.only_url), "%s", url);
+	pthread_mutex_unlock(&fk.lock);
+	drop_fetches();
 	waitfor_init(&t);
 	i0 = stub_requests(sa);
 	s = range_stream(&bound, url, oid, size, hfm_mono_ns());
@@ -728,6 +739,9 @@ static void test_range_bound_strict(void)
 	hfm_stream_free(s);
 	drop_fetches();
 	waitfor_dispose(&t);
+	pthread_mutex_lock(&fk.lock);
+	fk.only_url[0] = '\0';
+	pthread_mutex_unlock(&fk.lock);
 	free(content);
 	free(bad);
 	free(out);

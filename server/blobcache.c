@@ -122,6 +122,10 @@ struct hfm_blobcache {
 	int dirty_partial;
 	int dirsync_queued;
 	uint64_t small_lim;              /* blobs smaller live in memory until published */
+	/* their bytes now, and the bound: a batch whose sync waits behind other
+	 * writers (syncfs) must not let verified blobs pile up in memory */
+	_Atomic uint64_t small_held;
+	uint64_t small_held_max;
 	/*
 	 * Group commit of small blobs (under lock): each joins the open batch
 	 * as it verifies (no I/O, on the upstream thread), and a worker
@@ -805,9 +809,22 @@ static struct hfm_blob *blob_alloc(struct hfm_blobcache *bc, const char *oid, ui
 	return b;
 }
 
+/* 1 when `size` more bytes of small blobs may be held in memory (then counted). */
+static int small_hold(struct hfm_blobcache *bc, uint64_t size)
+{
+	uint64_t n = (size ? size : 1);
+
+	if (atomic_fetch_add(&bc->small_held, n) + n <= bc->small_held_max)
+		return 1;
+	atomic_fetch_sub(&bc->small_held, n);
+	return 0;
+}
+
 static void blob_destroy(struct hfm_blob *b)
 {
 	close_files(b);
+	if (b->small)
+		atomic_fetch_sub(&b->bc->small_held, b->size ? b->size : 1);
 	free(b->mem);
 	hash_drop(b);
 	free(b->filled);
@@ -879,7 +896,7 @@ static int blob_load_once(struct hfm_blob *b)
 	}
 	if (rc != HFM_ENOENT)
 		return rc;
-	if (b->size < bc->small_lim) {
+	if (b->size < bc->small_lim && small_hold(bc, b->size)) {
 		/* no files until it is verified (struct hfm_blob, `mem`) */
 		b->small = 1;
 		size_bitmaps(b, bc->bs_shift);
@@ -2586,6 +2603,7 @@ int hfm_blobcache_new(struct hfm_blobcache **out, const struct hfm_store *store,
 	if (o->memory_max >= 0)
 		bc->small_lim = HFM_MIN(o->memory_max ? (uint64_t)o->memory_max : SMALL_MAX,
 					(uint64_t)bs) + 1;
+	bc->small_held_max = o->memory_held_max ? o->memory_held_max : 256ull << 20;
 	bc->batch_max = o->publish_batch ? o->publish_batch : 64;
 	bc->batch_bytes = 16ull << 20;
 	bc->batch_ns = (uint64_t)(o->publish_ms ? o->publish_ms : 20) * 1000000;

@@ -145,6 +145,10 @@ struct hfm_blobcache_opts {
 					    hfm_store_sync_fds); 0 = 64; 1 = each
 					    alone */
 	unsigned publish_ms;             /* ... once the first waited this long; 0 = 20 */
+	uint64_t memory_held_max;        /* small blobs' bytes in memory at once (being
+					    fetched, read or waiting for their batch);
+					    past it a small blob is filled under
+					    partial/ as a large one; 0 = 256 MiB */
 	/*
 	 * Tests: called instead of hfm_store_sync_fds() to make a batch of
 	 * staged small blobs durable (nothing of them is in objects/ yet); a

@@ -806,6 +806,56 @@ static int hook_sync(void *cls, const int *fds, size_t n)
  * blob; hfm_blobcache_free publishes what waits; a failed sync publishes
  * none of its batch and leaves them readable from memory.
  */
+/* The small blobs' memory is bounded (opts.memory_held_max): past it a small blob is
+ * filled under partial/ like a large one, and the bytes come back when blobs go. */
+static void test_small_held(void)
+{
+	enum { N = 4 };
+	char oids[N][HFM_SHA256_HEX + 1];
+	uint8_t *content[N];
+	struct hfm_blobcache_opts o;
+	struct hfm_blobcache_stats st;
+	struct hfm_blobcache *bc;
+	struct hfm_blob *b[N];
+	int i, mem[N], ok = 1;
+
+	for (i = 0; i < N; i++) {
+		content[i] = random_content(100 + (size_t)i, 700 + (unsigned)i);
+		hfm_sha256_hex(oids[i], content[i], 100 + (size_t)i);
+	}
+	cache_opts(&o, 1ull << 40, NEVER_MS);
+	o.memory_held_max = 250;         /* two of them */
+	if (hfm_blobcache_new(&bc, store, &o))
+		abort();
+	fk.mode = F_SYNC;
+	for (i = 0; i < 3; i++) {
+		hfm_blob_open(&b[i], bc, oids[i], 100 + (size_t)i);
+		mem[i] = hfm_blob_in_memory(b[i]);
+		ok &= read_all(b[i], content[i]);
+	}
+	TAP_OK(mem[0] && mem[1] && !mem[2],
+	       "held: two small blobs in memory, the third over the bound is not");
+	TAP_OK(ok && wait_complete(b[2]) && object_matches(oids[2], content[2], 102),
+	       "held: ... all three read right, the third published through partial/");
+	for (i = 0; i < 3; i++)
+		ok &= wait_complete(b[i]);
+	for (i = 0; i < 3; i++)
+		hfm_blob_release(b[i]);
+	for (i = 0; i < 500; i++) {
+		hfm_blobcache_stats(&st, bc);
+		if (!st.open_blobs)
+			break;
+		usleep(10000);
+	}
+	hfm_blob_open(&b[3], bc, oids[3], 103);
+	TAP_OK(ok && hfm_blob_in_memory(b[3]) && read_all(b[3], content[3]),
+	       "held: once they are gone, the next small blob is in memory again");
+	hfm_blob_release(b[3]);
+	hfm_blobcache_free(bc);
+	for (i = 0; i < N; i++)
+		free(content[i]);
+}
+
 static void test_small_batch(void)
 {
 	enum { N = 6 };
@@ -1947,6 +1997,7 @@ int main(void)
 	test_small_no_sync();
 	test_small_memory();
 	test_small_batch();
+	test_small_held();
 	test_hash_given();
 	test_hash_behind();
 	test_read_recent();

@@ -498,8 +498,7 @@ static void dirsync(struct hfm_blobcache *bc)
 	for (unsigned i = 0; i < 256; i++)
 		if (bit(dirs, i)) {
 			char d[3] = { hex[i >> 4], hex[i & 15], '\0' };
-			if ((fds[n] = openat(bc->store->objects_fd, d,
-					     O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+			if ((fds[n] = hfm_store_object_dir_open(bc->store, d)) >= 0)
 				n++;
 		}
 	if (partial)

@@ -387,8 +387,10 @@ static int link_fd(const struct hfm_store *s, int fd, const char *rel)
 }
 
 /* objects/<dir>, the directory of objects whose ids start with `dir` (2 hex). */
-static int object_dir_fd(const struct hfm_store *s, const char *dir)
+int hfm_store_object_dir_open(const struct hfm_store *s, const char *oid)
 {
+	char dir[3] = { oid[0], oid[1], '\0' };
+
 	return openat(s->objects_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
@@ -476,8 +478,7 @@ int hfm_store_sync_fds(const struct hfm_store *s, const int *fds, size_t n)
 
 void hfm_store_sync_object_dir(const struct hfm_store *s, const char *oid)
 {
-	char dir[3] = { oid[0], oid[1], '\0' };
-	int dfd = object_dir_fd(s, dir);
+	int dfd = hfm_store_object_dir_open(s, oid);
 
 	if (dfd >= 0) {
 		fsync(dfd);

@@ -149,6 +149,9 @@ int hfm_store_publish_fd(const struct hfm_store *s, int dirfd, const char *name,
 int hfm_store_sync_fds(const struct hfm_store *s, const int *fds, size_t n);
 /* fsync objects/<first 2 hex of oid> (hfm_store_publish_fd's HFM_STORE_DIR_LATER). */
 void hfm_store_sync_object_dir(const struct hfm_store *s, const char *oid);
+/* objects/<first 2 hex of oid> opened to be synced (several at once:
+ * hfm_store_sync_fds): its fd, or -1 (errno) when it cannot be opened. */
+int hfm_store_object_dir_open(const struct hfm_store *s, const char *oid);
 
 /*
  * Add the file at `path` as object `oid`: a hard link when on the same

@@ -120,7 +120,7 @@ void hfm_hashctx_update(struct hfm_hashctx *h, const void *data, size_t n)
 	const unsigned char *p = data, *end = p + n, *pf = p;
 
 	while (p < end) {
-		size_t k = (size_t)(end - p) < UPDATE_STEP ? (size_t)(end - p) : UPDATE_STEP;
+		size_t k = HFM_MIN((size_t)(end - p), (size_t)UPDATE_STEP);
 		const unsigned char *want = (size_t)(end - p) > k + PREFETCH_AHEAD ?
 			p + k + PREFETCH_AHEAD : end;
 

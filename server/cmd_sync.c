@@ -347,14 +347,12 @@ static void tick(void *cls)
 static void stale_lines(struct cmd *c)
 {
 	struct hfm_buf b = HFM_BUF_INIT(1u << 20);
-	char *p, *nl;
+	char prefix[256];
 
-	hfm_sync_report_stale(&b, c->sync);
-	for (p = b.len ? b.ptr : NULL; p && *p; p = nl + 1) {
-		nl = strchr(p, '\n');
-		*nl = '\0';
-		fprintf(stderr, "%s sync: %s: %s\n", c->prog, c->allow_stale ? "warning" : "error", p);
-	}
+	snprintf(prefix, sizeof(prefix), "%s sync: %s: ", c->prog,
+		 c->allow_stale ? "warning" : "error");
+	hfm_sync_report_stale(&b, c->sync, prefix);
+	fputs(hfm_buf_cstr(&b), stderr);
 	if (b.len && !c->allow_stale)
 		fprintf(stderr, "%s sync: run it again once the upstream answers, or pass "
 			"--allow-stale to keep the store's commits\n", c->prog);

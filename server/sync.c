@@ -1063,15 +1063,15 @@ void hfm_sync_report_json(struct hfm_buf *b, struct hfm_sync *s, size_t i)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void hfm_sync_report_stale(struct hfm_buf *out, struct hfm_sync *s)
+void hfm_sync_report_stale(struct hfm_buf *out, struct hfm_sync *s, const char *prefix)
 {
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->m->n; i++) {
 		const struct repo *r = &s->repos[i];
 		for (size_t k = 0; r->revs && k < r->want->n_revisions; k++)
 			if (r->revs[k].stale)
-				hfm_buf_printf(out, "%s%s@%s: the upstream could not answer; %s is the "
-					       "store's commit, not confirmed upstream\n",
+				hfm_buf_printf(out, "%s%s%s@%s: the upstream could not answer; %s is "
+					       "the store's commit, not confirmed upstream\n", prefix,
 					       hfm_repo_type_prefix(r->want->id.type), r->want->id.name,
 					       r->revs[k].name, r->revs[k].commit);
 	}

@@ -151,10 +151,10 @@ void hfm_sync_report_json(struct hfm_buf *out, struct hfm_sync *s, size_t i);
 void hfm_sync_report_text(struct hfm_buf *out, struct hfm_sync *s);
 /*
  * One line per branch or tag resolved to the store's commit because the
- * upstream could not answer ("REPO@REV: ..."); nothing when there is none.
- * Such a revision is a failure unless opts.allow_stale.
+ * upstream could not answer ("<prefix>REPO@REV: ..."); nothing when there
+ * is none.  Such a revision is a failure unless opts.allow_stale.
  */
-void hfm_sync_report_stale(struct hfm_buf *out, struct hfm_sync *s);
+void hfm_sync_report_stale(struct hfm_buf *out, struct hfm_sync *s, const char *prefix);
 /* 1 if anything failed (a repo, a revision, a file) or the run was stopped. */
 int hfm_sync_failed(struct hfm_sync *s);
 size_t hfm_sync_nrepos(const struct hfm_sync *s);
